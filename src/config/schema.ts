@@ -1,0 +1,188 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+
+/**
+ * The one config schema. Types are derived from it (Static<>), so checks and types never drift.
+ * Every object is closed (additionalProperties: false): an unknown field is an error, because a
+ * misspelt security setting silently ignored is a hole. Defaults live here and are applied at load.
+ */
+const closed = { additionalProperties: false } as const
+const Ms = (def: number, description: string) => Type.Integer({ minimum: 1, default: def, description })
+
+export const HttpMethod = Type.Union(
+  ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].map((m) => Type.Literal(m)),
+)
+export type HttpMethod = Static<typeof HttpMethod>
+
+export const Algorithm = Type.Union(
+  ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'HS256', 'HS384', 'HS512', 'none'].map(
+    (a) => Type.Literal(a),
+  ),
+  { description: 'JWS algorithm. "none" and HMAC algorithms are refused unless acknowledged in security.acknowledge.' },
+)
+export type Algorithm = Static<typeof Algorithm>
+
+export const ListenerSchema = Type.Object(
+  {
+    host: Type.String({ default: '127.0.0.1', description: 'Interface to bind. Loopback by default.' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, description: 'TCP port (0 picks a free port).' }),
+  },
+  closed,
+)
+
+export const ServerSchema = Type.Object(
+  {
+    headersTimeoutMs: Ms(10_000, 'Time a client has to send all request headers.'),
+    requestTimeoutMs: Ms(30_000, 'Time a client has to send the whole request.'),
+    keepAliveTimeoutMs: Ms(5_000, 'Idle keep-alive connections are closed after this.'),
+    maxConnections: Type.Integer({ minimum: 1, default: 10_000, description: 'Connections per listener.' }),
+    maxHeaderBytes: Type.Integer({ minimum: 1024, maximum: 1_048_576, default: 16_384 }),
+    maxRequestsPerSocket: Type.Integer({ minimum: 0, default: 0, description: '0 = unlimited.' }),
+    drainTimeoutMs: Ms(10_000, 'On SIGTERM, in-flight requests get this long to finish.'),
+    trustedProxies: Type.Array(Type.String(), {
+      default: [],
+      description: 'Addresses or CIDRs of proxies in front of the gateway whose X-Forwarded-For is believed.',
+    }),
+    realm: Type.String({ default: 'portcullis', description: 'realm of WWW-Authenticate challenges.' }),
+    healthPath: Type.String({ default: '/healthz', pattern: '^/' }),
+    readyPath: Type.String({ default: '/readyz', pattern: '^/' }),
+  },
+  closed,
+)
+
+export const IssuerSchema = Type.Object(
+  {
+    id: Type.String({ pattern: '^[A-Za-z0-9_.-]+$' }),
+    discoveryUrl: Type.Optional(Type.String({ format: 'uri', description: 'OpenID Connect discovery document URL.' })),
+    issuer: Type.Optional(Type.String({ description: 'Expected iss. Required unless discoveryUrl is given.' })),
+    jwksUri: Type.Optional(Type.String({ format: 'uri', description: 'JWKS URL. Required unless discoveryUrl is given.' })),
+    audiences: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'Accepted aud values (one must match).' }),
+    algorithms: Type.Array(Algorithm, { minItems: 1, default: ['RS256', 'PS256', 'ES256', 'EdDSA'] }),
+    clockSkewSec: Type.Integer({ minimum: 0, maximum: 300, default: 30 }),
+    maxTokenLifetimeSec: Type.Integer({ minimum: 1, default: 3600, description: 'exp - iat (or exp - now) may not exceed this.' }),
+    requiredTyp: Type.Optional(Type.String({ description: 'Required JOSE typ header, e.g. "at+jwt" (RFC 9068).' })),
+    sharedSecret: Type.Optional(Type.String({ description: 'HMAC key for HS* algorithms. Use ${env:NAME}.' })),
+    jwksCacheMaxAgeSec: Type.Integer({ minimum: 10, default: 600, description: 'Upper bound on JWKS freshness.' }),
+    jwksCacheMinAgeSec: Type.Integer({ minimum: 1, default: 60, description: 'Lower bound: cache headers shorter than this are raised.' }),
+    unknownKidRefreshIntervalSec: Type.Integer({ minimum: 0, default: 30, description: 'An unknown kid triggers at most one JWKS refresh per interval.' }),
+    fetchTimeoutMs: Ms(5_000, 'Timeout for discovery and JWKS requests.'),
+    verifier: Type.Union([Type.Literal('node-crypto'), Type.Literal('jose')], {
+      default: 'node-crypto',
+      description: 'Signature path: node:crypto with keys imported once (fast) or jose jwtVerify.',
+    }),
+  },
+  closed,
+)
+
+export const UpstreamSchema = Type.Object(
+  {
+    id: Type.String({ pattern: '^[A-Za-z0-9_.-]+$' }),
+    url: Type.String({ format: 'uri', pattern: '^https?://' }),
+    connectTimeoutMs: Ms(2_000, 'TCP/TLS connect timeout.'),
+    headersTimeoutMs: Ms(15_000, 'Time to the first byte of the response headers.'),
+    bodyTimeoutMs: Ms(30_000, 'Maximum idle time between response body chunks.'),
+    connections: Type.Integer({ minimum: 1, default: 64, description: 'Keep-alive pool size.' }),
+    keepAliveTimeoutMs: Ms(4_000, 'Idle pooled connections are closed after this.'),
+  },
+  closed,
+)
+
+export const ScopesSchema = Type.Object(
+  {
+    allOf: Type.Array(Type.String({ minLength: 1, pattern: '^[!#-\\[\\]-~]+$' }), { default: [] }),
+    anyOf: Type.Array(Type.String({ minLength: 1, pattern: '^[!#-\\[\\]-~]+$' }), { default: [] }),
+  },
+  closed,
+)
+
+export const RouteSchema = Type.Object(
+  {
+    id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]+$' })),
+    path: Type.String({
+      pattern: '^/',
+      description: 'Path pattern: literal segments, ":name" or "*" for one segment, a trailing "/**" for any rest.',
+    }),
+    methods: Type.Array(HttpMethod, { minItems: 1, default: ['GET', 'HEAD'] }),
+    upstream: Type.String({ description: 'id of an upstream.' }),
+    auth: Type.Union([Type.Literal('required'), Type.Literal('public')], {
+      description: 'Every route states its decision: "required" (a valid token) or "public".',
+    }),
+    issuers: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Accepted issuer ids (default: all).' })),
+    scopes: Type.Optional(ScopesSchema),
+    stripPrefix: Type.Optional(Type.String({ pattern: '^/' })),
+  },
+  closed,
+)
+
+export const IdentitySchema = Type.Object(
+  {
+    stripHeaders: Type.Array(Type.String(), {
+      default: ['x-user*', 'x-auth*', 'x-forwarded-user', 'x-scopes', 'x-client-id', 'x-subject', 'x-remote-user', 'remote-user', 'x-portcullis*'],
+      description: 'Inbound headers removed before forwarding. A trailing * matches a prefix. Headers the gateway sets are always stripped too.',
+    }),
+    headers: Type.Object(
+      {
+        subject: Type.String({ default: 'x-auth-subject' }),
+        clientId: Type.String({ default: 'x-auth-client-id' }),
+        scopes: Type.String({ default: 'x-auth-scopes' }),
+        issuer: Type.String({ default: 'x-auth-issuer' }),
+      },
+      { ...closed, default: {} },
+    ),
+    forwardAuthorization: Type.Boolean({ default: true, description: 'Forward the caller token to the upstream.' }),
+  },
+  { ...closed, default: {} },
+)
+
+export const LoggingSchema = Type.Object(
+  {
+    level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace'].map((l) => Type.Literal(l)), { default: 'info' }),
+    events: Type.String({ default: 'stdout', description: '"stdout", "stderr" or a file path for security events.' }),
+    access: Type.Union([Type.Literal(false), Type.String()], {
+      default: 'stdout',
+      description: '"stdout", "stderr", a file path, or false to turn the access log off.',
+    }),
+  },
+  { ...closed, default: {} },
+)
+
+export const AcknowledgementSchema = Type.Object(
+  {
+    rule: Type.String({ description: 'Lint rule id, e.g. "issuer-no-audience".' }),
+    target: Type.Optional(Type.String({ description: 'Issuer/route/upstream id the acknowledgement applies to (default: all).' })),
+    reason: Type.String({ minLength: 1, description: 'Why this is accepted. Required.' }),
+  },
+  closed,
+)
+
+export const ConfigSchema = Type.Object(
+  {
+    $schema: Type.Optional(Type.String()),
+    version: Type.Literal(1),
+    listeners: Type.Array(ListenerSchema, { minItems: 1 }),
+    server: Type.Object(ServerSchema.properties, { ...closed, default: {} }),
+    issuers: Type.Array(IssuerSchema, { default: [] }),
+    upstreams: Type.Array(UpstreamSchema, { minItems: 1 }),
+    routes: Type.Array(RouteSchema, { minItems: 1 }),
+    identity: IdentitySchema,
+    logging: LoggingSchema,
+    security: Type.Object(
+      { acknowledge: Type.Array(AcknowledgementSchema, { default: [] }) },
+      { ...closed, default: {} },
+    ),
+  },
+  { ...closed, $id: 'https://portcullis.dev/schema/config.json', title: 'Portcullis gateway configuration' },
+)
+
+export type Config = Static<typeof ConfigSchema>
+export type ListenerConfig = Static<typeof ListenerSchema>
+export type ServerConfig = Config['server']
+export type IssuerConfig = Static<typeof IssuerSchema>
+export type UpstreamConfig = Static<typeof UpstreamSchema>
+export type RouteConfig = Static<typeof RouteSchema>
+export type IdentityConfig = Static<typeof IdentitySchema>
+export type LoggingConfig = Static<typeof LoggingSchema>
+
+/** The schema as plain JSON Schema (draft 2020-12 compatible), for editors and `portcullis schema`. */
+export function jsonSchema(): Record<string, unknown> {
+  return JSON.parse(JSON.stringify(ConfigSchema as TSchema)) as Record<string, unknown>
+}

@@ -1,0 +1,148 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Config } from '../config/schema.js'
+import type { Gateway } from '../gateway.js'
+import type { RequestContext } from '../pipeline/stage.js'
+import { GatewayError } from '../errors/gateway-error.js'
+import { toProblem } from '../errors/problem.js'
+import { resolveRequestId, resolveTraceparent } from './request-id.js'
+
+/**
+ * node:http ↔ RequestContext adapter, client-side limits, health endpoints and draining.
+ * The gateway it serves is swappable (config reload) without touching the listening sockets.
+ */
+export interface Listeners {
+  readonly urls: readonly string[]
+  /** Swaps the active gateway; requests already running finish on the one they started on. */
+  swap(next: Gateway): Gateway
+  current(): Gateway
+  inFlight(): number
+  /** Stops accepting, lets in-flight requests finish (up to drainTimeoutMs), then closes sockets. */
+  drain(timeoutMs: number): Promise<void>
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' }
+
+export async function startListeners(config: Config, initial: Gateway): Promise<Listeners> {
+  let gateway = initial
+  let draining = false
+  let inFlight = 0
+  let onIdle: (() => void) | undefined
+  const s = config.server
+
+  function handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? '/'
+    if (url === s.healthPath) {
+      res.writeHead(draining ? 503 : 200, JSON_HEADERS).end(draining ? '{"status":"draining"}' : '{"status":"ok"}')
+      return
+    }
+    if (url === s.readyPath) {
+      const ready = !draining && gateway.ready()
+      res.writeHead(ready ? 200 : 503, JSON_HEADERS).end(ready ? '{"status":"ready"}' : '{"status":"not_ready"}')
+      return
+    }
+    const g = gateway
+    const headers = req.headers
+    const id = resolveRequestId(headers['x-request-id'])
+    const [traceparent, traceId] = resolveTraceparent(headers.traceparent)
+    const peerIp = req.socket.remoteAddress ?? ''
+    if (draining) {
+      // Tell keep-alive clients to reconnect elsewhere.
+      res.shouldKeepAlive = false
+      const p = toProblem(new GatewayError('ERR_GATEWAY_DRAINING'), id, s.realm)
+      res.writeHead(p.status, { ...p.headers, connection: 'close' }).end(p.body)
+      return
+    }
+    inFlight++
+    res.once('close', () => {
+      if (--inFlight === 0 && onIdle) onIdle()
+    })
+    const ctx: RequestContext = {
+      id,
+      traceparent,
+      traceId,
+      req,
+      res,
+      method: req.method ?? 'GET',
+      clientIp: g.resolveClient(peerIp, headers['x-forwarded-for']),
+      peerIp,
+      startedAt: performance.now(),
+      path: '',
+      query: '',
+      route: undefined,
+      identity: undefined,
+      tokenDigest: undefined,
+      upstreamHeaders: {},
+      status: 0,
+      upstreamMs: undefined,
+    }
+    g.pipeline.handle(ctx)
+  }
+
+  const servers: Server[] = []
+  const urls: string[] = []
+  for (const l of config.listeners) {
+    const server = createServer(
+      {
+        headersTimeout: s.headersTimeoutMs,
+        requestTimeout: s.requestTimeoutMs,
+        keepAliveTimeout: s.keepAliveTimeoutMs,
+        maxHeaderSize: s.maxHeaderBytes,
+        // node:http keeps only the first of duplicate singleton headers (Authorization among
+        // them); authn reads req.rawHeaders to refuse a request that carries two.
+        joinDuplicateHeaders: false,
+        requireHostHeader: true,
+      },
+      handle,
+    )
+    server.maxConnections = s.maxConnections
+    server.maxRequestsPerSocket = s.maxRequestsPerSocket || null
+    // Idle or slow clients must not hold sockets forever (slowloris): close a socket with no traffic.
+    server.timeout = Math.max(s.requestTimeoutMs, s.keepAliveTimeoutMs) + 1000
+    server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable) return socket.destroy()
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
+      socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+    })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(l.port, l.host, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    const addr = server.address() as AddressInfo
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
+    urls.push(`http://${host}:${addr.port}`)
+    servers.push(server)
+  }
+
+  return {
+    urls,
+    swap(next) {
+      const prev = gateway
+      gateway = next
+      return prev
+    },
+    current: () => gateway,
+    inFlight: () => inFlight,
+    async drain(timeoutMs) {
+      draining = true
+      for (const server of servers) {
+        server.close()
+        server.closeIdleConnections()
+      }
+      if (inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, timeoutMs)
+          timer.unref()
+          onIdle = () => {
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+      }
+      for (const server of servers) server.closeAllConnections()
+    },
+  }
+}

@@ -1,0 +1,136 @@
+import { watch } from 'node:fs'
+import { loadConfigFile, formatIssues } from './config/load.js'
+import type { Config } from './config/schema.js'
+import { createLogs, type Logs } from './events/log.js'
+import { createGateway, type Gateway } from './gateway.js'
+import { startListeners, type Listeners } from './http/server.js'
+import type { RequestContext } from './pipeline/stage.js'
+
+export interface StartOptions {
+  readonly configPath: string
+  readonly watch?: boolean
+}
+
+export interface Running {
+  readonly urls: readonly string[]
+  reload(): Promise<boolean>
+  stop(): Promise<void>
+}
+
+const READY_WAIT_MS = 10_000
+
+/**
+ * Process entry: load config → build gateway → listen → handle signals. A config that fails
+ * validation or the security lint is refused before anything listens.
+ */
+export async function start(options: StartOptions): Promise<Running> {
+  const first = await loadConfigFile(options.configPath)
+  if (!first.ok) {
+    process.stderr.write(`portcullis: config rejected\n${formatIssues(first.errors)}\n`)
+    const err = new Error('config rejected') as Error & { exitCode: number }
+    err.exitCode = 1
+    throw err
+  }
+  const config = first.config
+  const logs = createLogs({ level: config.logging.level, events: config.logging.events, access: config.logging.access })
+  const deps = { now: Date.now, events: logs.events, logger: logs.logger }
+  const onDone = accessLogger(logs)
+  for (const w of first.warnings) logs.logger.warn({ path: w.path, rule: w.rule }, w.message)
+
+  const gateway = createGateway(config, deps, { onDone })
+  // Listen at once (health answers, readiness says "not ready" until keys are in), then load keys.
+  const listeners = await startListeners(config, gateway)
+  logs.events.emit({ type: 'config.loaded', time: new Date().toISOString(), file: options.configPath, routes: config.routes.length, issuers: config.issuers.length })
+  logs.logger.info({ urls: listeners.urls }, 'listening')
+  void gateway.start().then(() => logs.logger.info({ ready: gateway.ready() }, 'initial key load settled'))
+  logs.events.emit({ type: 'gateway.started', time: new Date().toISOString(), urls: listeners.urls, pid: process.pid })
+
+  let reloading: Promise<boolean> | undefined
+  const reload = (): Promise<boolean> => {
+    reloading ??= doReload(options.configPath, listeners, logs, deps, onDone, config).finally(() => {
+      reloading = undefined
+    })
+    return reloading
+  }
+
+  let stopping: Promise<void> | undefined
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      logs.events.emit({ type: 'gateway.stopping', time: new Date().toISOString(), inFlight: listeners.inFlight() })
+      await listeners.drain(config.server.drainTimeoutMs)
+      await listeners.current().close()
+      logs.events.emit({ type: 'gateway.stopped', time: new Date().toISOString() })
+      await logs.flush()
+    })()
+    return stopping
+  }
+
+  process.on('SIGHUP', () => void reload())
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(sig, () => {
+      void stop().then(() => process.exit(0))
+    })
+  }
+  if (options.watch) {
+    let timer: NodeJS.Timeout | undefined
+    watch(options.configPath, () => {
+      clearTimeout(timer)
+      timer = setTimeout(() => void reload(), 200)
+    }).unref()
+  }
+  return { urls: listeners.urls, reload, stop }
+}
+
+async function doReload(
+  path: string,
+  listeners: Listeners,
+  logs: Logs,
+  deps: { now: () => number; events: Logs['events']; logger: Logs['logger'] },
+  onDone: (ctx: RequestContext) => void,
+  initial: Config,
+): Promise<boolean> {
+  const result = await loadConfigFile(path)
+  if (!result.ok) {
+    // The running config keeps serving; the reasons are logged for the operator.
+    logs.events.emit({
+      type: 'config.rejected',
+      time: new Date().toISOString(),
+      file: path,
+      errors: result.errors.map((e) => ({ line: e.line, path: e.path, message: e.message, rule: e.rule })),
+    })
+    logs.logger.error(`config reload rejected; still serving the previous config\n${formatIssues(result.errors)}`)
+    return false
+  }
+  const next = result.config
+  if (JSON.stringify(next.listeners) !== JSON.stringify(initial.listeners) || JSON.stringify(next.logging) !== JSON.stringify(initial.logging)) {
+    logs.logger.warn('listeners and logging changes take effect on restart only')
+  }
+  const gateway: Gateway = createGateway(next, deps, { onDone })
+  await Promise.race([gateway.start(), new Promise((r) => setTimeout(r, READY_WAIT_MS).unref())])
+  const prev = listeners.swap(gateway)
+  logs.events.emit({ type: 'config.loaded', time: new Date().toISOString(), file: path, routes: next.routes.length, issuers: next.issuers.length, reload: true })
+  // Requests already running on the previous gateway finish there; close it once they had time.
+  setTimeout(() => void prev.close(), next.server.drainTimeoutMs).unref()
+  return true
+}
+
+function accessLogger(logs: Logs): (ctx: RequestContext) => void {
+  const access = logs.access
+  if (!access) return () => {}
+  return (ctx) => {
+    const id = ctx.identity
+    access.info({
+      requestId: ctx.id,
+      traceId: ctx.traceId,
+      method: ctx.method,
+      path: ctx.path,
+      route: ctx.route?.id,
+      status: ctx.status || ctx.res.statusCode,
+      durationMs: Math.round((performance.now() - ctx.startedAt) * 100) / 100,
+      upstreamMs: ctx.upstreamMs,
+      clientIp: ctx.clientIp,
+      subject: id?.subject,
+      clientId: id?.clientId,
+    })
+  }
+}

@@ -1,0 +1,35 @@
+import { GatewayError } from '../../errors/gateway-error.js'
+import type { RequestContext, Stage } from '../stage.js'
+
+/**
+ * Least privilege per route and method: every scope in allOf, and at least one of anyOf when it is
+ * non-empty. Scopes come from `scope` (space-delimited, RFC 8693 §4.2 / RFC 9068 §2.2.3) or `scp`
+ * (array), already parsed by authn into a Set.
+ */
+export function hasRequiredScopes(granted: ReadonlySet<string>, allOf: readonly string[], anyOf: readonly string[]): boolean {
+  for (const s of allOf) if (!granted.has(s)) return false
+  if (anyOf.length === 0) return true
+  for (const s of anyOf) if (granted.has(s)) return true
+  return false
+}
+
+export function createAuthzStage() {
+  return {
+    name: 'authz',
+    onRequest(ctx: RequestContext): void {
+      const route = ctx.route
+      if (!route || route.auth === 'public') return
+      const identity = ctx.identity
+      // authn runs first and stops every unauthenticated request on a protected route; reaching
+      // here without an identity is a wiring bug, so fail closed.
+      if (!identity) throw new GatewayError('ERR_INTERNAL', { reason: 'authz_without_identity' })
+      if (!hasRequiredScopes(identity.scopes, route.allOf, route.anyOf)) {
+        throw new GatewayError('ERR_AUTHZ_INSUFFICIENT_SCOPE', {
+          scope: route.requiredScopeText,
+          reason: 'missing_scope',
+          detail: 'The access token does not grant the scope this route requires.',
+        })
+      }
+    },
+  } satisfies Stage
+}

@@ -1,0 +1,124 @@
+import type { RouteConfig } from '../../config/schema.js'
+
+export interface CompiledRoute {
+  readonly id: string
+  readonly pattern: string
+  readonly methods: ReadonlySet<string>
+  readonly auth: 'required' | 'public'
+  /** Issuer ids this route accepts; undefined = every configured issuer. */
+  readonly issuers: ReadonlySet<string> | undefined
+  readonly allOf: readonly string[]
+  readonly anyOf: readonly string[]
+  /** Precomputed RFC 6750 `scope` text for insufficient_scope challenges. */
+  readonly requiredScopeText: string
+  readonly upstreamId: string
+  readonly stripPrefix: string | undefined
+}
+
+export type RouteMatch =
+  | { readonly kind: 'match'; readonly route: CompiledRoute }
+  | { readonly kind: 'method'; readonly allow: string }
+  | { readonly kind: 'none' }
+
+interface Node {
+  readonly literal: Map<string, Node>
+  param: Node | undefined
+  /** Routes that end exactly at this node. */
+  readonly here: CompiledRoute[]
+  /** Routes whose pattern ends with /** at this node (match zero or more further segments). */
+  readonly rest: CompiledRoute[]
+}
+
+const newNode = (): Node => ({ literal: new Map(), param: undefined, here: [], rest: [] })
+const NONE: RouteMatch = { kind: 'none' }
+
+export function compileRoute(r: RouteConfig, index: number): CompiledRoute {
+  const allOf = r.scopes?.allOf ?? []
+  const anyOf = r.scopes?.anyOf ?? []
+  return Object.freeze({
+    id: r.id ?? `route-${index}`,
+    pattern: r.path,
+    methods: new Set(r.methods.includes('GET') && !r.methods.includes('HEAD') ? [...r.methods, 'HEAD'] : r.methods),
+    auth: r.auth,
+    issuers: r.issuers ? new Set(r.issuers) : undefined,
+    allOf,
+    anyOf,
+    requiredScopeText: [...allOf, ...anyOf].join(' '),
+    upstreamId: r.upstream,
+    stripPrefix: r.stripPrefix,
+  })
+}
+
+/** Splits a pattern or a canonical path into segments. "/" → [] ; "/a/b" → ["a","b"]. */
+function segments(path: string): string[] {
+  if (path === '/') return []
+  const s = path.split('/').slice(1)
+  // a trailing slash is its own (empty) segment, so /a and /a/ are different routes
+  return s
+}
+
+/**
+ * A segment trie built once at config load. Matching walks it without allocating per request
+ * beyond the split. Precedence: literal segment > one-segment wildcard > trailing /**; routes that
+ * share a path differ by method (which gives scopes per route and method).
+ */
+export class Router {
+  private readonly root = newNode()
+  readonly routes: readonly CompiledRoute[]
+
+  constructor(routes: readonly CompiledRoute[]) {
+    this.routes = routes
+    for (const route of routes) this.insert(route)
+  }
+
+  private insert(route: CompiledRoute): void {
+    let node = this.root
+    const segs = segments(route.pattern)
+    for (let i = 0; i < segs.length; i++) {
+      const seg = segs[i]
+      if (seg === '**' && i === segs.length - 1) {
+        node.rest.push(route)
+        return
+      }
+      if (seg === '*' || seg.startsWith(':')) {
+        node.param ??= newNode()
+        node = node.param
+      } else {
+        let next = node.literal.get(seg)
+        if (!next) {
+          next = newNode()
+          node.literal.set(seg, next)
+        }
+        node = next
+      }
+    }
+    node.here.push(route)
+  }
+
+  match(path: string, method: string): RouteMatch {
+    const candidates = this.find(this.root, segments(path), 0)
+    if (!candidates) return NONE
+    for (const r of candidates) if (r.methods.has(method)) return { kind: 'match', route: r }
+    const allow = new Set<string>()
+    for (const r of candidates) for (const m of r.methods) allow.add(m)
+    return { kind: 'method', allow: [...allow].join(', ') }
+  }
+
+  /** Returns the route list of the most specific node that matches the path, or undefined. */
+  private find(node: Node, segs: string[], i: number): CompiledRoute[] | undefined {
+    if (i === segs.length) {
+      if (node.here.length) return node.here
+      return node.rest.length ? node.rest : undefined
+    }
+    const lit = node.literal.get(segs[i])
+    if (lit) {
+      const found = this.find(lit, segs, i + 1)
+      if (found) return found
+    }
+    if (node.param && segs[i] !== '') {
+      const found = this.find(node.param, segs, i + 1)
+      if (found) return found
+    }
+    return node.rest.length ? node.rest : undefined
+  }
+}

@@ -1,0 +1,123 @@
+import { GatewayError, isGatewayError } from '../errors/gateway-error.js'
+import { catalog } from '../errors/catalog.js'
+import { toProblem } from '../errors/problem.js'
+import type { DenialEventType, RequestEvent } from '../events/event.js'
+import type { Deps, RequestContext, Stage } from './stage.js'
+
+export interface Pipeline {
+  /** Runs every stage for one request. Never throws; always answers the client exactly once. */
+  handle(ctx: RequestContext): void
+  readonly stages: readonly Stage[]
+}
+
+export interface PipelineOptions {
+  readonly realm: string
+  /** Called once per request when it is over (access log, metrics). */
+  readonly onDone?: (ctx: RequestContext) => void
+}
+
+/**
+ * The only loop over stages. Synchronous stages stay synchronous: the runner only awaits when a
+ * stage actually returns a promise, so a warm request does not pay for a chain of microtasks.
+ * It catches once: a GatewayError becomes one problem+json response and one security event;
+ * anything else becomes ERR_INTERNAL, logged with its stack and never shown to the client.
+ */
+export function createPipeline(stages: readonly Stage[], deps: Deps, options: PipelineOptions): Pipeline {
+  const count = stages.length
+  const { realm, onDone } = options
+
+  function fail(ctx: RequestContext, err: unknown): void {
+    let gerr: GatewayError
+    if (isGatewayError(err)) {
+      gerr = err
+    } else {
+      deps.logger.error({ err, requestId: ctx.id }, 'unhandled error in pipeline')
+      gerr = new GatewayError('ERR_INTERNAL', { reason: 'exception' })
+    }
+    ctx.status = gerr.status
+    emitDenial(ctx, gerr)
+    const res = ctx.res
+    if (res.headersSent) {
+      // The upstream response had started: the only honest signal left is to cut the connection.
+      res.destroy()
+    } else if (!res.writableEnded) {
+      const problem = toProblem(gerr, ctx.id, realm)
+      problem.headers['x-request-id'] = ctx.id
+      problem.headers['content-length'] = String(Buffer.byteLength(problem.body))
+      res.writeHead(problem.status, problem.headers)
+      res.end(ctx.method === 'HEAD' ? undefined : problem.body)
+    }
+    done(ctx)
+  }
+
+  function emitDenial(ctx: RequestContext, err: GatewayError): void {
+    const id = ctx.identity
+    const event: RequestEvent = {
+      type: catalog[err.code].event as DenialEventType,
+      time: new Date(deps.now()).toISOString(),
+      requestId: ctx.id,
+      traceId: ctx.traceId,
+      clientIp: ctx.clientIp,
+      method: ctx.method,
+      path: ctx.path,
+      route: ctx.route?.id,
+      decision: err.status >= 500 ? 'error' : 'deny',
+      code: err.code,
+      status: err.status,
+      reason: err.reason,
+      subject: id?.subject,
+      clientId: id?.clientId,
+      issuer: id?.issuer,
+      jti: id?.jti,
+      tokenDigest: id?.tokenDigest ?? ctx.tokenDigest,
+    }
+    deps.events.emit(event)
+  }
+
+  function done(ctx: RequestContext): void {
+    if (onDone) {
+      try {
+        onDone(ctx)
+      } catch (err) {
+        deps.logger.error({ err }, 'onDone failed')
+      }
+    }
+  }
+
+  function runFrom(ctx: RequestContext, start: number): void {
+    let i = start
+    try {
+      for (; i < count; i++) {
+        const result = stages[i].onRequest(ctx)
+        if (result !== undefined) {
+          const next = i + 1
+          result.then(
+            () => (next < count ? runFrom(ctx, next) : finish(ctx)),
+            (err: unknown) => fail(ctx, err),
+          )
+          return
+        }
+      }
+    } catch (err) {
+      fail(ctx, err)
+      return
+    }
+    finish(ctx)
+  }
+
+  /** Invariant: the last stage answers the client. A pipeline that did not is a bug, not a 200. */
+  function finish(ctx: RequestContext): void {
+    if (!ctx.res.headersSent) {
+      fail(ctx, new Error('pipeline ended without a response'))
+      return
+    }
+    done(ctx)
+  }
+
+  return {
+    stages,
+    handle(ctx) {
+      runFrom(ctx, 0)
+    },
+  }
+}

@@ -1,0 +1,66 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { CompiledRoute } from './route/router.js'
+import type { EventSink } from '../events/event.js'
+
+/** The stages, in the only order they run (see order.ts). Each name is the <STAGE> of its error codes. */
+export type StageName = 'normalize' | 'route' | 'sanitize' | 'authn' | 'authz' | 'forward'
+
+/** What authn verified. Only authn writes it; later stages read it. */
+export interface Identity {
+  readonly issuer: string
+  readonly issuerId: string
+  readonly subject: string | undefined
+  readonly clientId: string | undefined
+  readonly scopes: ReadonlySet<string>
+  readonly jti: string | undefined
+  /** SHA-256 of the token, base64url, first 16 chars: what logs carry instead of the token. */
+  readonly tokenDigest: string
+  readonly expiresAt: number
+  readonly claims: Readonly<Record<string, unknown>>
+}
+
+export interface RequestContext {
+  readonly id: string
+  /** W3C traceparent forwarded upstream (the client's when valid, else a new one). */
+  readonly traceparent: string
+  readonly traceId: string
+  readonly req: IncomingMessage
+  readonly res: ServerResponse
+  readonly method: string
+  /** Client address after applying server.trustedProxies. */
+  readonly clientIp: string
+  /** Address of the TCP peer. */
+  readonly peerIp: string
+  readonly startedAt: number
+  /** Canonical path, set by normalize. What route matches and what forward sends. */
+  path: string
+  /** Raw query string, with its leading "?" or empty. */
+  query: string
+  route: CompiledRoute | undefined
+  identity: Identity | undefined
+  /** Digest of a presented token even when it failed to verify, for events. */
+  tokenDigest: string | undefined
+  /** Headers forward will send. sanitize fills it; stages write here, never to req.headers. */
+  upstreamHeaders: Record<string, string | string[]>
+  /** Status sent to the client, set by whoever answers. */
+  status: number
+  /** Upstream response time in ms, when forwarded. */
+  upstreamMs: number | undefined
+}
+
+export interface Deps {
+  readonly now: () => number
+  readonly events: EventSink
+  readonly logger: import('pino').Logger
+}
+
+export interface Stage {
+  /** Stable name. It is also the <STAGE> part of every error code this stage raises. */
+  readonly name: StageName
+  /** Request path. Return to continue; throw GatewayError to stop. Stay synchronous when you can. */
+  onRequest(ctx: RequestContext): void | Promise<void>
+  /** Called once after config swap or shutdown to release resources. */
+  close?(): Promise<void>
+  /** Readiness of this stage (e.g. keys loaded). */
+  ready?(): boolean
+}

@@ -1,0 +1,120 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/** Path of the built CLI, as a user runs it. Tests never import from src/. */
+export const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js')
+
+export interface StartedGateway {
+  readonly url: string
+  readonly child: ChildProcess
+  readonly configPath: string
+  /** Every JSON log line the gateway printed on stdout, parsed. */
+  readonly lines: Array<Record<string, unknown>>
+  /** Security events (lines written by the "security" logger). */
+  events(): Array<Record<string, unknown>>
+  /** Waits until a log line satisfies the predicate. */
+  waitFor(pred: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>
+  stderr(): string
+  /** Sends SIGTERM and waits for exit; resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>
+}
+
+/** Minimal valid config pieces, so a test only states what it cares about. */
+export function baseConfig(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    version: 1,
+    listeners: [{ host: '127.0.0.1', port: 0 }],
+    logging: { level: 'info', events: 'stdout', access: 'stdout' },
+    ...overrides,
+  }
+}
+
+export function writeConfig(config: unknown, name = 'portcullis.json'): string {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-test-'))
+  const file = join(dir, name)
+  writeFileSync(file, typeof config === 'string' ? config : JSON.stringify(config, null, 2))
+  return file
+}
+
+/**
+ * Starts the built gateway as a child process on a free port and waits for its "listening" line.
+ * With waitReady (default), also waits until /readyz answers 200.
+ */
+export async function startGateway(
+  config: unknown,
+  options: { waitReady?: boolean; args?: string[]; env?: NodeJS.ProcessEnv } = {},
+): Promise<StartedGateway> {
+  const configPath = typeof config === 'string' && !config.includes('\n') ? config : writeConfig(config)
+  const child = spawn(process.execPath, [CLI, 'start', '--config', configPath, ...(options.args ?? [])], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...options.env },
+  })
+  const lines: Array<Record<string, unknown>> = []
+  const waiters: Array<{ pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = []
+  let err = ''
+  let buf = ''
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    buf += chunk
+    let nl: number
+    while ((nl = buf.indexOf('\n')) !== -1) {
+      const raw = buf.slice(0, nl)
+      buf = buf.slice(nl + 1)
+      let line: Record<string, unknown>
+      try {
+        line = JSON.parse(raw) as Record<string, unknown>
+      } catch {
+        line = { raw }
+      }
+      lines.push(line)
+      for (let i = waiters.length - 1; i >= 0; i--) {
+        if (waiters[i].pred(line)) {
+          waiters[i].resolve(line)
+          waiters.splice(i, 1)
+        }
+      }
+    }
+  })
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c))
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+
+  const waitFor = (pred: (l: Record<string, unknown>) => boolean, timeoutMs = 10_000) => {
+    const hit = lines.find(pred)
+    if (hit) return Promise.resolve(hit)
+    return new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for a log line; stderr: ${err}`)), timeoutMs)
+      waiters.push({ pred, resolve: (l) => (clearTimeout(timer), resolve(l)) })
+      void exited.then((code) => {
+        clearTimeout(timer)
+        reject(new Error(`gateway exited with ${code}; stderr: ${err}`))
+      })
+    })
+  }
+
+  const listening = await waitFor((l) => l.msg === 'listening')
+  const url = (listening.urls as string[])[0]
+  if (options.waitReady ?? true) {
+    const deadline = Date.now() + 10_000
+    for (;;) {
+      const r = await fetch(url + '/readyz').catch(() => undefined)
+      if (r?.status === 200) break
+      if (Date.now() > deadline) throw new Error('gateway never became ready')
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+  return {
+    url,
+    child,
+    configPath,
+    lines,
+    events: () => lines.filter((l) => l.name === 'security'),
+    waitFor,
+    stderr: () => err,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+      return exited
+    },
+  }
+}
