@@ -92,6 +92,9 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
         // them); authn reads req.rawHeaders to refuse a request that carries two.
         joinDuplicateHeaders: false,
         requireHostHeader: true,
+        // How often node checks headersTimeout/requestTimeout; its 30 s default would let a
+        // slowloris client hold a socket far longer than the configured timeouts.
+        connectionsCheckingInterval: Math.min(1000, Math.ceil(s.headersTimeoutMs / 2)),
       },
       handle,
     )

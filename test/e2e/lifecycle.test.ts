@@ -1,0 +1,146 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { writeFileSync } from 'node:fs'
+import { connect } from 'node:net'
+import { Agent, request } from 'undici'
+import { baseConfig, startGateway } from '../helpers/gateway.js'
+import { startUpstream } from '../helpers/upstream.js'
+
+const routeTo = (url: string, path: string) =>
+  baseConfig({ upstreams: [{ id: 'u', url }], routes: [{ path, methods: ['GET', 'POST'], upstream: 'u', auth: 'public' }] })
+
+test('SIGHUP swaps in a valid new config without dropping a keep-alive connection', async (t) => {
+  const up = await startUpstream()
+  const gw = await startGateway(routeTo(up.url, '/a/**'))
+  const agent = new Agent({ connections: 1, pipelining: 1 })
+  t.after(async () => {
+    await agent.close()
+    await gw.stop()
+    await up.close()
+  })
+  const sockets = new Set<unknown>()
+  const get = async (path: string) => {
+    const r = await request(gw.url + path, { dispatcher: agent })
+    sockets.add(r.headers['x-request-id'] ? 'same-agent' : 'x')
+    await r.body.text()
+    return r.statusCode
+  }
+  assert.equal(await get('/a/1'), 200)
+  assert.equal(await get('/b/1'), 404)
+  writeFileSync(gw.configPath, JSON.stringify(routeTo(up.url, '/b/**')))
+  gw.child.kill('SIGHUP')
+  await gw.waitFor((l) => l.event === 'config.loaded' && l.reload === true)
+  assert.equal(await get('/b/1'), 200)
+  assert.equal(await get('/a/1'), 404)
+})
+
+test('an invalid config on reload is rejected with its errors logged and the running config keeps serving', async (t) => {
+  const up = await startUpstream()
+  const gw = await startGateway(routeTo(up.url, '/a/**'))
+  t.after(async () => {
+    await gw.stop()
+    await up.close()
+  })
+  writeFileSync(gw.configPath, JSON.stringify({ ...routeTo(up.url, '/b/**'), routes: [{ path: '/b', upstream: 'nope', auth: 'sometimes' }] }))
+  gw.child.kill('SIGHUP')
+  const rejected = await gw.waitFor((l) => l.event === 'config.rejected')
+  assert.ok(Array.isArray(rejected.errors) && (rejected.errors as unknown[]).length > 0)
+  assert.match(JSON.stringify(rejected.errors), /auth/)
+  assert.equal((await fetch(gw.url + '/a/1')).status, 200)
+  assert.equal((await fetch(gw.url + '/b/1')).status, 404)
+})
+
+test('with --watch an edited config file is reloaded without a signal', async (t) => {
+  const up = await startUpstream()
+  const gw = await startGateway(routeTo(up.url, '/a/**'), { args: ['--watch'] })
+  t.after(async () => {
+    await gw.stop()
+    await up.close()
+  })
+  writeFileSync(gw.configPath, JSON.stringify(routeTo(up.url, '/c/**')))
+  await gw.waitFor((l) => l.event === 'config.loaded' && l.reload === true)
+  assert.equal((await fetch(gw.url + '/c/1')).status, 200)
+})
+
+test('SIGTERM lets an in-flight request finish, refuses new work, and exits 0', async (t) => {
+  let release!: () => void
+  const released = new Promise<void>((r) => (release = r))
+  let arrived!: () => void
+  const arrivedP = new Promise<void>((r) => (arrived = r))
+  const up = await startUpstream((_req, res) => {
+    arrived()
+    void released.then(() => {
+      res.writeHead(200, { 'content-type': 'text/plain' })
+      res.end('finished')
+    })
+  })
+  const gw = await startGateway(routeTo(up.url, '/slow'))
+  t.after(async () => {
+    await gw.stop()
+    await up.close()
+  })
+  const inflight = fetch(gw.url + '/slow')
+  await arrivedP
+  const exit = gw.stop('SIGTERM')
+  await gw.waitFor((l) => l.event === 'gateway.stopping')
+  // New connections are no longer accepted while draining.
+  await assert.rejects(fetch(gw.url + '/slow', { signal: AbortSignal.timeout(5000) }))
+  release()
+  const res = await inflight
+  assert.equal(res.status, 200)
+  assert.equal(await res.text(), 'finished')
+  assert.equal(await exit, 0)
+})
+
+test('health answers 200, and a client that never finishes its headers is disconnected', async (t) => {
+  const up = await startUpstream()
+  const cfg = { ...routeTo(up.url, '/a'), server: { headersTimeoutMs: 300, requestTimeoutMs: 600 } }
+  const gw = await startGateway(cfg)
+  t.after(async () => {
+    await gw.stop()
+    await up.close()
+  })
+  assert.equal((await fetch(gw.url + '/healthz')).status, 200)
+  const { hostname, port } = new URL(gw.url)
+  const sock = connect(Number(port), hostname)
+  sock.write('GET /a HTTP/1.1\r\nHost: x\r\nX-Slow: ')
+  let received = ''
+  sock.on('data', (c: Buffer) => (received += c.toString()))
+  const closed = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 20_000)
+    sock.on('close', () => {
+      clearTimeout(timer)
+      resolve(true)
+    })
+  })
+  sock.destroy()
+  assert.equal(closed, true, 'the gateway closed the slow connection')
+  assert.ok(received === '' || received.startsWith('HTTP/1.1 408'), received)
+  assert.equal(up.received.length, 0)
+})
+
+test('connections over maxConnections are refused while the others keep working', async (t) => {
+  const up = await startUpstream()
+  // waitReady: false, so no pooled readiness probe connection occupies the single slot.
+  const gw = await startGateway({ ...routeTo(up.url, '/a'), server: { maxConnections: 1 } }, { waitReady: false })
+  t.after(async () => {
+    await gw.stop()
+    await up.close()
+  })
+  const { hostname, port } = new URL(gw.url)
+  const first = connect(Number(port), hostname)
+  first.on('error', () => {})
+  await new Promise((r) => first.once('connect', r))
+  first.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\n')
+  await new Promise((r) => first.once('data', r))
+  const second = connect(Number(port), hostname)
+  second.on('error', () => {})
+  const secondClosed = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 10_000)
+    second.on('close', () => (clearTimeout(timer), resolve(true)))
+    second.on('error', () => {})
+    second.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\n')
+  })
+  assert.equal(secondClosed, true)
+  first.destroy()
+})
