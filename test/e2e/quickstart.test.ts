@@ -1,0 +1,60 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { createServer } from 'node:net'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+// The quick start binds the fixed ports the README tells a newcomer to curl.
+const PORTS = [8080, 9000, 9001]
+const QUICKSTART = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'quickstart.js')
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer()
+    s.once('error', () => resolve(false))
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)))
+  })
+}
+
+test('npm start: the README flow works — token from the dev IdP, allowed GET, denied POST, denied without token', async (t) => {
+  const free = await Promise.all(PORTS.map(portFree))
+  if (free.includes(false)) {
+    t.skip(`quick-start ports ${PORTS.join(', ')} are in use on this machine`)
+    return
+  }
+  const child = spawn(process.execPath, [QUICKSTART], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.after(() => new Promise<void>((r) => (child.exitCode !== null ? r() : (child.once('exit', () => r()), child.kill('SIGTERM')))))
+  let out = ''
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('quick start did not print its banner:\n' + out)), 30_000)
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => {
+      out += c
+      if (out.includes('Portcullis is running')) (clearTimeout(timer), resolve())
+    })
+    child.once('exit', (code) => reject(new Error(`quick start exited with ${code}:\n${out}`)))
+  })
+  assert.match(out, /curl -i -H "Authorization: Bearer \$TOKEN" http:\/\/127\.0\.0\.1:8080\/orders\/42/)
+
+  const tokenRes = await fetch('http://127.0.0.1:9000/token', {
+    method: 'POST',
+    headers: { authorization: 'Basic ' + Buffer.from('demo-reader:demo-reader-secret').toString('base64'), 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'grant_type=client_credentials&scope=orders:read',
+  })
+  assert.equal(tokenRes.status, 200)
+  const { access_token: token } = (await tokenRes.json()) as { access_token: string }
+
+  const allowed = await fetch('http://127.0.0.1:8080/orders/42', { headers: { authorization: `Bearer ${token}`, 'x-auth-subject': 'admin' } })
+  assert.equal(allowed.status, 200)
+  const echoed = (await allowed.json()) as { path: string; headers: Record<string, string> }
+  assert.equal(echoed.path, '/orders/42')
+  assert.equal(echoed.headers['x-auth-subject'], 'demo-reader', 'the verified subject, not the spoofed one')
+
+  const denied = await fetch('http://127.0.0.1:8080/orders', { method: 'POST', headers: { authorization: `Bearer ${token}` } })
+  assert.equal(denied.status, 403)
+  assert.match(denied.headers.get('www-authenticate') ?? '', /error="insufficient_scope"/)
+
+  const anonymous = await fetch('http://127.0.0.1:8080/orders/42')
+  assert.equal(anonymous.status, 401)
+  assert.equal(((await anonymous.json()) as { code: string }).code, 'ERR_AUTHN_MISSING')
+})
