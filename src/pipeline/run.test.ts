@@ -36,7 +36,7 @@ function fakeCtx(method = 'GET') {
     id: 'req-1',
     traceparent: '00-' + 'a'.repeat(32) + '-' + 'b'.repeat(16) + '-01',
     traceId: 'a'.repeat(32),
-    req: {},
+    req: { url: "/raw?access_token=secret" },
     res,
     method,
     clientIp: '127.0.0.1',
@@ -201,4 +201,15 @@ test('HEAD error responses carry headers but no body', () => {
   p.handle(ctx)
   assert.equal(res.status, 404)
   assert.equal(res.body, '')
+})
+
+test('an event for a request refused before normalization carries the raw path but never its query', () => {
+  const { deps, events } = fakeDeps()
+  const p = createPipeline([{ name: 'normalize', onRequest: () => { throw new GatewayError('ERR_NORMALIZE_REJECTED') } }], deps, { realm: 'r' })
+  const { ctx } = fakeCtx()
+  ctx.path = ''
+  p.handle(ctx)
+  const e = events[0] as unknown as Record<string, unknown>
+  assert.equal(e.path, '/raw')
+  assert.ok(!JSON.stringify(e).includes('secret'))
 })

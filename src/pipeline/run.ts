@@ -59,7 +59,7 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
       traceId: ctx.traceId,
       clientIp: ctx.clientIp,
       method: ctx.method,
-      path: ctx.path,
+      path: ctx.path || rawPathForEvent(ctx),
       route: ctx.route?.id,
       decision: err.status >= 500 ? 'error' : 'deny',
       code: err.code,
@@ -72,6 +72,17 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
       tokenDigest: id?.tokenDigest ?? ctx.tokenDigest,
     }
     deps.events.emit(event)
+  }
+
+  /**
+   * The path as sent, for events about requests refused before normalization finished (probing
+   * shows up here). Only the part before '?', so a token put in the query never reaches a log.
+   */
+  function rawPathForEvent(ctx: RequestContext): string {
+    const url = ctx.req.url ?? ''
+    const q = url.indexOf('?')
+    const path = q === -1 ? url : url.slice(0, q)
+    return path.length > 256 ? path.slice(0, 256) + '…' : path
   }
 
   function done(ctx: RequestContext): void {
