@@ -35,7 +35,7 @@ export async function start(options: StartOptions): Promise<Running> {
   const logs = createLogs({ level: config.logging.level, events: config.logging.events, access: config.logging.access })
   const deps = { now: Date.now, events: logs.events, logger: logs.logger }
   const onDone = accessLogger(logs)
-  for (const w of first.warnings) logs.logger.warn({ path: w.path, rule: w.rule }, w.message)
+  for (const w of first.warnings) logs.logger.warn({ file: w.file, line: w.line, path: w.path, rule: w.rule, acknowledged: w.acknowledged }, w.message)
 
   const gateway = createGateway(config, deps, { onDone })
   // Listen at once (health answers, readiness says "not ready" until keys are in), then load keys.

@@ -1,8 +1,14 @@
 import { readFile } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import addFormatsModule from 'ajv-formats'
-import { parseDocument } from 'yaml'
+import { LineCounter, parseDocument, type Document } from 'yaml'
+import { resolveRefs } from './env-refs.js'
+import { judgeFindings, lintConfig } from './lint.js'
+import { locate } from './locate.js'
+import { schemaIssues } from './schema-errors.js'
 import { ConfigSchema, type Config } from './schema.js'
+import { semanticIssues } from './semantic.js'
 
 /** One problem found in a config file. */
 export interface ConfigIssue {
@@ -14,45 +20,111 @@ export interface ConfigIssue {
   readonly message: string
   /** Lint rule id for security findings. */
   readonly rule?: string
+  /** For a lint finding reported as a warning because of security.acknowledge: the reason given. */
+  readonly acknowledged?: string
 }
 
 export type LoadResult =
   | { readonly ok: true; readonly config: Config; readonly warnings: readonly ConfigIssue[] }
-  | { readonly ok: false; readonly errors: readonly ConfigIssue[] }
+  | { readonly ok: false; readonly errors: readonly ConfigIssue[]; readonly warnings?: readonly ConfigIssue[] }
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => void
-const ajv = new Ajv2020({ allErrors: true, useDefaults: true, strict: false })
+// verbose: errors carry their schema, which the messages need (allowed values of a union, known fields).
+const ajv = new Ajv2020({ allErrors: true, useDefaults: true, strict: false, verbose: true })
 addFormats(ajv)
 const validate = ajv.compile(ConfigSchema)
 
-/** Reads, parses, validates, applies defaults and deep-freezes a config file. */
+/**
+ * Reads, parses (YAML or JSON), resolves ${env:}/${file:} references, validates against the
+ * schema, applies defaults, runs the semantic checks and the security lint, and deep-freezes.
+ * Every problem comes back at once, with its line:column; nothing throws for a bad config.
+ *
+ * @example
+ * const result = await loadConfigFile('portcullis.yaml')
+ * if (!result.ok) console.error(formatIssues(result.errors))
+ */
 export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadResult> {
   let text: string
   try {
     text = await readFile(file, 'utf8')
   } catch (err) {
-    return { ok: false, errors: [{ file, line: undefined, column: undefined, path: '', message: `cannot read file: ${(err as Error).message}` }] }
+    const code = (err as NodeJS.ErrnoException).code
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : (err as Error).message
+    return { ok: false, errors: [{ file, line: undefined, column: undefined, path: '', message: `cannot read config file: ${why}` }] }
   }
   return loadConfigText(text, file, env)
 }
 
 export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
-  const doc = parseDocument(text)
+  const lines = new LineCounter()
+  // uniqueKeys (the default) makes a repeated key an error: YAML 1.2 §3.2.1.1 requires unique keys,
+  // and "last one wins" would let a second `auth:` silently override the first.
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true })
   if (doc.errors.length) {
     return {
       ok: false,
-      errors: doc.errors.map((e) => ({ file, line: e.linePos?.[0].line, column: e.linePos?.[0].col, path: '', message: e.message })),
+      errors: sortIssues(
+        doc.errors.map((e) => ({
+          file,
+          line: e.linePos?.[0].line,
+          column: e.linePos?.[0].col,
+          path: '',
+          // The parser appends a copy of the source line; the position already says where, and the
+          // line itself could hold an inline secret.
+          message: `YAML syntax: ${e.message.split(/ at line \d+, column \d+/)[0].split('\n')[0]}`,
+        })),
+      ),
     }
   }
-  const raw = doc.toJS() as unknown
-  if (!validate(raw)) {
-    return {
-      ok: false,
-      errors: (validate.errors ?? []).map((e) => ({ file, line: undefined, column: undefined, path: e.instancePath || '/', message: e.message ?? 'invalid' })),
-    }
+
+  const issue = (path: string, message: string, at = path, atKey = false, extra: Partial<ConfigIssue> = {}): ConfigIssue => {
+    const pos = locate(doc as Document, lines, at, { key: atKey })
+    return { file, line: pos?.line, column: pos?.column, path: path || '/', message, ...extra }
   }
-  void env
-  return { ok: true, config: deepFreeze(raw as Config), warnings: [] }
+
+  const refs = resolveRefs(doc.toJS({ maxAliasCount: 100 }), { env, baseDir: dirname(resolve(file)) })
+  const errors: ConfigIssue[] = refs.errors.map((e) => issue(e.path, e.message))
+  const refFailed = new Set(refs.errors.map((e) => e.path))
+
+  const data = refs.value
+  if (!validate(data)) {
+    for (const s of schemaIssues(validate.errors ?? [])) {
+      // A value whose reference did not resolve was already reported; its shape says nothing.
+      if (refFailed.has(s.path)) continue
+      errors.push(issue(s.path, s.message, s.at, s.atKey))
+    }
+    return { ok: false, errors: sortIssues(errors) }
+  }
+  if (errors.length) return { ok: false, errors: sortIssues(errors) }
+
+  const config = data as Config
+  for (const s of semanticIssues(config, refs.resolvedPaths)) errors.push(issue(s.path, s.message))
+
+  const verdict = judgeFindings(lintConfig(config, { wholeRefPaths: refs.wholeRefPaths }), config.security.acknowledge)
+  for (const f of verdict.errors) errors.push(issue(f.path, f.message, f.path, false, { rule: f.rule }))
+  const warnings: ConfigIssue[] = verdict.warnings.map((f) =>
+    issue(f.path, f.message, f.path, false, f.acknowledged === undefined ? { rule: f.rule } : { rule: f.rule, acknowledged: f.acknowledged }),
+  )
+  for (const a of verdict.ackIssues) {
+    const p = `/security/acknowledge/${a.index}/${a.field}`
+    ;(a.level === 'error' ? errors : warnings).push(issue(p, a.message))
+  }
+
+  if (errors.length) return { ok: false, errors: sortIssues(errors), warnings: sortIssues(warnings) }
+  return { ok: true, config: deepFreeze(config), warnings: sortIssues(warnings) }
+}
+
+/** By line, then column, then path; issues without a line last. Duplicates removed. */
+function sortIssues(issues: readonly ConfigIssue[]): ConfigIssue[] {
+  const seen = new Set<string>()
+  return issues
+    .filter((i) => {
+      const key = `${i.path}\u0000${i.message}\u0000${i.rule ?? ''}`
+      if (seen.has(key)) return false
+      seen.add(key)
+      return true
+    })
+    .sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity) || (a.column ?? 0) - (b.column ?? 0) || a.path.localeCompare(b.path))
 }
 
 export function deepFreeze<T>(value: T): T {
@@ -63,12 +135,16 @@ export function deepFreeze<T>(value: T): T {
   return value
 }
 
-/** `file:line:col  /path  message` lines, one per issue. */
-export function formatIssues(issues: readonly ConfigIssue[]): string {
+/**
+ * `file:line:col  /path  message  [rule]` lines, one per issue. With `label` ("warning"), each line
+ * starts with it. Messages never contain resolved reference values, so this is safe to print.
+ */
+export function formatIssues(issues: readonly ConfigIssue[], label?: string): string {
   return issues
     .map((i) => {
       const where = i.line !== undefined ? `${i.file}:${i.line}:${i.column ?? 1}` : i.file
-      return `${where}  ${i.path || '/'}  ${i.message}${i.rule ? `  [${i.rule}]` : ''}`
+      const ack = i.acknowledged !== undefined ? ` (acknowledged: ${i.acknowledged})` : ''
+      return `${label ? `${label}: ` : ''}${where}  ${i.path || '/'}  ${i.message}${i.rule ? `  [${i.rule}]` : ''}${ack}`
     })
     .join('\n')
 }

@@ -17,7 +17,7 @@ export const Algorithm = Type.Union(
   ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'HS256', 'HS384', 'HS512', 'none'].map(
     (a) => Type.Literal(a),
   ),
-  { description: 'JWS algorithm. "none" and HMAC algorithms are refused unless acknowledged in security.acknowledge.' },
+  { description: 'JWS algorithm. "none" is always refused; HMAC (HS*) algorithms only when acknowledged in security.acknowledge.' },
 )
 export type Algorithm = Static<typeof Algorithm>
 
@@ -35,7 +35,7 @@ export const ServerSchema = Type.Object(
     requestTimeoutMs: Ms(30_000, 'Time a client has to send the whole request.'),
     keepAliveTimeoutMs: Ms(5_000, 'Idle keep-alive connections are closed after this.'),
     maxConnections: Type.Integer({ minimum: 1, default: 10_000, description: 'Connections per listener.' }),
-    maxHeaderBytes: Type.Integer({ minimum: 1024, maximum: 1_048_576, default: 16_384 }),
+    maxHeaderBytes: Type.Integer({ minimum: 1024, maximum: 1_048_576, default: 16_384, description: 'Largest request head (request line + headers); larger gets 431.' }),
     maxRequestsPerSocket: Type.Integer({ minimum: 0, default: 0, description: '0 = unlimited.' }),
     drainTimeoutMs: Ms(10_000, 'On SIGTERM, in-flight requests get this long to finish.'),
     trustedProxies: Type.Array(Type.String(), {
@@ -43,8 +43,8 @@ export const ServerSchema = Type.Object(
       description: 'Addresses or CIDRs of proxies in front of the gateway whose X-Forwarded-For is believed.',
     }),
     realm: Type.String({ default: 'portcullis', description: 'realm of WWW-Authenticate challenges.' }),
-    healthPath: Type.String({ default: '/healthz', pattern: '^/' }),
-    readyPath: Type.String({ default: '/readyz', pattern: '^/' }),
+    healthPath: Type.String({ default: '/healthz', pattern: '^/', description: 'Liveness endpoint answered by the gateway itself (200, or 503 while draining).' }),
+    readyPath: Type.String({ default: '/readyz', pattern: '^/', description: 'Readiness endpoint: 200 once every issuer has keys.' }),
   },
   closed,
 )
@@ -76,7 +76,12 @@ export const IssuerSchema = Type.Object(
 export const UpstreamSchema = Type.Object(
   {
     id: Type.String({ pattern: '^[A-Za-z0-9_.-]+$' }),
-    url: Type.String({ format: 'uri', pattern: '^https?://' }),
+    url: Type.String({
+      format: 'uri',
+      // No userinfo, query or fragment: the path (if any) is a prefix for every forwarded request.
+      pattern: '^https?://[^/?#@\\s]+(/[^?#\\s]*)?$',
+      description: 'Base URL. Its path, if any, is prepended to every forwarded path.',
+    }),
     connectTimeoutMs: Ms(2_000, 'TCP/TLS connect timeout.'),
     headersTimeoutMs: Ms(15_000, 'Time to the first byte of the response headers.'),
     bodyTimeoutMs: Ms(30_000, 'Maximum idle time between response body chunks.'),
@@ -88,43 +93,43 @@ export const UpstreamSchema = Type.Object(
 
 export const ScopesSchema = Type.Object(
   {
-    allOf: Type.Array(Type.String({ minLength: 1, pattern: '^[!#-\\[\\]-~]+$' }), { default: [] }),
-    anyOf: Type.Array(Type.String({ minLength: 1, pattern: '^[!#-\\[\\]-~]+$' }), { default: [] }),
+    allOf: Type.Array(Type.String({ minLength: 1, pattern: '^[!#-\\[\\]-~]+$' }), { default: [], description: 'The token must carry every one of these scopes.' }),
+    anyOf: Type.Array(Type.String({ minLength: 1, pattern: '^[!#-\\[\\]-~]+$' }), { default: [], description: 'The token must carry at least one of these scopes.' }),
   },
-  closed,
+  { ...closed, description: 'Scopes checked after authentication (only on auth: required routes).' },
 )
 
 export const RouteSchema = Type.Object(
   {
-    id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]+$' })),
+    id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]+$', description: 'Name used in logs, events and acknowledgements (default: route-<index>).' })),
     path: Type.String({
       pattern: '^/',
       description: 'Path pattern: literal segments, ":name" or "*" for one segment, a trailing "/**" for any rest.',
     }),
-    methods: Type.Array(HttpMethod, { minItems: 1, default: ['GET', 'HEAD'] }),
+    methods: Type.Array(HttpMethod, { minItems: 1, default: ['GET', 'HEAD'], description: 'Methods this route accepts; GET implies HEAD.' }),
     upstream: Type.String({ description: 'id of an upstream.' }),
     auth: Type.Union([Type.Literal('required'), Type.Literal('public')], {
       description: 'Every route states its decision: "required" (a valid token) or "public".',
     }),
     issuers: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Accepted issuer ids (default: all).' })),
     scopes: Type.Optional(ScopesSchema),
-    stripPrefix: Type.Optional(Type.String({ pattern: '^/' })),
+    stripPrefix: Type.Optional(Type.String({ pattern: '^/', description: 'Prefix removed from the path before forwarding.' })),
   },
   closed,
 )
 
 export const IdentitySchema = Type.Object(
   {
-    stripHeaders: Type.Array(Type.String(), {
+    stripHeaders: Type.Array(Type.String({ pattern: "^[!#$%&'+.^_`|~0-9A-Za-z-]+\\*?$", description: 'A header name (RFC 9110 §5.1 token), or a prefix of one followed by *.' }), {
       default: ['x-user*', 'x-auth*', 'x-forwarded-user', 'x-scopes', 'x-client-id', 'x-subject', 'x-remote-user', 'remote-user', 'x-portcullis*'],
       description: 'Inbound headers removed before forwarding. A trailing * matches a prefix. Headers the gateway sets are always stripped too.',
     }),
     headers: Type.Object(
       {
-        subject: Type.String({ default: 'x-auth-subject' }),
-        clientId: Type.String({ default: 'x-auth-client-id' }),
-        scopes: Type.String({ default: 'x-auth-scopes' }),
-        issuer: Type.String({ default: 'x-auth-issuer' }),
+        subject: Type.String({ pattern: "^[!#$%&'+.^_`|~0-9A-Za-z-]+$", default: 'x-auth-subject' }),
+        clientId: Type.String({ pattern: "^[!#$%&'+.^_`|~0-9A-Za-z-]+$", default: 'x-auth-client-id' }),
+        scopes: Type.String({ pattern: "^[!#$%&'+.^_`|~0-9A-Za-z-]+$", default: 'x-auth-scopes' }),
+        issuer: Type.String({ pattern: "^[!#$%&'+.^_`|~0-9A-Za-z-]+$", default: 'x-auth-issuer' }),
       },
       { ...closed, default: {} },
     ),
@@ -135,7 +140,7 @@ export const IdentitySchema = Type.Object(
 
 export const LoggingSchema = Type.Object(
   {
-    level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace'].map((l) => Type.Literal(l)), { default: 'info' }),
+    level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace'].map((l) => Type.Literal(l)), { default: 'info', description: 'Level of the operational log (stdout).' }),
     events: Type.String({ default: 'stdout', description: '"stdout", "stderr" or a file path for security events.' }),
     access: Type.Union([Type.Literal(false), Type.String()], {
       default: 'stdout',
@@ -148,7 +153,7 @@ export const LoggingSchema = Type.Object(
 export const AcknowledgementSchema = Type.Object(
   {
     rule: Type.String({ description: 'Lint rule id, e.g. "issuer-no-audience".' }),
-    target: Type.Optional(Type.String({ description: 'Issuer/route/upstream id the acknowledgement applies to (default: all).' })),
+    target: Type.Optional(Type.String({ description: 'Issuer, upstream or route id, or "host:port" of a listener, the acknowledgement applies to (default: every finding of the rule).' })),
     reason: Type.String({ minLength: 1, description: 'Why this is accepted. Required.' }),
   },
   closed,
@@ -156,18 +161,18 @@ export const AcknowledgementSchema = Type.Object(
 
 export const ConfigSchema = Type.Object(
   {
-    $schema: Type.Optional(Type.String()),
-    version: Type.Literal(1),
-    listeners: Type.Array(ListenerSchema, { minItems: 1 }),
-    server: Type.Object(ServerSchema.properties, { ...closed, default: {} }),
-    issuers: Type.Array(IssuerSchema, { default: [] }),
-    upstreams: Type.Array(UpstreamSchema, { minItems: 1 }),
-    routes: Type.Array(RouteSchema, { minItems: 1 }),
+    $schema: Type.Optional(Type.String({ description: 'JSON Schema of this file, for editors; ignored by the gateway.' })),
+    version: Type.Literal(1, { description: 'Config format version.' }),
+    listeners: Type.Array(ListenerSchema, { minItems: 1, description: 'Addresses the gateway listens on (plain HTTP).' }),
+    server: Type.Object(ServerSchema.properties, { ...closed, default: {}, description: 'Client-side limits, proxies and health endpoints.' }),
+    issuers: Type.Array(IssuerSchema, { default: [], description: 'Token issuers whose access tokens are accepted.' }),
+    upstreams: Type.Array(UpstreamSchema, { minItems: 1, description: 'Services requests are forwarded to.' }),
+    routes: Type.Array(RouteSchema, { minItems: 1, description: 'Path patterns, each with its upstream and access decision. The first route of a given shape and method wins.' }),
     identity: IdentitySchema,
     logging: LoggingSchema,
     security: Type.Object(
-      { acknowledge: Type.Array(AcknowledgementSchema, { default: [] }) },
-      { ...closed, default: {} },
+      { acknowledge: Type.Array(AcknowledgementSchema, { default: [], description: 'Security lint findings accepted on purpose; they are then reported as warnings.' }) },
+      { ...closed, default: {}, description: 'Security lint settings.' },
     ),
   },
   { ...closed, $id: 'https://portcullis.dev/schema/config.json', title: 'Portcullis gateway configuration' },

@@ -18,11 +18,18 @@ function normalizeIp(ip: string): string {
 export function parseTrustedProxies(entries: readonly string[]): BlockList {
   const list = new BlockList()
   for (const entry of entries) {
-    const [addr, bits] = entry.split('/')
+    const parts = entry.split('/')
+    const [addr, bits] = parts
     const type = isIPv6(addr) ? 'ipv6' : 'ipv4'
-    if (!isIPv4(addr) && !isIPv6(addr)) throw new Error(`not an IP address or CIDR: ${entry}`)
-    if (bits === undefined) list.addAddress(addr, type)
-    else list.addSubnet(addr, Number(bits), type)
+    if (parts.length > 2 || (!isIPv4(addr) && !isIPv6(addr))) throw new Error(`not an IP address or CIDR: ${entry}`)
+    if (bits === undefined) {
+      list.addAddress(addr, type)
+      continue
+    }
+    // Strict prefix length: "10.0.0.0/" must not silently become /0 (trust everyone).
+    const prefix = /^\d{1,3}$/.test(bits) ? Number(bits) : NaN
+    if (!(prefix >= 0 && prefix <= (type === 'ipv6' ? 128 : 32))) throw new Error(`not an IP address or CIDR: ${entry}`)
+    list.addSubnet(addr, prefix, type)
   }
   return list
 }

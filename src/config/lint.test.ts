@@ -1,0 +1,124 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { isLoopbackHost, judgeFindings, LINT_RULES, type LintFinding } from './lint.js'
+import { formatIssues, loadConfigText, type ConfigIssue } from './load.js'
+
+type Obj = Record<string, unknown>
+
+const issuer = (extra: Obj = {}): Obj => ({ id: 'main', issuer: 'https://idp.example.com/', jwksUri: 'https://idp.example.com/jwks', audiences: ['api://x'], ...extra })
+
+function config(parts: { listeners?: unknown[]; server?: Obj; issuers?: unknown[]; upstreams?: unknown[]; routes?: unknown[]; acknowledge?: unknown[] } = {}): Obj {
+  return {
+    version: 1,
+    listeners: parts.listeners ?? [{ host: '127.0.0.1', port: 0 }],
+    ...(parts.server ? { server: parts.server } : {}),
+    issuers: parts.issuers ?? [issuer()],
+    upstreams: parts.upstreams ?? [{ id: 'app', url: 'https://app.internal' }],
+    routes: parts.routes ?? [{ id: 'api', path: '/api/**', upstream: 'app', auth: 'required' }],
+    ...(parts.acknowledge ? { security: { acknowledge: parts.acknowledge } } : {}),
+  }
+}
+
+function lint(c: Obj, env: NodeJS.ProcessEnv = {}): { errors: ConfigIssue[]; warnings: ConfigIssue[] } {
+  const r = loadConfigText(JSON.stringify(c, null, 2), 'c.json', env)
+  return r.ok ? { errors: [], warnings: [...r.warnings] } : { errors: [...r.errors], warnings: [...(r.warnings ?? [])] }
+}
+const rules = (issues: ConfigIssue[]) => issues.map((i) => i.rule ?? `(no rule) ${i.message}`)
+
+test('the baseline config has no findings at all', () => {
+  const r = lint(config())
+  assert.deepEqual(r, { errors: [], warnings: [] }, formatIssues(r.errors))
+})
+
+const cases: Array<[rule: string, broken: Obj, path: string]> = [
+  ['alg-none', config({ issuers: [issuer({ algorithms: ['RS256', 'none'] })] }), '/issuers/0/algorithms/1'],
+  ['issuer-no-audience', config({ issuers: [issuer({ audiences: [] })] }), '/issuers/0/audiences'],
+  ['issuer-insecure-url', config({ issuers: [issuer({ jwksUri: 'http://idp.example.com/jwks' })] }), '/issuers/0/jwksUri'],
+  ['token-lifetime-long', config({ issuers: [issuer({ maxTokenLifetimeSec: 86_401 })] }), '/issuers/0/maxTokenLifetimeSec'],
+  ['clock-skew-large', config({ issuers: [issuer({ clockSkewSec: 121 })] }), '/issuers/0/clockSkewSec'],
+  ['listener-public-plain', config({ listeners: [{ host: '0.0.0.0', port: 0 }] }), '/listeners/0/host'],
+  ['public-route-catch-all', config({ routes: [{ path: '/**', upstream: 'app', auth: 'public' }] }), '/routes/0/path'],
+  ['trusted-proxies-any', config({ server: { trustedProxies: ['::/0'] } }), '/server/trustedProxies/0'],
+]
+
+for (const [rule, broken, path] of cases) {
+  test(`${rule} refuses the config with the rule id and the path of the field`, () => {
+    const r = lint(broken)
+    assert.deepEqual(rules(r.errors), [rule], formatIssues(r.errors))
+    assert.equal(r.errors[0].path, path)
+    assert.ok(r.errors[0].line! > 1, 'the finding is located in the source')
+  })
+}
+
+test('HMAC issuers: the algorithm needs an acknowledgement, a short key and an inline key are flagged separately', () => {
+  const hs = (sharedSecret: string) => config({ issuers: [issuer({ algorithms: ['HS256', 'HS512'], sharedSecret })] })
+  assert.deepEqual(rules(lint(hs('${env:K}'), { K: 'k'.repeat(64) }).errors), ['hmac-algorithm'])
+  // HS512 needs 64 bytes (RFC 7518 §3.2), even though HS256 alone would take 32.
+  assert.deepEqual(rules(lint(hs('${env:K}'), { K: 'k'.repeat(63) }).errors), ['hmac-algorithm', 'hmac-secret-short'])
+  assert.deepEqual(rules(lint(hs('k'.repeat(64))).errors), ['hmac-algorithm', 'hmac-secret-inline'])
+})
+
+test('plain http to loopback is fine for issuers and upstreams; an http upstream elsewhere is only a warning', () => {
+  const local = lint(config({ issuers: [issuer({ jwksUri: 'http://127.0.0.1:8080/jwks', discoveryUrl: 'http://localhost/.well-known/openid-configuration' })], upstreams: [{ id: 'app', url: 'http://[::1]:3000' }] }))
+  assert.deepEqual(local, { errors: [], warnings: [] })
+  const remote = lint(config({ upstreams: [{ id: 'app', url: 'http://orders:3000' }] }))
+  assert.deepEqual(rules(remote.errors), [])
+  assert.deepEqual(rules(remote.warnings), ['upstream-insecure-url'])
+})
+
+test('an acknowledged finding becomes a warning carrying the reason; a target limits it to one issuer', () => {
+  const c = config({
+    issuers: [issuer({ audiences: [] }), issuer({ id: 'other', audiences: [] })],
+    acknowledge: [{ rule: 'issuer-no-audience', target: 'main', reason: 'the IdP sets no aud' }],
+  })
+  const r = lint(c)
+  assert.deepEqual(
+    r.errors.map((e) => [e.rule, e.path]),
+    [['issuer-no-audience', '/issuers/1/audiences']],
+  )
+  assert.deepEqual(
+    r.warnings.map((w) => [w.rule, w.path, w.acknowledged]),
+    [['issuer-no-audience', '/issuers/0/audiences', 'the IdP sets no aud']],
+  )
+  const all = lint({ ...c, security: { acknowledge: [{ rule: 'issuer-no-audience', reason: 'both' }] } })
+  assert.deepEqual(all.errors, [])
+  assert.equal(all.warnings.length, 2)
+})
+
+test('a listener is acknowledged by host:port', () => {
+  const c = config({ listeners: [{ host: '0.0.0.0', port: 8080 }], acknowledge: [{ rule: 'listener-public-plain', target: '0.0.0.0:8080', reason: 'TLS ends at the load balancer' }] })
+  const r = lint(c)
+  assert.deepEqual(r.errors, [])
+  assert.deepEqual(rules(r.warnings), ['listener-public-plain'])
+})
+
+test('alg-none and hmac-secret-short cannot be acknowledged, and saying so is itself an error', () => {
+  const c = config({
+    issuers: [issuer({ algorithms: ['RS256', 'none'] })],
+    acknowledge: [{ rule: 'alg-none', reason: 'please' }],
+  })
+  const r = lint(c)
+  assert.deepEqual(rules(r.errors), ['alg-none', '(no rule) rule "alg-none" cannot be acknowledged: fix the setting'])
+  assert.equal(r.errors[1].path, '/security/acknowledge/0/rule')
+  assert.equal(LINT_RULES['hmac-secret-short'].acknowledgeable, false)
+})
+
+test('an unknown rule in an acknowledgement is an error with a suggestion; one that matches nothing is a warning', () => {
+  const typo = lint(config({ acknowledge: [{ rule: 'issuer-no-audiences', reason: 'x' }] }))
+  assert.match(typo.errors[0].message, /unknown lint rule "issuer-no-audiences", did you mean "issuer-no-audience"\?/)
+  const stale = lint(config({ acknowledge: [{ rule: 'clock-skew-large', target: 'main', reason: 'x' }] }))
+  assert.deepEqual(stale.errors, [])
+  assert.equal(stale.warnings[0].path, '/security/acknowledge/0/target')
+  assert.match(stale.warnings[0].message, /matches no finding/)
+})
+
+test('judgeFindings keeps warning-level rules as warnings even without acknowledgement', () => {
+  const f: LintFinding = { rule: 'upstream-insecure-url', target: 'app', path: '/upstreams/0/url', message: 'm' }
+  const v = judgeFindings([f], [])
+  assert.deepEqual([v.errors.length, v.warnings.length], [0, 1])
+})
+
+test('loopback means localhost names, 127.0.0.0/8 and ::1, nothing else', () => {
+  for (const h of ['localhost', 'api.localhost', '127.0.0.1', '127.9.9.9', '::1', '[::1]', 'LOCALHOST.']) assert.ok(isLoopbackHost(h), h)
+  for (const h of ['0.0.0.0', '::', '10.0.0.1', 'localhost.example.com', 'example.com', '128.0.0.1']) assert.ok(!isLoopbackHost(h), h)
+})

@@ -1,0 +1,280 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { formatIssues, loadConfigFile, loadConfigText, type ConfigIssue, type LoadResult } from './load.js'
+
+const FILE = 'portcullis.yaml'
+
+/** A config that passes everything, to which each test adds one mistake. */
+const VALID = `version: 1
+listeners:
+  - port: 0
+issuers:
+  - id: main
+    discoveryUrl: https://idp.example.com/.well-known/openid-configuration
+    audiences: [api://orders]
+upstreams:
+  - id: orders
+    url: http://127.0.0.1:3000
+routes:
+  - path: /orders/:id
+    upstream: orders
+    auth: required
+`
+
+function errorsOf(result: LoadResult): readonly ConfigIssue[] {
+  assert.equal(result.ok, false, 'expected the config to be refused')
+  return result.ok ? [] : result.errors
+}
+
+function only(result: LoadResult): ConfigIssue {
+  const errors = errorsOf(result)
+  assert.equal(errors.length, 1, formatIssues(errors))
+  return errors[0]
+}
+
+test('a valid config loads with the schema defaults applied and is deep-frozen', () => {
+  const r = loadConfigText(VALID, FILE, {})
+  assert.ok(r.ok, r.ok ? '' : formatIssues(r.errors))
+  assert.equal(r.config.listeners[0].host, '127.0.0.1')
+  assert.deepEqual(r.config.routes[0].methods, ['GET', 'HEAD'])
+  assert.equal(r.config.identity.headers.subject, 'x-auth-subject')
+  assert.equal(r.config.server.healthPath, '/healthz')
+  assert.ok(Object.isFrozen(r.config.routes[0].methods))
+  assert.throws(() => {
+    ;(r.config.issuers[0] as { id: string }).id = 'changed'
+  }, TypeError)
+})
+
+test('a JSON document is accepted and its errors carry lines too', () => {
+  const json = JSON.stringify({ version: 1, listeners: [{ port: 0 }], upstreams: [{ id: 'a', url: 'http://127.0.0.1:1' }], routes: [{ path: '/x', upstream: 'a', auth: 'open' }] }, null, 2)
+  const e = only(loadConfigText(json, 'c.json', {}))
+  assert.equal(e.path, '/routes/0/auth')
+  assert.equal(e.line, json.split('\n').findIndex((l) => l.includes('"open"')) + 1)
+})
+
+test('a union of literals gives one message listing the allowed values, at the line and column of the value', () => {
+  const e = only(loadConfigText(VALID.replace('auth: required', 'auth: maybe'), FILE, {}))
+  assert.deepEqual({ line: e.line, column: e.column, path: e.path, message: e.message }, { line: 14, column: 11, path: '/routes/0/auth', message: 'must be one of: required, public' })
+})
+
+test('an unknown field is reported at its key, with the allowed fields and a suggestion', () => {
+  const e = only(loadConfigText(VALID.replace('    audiences:', '    audience: x\n    audiences:'), FILE, {}))
+  assert.equal(e.path, '/issuers/0/audience')
+  assert.equal(e.line, 7)
+  assert.equal(e.column, 5)
+  assert.match(e.message, /^unknown field "audience", did you mean "audiences"\? \(allowed: id, discoveryUrl, /)
+})
+
+test('a missing required field names the field and points at the object that lacks it', () => {
+  const e = only(loadConfigText(VALID.replace('    upstream: orders\n', ''), FILE, {}))
+  assert.equal(e.path, '/routes/0/upstream')
+  assert.equal(e.message, 'missing required field "upstream"')
+  assert.equal(e.line, 12)
+})
+
+test('format and type errors are said in words', () => {
+  const errors = errorsOf(
+    loadConfigText(VALID.replace('discoveryUrl: https://idp.example.com/.well-known/openid-configuration', 'discoveryUrl: not a url').replace('port: 0', 'port: eighty'), FILE, {}),
+  )
+  assert.deepEqual(
+    errors.map((e) => [e.path, e.message]),
+    [
+      ['/listeners/0/port', 'must be an integer'],
+      ['/issuers/0/discoveryUrl', 'must be a URL'],
+    ],
+  )
+})
+
+test('every schema error is reported at once, sorted by line, without duplicates', () => {
+  const text = VALID.replace('version: 1', 'version: 2').replace('auth: required', 'auth: nope').replace('port: 0', 'port: 0\n    extra: 1')
+  const errors = errorsOf(loadConfigText(text, FILE, {}))
+  assert.deepEqual(
+    errors.map((e) => e.path),
+    ['/version', '/listeners/0/extra', '/routes/0/auth'],
+  )
+  const lines = errors.map((e) => e.line!)
+  assert.deepEqual(lines, [...lines].sort((a, b) => a - b))
+  assert.equal(errors[0].message, 'must be 1')
+})
+
+test('an empty document asks for an object at line 1', () => {
+  const e = only(loadConfigText('', FILE, {}))
+  assert.equal(e.line, 1)
+  assert.match(e.message, /must be an object/)
+})
+
+test('YAML syntax errors and repeated keys are reported with their position and without echoing the source line', () => {
+  const e = only(loadConfigText(VALID.replace('    auth: required', '    auth: required\n    auth: public'), FILE, {}))
+  assert.equal(e.line, 15)
+  assert.match(e.message, /^YAML syntax: Map keys must be unique$/)
+})
+
+test('cross-references, ids, issuer sources and route rules are checked after the schema, each at its line', () => {
+  const text = `version: 1
+listeners:
+  - port: 0
+server:
+  trustedProxies: [10.0.0.0/8, 10.0.0.0/33, fe80::/64, 2001:db8::1, garbage]
+issuers:
+  - id: main
+    issuer: https://idp.example.com/
+    audiences: [a]
+  - id: main
+    discoveryUrl: https://idp2.example.com/.well-known/openid-configuration
+    audiences: [a]
+upstreams:
+  - id: app
+    url: http://127.0.0.1:1
+routes:
+  - path: /a
+    upstream: ap
+    auth: required
+    issuers: [main, ghost]
+  - path: /readyz
+    upstream: app
+    auth: public
+  - path: /**/x
+    upstream: app
+    auth: public
+  - path: /p
+    upstream: app
+    auth: public
+    scopes: { allOf: [read] }
+  - path: /a
+    methods: [GET]
+    upstream: app
+    auth: public
+`
+  const errors = errorsOf(loadConfigText(text, FILE, {}))
+  assert.deepEqual(
+    errors.map((e) => [e.line, e.path]),
+    [
+      [5, '/server/trustedProxies/1'],
+      [5, '/server/trustedProxies/4'],
+      [7, '/issuers/0'],
+      [10, '/issuers/1/id'],
+      [18, '/routes/0/upstream'],
+      [20, '/routes/0/issuers/1'],
+      [21, '/routes/1/path'],
+      [24, '/routes/2/path'],
+      [30, '/routes/3/scopes'],
+      [31, '/routes/4/path'],
+    ],
+    formatIssues(errors),
+  )
+  const by = (p: string) => errors.find((e) => e.path === p)!.message
+  assert.match(by('/routes/0/upstream'), /unknown upstream "ap" \(defined: app\)/)
+  assert.match(by('/routes/0/issuers/1'), /unknown issuer "ghost"/)
+  assert.match(by('/issuers/0'), /"discoveryUrl" or both "issuer" and "jwksUri"/)
+  assert.match(by('/issuers/1/id'), /duplicate issuer id "main"/)
+  assert.match(by('/routes/1/path'), /readyPath/)
+  assert.match(by('/routes/2/path'), /"\*\*" is only allowed as the last segment/)
+  assert.match(by('/routes/4/path'), /already handled by \/routes\/0/)
+})
+
+test('a required route without any issuer configured is refused', () => {
+  const text = VALID.replace(/issuers:\n(  .*\n)+?upstreams:/, 'upstreams:')
+  const e = only(loadConfigText(text, FILE, {}))
+  assert.equal(e.path, '/routes/0/auth')
+  assert.match(e.message, /no issuers are configured/)
+})
+
+test('an HMAC algorithm without a sharedSecret is a plain error', () => {
+  const text = VALID.replace('    audiences: [api://orders]', '    audiences: [api://orders]\n    algorithms: [HS256]')
+  const errors = errorsOf(loadConfigText(text + 'security:\n  acknowledge:\n    - { rule: hmac-algorithm, reason: legacy }\n', FILE, {}))
+  assert.deepEqual(
+    errors.map((e) => [e.path, e.rule]),
+    [['/issuers/0/algorithms', undefined]],
+  )
+  assert.match(errors[0].message, /needs "sharedSecret"/)
+})
+
+test('env references are resolved before validation, so a referenced URL is checked as a URL', () => {
+  const text = VALID.replace('url: http://127.0.0.1:3000', 'url: ${env:UPSTREAM_URL}')
+  const r = loadConfigText(text, FILE, { UPSTREAM_URL: 'http://127.0.0.1:9999' })
+  assert.ok(r.ok)
+  assert.equal(r.config.upstreams[0].url, 'http://127.0.0.1:9999')
+  const bad = only(loadConfigText(text, FILE, { UPSTREAM_URL: 'ftp://x' }))
+  assert.equal(bad.path, '/upstreams/0/url')
+  assert.equal(bad.line, 10)
+})
+
+test('a missing variable names the variable and the path, once, without a second schema error for the same value', () => {
+  const text = VALID.replace('url: http://127.0.0.1:3000', 'url: ${env:UPSTREAM_URL}')
+  const e = only(loadConfigText(text, FILE, {}))
+  assert.equal(e.path, '/upstreams/0/url')
+  assert.equal(e.line, 10)
+  assert.match(e.message, /environment variable UPSTREAM_URL is not set/)
+})
+
+test('a resolved value never appears in any error or warning, even when the value is what is wrong', () => {
+  const secret = 'S3cr3t-' + Math.random().toString(36).slice(2)
+  const text = VALID.replace('upstream: orders\n', 'upstream: ${env:SECRET}\n')
+    .replace('  - port: 0', '  - port: 0\nserver:\n  trustedProxies: ["${env:SECRET}"]')
+    .replace('url: http://127.0.0.1:3000', 'url: http://${env:SECRET}.example:3000')
+  const r = loadConfigText(text, FILE, { SECRET: secret })
+  const errors = errorsOf(r)
+  assert.ok(errors.length >= 2, formatIssues(errors))
+  const out = formatIssues(errors) + formatIssues(r.warnings ?? []) + JSON.stringify(r)
+  assert.ok(!out.includes(secret), out)
+})
+
+test('an inline sharedSecret is flagged, a referenced one is not, and neither is ever printed', () => {
+  const secret = 'x'.repeat(20) + Math.random().toString(36).slice(2) + 'y'.repeat(10)
+  const hmac = (value: string) =>
+    VALID.replace('    audiences: [api://orders]', `    audiences: [api://orders]\n    algorithms: [HS256]\n    sharedSecret: ${value}`) +
+    'security:\n  acknowledge:\n    - { rule: hmac-algorithm, target: main, reason: legacy }\n'
+  const inline = loadConfigText(hmac(secret), FILE, {})
+  const e = only(inline)
+  assert.deepEqual([e.rule, e.path, e.line], ['hmac-secret-inline', '/issuers/0/sharedSecret', 9])
+  assert.ok(!formatIssues(errorsOf(inline)).includes(secret))
+  const ref = loadConfigText(hmac('${env:HMAC}'), FILE, { HMAC: secret })
+  assert.ok(ref.ok, ref.ok ? '' : formatIssues(ref.errors))
+  assert.equal(ref.config.issuers[0].sharedSecret, secret)
+  assert.deepEqual(
+    ref.warnings.map((w) => w.rule),
+    ['hmac-algorithm'],
+  )
+  assert.ok(!formatIssues(ref.warnings, 'warning').includes(secret))
+})
+
+test('loadConfigFile reads ${file:} references relative to the config file and reports an unreadable config', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-load-'))
+  writeFileSync(join(dir, 'upstream.txt'), 'http://127.0.0.1:4000\n')
+  writeFileSync(join(dir, 'c.yaml'), VALID.replace('url: http://127.0.0.1:3000', 'url: ${file:upstream.txt}'))
+  const r = await loadConfigFile(join(dir, 'c.yaml'), {})
+  assert.ok(r.ok, r.ok ? '' : formatIssues(r.errors))
+  assert.equal(r.config.upstreams[0].url, 'http://127.0.0.1:4000')
+  const missing = only(await loadConfigFile(join(dir, 'nope.yaml'), {}))
+  assert.match(missing.message, /cannot read config file: no such file/)
+})
+
+test('formatIssues prints file:line:col, the path, the message and the rule', () => {
+  const text = formatIssues([{ file: 'c.yaml', line: 3, column: 7, path: '/a', message: 'bad', rule: 'r' }, { file: 'c.yaml', line: undefined, column: undefined, path: '', message: 'gone' }], 'warning')
+  assert.equal(text, 'warning: c.yaml:3:7  /a  bad  [r]\nwarning: c.yaml  /  gone')
+})
+
+test('an issuer that only uses HMAC needs an issuer but no jwksUri', () => {
+  const text = VALID.replace(
+    '    discoveryUrl: https://idp.example.com/.well-known/openid-configuration\n',
+    '    issuer: https://legacy.example.com/\n    algorithms: [HS256]\n    sharedSecret: ${env:K}\n',
+  )
+  const r = loadConfigText(text + 'security:\n  acknowledge:\n    - { rule: hmac-algorithm, reason: legacy }\n', FILE, { K: 'k'.repeat(32) })
+  assert.ok(r.ok, r.ok ? '' : formatIssues(r.errors))
+  const mixed = only(loadConfigText(text.replace('[HS256]', '[HS256, RS256]') + 'security:\n  acknowledge:\n    - { rule: hmac-algorithm, reason: legacy }\n', FILE, { K: 'k'.repeat(32) }))
+  assert.match(mixed.message, /missing "jwksUri"/)
+})
+
+test('a union of different types is described by its branches, and an empty value is located at its key', () => {
+  const errors = errorsOf(loadConfigText(VALID.replace('    auth: required', '    auth:') + 'logging:\n  access: 3\n', FILE, {}))
+  assert.deepEqual(
+    errors.map((e) => [e.line, e.column, e.path, e.message]),
+    [
+      [14, 5, '/routes/0/auth', 'must be one of: required, public'],
+      [16, 11, '/logging/access', 'must be false or a string'],
+    ],
+  )
+})

@@ -1,0 +1,60 @@
+import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml'
+
+export interface Position {
+  readonly line: number
+  readonly column: number
+}
+
+/** Splits a JSON pointer (RFC 6901) into unescaped segments. "" → []. */
+export function pointerSegments(pointer: string): string[] {
+  if (pointer === '' || pointer === '/') return []
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+}
+
+/**
+ * Maps a JSON pointer back to a line:column of the source, using the node ranges the yaml parser
+ * keeps. When the pointer goes further than the source (a field filled in by a default, a missing
+ * field), the nearest node that exists is reported, so every issue still gets a line.
+ * With `key`, the last segment is a mapping key and its key is reported (unknown fields).
+ */
+export function locate(doc: Document, lines: LineCounter, pointer: string, options: { key?: boolean } = {}): Position | undefined {
+  const segs = pointerSegments(pointer)
+  let node: Node | null | undefined = doc.contents as Node | null
+  let best: Node | undefined = node ?? undefined
+  for (let i = 0; i < segs.length; i++) {
+    if (isAlias(node)) node = node.resolve(doc) as Node | undefined
+    const seg = segs[i]
+    if (isMap(node)) {
+      const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === seg)
+      if (!pair) break
+      const key = pair.key as Node | null
+      const value = pair.value as Node | null
+      if ((i === segs.length - 1 && options.key) || !hasSource(value)) {
+        best = key ?? best
+        node = undefined
+        break
+      }
+      node = value
+    } else if (isSeq(node)) {
+      const item = node.items[Number(seg)] as Node | undefined
+      if (!item) break
+      node = item
+    } else {
+      break
+    }
+    if (node) best = node
+  }
+  const offset = best?.range?.[0]
+  if (offset === undefined) return doc.contents ? undefined : { line: 1, column: 1 }
+  const p = lines.linePos(offset)
+  return { line: p.line, column: p.col }
+}
+
+/** An empty scalar (`auth:` with nothing after it) has no useful position of its own. */
+function hasSource(node: Node | null | undefined): node is Node {
+  if (!node?.range) return false
+  return !(isScalar(node) && node.value === null && node.range[0] === node.range[1])
+}

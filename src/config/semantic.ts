@@ -1,0 +1,112 @@
+import { isIPv4, isIPv6 } from 'node:net'
+import { parseTrustedProxies } from '../http/client-address.js'
+import { showValue } from './env-refs.js'
+import { matchesExactly, patternProblem, patternShape } from './route-pattern.js'
+import type { Config } from './schema.js'
+
+/**
+ * Checks that need more than one field at a time: references between sections, unique ids, and
+ * syntax the JSON Schema cannot say. Runs on a config that passed the schema (defaults applied).
+ */
+export interface SemanticIssue {
+  readonly path: string
+  readonly message: string
+}
+
+export const HMAC_ALGORITHMS: ReadonlySet<string> = new Set(['HS256', 'HS384', 'HS512'])
+
+/** An IP address or a CIDR (address/prefix), strictly: one "/", decimal prefix in range. */
+export function ipOrCidrProblem(entry: string): string | undefined {
+  const parts = entry.split('/')
+  const addr = parts[0]
+  const v6 = isIPv6(addr)
+  const notIp = 'is not an IP address or a CIDR such as 10.0.0.0/8'
+  if ((!isIPv4(addr) && !v6) || parts.length > 2) return notIp
+  if (parts.length === 2) {
+    const max = v6 ? 128 : 32
+    if (!/^\d{1,3}$/.test(parts[1]) || Number(parts[1]) > max) return `has a CIDR prefix length that is not a number from 0 to ${max}`
+  }
+  try {
+    // The same parser the gateway uses at run time, so "valid here" means "accepted there".
+    parseTrustedProxies([entry])
+  } catch {
+    return notIp
+  }
+  return undefined
+}
+
+export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string>): SemanticIssue[] {
+  const issues: SemanticIssue[] = []
+  const add = (path: string, message: string) => issues.push({ path, message })
+  const show = (value: unknown, path: string) => showValue(value, path, resolvedPaths)
+
+  const uniqueIds = (section: string, items: readonly { id?: string }[], what: string): Set<string> => {
+    const first = new Map<string, number>()
+    items.forEach((item, i) => {
+      if (item.id === undefined) return
+      const prev = first.get(item.id)
+      if (prev !== undefined) add(`/${section}/${i}/id`, `duplicate ${what} id ${show(item.id, `/${section}/${i}/id`)} (first used at /${section}/${prev})`)
+      else first.set(item.id, i)
+    })
+    return new Set(first.keys())
+  }
+  const issuerIds = uniqueIds('issuers', config.issuers, 'issuer')
+  const upstreamIds = uniqueIds('upstreams', config.upstreams, 'upstream')
+  uniqueIds('routes', config.routes, 'route')
+
+  config.issuers.forEach((iss, i) => {
+    const p = `/issuers/${i}`
+    const hmac = iss.algorithms.filter((a) => HMAC_ALGORITHMS.has(a))
+    if (!iss.discoveryUrl) {
+      // An issuer that only uses HMAC verifies with its sharedSecret and has no key set to fetch.
+      const hmacOnly = hmac.length === iss.algorithms.length
+      const missing = [!iss.issuer && '"issuer"', !iss.jwksUri && !hmacOnly && '"jwksUri"'].filter(Boolean) as string[]
+      if (missing.length) add(p, `needs either "discoveryUrl" or both "issuer" and "jwksUri" (missing ${missing.join(' and ')})`)
+    }
+    // An HMAC verifier without a key would either accept nothing or, worse, be given a key at
+    // run time from somewhere unexpected: refuse the shape outright.
+    if (hmac.length && !iss.sharedSecret) add(`${p}/algorithms`, `${hmac.join(', ')} needs "sharedSecret" (use \${env:NAME} or \${file:PATH})`)
+  })
+
+  const describe = (ids: Set<string>) => (ids.size ? `defined: ${[...ids].join(', ')}` : 'none are defined')
+  const seenRoutes = new Map<string, number>()
+  config.routes.forEach((r, i) => {
+    const p = `/routes/${i}`
+    if (!upstreamIds.has(r.upstream)) add(`${p}/upstream`, `unknown upstream ${show(r.upstream, `${p}/upstream`)} (${describe(upstreamIds)})`)
+    r.issuers?.forEach((id, j) => {
+      if (!issuerIds.has(id)) add(`${p}/issuers/${j}`, `unknown issuer ${show(id, `${p}/issuers/${j}`)} (${describe(issuerIds)})`)
+    })
+    if (r.auth === 'required' && config.issuers.length === 0) add(`${p}/auth`, 'auth is "required" but no issuers are configured, so no token could ever be accepted')
+    if (r.scopes && r.auth !== 'required') add(`${p}/scopes`, 'scopes can only be checked on a route with auth: required')
+
+    const problem = patternProblem(r.path)
+    if (problem) add(`${p}/path`, `invalid path pattern: ${problem}`)
+    else {
+      for (const [field, own] of [['healthPath', config.server.healthPath], ['readyPath', config.server.readyPath]] as const) {
+        if (matchesExactly(r.path, own)) {
+          add(`${p}/path`, `collides with server.${field} ${show(own, `/server/${field}`)}: the gateway answers that path itself, so this route would never receive it`)
+        }
+      }
+      // The router keeps the first of two routes with the same shape and method; the second
+      // would be silently dead, and its policy with it.
+      const shape = patternShape(r.path)
+      for (const m of r.methods) {
+        const key = `${m} ${shape}`
+        const prev = seenRoutes.get(key)
+        if (prev !== undefined) {
+          add(`${p}/path`, `${m} on this path is already handled by /routes/${prev}; this route would never match`)
+          break
+        }
+      }
+      for (const m of r.methods) if (!seenRoutes.has(`${m} ${shape}`)) seenRoutes.set(`${m} ${shape}`, i)
+    }
+  })
+
+  const s = config.server
+  if (s.healthPath === s.readyPath) add('/server/readyPath', 'must differ from server.healthPath')
+  s.trustedProxies.forEach((entry, i) => {
+    const problem = ipOrCidrProblem(entry)
+    if (problem) add(`/server/trustedProxies/${i}`, `${show(entry, `/server/trustedProxies/${i}`)} ${problem}`)
+  })
+  return issues
+}
