@@ -15,6 +15,7 @@ export interface Identity {
   readonly jti: string | undefined
   /** SHA-256 of the token, base64url, first 16 chars: what logs carry instead of the token. */
   readonly tokenDigest: string
+  /** Token exp in epoch milliseconds (exp × 1000), comparable with deps.now(). */
   readonly expiresAt: number
   readonly claims: Readonly<Record<string, unknown>>
 }

@@ -1,3 +1,4 @@
+import { constants, createHmac, KeyObject, sign as cryptoSign, type webcrypto } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type CryptoKey, type JWTPayload } from 'jose'
@@ -27,6 +28,15 @@ export interface KeyServer {
   jwksHeaders: Record<string, string>
   /** When true the server answers 503 to everything (an IdP outage). */
   down: boolean
+  /** Extra members merged into the discovery document (e.g. a different `issuer`). */
+  discoveryOverrides: Record<string, unknown>
+  /** Default claims of sign()/signRaw() (iss, aud, sub, client_id, iat, exp = now + 300, scope), at the current time. */
+  defaultClaims(): Record<string, unknown>
+  /**
+   * Signs exactly the given header and payload with a key's private key (no defaults, no checks),
+   * for hand-crafted attack tokens: crit headers, missing exp, embedded jwk, ...
+   */
+  signRaw(header: Record<string, unknown>, payload: Record<string, unknown>, key?: TestKey): string
   close(): Promise<void>
 }
 
@@ -45,7 +55,7 @@ export async function startKeyServer(options: { audience?: string; alg?: string 
     }
     if (req.url === '/.well-known/openid-configuration') {
       res.writeHead(200, { 'content-type': 'application/json' })
-      res.end(JSON.stringify({ issuer: ks.issuer, jwks_uri: ks.jwksUri }))
+      res.end(JSON.stringify({ issuer: ks.issuer, jwks_uri: ks.jwksUri, ...ks.discoveryOverrides }))
     } else if (req.url === '/jwks') {
       res.writeHead(200, { 'content-type': 'application/json', ...ks.jwksHeaders })
       res.end(JSON.stringify({ keys: keys.map((k) => k.publicJwk) }))
@@ -65,6 +75,14 @@ export async function startKeyServer(options: { audience?: string; alg?: string 
     keys,
     jwksHeaders: {},
     down: false,
+    discoveryOverrides: {},
+    defaultClaims() {
+      const now = Math.floor(Date.now() / 1000)
+      return { iss: ks.issuer, aud: audience, sub: 'user-1', client_id: 'client-1', iat: now, exp: now + 300, scope: 'read' }
+    },
+    signRaw(header, payload, key = keys[0]) {
+      return signCompact(header, payload, key.alg, KeyObject.from(key.privateKey as unknown as webcrypto.CryptoKey))
+    },
     async addKey(alg = options.alg ?? 'RS256', opts = {}) {
       const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true })
       const kid = opts.kid ?? `k${++counter}-${alg}`
@@ -88,4 +106,36 @@ export async function startKeyServer(options: { audience?: string; alg?: string 
   }
   await ks.addKey()
   return ks
+}
+
+/** base64url of a JSON value, as in a JWS header or payload segment. */
+export function b64json(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url')
+}
+
+/** An unsecured JWS (RFC 7515 Appendix A.5 style): header.payload. with an empty signature. */
+export function unsignedToken(header: Record<string, unknown>, payload: Record<string, unknown>): string {
+  return `${b64json(header)}.${b64json(payload)}.`
+}
+
+/**
+ * Signs header.payload with node:crypto. `key` is a private KeyObject for RS/PS/ES/EdDSA, or raw
+ * bytes for HS* (which lets a test sign with, say, a public key's PEM text as the HMAC secret).
+ */
+export function signCompact(header: Record<string, unknown>, payload: Record<string, unknown>, alg: string, key: KeyObject | Uint8Array): string {
+  const input = `${b64json(header)}.${b64json(payload)}`
+  const bits = alg.slice(2)
+  let sig: Buffer
+  if (alg.startsWith('HS')) {
+    sig = createHmac(`sha${bits}`, key as Uint8Array).update(input).digest()
+  } else if (alg === 'EdDSA') {
+    sig = cryptoSign(null, Buffer.from(input), key as KeyObject)
+  } else if (alg.startsWith('PS')) {
+    sig = cryptoSign(`sha${bits}`, Buffer.from(input), { key: key as KeyObject, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: Number(bits) / 8 })
+  } else if (alg.startsWith('ES')) {
+    sig = cryptoSign(`sha${bits}`, Buffer.from(input), { key: key as KeyObject, dsaEncoding: 'ieee-p1363' })
+  } else {
+    sig = cryptoSign(`sha${bits}`, Buffer.from(input), key as KeyObject)
+  }
+  return `${input}.${sig.toString('base64url')}`
 }

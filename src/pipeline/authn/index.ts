@@ -1,7 +1,16 @@
-// PLACEHOLDER: to be replaced by the real JWT authentication stage.
+import { hash } from 'node:crypto'
 import type { Config } from '../../config/schema.js'
 import { GatewayError } from '../../errors/gateway-error.js'
 import type { Deps, RequestContext, Stage } from '../stage.js'
+import { extractBearer } from './bearer.js'
+import { buildIdentity, checkClaims, checkHeaderPolicy, checkHeaderShape } from './claims.js'
+import { compileIssuer, IssuerConfigError, type IssuerRuntime } from './issuer.js'
+import { parseCompact, type ParsedJwt } from './jwt-parse.js'
+import type { SignatureVerifier, SigningKey } from './jwt-verify.js'
+import type { KeyStore, Scheduler } from './key-store.js'
+import { MAX_TOKEN_BYTES, TOKEN_CACHE_MAX_ENTRIES } from './limits.js'
+import { invalidToken } from './reject.js'
+import { TokenCache } from './token-cache.js'
 
 export interface AuthnStage extends Stage {
   /** Loads discovery documents and keys for every issuer; resolves when the first load settled. */
@@ -10,15 +19,148 @@ export interface AuthnStage extends Stage {
   close(): Promise<void>
 }
 
-export function createAuthnStage(_config: Config, _deps: Deps): AuthnStage {
+/** Test seams; production uses the defaults. */
+export interface AuthnOptions {
+  /** Timer for background key refresh (default: unref'd setTimeout). */
+  readonly schedule?: Scheduler
+  /** Bound of the verified-token cache (default TOKEN_CACHE_MAX_ENTRIES). */
+  readonly cacheSize?: number
+}
+
+/**
+ * Bearer JWT access-token authentication (RFC 6750, RFC 9068, RFC 8725) for several issuers.
+ *
+ * Per request: extract exactly one bearer token → digest → verified-token cache → size cap → parse
+ * → issuer-independent header checks → issuer selection by the unverified `iss` (exact match) →
+ * route's issuer restriction → algorithm allowlist and typ → key by kid (refresh once per interval
+ * on an unknown kid) → signature (node:crypto or jose) → claims → ctx.identity.
+ *
+ * Why a credential that fails stops the request instead of falling through to anonymous: a route
+ * is either public (this stage does nothing) or requires a valid token; there is no "optional"
+ * auth, so an invalid token is never quietly downgraded.
+ *
+ * @example
+ * const authn = createAuthnStage(config, { now: Date.now, events, logger })
+ * await authn.start() // keys loaded (or first attempt failed; see authn.ready())
+ */
+export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptions = {}): AuthnStage {
+  const issuers = config.issuers.map((cfg) => compileIssuer(cfg, deps, options.schedule))
+  const byIss = new Map<string, IssuerRuntime>()
+  for (const issuer of issuers) {
+    const other = byIss.get(issuer.iss)
+    // Issuer selection is by the exact iss string; two entries for one iss would make it ambiguous.
+    if (other) throw new IssuerConfigError(issuer.id, `has the same issuer as "${other.id}"`)
+    byIss.set(issuer.iss, issuer)
+  }
+  const cache = new TokenCache(options.cacheSize ?? TOKEN_CACHE_MAX_ENTRIES)
+  const now = deps.now
+
+  function accept(ctx: RequestContext, jwt: ParsedJwt, issuer: IssuerRuntime, digest: string, verified: boolean): void {
+    if (!verified) throw invalidToken('bad_signature')
+    const t = now()
+    checkClaims(jwt.payload, issuer.policy, t)
+    const identity = buildIdentity(jwt.payload, issuer.id, ctx.tokenDigest!)
+    cache.set(digest, identity, t)
+    ctx.identity = identity
+  }
+
+  function verifyWith(ctx: RequestContext, jwt: ParsedJwt, issuer: IssuerRuntime, digest: string, keys: readonly SigningKey[]): void | Promise<void> {
+    const result = tryKeys(jwt, keys, issuer.verify, 0)
+    if (typeof result === 'boolean') return accept(ctx, jwt, issuer, digest, result)
+    return result.then((ok) => accept(ctx, jwt, issuer, digest, ok))
+  }
+
+  function idpUnavailable(store: KeyStore): GatewayError {
+    return new GatewayError('ERR_AUTHN_IDP_UNAVAILABLE', {
+      reason: 'no_keys',
+      headers: { 'retry-after': String(store.retryAfterSec()) },
+      detail: 'The signing keys of the token issuer could not be loaded. Retry later.',
+    })
+  }
+
+  function withKeys(ctx: RequestContext, jwt: ParsedJwt, issuer: IssuerRuntime, digest: string, store: KeyStore): void | Promise<void> {
+    const alg = jwt.header.alg as string
+    const kid = jwt.header.kid as string | undefined
+    const keys = store.keysFor(kid, alg)
+    if (keys.length > 0) return verifyWith(ctx, jwt, issuer, digest, keys)
+    // A kid we know but not for this alg/key type: no refresh will help (RFC 8725 §3.1, key type
+    // must match alg).
+    if (kid === undefined || store.hasKid(kid)) throw invalidToken('no_matching_key')
+    // An unknown kid usually means the IdP rotated keys: refetch, at most once per interval.
+    const refresh = store.refreshOnDemand('unknown_kid')
+    if (refresh === undefined) throw invalidToken('unknown_kid')
+    return refresh.then(() => {
+      const again = store.keysFor(kid, alg)
+      if (again.length === 0) throw invalidToken(store.hasKid(kid) ? 'no_matching_key' : 'unknown_kid')
+      return verifyWith(ctx, jwt, issuer, digest, again)
+    })
+  }
+
+  function verifyToken(ctx: RequestContext, jwt: ParsedJwt, issuer: IssuerRuntime, digest: string): void | Promise<void> {
+    const hmac = issuer.hmacKeys.get(jwt.header.alg as string)
+    if (hmac !== undefined) return verifyWith(ctx, jwt, issuer, digest, [hmac])
+    // checkHeaderPolicy let an asymmetric alg through, so this issuer has a key store.
+    const store = issuer.store!
+    if (store.ready()) return withKeys(ctx, jwt, issuer, digest, store)
+    const loading = store.refreshOnDemand('no_keys')
+    if (loading === undefined) throw idpUnavailable(store)
+    return loading.then(() => {
+      if (!store.ready()) throw idpUnavailable(store)
+      return withKeys(ctx, jwt, issuer, digest, store)
+    })
+  }
+
+  function onRequest(ctx: RequestContext): void | Promise<void> {
+    const route = ctx.route
+    if (route !== undefined && route.auth === 'public') return
+    const req = ctx.req
+    const token = extractBearer(req.rawHeaders, req.headers.authorization, ctx.query)
+    // Set first, so that every failure event from here on names the token by digest (never by value).
+    const digest = hash('sha256', token, 'base64url')
+    ctx.tokenDigest = digest.slice(0, 16)
+    if (token.length > MAX_TOKEN_BYTES) throw invalidToken('too_large')
+    const accepted = route?.issuers
+    const cached = cache.get(digest, now())
+    if (cached !== undefined) {
+      // The cache remembers who the token is, not where it may go: the route's issuer
+      // restriction is applied on every hit.
+      if (accepted !== undefined && !accepted.has(cached.issuerId)) throw invalidToken('issuer_not_allowed')
+      ctx.identity = cached
+      return
+    }
+    const jwt = parseCompact(token)
+    checkHeaderShape(jwt.header)
+    const iss = jwt.payload.iss
+    const issuer = typeof iss === 'string' ? byIss.get(iss) : undefined
+    if (issuer === undefined) throw invalidToken('unknown_issuer')
+    if (accepted !== undefined && !accepted.has(issuer.id)) throw invalidToken('issuer_not_allowed')
+    checkHeaderPolicy(jwt.header, issuer.policy)
+    return verifyToken(ctx, jwt, issuer, digest)
+  }
+
   return {
     name: 'authn',
-    onRequest(ctx: RequestContext): void {
-      if (ctx.route?.auth === 'public') return
-      throw new GatewayError('ERR_AUTHN_MISSING')
+    onRequest,
+    async start() {
+      await Promise.all(issuers.map((i) => i.store?.start()))
     },
-    start: async () => {},
-    ready: () => true,
-    close: async () => {},
+    ready: () => issuers.every((i) => i.store === undefined || i.store.ready()),
+    async close() {
+      await Promise.all(issuers.map((i) => i.store?.close()))
+      cache.clear()
+    },
+  } satisfies AuthnStage
+}
+
+/**
+ * Tries each candidate key until one verifies. Stays synchronous while the verifier does
+ * (node:crypto); chains promises only for an async verifier (jose).
+ */
+function tryKeys(jwt: ParsedJwt, keys: readonly SigningKey[], verify: SignatureVerifier, from: number): boolean | Promise<boolean> {
+  for (let i = from; i < keys.length; i++) {
+    const r = verify(jwt, keys[i])
+    if (r === true) return true
+    if (r !== false) return r.then((ok) => ok || (i + 1 < keys.length && tryKeys(jwt, keys, verify, i + 1)))
   }
+  return false
 }

@@ -1,0 +1,13 @@
+import { GatewayError } from '../../errors/gateway-error.js'
+
+/**
+ * Failure helpers. `reason` goes to the security event only; clients see the code and the
+ * RFC 6750 challenge, never which check failed (no oracle for forgers).
+ */
+export function invalidToken(reason: string): GatewayError {
+  return new GatewayError('ERR_AUTHN_INVALID_TOKEN', { reason })
+}
+
+export function malformed(reason: string, detail: string): GatewayError {
+  return new GatewayError('ERR_AUTHN_MALFORMED', { reason, detail })
+}

@@ -1,0 +1,46 @@
+import type { Identity } from '../stage.js'
+
+/**
+ * Verified tokens by SHA-256 digest, so a busy client pays for signature verification once.
+ *
+ * - An entry is dropped at the token's `exp` (checked on every read, with the injected clock), and
+ *   never trusted past it: the cache is stricter than full verification, which allows clock skew.
+ * - Bounded: beyond `maxEntries` the oldest entry goes (a Map iterates in insertion order).
+ * - It stores the identity only. Route-dependent rules (which issuers a route accepts) are checked
+ *   by the caller on every hit, so a cached identity never widens what a route accepts.
+ */
+export class TokenCache {
+  private readonly entries = new Map<string, Identity>()
+
+  constructor(readonly maxEntries: number) {
+    if (!(maxEntries >= 1)) throw new RangeError('maxEntries must be at least 1')
+  }
+
+  get size(): number {
+    return this.entries.size
+  }
+
+  get(digest: string, nowMs: number): Identity | undefined {
+    const identity = this.entries.get(digest)
+    if (identity === undefined) return undefined
+    if (nowMs >= identity.expiresAt) {
+      this.entries.delete(digest)
+      return undefined
+    }
+    return identity
+  }
+
+  set(digest: string, identity: Identity, nowMs: number): void {
+    if (nowMs >= identity.expiresAt) return
+    this.entries.delete(digest)
+    this.entries.set(digest, identity)
+    if (this.entries.size > this.maxEntries) {
+      const oldest = this.entries.keys().next().value as string
+      this.entries.delete(oldest)
+    }
+  }
+
+  clear(): void {
+    this.entries.clear()
+  }
+}
