@@ -68,7 +68,7 @@ test('plain http to loopback is fine for issuers and upstreams; an http upstream
 
 test('an acknowledged finding becomes a warning carrying the reason; a target limits it to one issuer', () => {
   const c = config({
-    issuers: [issuer({ audiences: [] }), issuer({ id: 'other', audiences: [] })],
+    issuers: [issuer({ audiences: [] }), issuer({ id: 'other', issuer: 'https://other.example.com/', audiences: [] })],
     acknowledge: [{ rule: 'issuer-no-audience', target: 'main', reason: 'the IdP sets no aud' }],
   })
   const r = lint(c)

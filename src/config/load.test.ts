@@ -278,3 +278,27 @@ test('a union of different types is described by its branches, and an empty valu
     ],
   )
 })
+
+test('two issuers with the same iss, or a JWKS min cache age above the max, are refused at load', () => {
+  const twin = VALID.replace(
+    `issuers:
+  - id: main
+    discoveryUrl: https://idp.example.com/.well-known/openid-configuration
+    audiences: [api://orders]`,
+    `issuers:
+  - id: a
+    issuer: https://idp.example.com/
+    jwksUri: https://idp.example.com/jwks
+    audiences: [api://orders]
+  - id: b
+    issuer: https://idp.example.com/
+    jwksUri: https://idp.example.com/other-jwks
+    audiences: [api://orders]
+    jwksCacheMinAgeSec: 900
+    jwksCacheMaxAgeSec: 600`,
+  )
+  const errors = errorsOf(loadConfigText(twin, FILE, {}))
+  const paths = errors.map((e) => e.path).sort()
+  assert.deepEqual(paths, ['/issuers/1/issuer', '/issuers/1/jwksCacheMinAgeSec'], formatIssues(errors))
+  assert.ok(errors.every((e) => e.line !== undefined))
+})

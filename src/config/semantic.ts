@@ -54,8 +54,18 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
   const upstreamIds = uniqueIds('upstreams', config.upstreams, 'upstream')
   uniqueIds('routes', config.routes, 'route')
 
+  const seenIss = new Map<string, number>()
   config.issuers.forEach((iss, i) => {
     const p = `/issuers/${i}`
+    // Issuer selection is by the token's `iss`: two entries with the same one would be ambiguous.
+    if (iss.issuer !== undefined) {
+      const prev = seenIss.get(iss.issuer)
+      if (prev !== undefined) add(`${p}/issuer`, `the same "issuer" as /issuers/${prev}; tokens are matched to an issuer by their iss, so each must be distinct`)
+      else seenIss.set(iss.issuer, i)
+    }
+    if (iss.jwksCacheMinAgeSec > iss.jwksCacheMaxAgeSec) {
+      add(`${p}/jwksCacheMinAgeSec`, `must not exceed jwksCacheMaxAgeSec (${iss.jwksCacheMaxAgeSec})`)
+    }
     const hmac = iss.algorithms.filter((a) => HMAC_ALGORITHMS.has(a))
     if (!iss.discoveryUrl) {
       // An issuer that only uses HMAC verifies with its sharedSecret and has no key set to fetch.
