@@ -1,0 +1,273 @@
+// `npm run bench`: one run, on loopback, of every target in targets/index.ts against the same
+// upstream, then a table, the issue's targets as PASS/FAIL lines, and a JSON file under .tmp/.
+// See docs/benchmarks.md for what is measured and how to read it.
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { spawnServer, type ChildServer } from './child.js'
+import { startIssuer } from './keys.js'
+import { combine, drive, type LoadResult } from './load.js'
+import { evaluate, table, verdicts, type RowResult } from './report.js'
+import { tokenPool, type BenchContext, type RunningTarget, type Target, type UpstreamStats } from './target.js'
+import { benchScript, listeningUrl } from './targets/common.js'
+import { allTargets } from './targets/index.js'
+
+function intEnv(name: string, def: number, min: number): number {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return def
+  const n = Number(raw)
+  if (!Number.isFinite(n) || n < min) throw new Error(`${name} must be a number >= ${min} (got ${raw})`)
+  return Math.floor(n)
+}
+
+const settings = {
+  durationSec: intEnv('BENCH_DURATION', 10, 1),
+  warmupSec: intEnv('BENCH_WARMUP', 2, 1),
+  rounds: intEnv('BENCH_ROUNDS', 3, 1),
+  connections: intEnv('BENCH_CONNECTIONS', 64, 1),
+  warmTokens: intEnv('BENCH_WARM_TOKENS', 16, 1),
+  coldTokens: intEnv('BENCH_COLD_TOKENS', 20_000, 1_000),
+  upstreamConnections: 64,
+  publicRoutes: process.env.BENCH_PUBLIC === '1',
+  only: (process.env.BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+  profile: process.env.BENCH_PROFILE === '1',
+  keepFiles: process.env.BENCH_KEEP === '1' || process.env.BENCH_PROFILE === '1',
+  enforce: process.env.BENCH_ENFORCE === '1',
+}
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url))
+const RESULTS = join(REPO, '.tmp', 'bench', 'latest.json')
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const log = (s = '') => process.stdout.write(s + '\n')
+
+function loud(lines: string[]): void {
+  const bar = '!'.repeat(78)
+  process.stderr.write(`\n${bar}\n${lines.map((l) => `!! ${l}`).join('\n')}\n${bar}\n\n`)
+}
+
+/** 'row' makes the upstream count what follows under `id`; 'stats' reads that row's counters. */
+async function upstreamCall(url: string, what: 'row' | 'stats', id: string): Promise<UpstreamStats> {
+  const r = await fetch(`${url}/__bench/${what}?id=${encodeURIComponent(id)}`, { method: what === 'row' ? 'POST' : 'GET' })
+  return (await r.json()) as UpstreamStats
+}
+
+/** One row while the bench runs: its process, its measured rounds, what went wrong. */
+interface Live {
+  readonly target: Target
+  running?: RunningTarget
+  readonly runs: LoadResult[]
+  upstream: UpstreamStats
+  readonly problems: string[]
+  failed: boolean
+}
+
+const noStats: UpstreamStats = { requests: 0, distinctAuthorization: 0, missingAuthorization: 0 }
+
+/** Starts a row, sends the probe request, and runs its warm-up. */
+async function prepare(live: Live, ctx: BenchContext, upstreamUrl: string): Promise<void> {
+  const { target } = live
+  try {
+    live.running = await target.start(ctx)
+  } catch (err) {
+    live.failed = true
+    live.problems.push(`did not start: ${(err as Error).message}`)
+    return
+  }
+  const running = live.running
+  try {
+    const warmup = target.load('warmup', { index: 0, of: 1 })
+    // One request before any load: a refusal here means the row is misconfigured, and its body
+    // says why, which autocannon's counters would not.
+    const auth = target.probe?.()
+    const probe = await fetch(running.url + warmup.path, { headers: auth ? { authorization: auth } : {} })
+    const probeBody = await probe.text()
+    if (probe.status < 200 || probe.status > 299) {
+      live.failed = true
+      live.problems.push(`probe request answered ${probe.status}: ${probeBody.slice(0, 400)}`)
+      return
+    }
+    const refused = target.refusal?.()
+    if (refused) {
+      const r = await fetch(running.url + warmup.path, { headers: { authorization: refused } })
+      await r.body?.cancel()
+      if (r.status !== 401) {
+        live.failed = true
+        live.problems.push(`a token with a broken signature got ${r.status}, not 401: this row does not verify tokens`)
+        return
+      }
+    }
+    await upstreamCall(upstreamUrl, 'row', `${target.id}:warmup`)
+    await drive(running.url, warmup, { connections: settings.connections, durationSec: settings.warmupSec })
+  } catch (err) {
+    live.failed = true
+    live.problems.push(`${(err as Error).message}\n${running.tail()}`)
+  }
+}
+
+/** One measured round of a row; upstream counters are taken around it. */
+async function round(live: Live, index: number, upstreamUrl: string): Promise<void> {
+  const running = live.running!
+  try {
+    await upstreamCall(upstreamUrl, 'row', live.target.id)
+    const spec = live.target.load('measure', { index, of: settings.rounds })
+    const run = await drive(running.url, spec, { connections: settings.connections, durationSec: settings.durationSec / settings.rounds })
+    // Let requests that were in flight when autocannon stopped reach the upstream counters.
+    await sleep(250)
+    live.runs.push(run)
+    live.upstream = await upstreamCall(upstreamUrl, 'stats', live.target.id)
+  } catch (err) {
+    live.failed = true
+    live.problems.push(`${(err as Error).message}\n${running.tail()}`)
+  }
+}
+
+/** Turns a finished row into its result, applying the validity rules. */
+function conclude(live: Live): RowResult {
+  const { target } = live
+  const base = { id: target.id, label: target.label, baseline: target.baseline ?? false, files: live.running?.files }
+  if (live.failed || live.runs.length === 0) return { ...base, status: 'error', problems: live.problems, notes: [] }
+  const run = combine(live.runs)
+  const upstream = live.upstream
+  const problems = [...live.problems]
+  const ok2xx = Object.entries(run.statusCodes).reduce((n, [code, count]) => (code.startsWith('2') ? n + count : n), 0)
+  if (target.strict && (run.non2xx > 0 || run.errors > 0)) {
+    problems.push(`${run.non2xx} non-2xx responses ${JSON.stringify(run.statusCodes)} and ${run.errors} socket errors/timeouts`)
+  }
+  if (upstream.requests < ok2xx) problems.push(`${ok2xx} 2xx responses but only ${upstream.requests} requests reached the upstream`)
+  problems.push(...(target.verify?.(run, upstream) ?? []))
+
+  const notes: string[] = []
+  if (run.elapsedSec < settings.durationSec * 0.9) notes.push(`measured ${run.elapsedSec.toFixed(1)} s only: its distinct tokens ran out first`)
+  notes.push(`upstream saw ${upstream.requests} requests, ${upstream.distinctAuthorization} distinct Authorization values`)
+  for (const [name, file] of Object.entries(base.files ?? {})) {
+    if (name === 'config') continue
+    let size = 0
+    try {
+      size = statSync(file).size
+    } catch {
+      // not written at all: reported as 0
+    }
+    notes.push(`${name}: ${(size / 1024).toFixed(0)} KiB written`)
+  }
+  return { ...base, status: problems.length ? 'invalid' : 'ok', run, upstream, problems, notes }
+}
+
+async function main(): Promise<number> {
+  const t0 = performance.now()
+  const startedAt = new Date().toISOString()
+  const load0 = loadavg()
+  const targets = allTargets().filter((t) => settings.only.length === 0 || t.baseline || settings.only.includes(t.id))
+  const needsCold = targets.some((t) => t.usesColdTokens)
+  log(`portcullis bench: ${targets.length} targets, ${settings.connections} connections, pipelining 1, ${settings.warmupSec} s warm-up + ${settings.durationSec} s measured each (in ${settings.rounds} interleaved rounds)`)
+  log(`node ${process.version}, ${cpus().length} cpus, load average ${load0.map((l) => l.toFixed(2)).join(' ')}`)
+  if (settings.publicRoutes) log('BENCH_PUBLIC=1: gateway routes are auth: public (no token verification in the gateway rows)')
+
+  const tmpDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-'))
+  const issuer = await startIssuer({ audience: 'api://bench', scope: 'bench:read' })
+  let upstream: ChildServer | undefined
+  const rows: RowResult[] = []
+  const lives: Live[] = targets.map((target) => ({ target, runs: [], upstream: noStats, problems: [], failed: false }))
+  try {
+    const warmTokens = await issuer.mint(settings.warmTokens, 'warm')
+    let coldTokens: string[] = []
+    if (needsCold) {
+      const ts = performance.now()
+      coldTokens = await issuer.mint(settings.coldTokens, 'cold')
+      const sec = (performance.now() - ts) / 1000
+      log(`signed ${coldTokens.length} distinct RS256 tokens for the cold row in ${sec.toFixed(1)} s (${Math.round(coldTokens.length / sec)}/s)`)
+    }
+    upstream = await spawnServer([benchScript('upstream.js')], listeningUrl)
+    const ctx: BenchContext = {
+      upstreamUrl: upstream.url,
+      upstreamConnections: settings.upstreamConnections,
+      issuer,
+      warmTokens,
+      coldTokens: tokenPool(coldTokens),
+      publicRoutes: settings.publicRoutes,
+      tmpDir,
+      connections: settings.connections,
+      profile: settings.profile,
+    }
+    for (const live of lives) {
+      log(`- start and warm up: ${live.target.label}`)
+      await prepare(live, ctx, upstream.url)
+      if (live.failed) {
+        loud([`BENCH MISCONFIGURED: ${live.target.label}`, ...live.problems.flatMap((p) => p.split('\n'))])
+        await live.running?.stop()
+      }
+    }
+    // Rows take turns, in rounds, while all their processes stay up (an idle process costs no CPU):
+    // load from other work on the machine then spreads over every row instead of hitting one.
+    for (let r = 0; r < settings.rounds; r++) {
+      const order = lives.map((_, i) => lives[(i + r) % lives.length])
+      for (const live of order) {
+        if (live.failed) continue
+        await round(live, r, upstream.url)
+        const last = live.runs[live.runs.length - 1]
+        if (last) log(`  round ${r + 1}/${settings.rounds}  ${live.target.id.padEnd(14)} ${Math.round(last.rps)} req/s, p99 ${last.p99Ms.toFixed(1)} ms`)
+      }
+    }
+    for (const live of lives) {
+      await live.running?.stop()
+      const row = conclude(live)
+      rows.push(row)
+      if (row.status === 'invalid') loud([`BENCH MISCONFIGURED: ${row.label}`, ...row.problems.flatMap((p) => p.split('\n'))])
+    }
+  } finally {
+    // Also on a crash: no child may outlive the bench.
+    await Promise.all(lives.map((l) => l.running?.stop()))
+    await upstream?.stop()
+    await issuer.close()
+    if (!settings.keepFiles) rmSync(tmpDir, { recursive: true, force: true })
+  }
+
+  const checks = evaluate(targets, rows)
+  const load1 = loadavg()
+  log()
+  log(table(rows))
+  log()
+  for (const r of rows) for (const n of r.notes) log(`  ${r.id}: ${n}`)
+  log()
+  log('Targets from the issue (ratios within this run):')
+  log(verdicts(checks))
+  log()
+  log(`load average after: ${load1.map((l) => l.toFixed(2)).join(' ')}; total ${((performance.now() - t0) / 1000).toFixed(0)} s`)
+
+  mkdirSync(join(REPO, '.tmp', 'bench'), { recursive: true })
+  const { warmTokens: _w, coldTokens: _c, ...shownSettings } = settings
+  writeFileSync(
+    RESULTS,
+    JSON.stringify(
+      {
+        startedAt,
+        node: process.version,
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model,
+        loadAverage: { before: load0, after: load1 },
+        settings: { ...shownSettings, warmTokenCount: _w, coldTokenCount: _c },
+        rows: rows.map(({ files: _f, run, ...r }) => ({ ...r, run: run && { ...run, latencies: undefined } })),
+        checks,
+      },
+      null,
+      2,
+    ) + '\n',
+  )
+  log(`results: ${RESULTS}${settings.keepFiles ? `; configs and logs kept in ${tmpDir}` : ''}`)
+
+  const broken = rows.filter((r) => r.status !== 'ok')
+  if (broken.length) {
+    loud([`${broken.length} row(s) invalid: ${broken.map((r) => r.id).join(', ')}. The figures above are not to be trusted.`])
+    return 1
+  }
+  if (settings.enforce && checks.some((c) => c.pass === false)) return 1
+  return 0
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    loud([`bench crashed: ${err.stack ?? err.message}`])
+    process.exit(1)
+  },
+)

@@ -1,0 +1,24 @@
+import { spawnServer } from '../child.js'
+import { bearer, rotate, type BenchContext, type Target } from '../target.js'
+import { BENCH_PATH, benchScript, listeningUrl } from './common.js'
+
+/** node:http + undici Pool, no checks: the baseline of every ratio. It forwards the same
+ *  Authorization headers as the gateway rows, so requests are byte-for-byte alike. */
+export function bareProxy(): Target {
+  let next: () => string = () => ''
+  return {
+    id: 'bare',
+    label: 'bare proxy (node:http + undici)',
+    baseline: true,
+    strict: true,
+    async start(ctx: BenchContext) {
+      next = rotate(ctx.warmTokens.map(bearer))
+      return spawnServer([benchScript('bare-proxy.js')], listeningUrl, {
+        BENCH_UPSTREAM: ctx.upstreamUrl,
+        BENCH_UPSTREAM_CONNECTIONS: String(ctx.upstreamConnections),
+      })
+    },
+    load: () => ({ path: BENCH_PATH, authorization: next }),
+    probe: () => next(),
+  }
+}

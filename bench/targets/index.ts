@@ -1,0 +1,32 @@
+import type { Target } from '../target.js'
+import { bareProxy } from './bare.js'
+import { fastifyStack } from './fastify.js'
+import { gatewayTarget } from './gateway.js'
+
+/**
+ * The rows, in the order they run. The baseline runs first; each Check compares a row with
+ * another row of the same run, so machine noise between runs does not move the verdicts much.
+ * New rows (rate limiting, internal tokens, ...) are added here.
+ */
+export function allTargets(): Target[] {
+  return [
+    bareProxy(),
+    gatewayTarget({
+      id: 'gateway-warm',
+      label: 'gateway, warm token cache',
+      tokens: 'warm',
+      checks: [
+        { label: 'warm gateway >= 0.9x bare proxy (req/s)', metric: 'rps', op: '>=', factor: 0.9, against: 'bare' },
+        { label: 'gateway p99 <= 1.2x bare proxy p99', metric: 'p99Ms', op: '<=', factor: 1.2, against: 'bare' },
+        { label: 'gateway >= 2x Fastify stack (req/s)', metric: 'rps', op: '>=', factor: 2, against: 'fastify' },
+      ],
+    }),
+    gatewayTarget({
+      id: 'gateway-cold',
+      label: 'gateway, cold cache (new token each request)',
+      tokens: 'cold',
+      checks: [{ label: 'cold gateway >= 0.7x bare proxy (req/s)', metric: 'rps', op: '>=', factor: 0.7, against: 'bare' }],
+    }),
+    fastifyStack(),
+  ]
+}
