@@ -1,0 +1,7 @@
+export { createVerifier } from './create-verifier.js'
+export { gatewayTokenVerifier, GATEWAY_TOKEN_TYP } from './gateway-token-verifier.js'
+export type { GatewayTokenVerifierOptions } from './gateway-token-verifier.js'
+export { hasScopes, requireScopes } from './require-scopes.js'
+export { DEFAULT_REALM, isVerifyError, VerifyError } from './verify-error.js'
+export type { ProblemDetails, VerifyErrorCode, VerifyErrorOptions } from './verify-error.js'
+export type { Actor, Identity, Verifier, VerifierOptions } from './types.js'

@@ -1,0 +1,100 @@
+import { VerifyError } from '../verify-error.js'
+import { malformed } from './reject.js'
+
+/**
+ * RFC 6750 §2.1: `credentials = "Bearer" 1*SP b64token`,
+ * `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+ * The auth-scheme is case-insensitive (RFC 9110 §11.1).
+ */
+const BEARER = /^bearer +([A-Za-z0-9\-._~+/]+=*)$/i
+const SCHEME_ONLY = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
+
+/**
+ * The token of `verify()`'s argument, which is either an Authorization header value or a bare
+ * token. Throws:
+ * - ERR_AUTHN_MISSING when there is nothing, or credentials of another scheme (Basic, DPoP, ...):
+ *   the client has not presented a bearer token, which is not the same as a broken one;
+ * - ERR_AUTHN_MALFORMED when "Bearer" is followed by anything but one b64token.
+ */
+export function tokenFrom(value: string | undefined | null): string {
+  if (value === undefined || value === null || value === '') throw new VerifyError('ERR_AUTHN_MISSING', { reason: 'no_credentials' })
+  if (typeof value !== 'string') throw malformed('bad_authorization_syntax', 'Use "Authorization: Bearer <token>".')
+  const m = BEARER.exec(value)
+  if (m) return m[1]
+  const space = value.indexOf(' ')
+  if (space === -1) {
+    // No scheme: a bare token, as when the caller already took it out of the header. A lone
+    // word that is not b64token syntax is neither a token nor a scheme we know.
+    if (value.toLowerCase() === 'bearer') throw malformed('bad_authorization_syntax', 'Use "Authorization: Bearer <token>".')
+    if (B64TOKEN.test(value)) return value
+    throw malformed('bad_authorization_syntax', 'Use "Authorization: Bearer <token>".')
+  }
+  const scheme = value.slice(0, space)
+  // "Bearer" with a bad or missing token is a broken bearer credential, not another scheme.
+  if (scheme.toLowerCase() === 'bearer' || !SCHEME_ONLY.test(scheme)) {
+    throw malformed('bad_authorization_syntax', 'Use "Authorization: Bearer <token>".')
+  }
+  throw new VerifyError('ERR_AUTHN_MISSING', { reason: 'unsupported_scheme' })
+}
+
+/** The parts of an incoming request the adapters read (node:http IncomingMessage has them all). */
+export interface RequestLike {
+  readonly headers: { readonly authorization?: string | undefined }
+  /** Raw header list, name/value alternating; node keeps only the first Authorization in `headers`. */
+  readonly rawHeaders?: readonly string[]
+  /** Request target, for the query-string check. */
+  readonly url?: string | undefined
+}
+
+function countAuthorizationHeaders(rawHeaders: readonly string[]): number {
+  let n = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]
+    if (name.length === 13 && name.toLowerCase() === 'authorization') n++
+  }
+  return n
+}
+
+/**
+ * True when the query carries an `access_token` parameter. Names are percent-decoded and compared
+ * case-insensitively, and `;` counts as a separator, so no spelling a framework might accept
+ * slips through.
+ */
+function hasQueryToken(url: string): boolean {
+  const q = url.indexOf('?')
+  if (q === -1) return false
+  const lower = url.slice(q + 1).toLowerCase()
+  if (!lower.includes('access') && !lower.includes('%')) return false
+  for (const part of lower.split(/[&;]/)) {
+    const eq = part.indexOf('=')
+    let name = eq === -1 ? part : part.slice(0, eq)
+    if (name.includes('%') || name.includes('+')) {
+      try {
+        name = decodeURIComponent(name.replace(/\+/g, ' '))
+      } catch {
+        // not valid percent-encoding: compare the raw text
+      }
+    }
+    if (name.trim() === 'access_token') return true
+  }
+  return false
+}
+
+/**
+ * The Authorization value of a request, after the request-level rules the gateway applies too:
+ * - a token in the query is refused (RFC 6750 §2.3 is a SHOULD NOT; URLs end up in logs and
+ *   Referer headers, RFC 6750 §5.3);
+ * - two Authorization fields are refused (which one a framework reads is undefined);
+ * - form-encoded body tokens (RFC 6750 §2.2) are never read.
+ */
+export function authorizationOf(req: RequestLike): string | undefined {
+  if (req.url !== undefined && hasQueryToken(req.url)) {
+    throw malformed('query_token', 'Send the access token in the Authorization header, not in the URL.')
+  }
+  const value = req.headers.authorization
+  if (value !== undefined && req.rawHeaders !== undefined && countAuthorizationHeaders(req.rawHeaders) > 1) {
+    throw malformed('multiple_authorization', 'Send exactly one Authorization header.')
+  }
+  return value
+}

@@ -1,0 +1,78 @@
+import { VerifyError } from '../verify-error.js'
+import type { Payload } from './jwt-parse.js'
+import { MAX_ACTOR_DEPTH } from './limits.js'
+import type { TokenPolicy } from './policy.js'
+import { invalidToken } from './reject.js'
+
+const isNumericDate = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v)
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string')
+const optionalString = (v: unknown): boolean => v === undefined || typeof v === 'string'
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
+
+/**
+ * RFC 7519 §4.1 and RFC 9068 §4 claim checks at `nowMs` (an injected clock), in the gateway's
+ * order and with its reason names. Throws ERR_AUTHN_EXPIRED for an expired token and
+ * ERR_AUTHN_INVALID_TOKEN otherwise.
+ */
+export function checkClaims(payload: Payload, policy: TokenPolicy, nowMs: number): void {
+  const now = nowMs / 1000
+  const skew = policy.clockToleranceSec
+  // RFC 7519 §4.1.1: exact string comparison, no normalization of trailing slashes. (verify()
+  // already refused another iss before the key lookup; this keeps the function whole on its own.)
+  if (payload.iss !== policy.issuer) throw invalidToken('unknown_issuer')
+  // An ID token is not an access token (RFC 9068 §4, OIDC Core §2): nonce and at_hash/c_hash
+  // only ever appear in ID tokens, so a token carrying them is refused even when typ is absent.
+  if (payload.nonce !== undefined || payload.at_hash !== undefined || payload.c_hash !== undefined) {
+    throw invalidToken('id_token_markers')
+  }
+  const { exp, nbf, iat } = payload
+  // RFC 9068 §2.2: exp is REQUIRED for JWT access tokens; a token that never expires is refused.
+  if (exp === undefined) throw invalidToken('missing_exp')
+  if (!isNumericDate(exp)) throw invalidToken('claim_type')
+  if (nbf !== undefined && !isNumericDate(nbf)) throw invalidToken('claim_type')
+  if (iat !== undefined && !isNumericDate(iat)) throw invalidToken('claim_type')
+  // RFC 7519 §4.1.5: not before nbf (minus the allowed skew).
+  if (nbf !== undefined && nbf > now + skew) throw invalidToken('not_yet_valid')
+  if (iat !== undefined && iat > now + skew) throw invalidToken('iat_in_future')
+  // RFC 7519 §4.1.4: the token MUST NOT be accepted on or after exp (plus the allowed skew).
+  if (now - skew >= exp) throw new VerifyError('ERR_AUTHN_EXPIRED', { reason: 'expired' })
+  // A token valid for longer than policy allows is more likely minted by a compromised signer or
+  // stolen-and-replayed than legitimate; refuse it (RFC 8725 §3.10 spirit).
+  if (exp - (iat ?? now) > policy.maxTokenLifetimeSec) throw invalidToken('lifetime')
+  if (policy.maxTokenAgeSec !== undefined) {
+    // jose's maxTokenAge: with an age limit, iat is required and bounds how old the token may be.
+    if (iat === undefined) throw invalidToken('missing_iat')
+    if (now - iat - skew > policy.maxTokenAgeSec) throw invalidToken('too_old')
+  }
+  checkAudience(payload.aud, policy.audiences)
+  checkClaimTypes(payload)
+}
+
+/** RFC 7519 §4.1.3: aud is a string or an array of strings; one of them must be ours. */
+function checkAudience(aud: unknown, accepted: readonly string[]): void {
+  if (typeof aud === 'string') {
+    if (accepted.includes(aud)) return
+  } else if (isStringArray(aud)) {
+    for (const a of aud) if (accepted.includes(a)) return
+  }
+  throw invalidToken('wrong_audience')
+}
+
+/** Claims the Identity exposes must have the type it promises, or the token is refused. */
+function checkClaimTypes(p: Payload): void {
+  if (!optionalString(p.sub) || !optionalString(p.client_id) || !optionalString(p.azp) || !optionalString(p.jti)) {
+    throw invalidToken('claim_type')
+  }
+  if (!optionalString(p.scope) || (p.scp !== undefined && !isStringArray(p.scp))) throw invalidToken('claim_type')
+  if (p.act !== undefined && !isActor(p.act, 1)) throw invalidToken('claim_type')
+}
+
+/**
+ * RFC 8693 §4.1: `act` is a JSON object whose claims identify the acting party (`sub`, maybe
+ * `iss`), and may itself carry an `act` for the previous actor in a delegation chain.
+ */
+function isActor(v: unknown, depth: number): boolean {
+  if (!isObject(v) || depth > MAX_ACTOR_DEPTH) return false
+  if (!optionalString(v.sub) || !optionalString(v.iss) || !optionalString(v.client_id)) return false
+  return v.act === undefined || isActor(v.act, depth + 1)
+}

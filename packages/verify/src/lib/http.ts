@@ -1,0 +1,48 @@
+import { requireScopes } from '../require-scopes.js'
+import type { Identity, Verifier } from '../types.js'
+import type { VerifyError } from '../verify-error.js'
+import { authorizationOf, type RequestLike } from './bearer.js'
+import { withRealm } from './reject.js'
+
+export type { RequestLike } from './bearer.js'
+
+/** Request-level rules, then verify(), then the scopes. Rejects with VerifyError only. */
+export async function authenticateRequest(verifier: Verifier, req: RequestLike, scopes: readonly string[] | undefined): Promise<Identity> {
+  let authorization: string | undefined
+  try {
+    authorization = authorizationOf(req)
+  } catch (err) {
+    throw withRealm(err as VerifyError, verifier.realm)
+  }
+  const identity = await verifier.verify(authorization)
+  if (scopes !== undefined && scopes.length > 0) {
+    try {
+      requireScopes(identity, ...scopes)
+    } catch (err) {
+      throw withRealm(err as VerifyError, verifier.realm)
+    }
+  }
+  return identity
+}
+
+/** A response as plain data, for adapters to write with their framework's API. */
+export interface ProblemResponse {
+  readonly status: number
+  readonly headers: Record<string, string>
+  readonly body: string
+}
+
+/** VerifyError → RFC 9457 problem+json with its RFC 6750 challenge, under `realm`. */
+export function problemResponse(err: VerifyError, realm: string): ProblemResponse {
+  return { status: err.status, headers: err.headers(realm), body: JSON.stringify(err.toProblem()) }
+}
+
+/** Scopes option, checked when the adapter is built rather than per request. */
+export function scopesOption(scopes: readonly string[] | undefined): readonly string[] | undefined {
+  if (scopes === undefined) return undefined
+  if (!Array.isArray(scopes) || scopes.some((s) => typeof s !== 'string' || s === '' || s.includes(' '))) {
+    throw new TypeError('@portcullis/verify: "scopes" must be an array of scope tokens (no spaces)')
+  }
+  return Object.freeze([...scopes])
+}
+

@@ -1,0 +1,43 @@
+import { invalidToken } from './reject.js'
+
+export type Header = Readonly<Record<string, unknown>>
+export type Payload = Readonly<Record<string, unknown>>
+
+/** A compact JWS split and decoded, not yet verified. */
+export interface ParsedJwt {
+  readonly header: Header
+  readonly payload: Payload
+}
+
+/** Three base64url segments (RFC 7515 §7.1); a JWE has five and is refused here. */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
+
+function decodeJsonObject(segment: string): Record<string, unknown> {
+  let value: unknown
+  try {
+    value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
+  } catch {
+    throw invalidToken('malformed')
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidToken('malformed')
+  return value as Record<string, unknown>
+}
+
+/**
+ * Splits and decodes a compact JWS, so the header and claim rules can run before any key is
+ * looked up. The strict alphabet check matters: Buffer's base64url decoder skips unknown
+ * characters, so without it two different strings could decode to one token. The signature
+ * itself is checked by jose, which parses the token again.
+ */
+export function parseCompact(token: string): ParsedJwt {
+  if (!COMPACT_JWS.test(token)) throw invalidToken('malformed')
+  const dot1 = token.indexOf('.')
+  const dot2 = token.indexOf('.', dot1 + 1)
+  const header = decodeJsonObject(token.slice(0, dot1))
+  const payload = decodeJsonObject(token.slice(dot1 + 1, dot2))
+  // Only the canonical encoding of the signature is accepted, as the gateway does: otherwise
+  // several strings (differing in unused trailing bits) would carry one valid signature.
+  const sigText = token.slice(dot2 + 1)
+  if (Buffer.from(sigText, 'base64url').toString('base64url') !== sigText) throw invalidToken('malformed')
+  return { header, payload }
+}
