@@ -33,6 +33,8 @@ export const catalog = {
   ERR_FORWARD_TIMEOUT: { status: 504, title: 'Upstream timed out', challenge: 'none', event: 'forward.timeout' },
   ERR_GATEWAY_DRAINING: { status: 503, title: 'Gateway is shutting down', challenge: 'none', event: 'gateway.draining' },
   ERR_INTERNAL: { status: 500, title: 'Internal error', challenge: 'none', event: 'internal' },
+  ERR_LIMITS_EXCEEDED: { status: 429, title: 'Too many requests', challenge: 'none', event: 'limits.exceeded' },
+  ERR_LIMITS_UNAVAILABLE: { status: 503, title: 'Rate limiting unavailable', challenge: 'none', event: 'limits.unavailable' },
 } as const satisfies Record<string, CatalogEntry>
 
 export type ErrorCode = keyof typeof catalog

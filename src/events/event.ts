@@ -20,6 +20,8 @@ export type DenialEventType =
   | 'forward.timeout'
   | 'gateway.draining'
   | 'internal'
+  | 'limits.exceeded'
+  | 'limits.unavailable'
 
 export type LifecycleEventType =
   | 'config.loaded'

@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { deleteByPrefix, requireRedis, uniquePrefix } from '../../../test/helpers/redis.js'
+import { countsAsAuthFailure, createBruteForceTracker, type BruteForceTracker, type LockoutEvent } from './brute-force.js'
+import type { BruteForceConfig } from './config.js'
+import { addressKey } from './keys.js'
+import { createMemoryStore } from './memory-store.js'
+import { createRedisStore } from './redis-store.js'
+import type { LimitStore } from './store.js'
+
+const T0 = Date.UTC(2031, 0, 15, 12)
+const CONFIG: BruteForceConfig = {
+  enabled: true,
+  threshold: 10,
+  windowSec: 300,
+  throttle: { baseDelayMs: 1000, maxDelayMs: 60_000 },
+  lockout: { after: 30, ttlSec: 900 },
+  perAccount: true,
+}
+const jwt = (payload: unknown) => `Bearer e30.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.c2ln`
+
+function tracker(store: LimitStore, clock: { now: number }, config = CONFIG) {
+  const events: LockoutEvent[] = []
+  const bf = createBruteForceTracker(config, store, { now: () => clock.now, addressKey: (ip) => addressKey(ip, 64), onLockout: (e) => events.push(e) })
+  return { bf, events }
+}
+
+/** One attempt with a bad token: the guard first (as the limits stage before authn), then the failure. */
+async function attempt(bf: BruteForceTracker, store: LimitStore, now: number, ip: string, authorization?: string): Promise<'401' | '429'> {
+  const guards = bf.guards(ip, authorization)
+  const d = await store.check(guards.checks, now)
+  bf.observe(d, 0, guards, ip)
+  if (!d.allowed) return '429'
+  await bf.onDenied({ clientIp: ip, req: { headers: { authorization } } }, 'ERR_AUTHN_INVALID_TOKEN')
+  return '401'
+}
+
+test('counts bad tokens, malformed credentials and bad keys; not missing credentials nor expired tokens', () => {
+  assert.equal(countsAsAuthFailure('ERR_AUTHN_INVALID_TOKEN'), true)
+  assert.equal(countsAsAuthFailure('ERR_AUTHN_MALFORMED'), true)
+  assert.equal(countsAsAuthFailure('ERR_AUTHN_MISSING'), false)
+  assert.equal(countsAsAuthFailure('ERR_AUTHN_EXPIRED'), false)
+  assert.equal(countsAsAuthFailure('ERR_AUTHZ_INSUFFICIENT_SCOPE'), false)
+  assert.equal(countsAsAuthFailure('ERR_NOT_A_CODE'), false)
+})
+
+test('50 bad tokens from one address in a burst: 11 reach authn (10 tolerated, the 11th starts the throttle), then 429 up to a lockout announced once', async () => {
+  const store = createMemoryStore({ maxKeys: 10_000 })
+  const clock = { now: T0 }
+  const { bf, events } = tracker(store, clock)
+  const answers: string[] = []
+  for (let i = 0; i < 50; i++) answers.push(await attempt(bf, store, clock.now, '198.51.100.9', 'Bearer not-a-jwt'))
+  assert.deepEqual(answers, [...Array(11).fill('401'), ...Array(39).fill('429')])
+  assert.deepEqual(
+    events.map((e) => [e.type, e.target, e.clientIp, e.retryAfterMs]),
+    [['limits.lockout', 'address', '198.51.100.9', 900_000]],
+  )
+  // A good client elsewhere is unaffected.
+  assert.equal((await store.check(bf.guards('203.0.113.5', jwt({ client_id: 'good' })).checks, clock.now)).allowed, true)
+})
+
+test('throttling grows: each failure past the threshold doubles Retry-After', async () => {
+  const store = createMemoryStore({ maxKeys: 10_000 })
+  const clock = { now: T0 }
+  const { bf } = tracker(store, clock)
+  const waits: number[] = []
+  for (let i = 0; i < 14; i++) {
+    await attempt(bf, store, clock.now, '198.51.100.9')
+    const d = await store.check(bf.guards('198.51.100.9', undefined).checks, clock.now)
+    waits.push(d.retryAfterMs)
+    clock.now += d.retryAfterMs // a patient attacker waits out each throttle
+  }
+  assert.deepEqual(waits, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1000, 2000, 4000, 8000])
+})
+
+test('many addresses against one claimed account lock the account, and only that account', async () => {
+  const store = createMemoryStore({ maxKeys: 10_000 })
+  const clock = { now: T0 }
+  const { bf, events } = tracker(store, clock)
+  for (let i = 0; i < 30; i++) await attempt(bf, store, clock.now, `198.51.100.${i}`, jwt({ client_id: 'victim-app' }))
+  assert.deepEqual(
+    events.map((e) => [e.target, e.account]),
+    [['account', 'victim-app']],
+  )
+  assert.equal(await attempt(bf, store, clock.now, '203.0.113.77', jwt({ client_id: 'victim-app' })), '429')
+  assert.equal(await attempt(bf, store, clock.now, '203.0.113.77', jwt({ client_id: 'other-app' })), '401')
+})
+
+test('a success never resets an address that attacks many accounts; it clears only its own account', async () => {
+  const store = createMemoryStore({ maxKeys: 10_000 })
+  const clock = { now: T0 }
+  const { bf } = tracker(store, clock)
+  for (let i = 0; i < 12; i++) await attempt(bf, store, clock.now, '198.51.100.9', jwt({ client_id: `target-${i}` }))
+  // The attacker authenticates once with its own valid token …
+  bf.recordSuccess({ clientId: 'attacker-own', subject: undefined, claims: {} })
+  // … and is still throttled.
+  assert.equal((await store.check(bf.guards('198.51.100.9', undefined).checks, clock.now)).allowed, false)
+
+  // A legitimate client that fat-fingered a few times from its own address: its account count is cleared.
+  for (let i = 0; i < 11; i++) await bf.onDenied({ clientIp: `203.0.113.${i}`, req: { headers: { authorization: jwt({ client_id: 'app-7' }) } } }, 'ERR_AUTHN_INVALID_TOKEN')
+  assert.equal((await store.check(bf.guards('192.0.2.1', jwt({ client_id: 'app-7' })).checks, clock.now)).allowed, false)
+  bf.recordSuccess({ clientId: 'app-7', subject: undefined, claims: {} })
+  assert.equal((await store.check(bf.guards('192.0.2.1', jwt({ client_id: 'app-7' })).checks, clock.now)).allowed, true)
+})
+
+test('with perAccount off only addresses are counted', async () => {
+  const store = createMemoryStore({ maxKeys: 10_000 })
+  const { bf } = tracker(store, { now: T0 }, { ...CONFIG, perAccount: false })
+  assert.equal(bf.guards('198.51.100.9', jwt({ client_id: 'x' })).checks.length, 1)
+})
+
+test('disabled brute-force protection records nothing', async () => {
+  const store = createMemoryStore({ maxKeys: 10_000 })
+  const { bf } = tracker(store, { now: T0 }, { ...CONFIG, enabled: false })
+  for (let i = 0; i < 50; i++) await bf.onDenied({ clientIp: '198.51.100.9', req: { headers: {} } }, 'ERR_AUTHN_INVALID_TOKEN')
+  assert.equal(store.stats().size, 0)
+})
+
+test('with Redis, a lockout decided on one gateway instance holds on another and is announced once', async (t) => {
+  const url = await requireRedis(t)
+  if (!url) return
+  const keyPrefix = uniquePrefix('brute-force')
+  const stores = [0, 1].map(() => createRedisStore({ url, keyPrefix, clock: 'gateway', commandTimeoutMs: 2000, connectTimeoutMs: 2000 }))
+  try {
+    await Promise.all(stores.map((s) => s.ready()))
+    const clock = { now: T0 }
+    const a = tracker(stores[0], clock)
+    const b = tracker(stores[1], clock)
+    // The attacker alternates between two gateway instances behind a load balancer.
+    const answers = []
+    for (let i = 0; i < 50; i++) {
+      const side = i % 2 === 0 ? a : b
+      answers.push(await attempt(side.bf, stores[i % 2], clock.now, '198.51.100.9', 'Bearer junk'))
+    }
+    assert.equal(answers.filter((x) => x === '401').length, 11)
+    assert.equal(a.events.length + b.events.length, 1)
+    assert.equal(await attempt(b.bf, stores[1], clock.now + 600_000, '198.51.100.9'), '429')
+    assert.equal(await attempt(a.bf, stores[0], clock.now, '203.0.113.5'), '401') // elsewhere: unaffected
+  } finally {
+    await Promise.all(stores.map((s) => s.close()))
+    await deleteByPrefix(url, keyPrefix)
+  }
+})

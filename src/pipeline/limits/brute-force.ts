@@ -1,0 +1,160 @@
+import { catalog } from '../../errors/catalog.js'
+import { claimedAccount, verifiedAccount } from './claimed-id.js'
+import type { BruteForceConfig } from './config.js'
+import { failureParams, type FailureParams } from './failure-score.js'
+import { keyValue } from './keys.js'
+import { isPromise, type Decision, type FailureOutcome, type GuardCheck, type LimitStore } from './store.js'
+
+/**
+ * Brute-force protection: failed authentications are counted per client address and per claimed
+ * account (see claimed-id.ts), in the shared store, so a lockout decided on one gateway instance
+ * holds on all of them. The rules (threshold, doubling throttle, lockout) are in failure-score.ts.
+ *
+ * Two halves:
+ * - before authn, guards() adds one guard check per key to the request's store call: a blocked
+ *   address or account is answered 429 without verifying anything, and, when the request carries
+ *   a credential, the attempt counts as one more failure (ignoring Retry-After leads to a lockout);
+ * - after a request ends with an authentication failure, onDenied() records it.
+ *
+ * A success never clears the address: an address attacking many accounts could otherwise reset
+ * its count with one valid token of its own. It clears only the verified account's count, and
+ * only when this instance recorded a failure for it lately (so a success costs no store call in
+ * the normal case); elsewhere the count simply drains.
+ */
+export interface LockoutEvent {
+  readonly type: 'limits.lockout'
+  readonly target: 'address' | 'account'
+  /** Address of the request that caused the lockout. */
+  readonly clientIp: string
+  /** For target "account": the claimed account, UNVERIFIED (it came from a failing token). */
+  readonly account?: string
+  readonly retryAfterMs: number
+}
+
+export interface BruteForceDeps {
+  readonly now: () => number
+  /** Address → counted key (IPv6 prefix), the same function the policies use. */
+  readonly addressKey: (ip: string) => string
+  readonly onLockout?: (event: LockoutEvent) => void
+}
+
+export interface GuardSet {
+  readonly checks: readonly GuardCheck[]
+  readonly account: string | undefined
+}
+
+export interface BruteForceTracker {
+  readonly enabled: boolean
+  readonly params: FailureParams
+  /** Guard checks for a request on a route that authenticates. */
+  guards(clientIp: string, authorization: string | string[] | undefined): GuardSet
+  /** Emits lockout events for guards (starting at `offset` in the decision) that just locked. */
+  observe(decision: Decision, offset: number, guards: GuardSet, clientIp: string): void
+  /** Records one failed authentication of this request. Never rejects. */
+  recordFailure(clientIp: string, authorization: string | string[] | undefined): Promise<void> | void
+  /** Runner hook: records the failure when `code` is one brute force counts. */
+  onDenied(ctx: { readonly clientIp: string; readonly req: { readonly headers: { readonly authorization?: string | string[] } } }, code: string): Promise<void> | void
+  /** After authn verified an identity: forgets that account's recent failures. */
+  recordSuccess(identity: Parameters<typeof verifiedAccount>[0]): void
+  stats(): { readonly failures: number; readonly lockouts: number; readonly storeErrors: number }
+}
+
+/**
+ * Which denials count as a failed authentication. ERR_AUTHN_MISSING presented nothing, so nothing
+ * was guessed; ERR_AUTHN_EXPIRED means the signature verified (the token was genuine once) and
+ * clients legitimately retry with one before refreshing.
+ */
+export function countsAsAuthFailure(code: string): boolean {
+  if (code === 'ERR_AUTHN_MISSING' || code === 'ERR_AUTHN_EXPIRED') return false
+  const entry = (catalog as Record<string, { authFailure?: boolean }>)[code]
+  return entry?.authFailure === true
+}
+
+const RECENT_ACCOUNTS = 10_000
+
+export function createBruteForceTracker(config: BruteForceConfig, store: LimitStore, deps: BruteForceDeps): BruteForceTracker {
+  const params = failureParams(config)
+  const perAccount = config.perAccount
+  /** Accounts this instance recorded failures for, oldest first (bounded). */
+  const recent = new Set<string>()
+  let failures = 0
+  let lockouts = 0
+  let storeErrors = 0
+
+  const addressKey = (ip: string) => `f:ip:${deps.addressKey(ip)}`
+  const accountKey = (account: string) => `f:acct:${keyValue(account)}`
+
+  function lockout(target: 'address' | 'account', clientIp: string, account: string | undefined, retryAfterMs: number): void {
+    lockouts++
+    try {
+      deps.onLockout?.({ type: 'limits.lockout', target, clientIp, ...(target === 'account' ? { account } : {}), retryAfterMs })
+    } catch {
+      // An event sink must never fail a request.
+    }
+  }
+
+  function outcomes(results: readonly FailureOutcome[], clientIp: string, account: string | undefined): void {
+    results.forEach((r, i) => {
+      if (r.newlyLocked) lockout(i === 0 ? 'address' : 'account', clientIp, account, r.retryAfterMs)
+    })
+  }
+
+  function recordFailure(clientIp: string, authorization: string | string[] | undefined): Promise<void> | void {
+    if (!config.enabled) return
+    failures++
+    const account = perAccount ? claimedAccount(authorization) : undefined
+    const keys = account === undefined ? [addressKey(clientIp)] : [addressKey(clientIp), accountKey(account)]
+    if (account !== undefined) {
+      recent.delete(account)
+      recent.add(account)
+      if (recent.size > RECENT_ACCOUNTS) recent.delete(recent.values().next().value!)
+    }
+    let result: readonly FailureOutcome[] | Promise<readonly FailureOutcome[]>
+    try {
+      result = store.recordFailures(keys, params, deps.now())
+    } catch {
+      storeErrors++
+      return
+    }
+    if (!isPromise(result)) return outcomes(result, clientIp, account)
+    return result.then(
+      (r) => outcomes(r, clientIp, account),
+      () => {
+        storeErrors++
+      },
+    )
+  }
+
+  return {
+    enabled: config.enabled,
+    params,
+    guards(clientIp, authorization) {
+      const countBlocked = authorization !== undefined
+      const account = perAccount ? claimedAccount(authorization) : undefined
+      const checks: GuardCheck[] = [{ kind: 'guard', key: addressKey(clientIp), params, countBlocked }]
+      if (account !== undefined) checks.push({ kind: 'guard', key: accountKey(account), params, countBlocked })
+      return { checks, account }
+    },
+    observe(decision, offset, guards, clientIp) {
+      for (let i = 0; i < guards.checks.length; i++) {
+        const r = decision.results[offset + i]
+        if (r?.newlyLocked) lockout(i === 0 ? 'address' : 'account', clientIp, guards.account, r.retryAfterMs)
+      }
+    },
+    recordFailure,
+    onDenied(ctx, code) {
+      if (countsAsAuthFailure(code)) return recordFailure(ctx.clientIp, ctx.req.headers.authorization)
+    },
+    recordSuccess(identity) {
+      const account = verifiedAccount(identity)
+      if (account === undefined || !recent.delete(account)) return
+      try {
+        const r = store.clearFailures([accountKey(account)])
+        if (isPromise(r)) r.catch(() => storeErrors++)
+      } catch {
+        storeErrors++
+      }
+    },
+    stats: () => ({ failures, lockouts, storeErrors }),
+  }
+}

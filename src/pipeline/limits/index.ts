@@ -1,0 +1,246 @@
+import { GatewayError } from '../../errors/gateway-error.js'
+import type { RequestContext } from '../stage.js'
+import { createBruteForceTracker, type BruteForceTracker, type GuardSet, type LockoutEvent } from './brute-force.js'
+import type { LimitKeyPart, LimitsConfig } from './config.js'
+import { createLimitStore } from './create-store.js'
+import { limitItem, retryAfterSeconds } from './headers.js'
+import { addressKey, keyValue } from './keys.js'
+import { planRoutes, type CheckTemplate, type CompiledPolicy, type LimitsPhase, type Variant } from './policy.js'
+import type { StoreEvent } from './resilient-store.js'
+import { createEventSampler, type EventSampler } from './sampler.js'
+import { isPromise, type Decision, type LimitStore, type PolicyCheck } from './store.js'
+
+export type { LimitsPhase } from './policy.js'
+export type { LimitStore, Decision, PolicyCheck } from './store.js'
+export type { LockoutEvent, BruteForceTracker } from './brute-force.js'
+export type { StoreEvent } from './resilient-store.js'
+export type { EventSampler } from './sampler.js'
+export { countsAsAuthFailure } from './brute-force.js'
+export { LimitsSchema, RouteLimitsField, limitsSemanticIssues, type LimitsConfig } from './config.js'
+export { createLimitStore } from './create-store.js'
+export { createEventSampler } from './sampler.js'
+
+/**
+ * The limits stage. It runs twice in the pipeline, as two instances of one factory:
+ *
+ *   … sanitize → limits(beforeAuthn) → authn → limits(afterAuthn) → authz → …
+ *
+ * beforeAuthn checks the policies whose key needs no identity (ip, route) and the brute-force
+ * guards of routes that authenticate, so a flood or a locked address is stopped before any
+ * token is verified; afterAuthn checks the policies keyed by client, subject or API key.
+ * Each instance makes ONE store call per request. A denial throws ERR_LIMITS_EXCEEDED (429,
+ * Retry-After, RateLimit fields); a failed store under onStoreError "deny" throws
+ * ERR_LIMITS_UNAVAILABLE (503). Requests over a limit never reach the upstream.
+ */
+export interface LimitsStage {
+  readonly name: 'limits'
+  readonly phase: LimitsPhase
+  onRequest(ctx: RequestContext): void | Promise<void>
+}
+
+/**
+ * Fields the limits stages add to the RequestContext (until stage.ts declares them).
+ * - rateLimitFields: RateLimit / RateLimit-Policy list members collected by both instances, for
+ *   the response (read them with rateLimitResponseHeaders(ctx)). Absent when headers are off or
+ *   no policy applied.
+ * - apiKeyId: set by an API-key authenticator; the "apiKey" key part reads it.
+ */
+export interface LimitsContextFields {
+  rateLimitFields?: { policy: string[]; limit: string[] }
+  apiKeyId?: string
+}
+
+type Ctx = RequestContext & LimitsContextFields
+
+export interface LimitsStageDeps {
+  readonly now: () => number
+  /** The tracker for the beforeAuthn instance's guards and the afterAuthn instance's success hook. */
+  readonly bruteForce?: BruteForceTracker
+}
+
+/** RateLimit-Policy and RateLimit for a response (merge them into the response headers). */
+export function rateLimitResponseHeaders(ctx: RequestContext): Record<string, string> | undefined {
+  const f = (ctx as Ctx).rateLimitFields
+  if (!f || f.limit.length === 0) return undefined
+  return { 'ratelimit-policy': f.policy.join(', '), ratelimit: f.limit.join(', ') }
+}
+
+function pickVariant(p: CompiledPolicy, ctx: Ctx): Variant {
+  if (!p.tiers) return p.base
+  const tier = ctx.identity?.claims[p.tierClaim!]
+  return (typeof tier === 'string' && p.tiers.get(tier)) || p.base
+}
+
+function toCheck(t: CheckTemplate, key: string, leaseId: () => string): PolicyCheck {
+  switch (t.kind) {
+    case 'rate':
+      return { kind: 'rate', key: t.prefix + key, intervalUs: t.intervalUs, burst: t.burst }
+    case 'quota':
+      return { kind: 'quota', key: t.prefix + key, limit: t.limit, period: t.period }
+    case 'concurrency':
+      return { kind: 'concurrency', key: t.prefix + key, limit: t.limit, leaseMs: t.leaseMs, leaseId: leaseId() }
+  }
+}
+
+export function createLimitsStage(
+  config: LimitsConfig,
+  routePolicies: ReadonlyMap<string, readonly string[]>,
+  deps: LimitsStageDeps,
+  store: LimitStore,
+  phase: LimitsPhase,
+): LimitsStage {
+  const { planFor } = planRoutes(config, routePolicies, phase)
+  const headersOn = config.headers.rateLimit
+  const v6 = config.ipv6PrefixLength
+  const bf = deps.bruteForce?.enabled ? deps.bruteForce : undefined
+  const guarding = phase === 'beforeAuthn' && bf !== undefined
+  const successHook = phase === 'afterAuthn' ? bf : undefined
+  // Lease ids: unique per process (random prefix) and request (counter); no per-request randomness.
+  const instance = Math.random().toString(36).slice(2, 10)
+  let leases = 0
+  const leaseId = () => `${instance}:${(leases++).toString(36)}`
+
+  const address = (ctx: Ctx) => `ip=${addressKey(ctx.clientIp, v6)}`
+  function part(p: LimitKeyPart, ctx: Ctx): string {
+    const id = ctx.identity
+    switch (p) {
+      case 'ip':
+        return address(ctx)
+      case 'route':
+        return `route=${ctx.route!.id}`
+      case 'client':
+        return id?.clientId ? `client=${keyValue(`${id.issuerId}/${id.clientId}`)}` : address(ctx)
+      case 'subject':
+        return id?.subject ? `sub=${keyValue(`${id.issuerId}/${id.subject}`)}` : address(ctx)
+      case 'apiKey':
+        return ctx.apiKeyId ? `key=${keyValue(ctx.apiKeyId)}` : address(ctx)
+    }
+  }
+  function keyOf(parts: readonly LimitKeyPart[], ctx: Ctx): string {
+    if (parts.length === 1) return part(parts[0], ctx)
+    let k = part(parts[0], ctx)
+    for (let i = 1; i < parts.length; i++) k += '|' + part(parts[i], ctx)
+    return k
+  }
+
+  function deny(d: Decision, names: readonly string[], policyField: string, offset: number): never {
+    const retryAfter = retryAfterSeconds(d.retryAfterMs)
+    if (d.denied >= offset) {
+      const locked = d.results[d.denied]?.locked === true
+      throw new GatewayError('ERR_LIMITS_EXCEEDED', {
+        reason: locked ? 'brute_force_locked' : 'brute_force_throttled',
+        detail: 'Too many failed authentication attempts.',
+        headers: { 'retry-after': retryAfter },
+      })
+    }
+    const name = names[d.denied]
+    const headers: Record<string, string> = { 'retry-after': retryAfter }
+    if (headersOn && policyField) {
+      headers['ratelimit-policy'] = policyField
+      headers.ratelimit = names.map((n, i) => limitItem(n, d.results[i].remaining, i === d.denied ? d.retryAfterMs : d.results[i].resetMs)).join(', ')
+    }
+    throw new GatewayError('ERR_LIMITS_EXCEEDED', { reason: `limit:${name}`, detail: `Limit "${name}" exceeded.`, headers })
+  }
+
+  function settle(ctx: Ctx, d: Decision, names: readonly string[], policyField: string, offset: number, guards: GuardSet | undefined): void {
+    if (d.unavailable) {
+      throw new GatewayError('ERR_LIMITS_UNAVAILABLE', { reason: 'store_unavailable', headers: { 'retry-after': retryAfterSeconds(d.retryAfterMs) } })
+    }
+    if (guards && d.results.length) bf!.observe(d, offset, guards, ctx.clientIp)
+    if (!d.allowed) deny(d, names, policyField, offset)
+    // 'close' fires once the response is done or the connection is gone, whichever way the
+    // request ended (later stage denial, upstream error, client abort): the slot always returns.
+    // A client gone while the store was answering has closed already: release at once.
+    if (d.release) {
+      if (ctx.res.closed) d.release()
+      else ctx.res.once('close', d.release)
+    }
+    if (headersOn && names.length && d.results.length) {
+      const f = (ctx.rateLimitFields ??= { policy: [], limit: [] })
+      if (policyField) f.policy.push(policyField)
+      for (let i = 0; i < names.length; i++) f.limit.push(limitItem(names[i], d.results[i].remaining, d.results[i].resetMs))
+    }
+  }
+
+  return {
+    name: 'limits',
+    phase,
+    onRequest(rctx) {
+      const ctx = rctx as Ctx
+      const route = ctx.route
+      if (!route) return
+      if (successHook && ctx.identity) successHook.recordSuccess(ctx.identity)
+      const plan = planFor(route.id)
+      const guards = guarding && route.auth === 'required' ? bf!.guards(ctx.clientIp, ctx.req.headers.authorization) : undefined
+      if (plan.policies.length === 0 && guards === undefined) return
+
+      const checks: PolicyCheck[] = []
+      const names: string[] = []
+      let policyField = plan.fixedPolicyField ?? ''
+      const tiered = plan.fixedPolicyField === undefined
+      for (const p of plan.policies) {
+        const v = pickVariant(p, ctx)
+        if (tiered && v.policyField) policyField = policyField ? `${policyField}, ${v.policyField}` : v.policyField
+        const key = keyOf(p.parts, ctx)
+        for (const t of v.templates) {
+          checks.push(toCheck(t, key, leaseId))
+          names.push(t.name)
+        }
+      }
+      const offset = checks.length
+      if (guards) for (const g of guards.checks) checks.push(g)
+
+      const r = store.check(checks, deps.now())
+      if (isPromise(r)) return r.then((d) => settle(ctx, d, names, policyField, offset, guards))
+      settle(ctx, r, names, policyField, offset, guards)
+    },
+  }
+}
+
+export interface Limits {
+  readonly beforeAuthn: LimitsStage
+  readonly afterAuthn: LimitsStage
+  readonly bruteForce: BruteForceTracker
+  /** Sampler for limits.exceeded events (key them by client address). */
+  readonly sampler: EventSampler
+  readonly store: LimitStore
+  /** Await in the gateway's start(): resolves when Redis is connected or its connect timeout passed. */
+  ready(): Promise<void>
+  close(): Promise<void>
+}
+
+export interface LimitsDeps {
+  readonly now: () => number
+  /** limits.store_unavailable / limits.store_recovered (Redis store only). */
+  readonly onStoreEvent?: (event: StoreEvent) => void
+  /** limits.lockout. */
+  readonly onLockout?: (event: LockoutEvent) => void
+}
+
+/**
+ * Everything the composition root needs, built from limits config once: the store, the
+ * brute-force tracker, both stage instances and the event sampler.
+ *
+ * @example
+ *   const limits = createLimits(config.limits, routeLimits, { now, onStoreEvent, onLockout })
+ *   // order: …, sanitize, limits.beforeAuthn, authn, limits.afterAuthn, authz, forward
+ *   // runner, on a denial: void limits.bruteForce.onDenied(ctx, err.code)
+ */
+export function createLimits(config: LimitsConfig, routePolicies: ReadonlyMap<string, readonly string[]>, deps: LimitsDeps): Limits {
+  const store = createLimitStore(config.store, { now: deps.now, onStoreEvent: deps.onStoreEvent })
+  const bruteForce = createBruteForceTracker(config.bruteForce, store, {
+    now: deps.now,
+    addressKey: (ip) => addressKey(ip, config.ipv6PrefixLength),
+    onLockout: deps.onLockout,
+  })
+  const stageDeps = { now: deps.now, bruteForce }
+  return {
+    beforeAuthn: createLimitsStage(config, routePolicies, stageDeps, store, 'beforeAuthn'),
+    afterAuthn: createLimitsStage(config, routePolicies, stageDeps, store, 'afterAuthn'),
+    bruteForce,
+    sampler: createEventSampler({ perKeyPerSec: config.events.perKeyPerSec }),
+    store,
+    ready: async () => store.ready?.(),
+    close: () => store.close(),
+  }
+}

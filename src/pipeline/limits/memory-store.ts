@@ -1,0 +1,193 @@
+import { blockStatus, failureTtlMs, penalize, type FailureParams, type FailureState } from './failure-score.js'
+import { gcra, usToMsCeil } from './gcra.js'
+import { quota } from './quota.js'
+import { Slot, SlotTable, type SlotTableStats } from './slot-table.js'
+import { CONCURRENCY_RETRY_MS, type CheckResult, type Decision, type FailureOutcome, type LimitStore, type PolicyCheck } from './store.js'
+
+/**
+ * The in-process store (the default, and the fallback of the Redis store). Synchronous, so a
+ * request through it never leaves the current tick; atomic because nothing else runs meanwhile.
+ * Bounded by maxKeys (see slot-table.ts). Keys must be distinct across check kinds (the stage
+ * prefixes them by kind and policy).
+ */
+export interface MemoryStore extends LimitStore {
+  readonly kind: 'memory'
+  check(checks: readonly PolicyCheck[], nowMs: number): Decision
+  recordFailures(keys: readonly string[], params: FailureParams, nowMs: number): readonly FailureOutcome[]
+  clearFailures(keys: readonly string[]): void
+  stats(): SlotTableStats
+}
+
+/** What phase 1 decided for one check and phase 2 must write. */
+type Pending =
+  | { readonly kind: 'rate'; readonly tatUs: number; readonly exp: number }
+  | { readonly kind: 'quota'; readonly start: number; readonly count: number; readonly exp: number }
+  | { readonly kind: 'concurrency'; readonly slot: Slot | undefined; readonly exp: number }
+  | { readonly kind: 'guard'; readonly state: FailureState; readonly exp: number }
+  | undefined
+
+const NOT_BLOCKED: CheckResult = Object.freeze({ remaining: 0, resetMs: 0, retryAfterMs: 0 })
+
+
+export function createMemoryStore(options: { readonly maxKeys: number }): MemoryStore {
+  const table = new SlotTable(options.maxKeys)
+
+  function check(checks: readonly PolicyCheck[], nowMs: number): Decision {
+    const nowUs = nowMs * 1000
+    const n = checks.length
+    const results: CheckResult[] = new Array(n)
+    const pending: Pending[] = new Array(n)
+    let denied = -1
+    let retryAfterMs = 0
+    // Sweep a little on every decision too, so idle keys go even while every request is denied.
+    table.sweep(nowMs, 1)
+
+    // Phase 1: evaluate every check against the current state, writing nothing.
+    for (let i = 0; i < n; i++) {
+      const c = checks[i]
+      let r: CheckResult
+      switch (c.kind) {
+        case 'rate': {
+          const slot = table.get(c.key, nowMs)
+          const g = gcra(slot?.a, nowUs, c)
+          r = { remaining: g.remaining, resetMs: usToMsCeil(g.resetUs), retryAfterMs: usToMsCeil(g.retryAfterUs) }
+          pending[i] = g.allowed ? { kind: 'rate', tatUs: g.tatUs, exp: Math.ceil(g.tatUs / 1000) } : undefined
+          break
+        }
+        case 'quota': {
+          const slot = table.get(c.key, nowMs)
+          const q = quota(slot && { windowStartMs: slot.a, count: slot.b }, nowMs, c.limit, c.period)
+          r = { remaining: q.remaining, resetMs: q.resetMs, retryAfterMs: q.retryAfterMs }
+          pending[i] = q.allowed ? { kind: 'quota', start: q.window.startMs, count: q.count, exp: q.window.endMs } : undefined
+          break
+        }
+        case 'concurrency': {
+          const slot = table.get(c.key, nowMs)
+          let inUse = 0
+          if (slot?.leases) {
+            for (const [id, exp] of slot.leases) if (exp <= nowMs) slot.leases.delete(id)
+            inUse = slot.leases.size
+          }
+          const ok = inUse < c.limit
+          r = ok ? { remaining: c.limit - inUse - 1, resetMs: 0, retryAfterMs: 0 } : { remaining: 0, resetMs: 0, retryAfterMs: CONCURRENCY_RETRY_MS }
+          pending[i] = ok ? { kind: 'concurrency', slot, exp: nowMs + c.leaseMs } : undefined
+          break
+        }
+        case 'guard': {
+          const slot = table.get(c.key, nowMs)
+          const state = slot && { tatUs: slot.a, untilMs: slot.b, locked: slot.locked }
+          const status = blockStatus(state, nowMs)
+          if (!status.blocked) {
+            r = NOT_BLOCKED
+            pending[i] = undefined
+            break
+          }
+          let newlyLocked = false
+          let locked = status.locked
+          let wait = status.retryAfterMs
+          pending[i] = undefined
+          if (c.countBlocked) {
+            const p = penalize(state, nowUs, nowMs, c.params)
+            newlyLocked = p.newlyLocked
+            locked = p.state.locked
+            wait = p.state.untilMs - nowMs
+            pending[i] = { kind: 'guard', state: p.state, exp: nowMs + failureTtlMs(p.state, nowUs, nowMs) }
+          }
+          r = { remaining: 0, resetMs: wait, retryAfterMs: wait, locked, newlyLocked }
+          break
+        }
+      }
+      results[i] = r
+      if (r.retryAfterMs > 0 && (denied === -1 || r.retryAfterMs > retryAfterMs)) {
+        denied = i
+        retryAfterMs = r.retryAfterMs
+      }
+    }
+
+    // Phase 2: all admitted → consume everything; denied → only guards record the attempt.
+    const allowed = denied === -1
+    let leased: number[] | undefined
+    for (let i = 0; i < n; i++) {
+      const p = pending[i]
+      if (p === undefined || (!allowed && p.kind !== 'guard')) continue
+      const key = checks[i].key
+      switch (p.kind) {
+        case 'rate':
+          write(key, nowMs, p.exp, (s) => (s.a = p.tatUs))
+          break
+        case 'quota':
+          write(key, nowMs, p.exp, (s) => {
+            s.a = p.start
+            s.b = p.count
+          })
+          break
+        case 'concurrency': {
+          const c = checks[i] as Extract<PolicyCheck, { kind: 'concurrency' }>
+          write(key, nowMs, p.exp, (s) => (s.leases ??= new Map()).set(c.leaseId, p.exp))
+          ;(leased ??= []).push(i)
+          break
+        }
+        case 'guard':
+          write(key, nowMs, p.exp, (s) => {
+            s.a = p.state.tatUs
+            s.b = p.state.untilMs
+            s.locked = p.state.locked
+          })
+          break
+      }
+    }
+    const release = leased && releaser(checks, leased)
+    return release ? { allowed, denied, retryAfterMs, results, release } : { allowed, denied, retryAfterMs, results }
+  }
+
+  /** Writes into the key's slot (creating it), sets its expiry and marks it most recent. */
+  function write(key: string, nowMs: number, exp: number, set: (s: Slot) => void): void {
+    const slot = table.get(key, nowMs) ?? new Slot()
+    set(slot)
+    // Every kind's expiry only moves forward (a TAT, a window end, a lease or a block end).
+    if (slot.exp < exp) slot.exp = exp
+    table.put(key, slot, nowMs)
+  }
+
+  function releaser(checks: readonly PolicyCheck[], leased: number[]): () => void {
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      for (const i of leased) {
+        const c = checks[i] as Extract<PolicyCheck, { kind: 'concurrency' }>
+        const slot = table.peek(c.key)
+        if (!slot?.leases) continue
+        slot.leases.delete(c.leaseId)
+        if (slot.leases.size === 0) table.delete(c.key)
+      }
+    }
+  }
+
+  function recordFailures(keys: readonly string[], params: FailureParams, nowMs: number): FailureOutcome[] {
+    const nowUs = nowMs * 1000
+    return keys.map((key) => {
+      const slot = table.get(key, nowMs)
+      const p = penalize(slot && { tatUs: slot.a, untilMs: slot.b, locked: slot.locked }, nowUs, nowMs, params)
+      const s = slot ?? new Slot()
+      s.a = p.state.tatUs
+      s.b = p.state.untilMs
+      s.locked = p.state.locked
+      s.exp = nowMs + failureTtlMs(p.state, nowUs, nowMs)
+      table.put(key, s, nowMs)
+      const status = blockStatus(p.state, nowMs)
+      return { score: p.score, blocked: status.blocked, locked: status.locked, newlyLocked: p.newlyLocked, retryAfterMs: status.retryAfterMs }
+    })
+  }
+
+  return {
+    kind: 'memory',
+    check,
+    recordFailures,
+    clearFailures(keys) {
+      for (const k of keys) table.delete(k)
+    },
+    stats: () => table.stats(),
+    async close() {},
+  }
+}
