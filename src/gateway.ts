@@ -4,11 +4,12 @@ import { createAuthnStage } from './pipeline/authn/index.js'
 import { createAuthzStage } from './pipeline/authz/index.js'
 import { createForwardStage } from './pipeline/forward/index.js'
 import { createNormalizeStage } from './pipeline/normalize/index.js'
-import { STAGE_ORDER } from './pipeline/order.js'
+import { createLimits, type LimitStore } from './pipeline/limits/index.js'
+import { STAGE_ORDER, type StageSlot } from './pipeline/order.js'
 import { createRouteStage } from './pipeline/route/index.js'
 import { createPipeline, type Pipeline } from './pipeline/run.js'
 import { createSanitizeStage } from './pipeline/sanitize/index.js'
-import type { Deps, RequestContext, Stage, StageName } from './pipeline/stage.js'
+import type { Deps, RequestContext, Stage } from './pipeline/stage.js'
 
 /** One loaded configuration, built into a pipeline. A reload builds a new one and swaps it in. */
 export interface Gateway {
@@ -19,11 +20,18 @@ export interface Gateway {
   start(): Promise<void>
   /** True when every issuer has keys and upstreams are configured. */
   ready(): boolean
+  /**
+   * Hands the limit store over to the next gateway (a reload with the same store settings), so
+   * counters and quotas survive the reload; this gateway will then not close it.
+   */
+  handOverLimitStore(): LimitStore
   close(): Promise<void>
 }
 
 export interface GatewayOptions {
   readonly onDone?: (ctx: RequestContext) => void
+  /** Limit store taken over from the previous gateway (see handOverLimitStore). */
+  readonly limitStore?: LimitStore
 }
 
 /** The composition root: builds each stage from config, in the order of order.ts. */
@@ -31,24 +39,55 @@ export function createGateway(config: Config, deps: Deps, options: GatewayOption
   const resolveClient = createClientAddressResolver(config.server.trustedProxies)
   const authn = createAuthnStage(config, deps)
   const forward = createForwardStage(config, deps)
-  const byName: Record<StageName, Stage> = {
+  const routeLimits = new Map(config.routes.map((r, i) => [r.id ?? `route-${i}`, r.limits ?? []] as const))
+  const limits = createLimits(
+    config.limits,
+    routeLimits,
+    {
+      now: deps.now,
+      onStoreEvent: (e) => deps.events.emit({ time: new Date(deps.now()).toISOString(), ...e }),
+      onLockout: (e) => deps.events.emit({ time: new Date(deps.now()).toISOString(), ...e }),
+    },
+    options.limitStore,
+  )
+  let ownsLimitStore = true
+  const bySlot: Record<StageSlot, Stage> = {
     normalize: createNormalizeStage(config, deps),
     route: createRouteStage(config),
     sanitize: createSanitizeStage(config, deps, resolveClient),
+    'limits:beforeAuthn': limits.beforeAuthn,
     authn,
+    'limits:afterAuthn': limits.afterAuthn,
     authz: createAuthzStage(),
     forward,
   }
-  const stages = STAGE_ORDER.map((name) => byName[name])
-  const pipeline = createPipeline(stages, deps, { realm: config.server.realm, onDone: options.onDone })
+  const stages = STAGE_ORDER.map((slot) => bySlot[slot])
+  const pipeline = createPipeline(stages, deps, {
+    realm: config.server.realm,
+    onDone: options.onDone,
+    onDenied(ctx, code) {
+      // Brute-force protection counts authentication failures per address and claimed account.
+      void limits.bruteForce.onDenied(ctx, code)
+    },
+    sampleEvent(ctx, code) {
+      // A flood of 429s must not flood the log: limits.exceeded events are sampled per address.
+      return code === 'ERR_LIMITS_EXCEEDED' ? limits.sampler.sample(ctx.clientIp, deps.now()) : 0
+    },
+  })
   return {
     config,
     pipeline,
     resolveClient,
-    start: () => authn.start(),
+    async start() {
+      await Promise.all([authn.start(), limits.ready()])
+    },
     ready: () => config.upstreams.length > 0 && authn.ready(),
+    handOverLimitStore() {
+      ownsLimitStore = false
+      return limits.store
+    },
     async close() {
-      await Promise.allSettled(stages.map((s) => s.close?.()))
+      await Promise.allSettled([...stages.map((s) => s.close?.()), ownsLimitStore ? limits.close() : undefined])
     },
   }
 }

@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { LimitsSchema, RouteLimitsField } from '../pipeline/limits/config.js'
 
 /**
  * The one config schema. Types are derived from it (Static<>), so checks and types never drift.
@@ -114,6 +115,7 @@ export const RouteSchema = Type.Object(
     issuers: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Accepted issuer ids (default: all).' })),
     scopes: Type.Optional(ScopesSchema),
     stripPrefix: Type.Optional(Type.String({ pattern: '^/', description: 'Prefix removed from the path before forwarding.' })),
+    limits: RouteLimitsField,
   },
   closed,
 )
@@ -170,6 +172,7 @@ export const ConfigSchema = Type.Object(
     routes: Type.Array(RouteSchema, { minItems: 1, description: 'Path patterns, each with its upstream and access decision. The first route of a given shape and method wins.' }),
     identity: IdentitySchema,
     logging: LoggingSchema,
+    limits: LimitsSchema,
     security: Type.Object(
       { acknowledge: Type.Array(AcknowledgementSchema, { default: [], description: 'Security lint findings accepted on purpose; they are then reported as warnings.' }) },
       { ...closed, default: {}, description: 'Security lint settings.' },

@@ -3,6 +3,7 @@ import { parseTrustedProxies } from '../http/client-address.js'
 import { showValue } from './env-refs.js'
 import { matchesExactly, patternProblem, patternShape } from './route-pattern.js'
 import type { Config } from './schema.js'
+import { limitsSemanticIssues } from '../pipeline/limits/config.js'
 
 /**
  * Checks that need more than one field at a time: references between sections, unique ids, and
@@ -118,5 +119,6 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
     const problem = ipOrCidrProblem(entry)
     if (problem) add(`/server/trustedProxies/${i}`, `${show(entry, `/server/trustedProxies/${i}`)} ${problem}`)
   })
+  for (const issue of limitsSemanticIssues(config.limits, config.routes)) add(issue.path, issue.message)
   return issues
 }

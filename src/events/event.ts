@@ -31,6 +31,9 @@ export type LifecycleEventType =
   | 'gateway.stopped'
   | 'keys.refreshed'
   | 'keys.refresh_failed'
+  | 'limits.store_unavailable'
+  | 'limits.store_recovered'
+  | 'limits.lockout'
 
 export interface RequestEvent {
   readonly type: DenialEventType
@@ -51,6 +54,8 @@ export interface RequestEvent {
   readonly issuer: string | undefined
   readonly jti: string | undefined
   readonly tokenDigest: string | undefined
+  /** For sampled event types: how many events of this kind were suppressed since the last one. */
+  readonly suppressed?: number
 }
 
 export interface LifecycleEvent {

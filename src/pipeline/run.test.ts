@@ -213,3 +213,33 @@ test('an event for a request refused before normalization carries the raw path b
   assert.equal(e.path, '/raw')
   assert.ok(!JSON.stringify(e).includes('secret'))
 })
+
+test('a client that hung up before any response is not reported as an internal error', () => {
+  const { deps, events, errors } = fakeDeps()
+  let done = 0
+  const p = createPipeline([{ name: 'forward', onRequest: (ctx) => void ((ctx.res as unknown as { destroyed: boolean }).destroyed = true) }], deps, { realm: 'r', onDone: () => done++ })
+  const { ctx, res } = fakeCtx()
+  p.handle(ctx)
+  assert.equal(res.status, 0)
+  assert.equal(events.length, 0)
+  assert.equal(errors.length, 0)
+  assert.equal(done, 1)
+})
+
+test('sampled events: a negative sample drops the event, a positive one is recorded as suppressed; onDenied sees every refusal', () => {
+  const { deps, events } = fakeDeps()
+  const denied: string[] = []
+  let sample = -1
+  const p = createPipeline([{ name: 'limits', onRequest: () => { throw new GatewayError('ERR_LIMITS_EXCEEDED') } }], deps, {
+    realm: 'r',
+    onDenied: (_ctx, code) => void denied.push(code),
+    sampleEvent: () => sample,
+  })
+  p.handle(fakeCtx().ctx)
+  assert.equal(events.length, 0)
+  sample = 7
+  p.handle(fakeCtx().ctx)
+  assert.equal(events.length, 1)
+  assert.equal((events[0] as unknown as { suppressed: number }).suppressed, 7)
+  assert.deepEqual(denied, ['ERR_LIMITS_EXCEEDED', 'ERR_LIMITS_EXCEEDED'])
+})

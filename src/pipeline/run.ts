@@ -1,5 +1,5 @@
 import { GatewayError, isGatewayError } from '../errors/gateway-error.js'
-import { catalog } from '../errors/catalog.js'
+import { catalog, type ErrorCode } from '../errors/catalog.js'
 import { toProblem } from '../errors/problem.js'
 import type { DenialEventType, RequestEvent } from '../events/event.js'
 import type { Deps, RequestContext, Stage } from './stage.js'
@@ -14,6 +14,13 @@ export interface PipelineOptions {
   readonly realm: string
   /** Called once per request when it is over (access log, metrics). */
   readonly onDone?: (ctx: RequestContext) => void
+  /** Called for every refused request, before its event (brute-force accounting). */
+  readonly onDenied?: (ctx: RequestContext, code: ErrorCode) => void
+  /**
+   * Event sampling: a negative result drops the event; otherwise it is the number of events of
+   * this kind suppressed since the last one written (added to the event as `suppressed`).
+   */
+  readonly sampleEvent?: (ctx: RequestContext, code: ErrorCode) => number
 }
 
 /**
@@ -24,7 +31,7 @@ export interface PipelineOptions {
  */
 export function createPipeline(stages: readonly Stage[], deps: Deps, options: PipelineOptions): Pipeline {
   const count = stages.length
-  const { realm, onDone } = options
+  const { realm, onDone, onDenied, sampleEvent } = options
 
   function fail(ctx: RequestContext, err: unknown): void {
     let gerr: GatewayError
@@ -35,7 +42,15 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
       gerr = new GatewayError('ERR_INTERNAL', { reason: 'exception' })
     }
     ctx.status = gerr.status
-    emitDenial(ctx, gerr)
+    if (onDenied) {
+      try {
+        onDenied(ctx, gerr.code)
+      } catch (err) {
+        deps.logger.error({ err }, 'onDenied failed')
+      }
+    }
+    const suppressed = sampleEvent ? sampleEvent(ctx, gerr.code) : 0
+    if (suppressed >= 0) emitDenial(ctx, gerr, suppressed)
     const res = ctx.res
     if (res.headersSent) {
       // The upstream response had started: the only honest signal left is to cut the connection.
@@ -50,7 +65,7 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
     done(ctx)
   }
 
-  function emitDenial(ctx: RequestContext, err: GatewayError): void {
+  function emitDenial(ctx: RequestContext, err: GatewayError, suppressed: number): void {
     const id = ctx.identity
     const event: RequestEvent = {
       type: catalog[err.code].event as DenialEventType,
@@ -70,6 +85,7 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
       issuer: id?.issuer,
       jti: id?.jti,
       tokenDigest: id?.tokenDigest ?? ctx.tokenDigest,
+      ...(suppressed > 0 ? { suppressed } : undefined),
     }
     deps.events.emit(event)
   }
@@ -118,7 +134,8 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
 
   /** Invariant: the last stage answers the client. A pipeline that did not is a bug, not a 200. */
   function finish(ctx: RequestContext): void {
-    if (!ctx.res.headersSent) {
+    // A client that hung up before the response started is not a bug (forward records it as 499).
+    if (!ctx.res.headersSent && !ctx.res.destroyed) {
       fail(ctx, new Error('pipeline ended without a response'))
       return
     }

@@ -3,7 +3,7 @@ import type { CompiledRoute } from './route/router.js'
 import type { EventSink } from '../events/event.js'
 
 /** The stages, in the only order they run (see order.ts). Each name is the <STAGE> of its error codes. */
-export type StageName = 'normalize' | 'route' | 'sanitize' | 'authn' | 'authz' | 'forward'
+export type StageName = 'normalize' | 'route' | 'sanitize' | 'limits' | 'authn' | 'authz' | 'forward'
 
 /** What authn verified. Only authn writes it; later stages read it. */
 export interface Identity {
@@ -47,6 +47,10 @@ export interface RequestContext {
   status: number
   /** Upstream response time in ms, when forwarded. */
   upstreamMs: number | undefined
+  /** RateLimit / RateLimit-Policy list members collected by the limits stages, for the response. */
+  rateLimitFields?: { policy: string[]; limit: string[] }
+  /** Id of the API key that authenticated the request (the "apiKey" limit key part reads it). */
+  apiKeyId?: string
 }
 
 export interface Deps {

@@ -1,30 +1,86 @@
-// PLACEHOLDER: to be replaced by the real forwarding stage.
-import { Pool } from 'undici'
-import type { Config } from '../../config/schema.js'
+import type { IncomingMessage } from 'node:http'
+import { Pool, type Dispatcher } from 'undici'
+import type { Config, UpstreamConfig } from '../../config/schema.js'
 import { GatewayError } from '../../errors/gateway-error.js'
 import type { Deps, RequestContext, Stage } from '../stage.js'
+import { ForwardHandler } from './handler.js'
+import { createIdentityHeaderWriter } from './identity-headers.js'
+import { basePathOf, upstreamPath } from './upstream-path.js'
 
 export interface ForwardStage extends Stage {
   close(): Promise<void>
 }
 
-export function createForwardStage(config: Config, _deps: Deps): ForwardStage {
-  const pools = new Map(config.upstreams.map((u) => [u.id, new Pool(u.url, { connections: u.connections })]))
+/** One upstream, prepared at config load. */
+interface Target {
+  readonly id: string
+  readonly pool: Pool
+  /** The upstream URL's path ("" or "/base"), prepended to every request path. */
+  readonly prefix: string
+}
+
+function createTarget(u: UpstreamConfig): Target {
+  const url = new URL(u.url)
+  const pool = new Pool(url.origin, {
+    connections: u.connections,
+    connectTimeout: u.connectTimeoutMs,
+    headersTimeout: u.headersTimeoutMs,
+    bodyTimeout: u.bodyTimeoutMs,
+    keepAliveTimeout: u.keepAliveTimeoutMs,
+    // A Keep-Alive hint from the upstream may shorten the idle time, never lengthen it past config.
+    keepAliveMaxTimeout: u.keepAliveTimeoutMs,
+  })
+  return { id: u.id, pool, prefix: basePathOf(url) }
+}
+
+/**
+ * RFC 9112 §6.3: a request has a body exactly when it carries Content-Length or Transfer-Encoding
+ * (sanitize has refused both together). Deciding by framing, not by method, streams a DELETE with
+ * a body and never turns a body-less POST into an empty chunked upload.
+ */
+function hasBody(req: IncomingMessage): boolean {
+  const h = req.headers
+  if (h['transfer-encoding'] !== undefined) return true
+  const cl = h['content-length']
+  return cl !== undefined && cl !== '0'
+}
+
+/**
+ * The last stage: sends the request to the route's upstream over a keep-alive undici Pool and
+ * streams the answer back. Its promise resolves once the last byte is handed to the client
+ * socket, or rejects with ERR_FORWARD_UNAVAILABLE (502) / ERR_FORWARD_TIMEOUT (504).
+ */
+export function createForwardStage(config: Config, deps: Deps): ForwardStage {
+  const targets = new Map<string, Target>()
+  for (const u of config.upstreams) targets.set(u.id, createTarget(u))
+  const writeIdentity = createIdentityHeaderWriter(config.identity.headers)
+  const dropAuthorization = !config.identity.forwardAuthorization
+  const logger = deps.logger
+
   return {
     name: 'forward',
-    async onRequest(ctx: RequestContext): Promise<void> {
-      const pool = pools.get(ctx.route!.upstreamId)!
-      try {
-        const r = await pool.request({ method: ctx.method as 'GET', path: ctx.path + ctx.query, headers: ctx.upstreamHeaders, body: ctx.req })
-        ctx.res.writeHead(r.statusCode, r.headers as Record<string, string>)
-        for await (const chunk of r.body) ctx.res.write(chunk)
-        ctx.res.end()
-      } catch (err) {
-        throw new GatewayError('ERR_FORWARD_UNAVAILABLE', { cause: err })
+    onRequest(ctx: RequestContext): Promise<void> {
+      const route = ctx.route
+      const target = route && targets.get(route.upstreamId)
+      // Unreachable with a validated config (routes name known upstreams); fail closed anyway.
+      if (route === undefined || target === undefined) throw new GatewayError('ERR_INTERNAL', { reason: 'unknown_upstream' })
+      const headers = ctx.upstreamHeaders
+      if (ctx.identity !== undefined) writeIdentity(headers, ctx.identity)
+      if (dropAuthorization) delete headers.authorization
+      const req = ctx.req
+      const opts: Dispatcher.DispatchOptions = {
+        path: upstreamPath(target.prefix, ctx.path, route.stripPrefix, ctx.query),
+        method: ctx.method as Dispatcher.DispatchOptions['method'],
+        headers,
+        // Streamed, never buffered: undici reads the client's request as it arrives.
+        body: hasBody(req) ? req : null,
       }
+      return new Promise<void>((resolve, reject) => {
+        target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id))
+      })
     },
-    close: async () => {
-      await Promise.all([...pools.values()].map((p) => p.close()))
+    async close(): Promise<void> {
+      await Promise.allSettled([...targets.values()].map((t) => t.pool.close()))
     },
   }
 }

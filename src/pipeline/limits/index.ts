@@ -226,8 +226,14 @@ export interface LimitsDeps {
  *   // order: …, sanitize, limits.beforeAuthn, authn, limits.afterAuthn, authz, forward
  *   // runner, on a denial: void limits.bruteForce.onDenied(ctx, err.code)
  */
-export function createLimits(config: LimitsConfig, routePolicies: ReadonlyMap<string, readonly string[]>, deps: LimitsDeps): Limits {
-  const store = createLimitStore(config.store, { now: deps.now, onStoreEvent: deps.onStoreEvent })
+export function createLimits(
+  config: LimitsConfig,
+  routePolicies: ReadonlyMap<string, readonly string[]>,
+  deps: LimitsDeps,
+  /** A store kept from the previous config (reload with unchanged store settings keeps counters). */
+  existingStore?: LimitStore,
+): Limits {
+  const store = existingStore ?? createLimitStore(config.store, { now: deps.now, onStoreEvent: deps.onStoreEvent })
   const bruteForce = createBruteForceTracker(config.bruteForce, store, {
     now: deps.now,
     addressKey: (ip) => addressKey(ip, config.ipv6PrefixLength),

@@ -1,17 +1,82 @@
-// PLACEHOLDER: to be replaced by the real header sanitizer.
 import type { Config } from '../../config/schema.js'
 import type { ClientAddressResolver } from '../../http/client-address.js'
 import type { Deps, RequestContext, Stage } from '../stage.js'
+import { appendForwarded, forwardedFor, forwardedProto, plainIp } from './forwarded.js'
+import { checkFraming } from './framing.js'
+import { createHeaderMatcher } from './header-matcher.js'
+import { connectionListed, HOP_BY_HOP } from './hop-by-hop.js'
 
-export function createSanitizeStage(_config: Config, _deps: Deps, _resolver: ClientAddressResolver) {
+/**
+ * Headers the gateway writes itself. Whatever the client sent under these names is dropped first,
+ * so an upstream only ever sees the gateway's value (ARCHITECTURE §2 "identity forwarding is
+ * explicit"). x-forwarded-* covers X-Forwarded-User and any other forwarding claim, too.
+ */
+const GATEWAY_OWNED = ['x-request-id', 'traceparent', 'tracestate', 'x-forwarded-*', 'forwarded', 'x-real-ip', 'via']
+
+/** Listeners are plain HTTP for now; a TLS listener will pass 'https'. */
+const OWN_PROTO = 'http'
+const VIA_NAME = 'portcullis'
+const TE_TRAILERS = /(?:^|,)\s*trailers\s*(?:;|,|$)/i
+
+/**
+ * Builds ctx.upstreamHeaders from the inbound request: removes hop-by-hop fields, the Host (forward
+ * sends the upstream's), every client-supplied identity or forwarding claim, and sets the
+ * gateway's request id, trace context and X-Forwarded-* fields. Refuses ambiguous framing.
+ */
+export function createSanitizeStage(config: Config, _deps: Deps, resolver: ClientAddressResolver) {
+  const identity = config.identity
+  const strip = createHeaderMatcher([...identity.stripHeaders, ...Object.values(identity.headers), ...GATEWAY_OWNED])
+  // One Set answers "drop this name?" for everything exact; prefixes are the (short) rest.
+  // `expect` is answered by node itself (100-continue) and undici refuses to send it.
+  const drop = new Set<string>([...HOP_BY_HOP, 'host', 'expect', ...strip.exact])
+  const prefixes = strip.prefixes
+  const prefixCount = prefixes.length
+  const via11 = `1.1 ${VIA_NAME}`
+
   return {
     name: 'sanitize',
     onRequest(ctx: RequestContext): void {
-      const h: Record<string, string | string[]> = {}
-      for (const [k, v] of Object.entries(ctx.req.headers)) if (v !== undefined && k !== 'connection' && k !== 'host') h[k] = v
-      h['x-request-id'] = ctx.id
-      h['traceparent'] = ctx.traceparent
-      ctx.upstreamHeaders = h
+      const req = ctx.req
+      const h = req.headers
+      checkFraming(h, req.rawHeaders)
+      const listed = connectionListed(h.connection)
+      const out: Record<string, string | string[]> = {}
+      next: for (const name in h) {
+        if (drop.has(name)) continue
+        for (let i = 0; i < prefixCount; i++) if (name.startsWith(prefixes[i])) continue next
+        if (listed !== undefined && listed.includes(name)) continue
+        const value = h[name]
+        if (value !== undefined) out[name] = value
+      }
+
+      // RFC 9110 §10.1.4: "trailers" is the only TE value that is not about this connection.
+      const te = h.te
+      if (typeof te === 'string' && TE_TRAILERS.test(te)) out.te = 'trailers'
+
+      out['x-request-id'] = ctx.id
+      out.traceparent = ctx.traceparent
+      // W3C Trace Context §3.3: tracestate belongs to the trace the client started; keep it only
+      // when the client's traceparent was valid (its trace-id is the one we continue).
+      const tracestate = h.tracestate
+      const clientParent = h.traceparent
+      if (tracestate !== undefined && typeof clientParent === 'string' && clientParent.startsWith(ctx.traceId, 3)) {
+        out.tracestate = tracestate
+      }
+
+      const peer = plainIp(ctx.peerIp)
+      const trusted = resolver.trusts(peer)
+      out['x-forwarded-for'] = forwardedFor(h['x-forwarded-for'], peer, trusted)
+      out['x-forwarded-proto'] = forwardedProto(h['x-forwarded-proto'], trusted, OWN_PROTO)
+      const host = (trusted ? h['x-forwarded-host'] : undefined) ?? h.host
+      if (host !== undefined) out['x-forwarded-host'] = host
+      // RFC 7239 Forwarded: believed (and extended) only from a trusted proxy, dropped otherwise.
+      const forwarded = h.forwarded
+      if (trusted && forwarded !== undefined) out.forwarded = appendForwarded(forwarded, peer)
+      // RFC 9110 §7.6.3: a gateway MUST send Via in each inbound request it forwards.
+      const via = req.httpVersion === '1.1' ? via11 : `${req.httpVersion} ${VIA_NAME}`
+      const prevVia = h.via
+      out.via = prevVia === undefined ? via : `${prevVia}, ${via}`
+      ctx.upstreamHeaders = out
     },
   } satisfies Stage
 }

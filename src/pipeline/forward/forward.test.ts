@@ -1,0 +1,128 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { Identity } from '../stage.js'
+import { createIdentityHeaderWriter, headerSafe } from './identity-headers.js'
+import { responseHeaders } from './response-headers.js'
+import { errorCode, mapUpstreamError } from './upstream-error.js'
+import { basePathOf, stripSegments, upstreamPath } from './upstream-path.js'
+
+test('the upstream path is prefix + path + query, sent as given', () => {
+  assert.equal(upstreamPath('', '/a/b%2Fc', undefined, '?x=%20'), '/a/b%2Fc?x=%20')
+  assert.equal(upstreamPath('/base', '/a', undefined, ''), '/base/a')
+  assert.equal(upstreamPath('/base', '/', undefined, '?q'), '/base/?q')
+})
+
+test('stripPrefix removes only a whole-segment prefix', () => {
+  assert.equal(stripSegments('/api/users', '/api'), '/users')
+  assert.equal(stripSegments('/api/users', '/api/'), '/users')
+  assert.equal(stripSegments('/api', '/api'), '')
+  assert.equal(stripSegments('/apix/users', '/api'), '/apix/users')
+  assert.equal(stripSegments('/other', '/api'), '/other')
+  assert.equal(stripSegments('/a', '/'), '/a')
+  assert.equal(upstreamPath('', '/api', '/api', ''), '/')
+  assert.equal(upstreamPath('', '/api/', '/api', '?x'), '/?x')
+  assert.equal(upstreamPath('/v2', '/api', '/api', ''), '/v2')
+  assert.equal(upstreamPath('/v2', '/api/items', '/api', '?p=1'), '/v2/items?p=1')
+})
+
+test('the upstream base path loses its trailing slashes', () => {
+  assert.equal(basePathOf(new URL('http://u:8080')), '')
+  assert.equal(basePathOf(new URL('http://u:8080/')), '')
+  assert.equal(basePathOf(new URL('http://u/base//')), '/base')
+  assert.equal(basePathOf(new URL('http://u/a%20b/c')), '/a%20b/c')
+})
+
+const raw = (...pairs: string[]): Buffer[] => pairs.map((s) => Buffer.from(s, 'latin1'))
+
+test('response hop-by-hop headers are dropped, content-length is kept and x-request-id is ours', () => {
+  const out = responseHeaders(
+    raw('Content-Type', 'text/plain', 'Content-Length', '5', 'Connection', 'keep-alive, X-Hop', 'Keep-Alive', 'timeout=5', 'Transfer-Encoding', 'chunked', 'X-Hop', '1', 'X-Request-Id', 'upstream-id', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Proxy-Authenticate', 'Basic'),
+    'our-id',
+  )
+  assert.deepEqual(out, ['Content-Type', 'text/plain', 'Content-Length', '5', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'x-request-id', 'our-id'])
+})
+
+test('response header bytes outside ASCII pass through unchanged', () => {
+  const value = Buffer.from('café', 'utf8')
+  const out = responseHeaders([Buffer.from('X-Name'), value], 'id')
+  assert.deepEqual(Buffer.from(out[1], 'latin1'), value)
+})
+
+const identity = (over: Partial<Identity> = {}): Identity => ({
+  issuer: 'https://idp.example',
+  issuerId: 'idp',
+  subject: 'user-1',
+  clientId: 'client-1',
+  scopes: new Set(['write', 'read', 'admin']),
+  jti: undefined,
+  tokenDigest: 'x',
+  expiresAt: 0,
+  claims: {},
+  ...over,
+})
+
+test('identity headers carry the verified identity, scopes sorted', () => {
+  const write = createIdentityHeaderWriter({ subject: 'X-Auth-Subject', clientId: 'x-auth-client-id', scopes: 'x-auth-scopes', issuer: 'x-auth-issuer' })
+  const headers: Record<string, string | string[]> = {}
+  write(headers, identity())
+  assert.deepEqual(headers, { 'x-auth-subject': 'user-1', 'x-auth-client-id': 'client-1', 'x-auth-scopes': 'admin read write', 'x-auth-issuer': 'https://idp.example' })
+  const partial: Record<string, string | string[]> = {}
+  write(partial, identity({ subject: undefined, clientId: undefined, scopes: new Set() }))
+  assert.deepEqual(partial, { 'x-auth-issuer': 'https://idp.example' })
+})
+
+test('identity values that could break a header are percent-encoded', () => {
+  assert.equal(headerSafe('user-1'), 'user-1')
+  assert.equal(headerSafe('a b'), 'a b')
+  assert.equal(headerSafe('admin\r\nx-auth-scopes: admin'), 'admin%0D%0Ax-auth-scopes:%20admin')
+  assert.equal(headerSafe('josé'), 'jos%C3%A9')
+  assert.equal(headerSafe(' x'), '%20x')
+  assert.equal(headerSafe('50%\u0000'), '50%25%00')
+})
+
+function coded(code: string): Error {
+  return Object.assign(new Error(`upstream said: secret detail ${code}`), { code })
+}
+
+test('undici timeouts map to ERR_FORWARD_TIMEOUT with a machine reason', () => {
+  for (const [code, reason] of [
+    ['UND_ERR_CONNECT_TIMEOUT', 'connect_timeout'],
+    ['UND_ERR_HEADERS_TIMEOUT', 'headers_timeout'],
+    ['UND_ERR_BODY_TIMEOUT', 'body_timeout'],
+  ]) {
+    const { error, known } = mapUpstreamError(coded(code), false)
+    assert.equal(error.code, 'ERR_FORWARD_TIMEOUT')
+    assert.equal(error.reason, reason)
+    assert.equal(error.detail, undefined)
+    assert.ok(known)
+  }
+})
+
+test('connection failures map to ERR_FORWARD_UNAVAILABLE without upstream text', () => {
+  for (const [code, reason] of [
+    ['ECONNREFUSED', 'connect_refused'],
+    ['ECONNRESET', 'connection_reset'],
+    ['UND_ERR_SOCKET', 'socket_closed'],
+    ['ENOTFOUND', 'dns_failure'],
+    ['ERR_TLS_CERT_ALTNAME_INVALID', 'tls_failure'],
+  ]) {
+    const { error } = mapUpstreamError(coded(code), false)
+    assert.equal(error.code, 'ERR_FORWARD_UNAVAILABLE')
+    assert.equal(error.reason, reason)
+    assert.ok(!error.message.includes('secret'))
+  }
+  const other = mapUpstreamError(new Error('???'), false)
+  assert.equal(other.error.reason, 'upstream_error')
+  assert.equal(other.known, false)
+})
+
+test('a failure after the response started is reported as an aborted response', () => {
+  assert.equal(mapUpstreamError(coded('UND_ERR_SOCKET'), true).error.reason, 'response_aborted')
+  assert.equal(mapUpstreamError(coded('UND_ERR_BODY_TIMEOUT'), true).error.code, 'ERR_FORWARD_TIMEOUT')
+})
+
+test('the error code of a happy-eyeballs AggregateError is its first inner code', () => {
+  const agg = new AggregateError([coded('ECONNREFUSED'), coded('ECONNREFUSED')])
+  assert.equal(errorCode(agg), 'ECONNREFUSED')
+  assert.equal(mapUpstreamError(agg, false).error.reason, 'connect_refused')
+})

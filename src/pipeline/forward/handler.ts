@@ -1,0 +1,117 @@
+import type { ServerResponse } from 'node:http'
+import type { Dispatcher } from 'undici'
+import type { Logger } from 'pino'
+import type { RequestContext } from '../stage.js'
+import { responseHeaders } from './response-headers.js'
+import { mapUpstreamError } from './upstream-error.js'
+
+const kHandler = Symbol('portcullis.forward')
+type TrackedResponse = ServerResponse & { [kHandler]?: ForwardHandler }
+
+/**
+ * One listener function shared by every request (no closure per request): it finds the request's
+ * handler on the response. `close` also fires after a response finished normally; the handler
+ * ignores it then.
+ */
+function onClientClose(this: TrackedResponse): void {
+  this[kHandler]?.clientClosed()
+}
+
+const enum State {
+  Waiting,
+  Streaming,
+  Done,
+}
+
+/**
+ * An undici dispatch handler (the callback-style API, the cheapest undici offers: no stream or
+ * promise objects per request) that relays the upstream response into the client's response.
+ * Backpressure: when the client socket is full, `onData` returns false, which pauses undici's
+ * parser (and with it the upstream socket) until the client's `drain` calls undici's resume.
+ */
+export class ForwardHandler implements Dispatcher.DispatchHandler {
+  private abort: ((err?: Error) => void) | undefined = undefined
+  private resume: (() => void) | undefined = undefined
+  private state = State.Waiting
+  private clientGone = false
+  private readonly startedAt = performance.now()
+
+  constructor(
+    private readonly ctx: RequestContext,
+    private readonly resolve: () => void,
+    private readonly reject: (err: unknown) => void,
+    private readonly logger: Logger,
+    private readonly upstreamId: string,
+  ) {
+    const res = ctx.res as TrackedResponse
+    res[kHandler] = this
+    res.once('close', onClientClose)
+    // Gone already (e.g. while an earlier stage awaited)? Then `close` will not fire again:
+    // abort as soon as undici hands us the request, instead of waiting on a dead socket forever.
+    if (res.destroyed) this.clientGone = true
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    // The client may have gone while the request waited for a pooled connection.
+    if (this.clientGone) abort()
+    else this.abort = abort
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    // 1xx are interim answers on the upstream hop only (node answers the client's 100-continue).
+    if (statusCode < 200) return true
+    const ctx = this.ctx
+    ctx.upstreamMs = Math.round((performance.now() - this.startedAt) * 100) / 100
+    ctx.status = statusCode
+    // If writeHead throws (a header node refuses), undici aborts the request and onError answers 502.
+    ctx.res.writeHead(statusCode, responseHeaders(rawHeaders, ctx.id))
+    this.state = State.Streaming
+    this.resume = resume
+    return true
+  }
+
+  onData(chunk: Buffer): boolean {
+    const res = this.ctx.res
+    if (res.write(chunk)) return true
+    res.once('drain', this.resume!)
+    return false
+  }
+
+  onComplete(): void {
+    // Upstream trailers are not relayed: Trailer/TE are hop-by-hop here and node would need them
+    // declared before the body.
+    this.state = State.Done
+    this.ctx.res.end()
+    this.resolve()
+  }
+
+  onError(err: Error): void {
+    const wasStreaming = this.state === State.Streaming
+    this.state = State.Done
+    const ctx = this.ctx
+    if (this.clientGone) {
+      // The client hung up and we aborted the upstream request: nobody is left to answer.
+      // 499 is the de-facto "client closed request" status of access logs (nginx).
+      ctx.status = 499
+      this.resolve()
+      return
+    }
+    const headersSent = ctx.res.headersSent
+    const { error, known } = mapUpstreamError(err, headersSent)
+    const code = (err as { code?: unknown }).code
+    if (known) this.logger.debug({ requestId: ctx.id, upstream: this.upstreamId, code, reason: error.reason }, 'upstream request failed')
+    else this.logger.warn({ requestId: ctx.id, upstream: this.upstreamId, code, err: err.message }, 'upstream request failed')
+    // After the status line went out the only honest signal left is to cut the client connection
+    // (a truncated body must not look complete); the runner does the same on headersSent.
+    if (headersSent || wasStreaming) ctx.res.destroy()
+    this.reject(error)
+  }
+
+  /** The client connection closed. Before the response finished, that aborts the upstream request. */
+  clientClosed(): void {
+    if (this.state === State.Done) return
+    this.clientGone = true
+    const abort = this.abort
+    if (abort !== undefined) abort()
+  }
+}

@@ -1,0 +1,36 @@
+import type { IdentityConfig } from '../../config/schema.js'
+import type { Identity } from '../stage.js'
+
+export type IdentityHeaderWriter = (headers: Record<string, string | string[]>, identity: Identity) => void
+
+// A value is sent as is when it is visible ASCII with inner spaces only; anything else (control
+// characters, non-ASCII, edge whitespace) is percent-encoded UTF-8 so it can never split or
+// smuggle a header (RFC 9110 §5.5: field values are visible characters, SP and HTAB).
+const SAFE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/
+
+export function headerSafe(value: string): string {
+  if (SAFE.test(value)) return value
+  let out = ''
+  for (const byte of Buffer.from(value, 'utf8')) {
+    out += byte > 0x20 && byte < 0x7f && byte !== 0x25 ? String.fromCharCode(byte) : '%' + byte.toString(16).toUpperCase().padStart(2, '0')
+  }
+  return out
+}
+
+/**
+ * Writes the verified identity into the configured headers. Only `ctx.identity` (what authn
+ * verified) is read; sanitize has already removed any header of these names the client sent.
+ * Scopes are sorted so the value is stable whatever order the token listed them in.
+ */
+export function createIdentityHeaderWriter(names: IdentityConfig['headers']): IdentityHeaderWriter {
+  const subject = names.subject.toLowerCase()
+  const clientId = names.clientId.toLowerCase()
+  const scopes = names.scopes.toLowerCase()
+  const issuer = names.issuer.toLowerCase()
+  return (headers, identity) => {
+    if (identity.subject !== undefined) headers[subject] = headerSafe(identity.subject)
+    if (identity.clientId !== undefined) headers[clientId] = headerSafe(identity.clientId)
+    if (identity.scopes.size !== 0) headers[scopes] = headerSafe([...identity.scopes].sort().join(' '))
+    headers[issuer] = headerSafe(identity.issuer)
+  }
+}

@@ -1,0 +1,122 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import pino from 'pino'
+import type { Config } from '../../config/schema.js'
+import type { CompiledRoute } from '../route/router.js'
+import type { Deps, Identity, RequestContext } from '../stage.js'
+import { createForwardStage } from './index.js'
+
+const deps: Deps = { now: () => 0, events: { emit() {}, flush: async () => {} }, logger: pino({ level: 'silent' }) }
+
+async function listen(handler: (req: IncomingMessage, res: ServerResponse) => void) {
+  const server = createServer(handler)
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }
+}
+
+function config(upstreamUrl: string, forwardAuthorization: boolean): Config {
+  return {
+    upstreams: [{ id: 'u', url: upstreamUrl, connectTimeoutMs: 2000, headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000, connections: 4, keepAliveTimeoutMs: 1000 }],
+    identity: {
+      stripHeaders: [],
+      headers: { subject: 'x-auth-subject', clientId: 'x-auth-client-id', scopes: 'x-auth-scopes', issuer: 'x-auth-issuer' },
+      forwardAuthorization,
+    },
+  } as unknown as Config
+}
+
+const route = { id: 'r', upstreamId: 'u', stripPrefix: undefined } as unknown as CompiledRoute
+
+function context(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>, identity?: Identity): RequestContext {
+  return {
+    id: 'req-0000001',
+    req,
+    res,
+    method: req.method ?? 'GET',
+    path: '/x',
+    query: '',
+    route,
+    identity,
+    upstreamHeaders: { ...headers },
+    status: 0,
+    upstreamMs: undefined,
+  } as unknown as RequestContext
+}
+
+/** One request through a gateway-like server that runs only the forward stage. */
+async function through(
+  forwardAuthorization: boolean,
+  headers: Record<string, string>,
+  identity: Identity | undefined,
+  before?: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
+): Promise<{ upstreamSaw: IncomingHttpHeaders[]; ctx: RequestContext }> {
+  const upstreamSaw: IncomingHttpHeaders[] = []
+  const upstream = await listen((req, res) => {
+    upstreamSaw.push(req.headers)
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('ok')
+  })
+  const stage = createForwardStage(config(upstream.url, forwardAuthorization), deps)
+  let ctx!: RequestContext
+  let ran!: (p: Promise<void>) => void
+  const settled = new Promise<Promise<void>>((r) => (ran = r))
+  const front = await listen((req, res) => {
+    void (before ? before(req, res) : Promise.resolve()).then(() => {
+      ctx = context(req, res, headers, identity)
+      ran(stage.onRequest(ctx) as Promise<void>)
+    })
+  })
+  await new Promise<void>((resolve) => {
+    const r = request(front.url + '/x', (res) => res.resume().on('end', resolve))
+    r.on('error', () => resolve())
+    r.end()
+  })
+  await (await settled)
+  await stage.close()
+  front.server.closeAllConnections()
+  upstream.server.closeAllConnections()
+  front.server.close()
+  upstream.server.close()
+  return { upstreamSaw, ctx }
+}
+
+const identity: Identity = {
+  issuer: 'https://idp.example',
+  issuerId: 'idp',
+  subject: 'user-1',
+  clientId: 'client-1',
+  scopes: new Set(['b', 'a']),
+  jti: undefined,
+  tokenDigest: 'd',
+  expiresAt: 0,
+  claims: {},
+}
+
+test('forward writes the verified identity headers and keeps Authorization by default', async () => {
+  const { upstreamSaw, ctx } = await through(true, { authorization: 'Bearer t' }, identity)
+  assert.equal(upstreamSaw.length, 1)
+  assert.equal(upstreamSaw[0]['x-auth-subject'], 'user-1')
+  assert.equal(upstreamSaw[0]['x-auth-scopes'], 'a b')
+  assert.equal(upstreamSaw[0].authorization, 'Bearer t')
+  assert.equal(ctx.status, 200)
+  assert.equal(typeof ctx.upstreamMs, 'number')
+})
+
+test('with forwardAuthorization false the token does not reach the upstream', async () => {
+  const { upstreamSaw } = await through(false, { authorization: 'Bearer t', accept: '*/*' }, identity)
+  assert.equal(upstreamSaw[0].authorization, undefined)
+  assert.equal(upstreamSaw[0].accept, '*/*')
+})
+
+test('a client already gone when forward starts never gets its request sent upstream', { timeout: 20_000 }, async () => {
+  // The client leaves while an earlier stage is still busy: its response is closed before forward runs.
+  const gone = (_req: IncomingMessage, res: ServerResponse) =>
+    new Promise<void>((resolve) => {
+      res.once('close', () => resolve())
+      res.socket?.destroy()
+    })
+  const { upstreamSaw, ctx } = await through(true, {}, undefined, gone)
+  assert.equal(upstreamSaw.length, 0)
+  assert.equal(ctx.status, 499)
+})

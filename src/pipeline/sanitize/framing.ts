@@ -1,0 +1,38 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import { GatewayError } from '../../errors/gateway-error.js'
+
+const DIGITS = /^[0-9]+$/
+
+function rejected(reason: string): GatewayError {
+  return new GatewayError('ERR_SANITIZE_REJECTED', { reason, detail: 'The request framing is ambiguous.' })
+}
+
+/**
+ * Request smuggling defence (RFC 9112 §6.3, §11.2): a message whose length two parsers could read
+ * differently is refused instead of forwarded. node's parser already refuses most of these; this
+ * check keeps the guarantee whatever reaches the stage.
+ * - Content-Length together with Transfer-Encoding (§6.3 item 3: "ought to be handled as an error").
+ * - A Transfer-Encoding other than plain `chunked`: undici re-frames the body as chunked, so any
+ *   other coding would be silently lost (§6.1: a server that does not understand it answers 501;
+ *   we refuse it the same way as any other ambiguous framing).
+ * - Several Content-Length fields that disagree, or one that is not a plain number (§6.3 item 5).
+ */
+export function checkFraming(headers: IncomingHttpHeaders, rawHeaders: readonly string[]): void {
+  const te = headers['transfer-encoding']
+  const cl = headers['content-length']
+  if (te !== undefined) {
+    if (cl !== undefined) throw rejected('content_length_with_transfer_encoding')
+    if (te.trim().toLowerCase() !== 'chunked') throw rejected('transfer_encoding')
+    return
+  }
+  if (cl === undefined) return
+  if (!DIGITS.test(cl)) throw rejected('invalid_content_length')
+  // node keeps only the first Content-Length in req.headers: look at every raw occurrence.
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]
+    if (name.length === 14 && name.toLowerCase() === 'content-length') {
+      const v = rawHeaders[i + 1].trim()
+      if (v !== cl && (!DIGITS.test(v) || Number(v) !== Number(cl))) throw rejected('conflicting_content_length')
+    }
+  }
+}

@@ -1,0 +1,207 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { IncomingMessage } from 'node:http'
+import pino from 'pino'
+import type { Config } from '../../config/schema.js'
+import { isGatewayError } from '../../errors/gateway-error.js'
+import { createClientAddressResolver } from '../../http/client-address.js'
+import type { Deps, RequestContext } from '../stage.js'
+import { createHeaderMatcher } from './header-matcher.js'
+import { connectionListed } from './hop-by-hop.js'
+import { createSanitizeStage } from './index.js'
+
+const DEFAULT_STRIP = ['x-user*', 'x-auth*', 'x-forwarded-user', 'x-scopes', 'x-client-id', 'x-subject', 'x-remote-user', 'remote-user', 'x-portcullis*']
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736'
+const OUR_PARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`
+
+function config(overrides: { stripHeaders?: string[]; headers?: Partial<Config['identity']['headers']> } = {}): Config {
+  return {
+    identity: {
+      stripHeaders: overrides.stripHeaders ?? DEFAULT_STRIP,
+      headers: { subject: 'x-auth-subject', clientId: 'x-auth-client-id', scopes: 'x-auth-scopes', issuer: 'x-auth-issuer', ...overrides.headers },
+      forwardAuthorization: true,
+    },
+  } as unknown as Config
+}
+
+const deps: Deps = { now: () => 0, events: { emit() {}, flush: async () => {} }, logger: pino({ level: 'silent' }) }
+
+/** A request as node's parser hands it over: rawHeaders in wire order and case, headers lowercased. */
+function request(raw: string[], httpVersion = '1.1'): IncomingMessage {
+  const headers: Record<string, string | string[]> = {}
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase()
+    const value = raw[i + 1]
+    const prev = headers[name]
+    // Like node with joinDuplicateHeaders: false: the first content-length / host wins, others join.
+    if (prev === undefined) headers[name] = value
+    else if (name !== 'content-length' && name !== 'host' && name !== 'authorization') headers[name] = `${prev as string}, ${value}`
+  }
+  return { headers, rawHeaders: raw, httpVersion } as unknown as IncomingMessage
+}
+
+function run(raw: string[], opts: { peer?: string; trusted?: string[]; cfg?: Config; traceparent?: string; traceId?: string; httpVersion?: string } = {}) {
+  const stage = createSanitizeStage(opts.cfg ?? config(), deps, createClientAddressResolver(opts.trusted ?? []))
+  const ctx = {
+    id: 'req-id-0001',
+    traceparent: opts.traceparent ?? OUR_PARENT,
+    traceId: opts.traceId ?? TRACE_ID,
+    req: request(raw, opts.httpVersion),
+    peerIp: opts.peer ?? '10.0.0.7',
+    upstreamHeaders: {},
+  } as unknown as RequestContext
+  stage.onRequest(ctx)
+  return ctx.upstreamHeaders
+}
+
+function rejectionReason(fn: () => unknown): string | undefined {
+  try {
+    fn()
+  } catch (err) {
+    assert.ok(isGatewayError(err))
+    assert.equal(err.code, 'ERR_SANITIZE_REJECTED')
+    return err.reason
+  }
+  assert.fail('expected ERR_SANITIZE_REJECTED')
+}
+
+test('hop-by-hop headers are removed and end-to-end headers are kept', () => {
+  const out = run([
+    'Host', 'gw.example',
+    'Connection', 'keep-alive',
+    'Keep-Alive', 'timeout=5',
+    'Proxy-Connection', 'keep-alive',
+    'TE', 'gzip',
+    'Trailer', 'x-checksum',
+    'Upgrade', 'h2c',
+    'Proxy-Authorization', 'Basic cHJveHk6c2VjcmV0',
+    'Expect', '100-continue',
+    'Accept', 'application/json',
+    'Content-Type', 'text/plain',
+    'Authorization', 'Bearer abc',
+  ])
+  for (const name of ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'expect', 'host']) {
+    assert.equal(out[name], undefined, name)
+  }
+  assert.equal(out.accept, 'application/json')
+  assert.equal(out['content-type'], 'text/plain')
+  assert.equal(out.authorization, 'Bearer abc')
+})
+
+test('te: trailers survives because it is about the message, not the connection', () => {
+  assert.equal(run(['TE', 'trailers'])?.te, 'trailers')
+  assert.equal(run(['TE', 'deflate, trailers;q=1'])?.te, 'trailers')
+  assert.equal(run(['TE', 'deflate'])?.te, undefined)
+})
+
+test('headers named in Connection are removed, but never Content-Length', () => {
+  const out = run(['Connection', 'close, X-Secret-Hop, x-other', 'X-Secret-Hop', '1', 'X-Other', '2', 'X-Kept', '3', 'Content-Length', '0'])
+  assert.equal(out['x-secret-hop'], undefined)
+  assert.equal(out['x-other'], undefined)
+  assert.equal(out['x-kept'], '3')
+  assert.equal(out['content-length'], '0')
+  assert.deepEqual(connectionListed('keep-alive'), undefined)
+  assert.deepEqual(connectionListed(' Close , Foo,,content-length, TE'), ['foo'])
+})
+
+test('client identity headers are stripped by exact name and by prefix, whatever their case', () => {
+  const out = run([
+    'X-User-Id', 'admin',
+    'x-USER', 'admin',
+    'X-Auth-Subject', 'admin',
+    'X-AUTH-SCOPES', 'admin:all',
+    'X-Forwarded-User', 'admin',
+    'X-Scopes', 'admin',
+    'X-Client-Id', 'trusted-client',
+    'Remote-User', 'admin',
+    'X-Portcullis-Verified', 'yes',
+    'X-Userland', 'also a prefix match',
+    'X-Usr', 'not a match',
+  ])
+  for (const name of Object.keys(out)) assert.ok(!/^(x-user|x-auth|x-scopes|x-client-id|remote-user|x-portcullis)/.test(name), name)
+  assert.equal(out['x-usr'], 'not a match')
+})
+
+test('configured identity header names are stripped even when not in stripHeaders', () => {
+  const out = run(['X-Verified-Sub', 'admin', 'X-Verified-Iss', 'evil'], {
+    cfg: config({ stripHeaders: [], headers: { subject: 'X-Verified-Sub', issuer: 'x-verified-iss' } }),
+  })
+  assert.equal(out['x-verified-sub'], undefined)
+  assert.equal(out['x-verified-iss'], undefined)
+})
+
+test('the header matcher compiles exact names and prefixes case-insensitively', () => {
+  const m = createHeaderMatcher(['X-Auth*', 'x-auth-subject', 'X-Scopes'])
+  assert.deepEqual([...m.exact], ['x-scopes'])
+  assert.deepEqual(m.prefixes, ['x-auth'])
+  assert.ok(m.matches('x-auth-anything'))
+  assert.ok(m.matches('x-scopes'))
+  assert.ok(!m.matches('x-scopesx'))
+  assert.throws(() => createHeaderMatcher(['*']))
+})
+
+test('request id and trace context are the gateway values, not the client ones', () => {
+  const out = run(['X-Request-Id', 'client-chosen', 'traceparent', 'garbage', 'tracestate', 'vendor=1'], {
+    traceparent: '00-11111111111111111111111111111111-2222222222222222-01',
+    traceId: '11111111111111111111111111111111',
+  })
+  assert.equal(out['x-request-id'], 'req-id-0001')
+  assert.equal(out.traceparent, '00-11111111111111111111111111111111-2222222222222222-01')
+  // The client's traceparent was not continued, so its tracestate does not belong to our trace.
+  assert.equal(out.tracestate, undefined)
+})
+
+test('tracestate is kept when the client traceparent was continued', () => {
+  const out = run(['traceparent', `00-${TRACE_ID}-b7ad6b7169203331-01`, 'tracestate', 'congo=t61rcWkgMzE'])
+  assert.equal(out.traceparent, OUR_PARENT)
+  assert.equal(out.tracestate, 'congo=t61rcWkgMzE')
+})
+
+test('X-Forwarded-For from an untrusted peer is replaced by the peer address', () => {
+  const out = run(['X-Forwarded-For', '1.2.3.4, 5.6.7.8', 'X-Forwarded-Proto', 'https', 'X-Forwarded-Host', 'evil.example', 'Host', 'gw.example', 'Forwarded', 'for=1.2.3.4'], {
+    peer: '::ffff:10.0.0.7',
+  })
+  assert.equal(out['x-forwarded-for'], '10.0.0.7')
+  assert.equal(out['x-forwarded-proto'], 'http')
+  assert.equal(out['x-forwarded-host'], 'gw.example')
+  assert.equal(out.forwarded, undefined)
+})
+
+test('X-Forwarded-For from a trusted proxy is kept and extended with the proxy address', () => {
+  const out = run(['X-Forwarded-For', '1.2.3.4', 'X-Forwarded-Proto', 'HTTPS', 'X-Forwarded-Host', 'api.example', 'Host', 'internal', 'Forwarded', 'for=1.2.3.4;proto=https', 'X-Forwarded-Port', '443'], {
+    peer: '10.0.0.7',
+    trusted: ['10.0.0.0/8'],
+  })
+  assert.equal(out['x-forwarded-for'], '1.2.3.4, 10.0.0.7')
+  assert.equal(out['x-forwarded-proto'], 'https')
+  assert.equal(out['x-forwarded-host'], 'api.example')
+  assert.equal(out.forwarded, 'for=1.2.3.4;proto=https, for=10.0.0.7')
+  // Only the X-Forwarded-* fields the gateway computes are sent.
+  assert.equal(out['x-forwarded-port'], undefined)
+})
+
+test('a trusted proxy without X-Forwarded-For gets a chain of just itself', () => {
+  const out = run(['Host', 'gw'], { peer: '10.0.0.7', trusted: ['10.0.0.7'] })
+  assert.equal(out['x-forwarded-for'], '10.0.0.7')
+  assert.equal(out['x-forwarded-proto'], 'http')
+})
+
+test('Via names the gateway hop after any earlier ones', () => {
+  assert.equal(run([])?.via, '1.1 portcullis')
+  assert.equal(run(['Via', '1.1 edge'], { httpVersion: '1.0' })?.via, '1.1 edge, 1.0 portcullis')
+})
+
+test('Content-Length together with Transfer-Encoding is refused', () => {
+  assert.equal(rejectionReason(() => run(['Content-Length', '5', 'Transfer-Encoding', 'chunked'])), 'content_length_with_transfer_encoding')
+})
+
+test('a Transfer-Encoding other than chunked is refused', () => {
+  assert.equal(rejectionReason(() => run(['Transfer-Encoding', 'gzip, chunked'])), 'transfer_encoding')
+  assert.doesNotThrow(() => run(['Transfer-Encoding', 'Chunked']))
+})
+
+test('duplicate Content-Length fields with different values are refused, equal ones are not', () => {
+  assert.equal(rejectionReason(() => run(['Content-Length', '5', 'content-length', '6'])), 'conflicting_content_length')
+  assert.equal(rejectionReason(() => run(['Content-Length', '5, 6'])), 'invalid_content_length')
+  assert.equal(run(['Content-Length', '5', 'Content-Length', '5'])['content-length'], '5')
+})

@@ -1,0 +1,197 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { request as httpRequest } from 'node:http'
+import { createServer, type Server, type Socket } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
+import { startUpstream } from '../helpers/upstream.js'
+
+/** A generous bound so a broken gateway fails the test instead of hanging it. */
+const bounded = () => ({ signal: AbortSignal.timeout(20_000) })
+
+/** A TCP server that accepts connections and never answers; records which sockets closed. */
+async function startSilentServer(): Promise<{ url: string; sockets: Socket[]; closed: Set<Socket>; server: Server; close(): Promise<void> }> {
+  const sockets: Socket[] = []
+  const closed = new Set<Socket>()
+  const server = createServer((s) => {
+    sockets.push(s)
+    s.on('error', () => {})
+    s.on('close', () => closed.add(s))
+    // Read (and ignore) the request: a socket that is never read never notices the peer's FIN.
+    s.resume()
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    sockets,
+    closed,
+    server,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy()
+        server.close(() => r())
+      }),
+  }
+}
+
+/** A port with nothing listening: bind, read the port, close. */
+async function deadPort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const { port } = server.address() as AddressInfo
+  await new Promise<void>((r) => server.close(() => r()))
+  return port
+}
+
+function until(pred: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  return new Promise((resolve, reject) => {
+    const tick = () => {
+      if (pred()) return resolve()
+      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`))
+      setTimeout(tick, 20)
+    }
+    tick()
+  })
+}
+
+async function assertStillServes(gw: StartedGateway): Promise<void> {
+  const r = await fetch(gw.url + '/ok/again', bounded())
+  assert.equal(r.status, 200)
+  assert.deepEqual(await r.json(), { ok: true, url: '/ok/again' })
+}
+
+function securityEvent(gw: StartedGateway, type: string, requestId: string) {
+  return gw.waitFor((l) => l.name === 'security' && l.event === type && l.requestId === requestId, 20_000)
+}
+
+test('an upstream refusing connections gives 502 ERR_FORWARD_UNAVAILABLE and a forward.unavailable event', async (t) => {
+  const healthy = await startUpstream()
+  const gw = await startGateway(
+    baseConfig({
+      upstreams: [
+        { id: 'dead', url: `http://127.0.0.1:${await deadPort()}` },
+        { id: 'ok', url: healthy.url },
+      ],
+      routes: [
+        { path: '/dead/**', methods: ['GET'], upstream: 'dead', auth: 'public' },
+        { path: '/ok/**', methods: ['GET'], upstream: 'ok', auth: 'public' },
+      ],
+    }),
+  )
+  t.after(async () => {
+    await gw.stop()
+    await healthy.close()
+  })
+  const r = await fetch(gw.url + '/dead/x', bounded())
+  assert.equal(r.status, 502)
+  assert.equal(r.headers.get('content-type'), 'application/problem+json')
+  const body = (await r.json()) as Record<string, unknown>
+  assert.equal(body.code, 'ERR_FORWARD_UNAVAILABLE')
+  // Nothing about the upstream (address, error text) leaks to the client.
+  assert.ok(!JSON.stringify(body).includes('127.0.0.1'))
+  assert.ok(!JSON.stringify(body).includes('ECONNREFUSED'))
+  const requestId = r.headers.get('x-request-id')!
+  assert.equal(body.requestId, requestId)
+  const event = await securityEvent(gw, 'forward.unavailable', requestId)
+  assert.equal(event.code, 'ERR_FORWARD_UNAVAILABLE')
+  assert.equal(event.reason, 'connect_refused')
+  await assertStillServes(gw)
+})
+
+test('an upstream that accepts but never answers gives 504 ERR_FORWARD_TIMEOUT after headersTimeoutMs', async (t) => {
+  const silent = await startSilentServer()
+  const healthy = await startUpstream()
+  const gw = await startGateway(
+    baseConfig({
+      upstreams: [
+        { id: 'silent', url: silent.url, headersTimeoutMs: 300 },
+        { id: 'ok', url: healthy.url },
+      ],
+      routes: [
+        { path: '/silent/**', methods: ['GET'], upstream: 'silent', auth: 'public' },
+        { path: '/ok/**', methods: ['GET'], upstream: 'ok', auth: 'public' },
+      ],
+    }),
+  )
+  t.after(async () => {
+    await gw.stop()
+    await silent.close()
+    await healthy.close()
+  })
+  const r = await fetch(gw.url + '/silent/x', bounded())
+  assert.equal(r.status, 504)
+  const body = (await r.json()) as Record<string, unknown>
+  assert.equal(body.code, 'ERR_FORWARD_TIMEOUT')
+  const event = await securityEvent(gw, 'forward.timeout', r.headers.get('x-request-id')!)
+  assert.equal(event.reason, 'headers_timeout')
+  await assertStillServes(gw)
+})
+
+for (const framing of ['chunked', 'content-length'] as const) {
+  test(`an upstream closing the socket mid-response (${framing}) cuts the client connection instead of ending the body`, async (t) => {
+    const broken = await startUpstream((_req, res) => {
+      res.writeHead(200, framing === 'content-length' ? { 'content-type': 'text/plain', 'content-length': '100000' } : { 'content-type': 'text/plain' })
+      res.write('x'.repeat(1000))
+      setTimeout(() => res.socket?.destroy(), 50)
+    })
+    const healthy = await startUpstream()
+    const gw = await startGateway(
+      baseConfig({
+        upstreams: [
+          { id: 'broken', url: broken.url },
+          { id: 'ok', url: healthy.url },
+        ],
+        routes: [
+          { path: '/broken/**', methods: ['GET'], upstream: 'broken', auth: 'public' },
+          { path: '/ok/**', methods: ['GET'], upstream: 'ok', auth: 'public' },
+        ],
+      }),
+    )
+    t.after(async () => {
+      await gw.stop()
+      await broken.close()
+      await healthy.close()
+    })
+    const r = await fetch(gw.url + '/broken/x', bounded())
+    assert.equal(r.status, 200)
+    const requestId = r.headers.get('x-request-id')!
+    // The body must fail to complete: a truncated body presented as whole would be a lie.
+    await assert.rejects(r.arrayBuffer())
+    const event = await securityEvent(gw, 'forward.unavailable', requestId)
+    assert.equal(event.reason, 'response_aborted')
+    await assertStillServes(gw)
+  })
+}
+
+test('a client that hangs up makes the gateway abort the upstream request', async (t) => {
+  const silent = await startSilentServer()
+  const healthy = await startUpstream()
+  const gw = await startGateway(
+    baseConfig({
+      // Long enough that only the client's hang-up, not the timeout, can free the upstream socket.
+      upstreams: [
+        { id: 'silent', url: silent.url, headersTimeoutMs: 600_000 },
+        { id: 'ok', url: healthy.url },
+      ],
+      routes: [
+        { path: '/silent/**', methods: ['GET'], upstream: 'silent', auth: 'public' },
+        { path: '/ok/**', methods: ['GET'], upstream: 'ok', auth: 'public' },
+      ],
+    }),
+  )
+  t.after(async () => {
+    await gw.stop()
+    await silent.close()
+    await healthy.close()
+  })
+  const req = httpRequest(gw.url + '/silent/hang')
+  req.on('error', () => {})
+  req.end()
+  await until(() => silent.sockets.length === 1, 'the upstream connection')
+  const upstreamSocket = silent.sockets[0]
+  assert.ok(!silent.closed.has(upstreamSocket), 'the upstream connection closed before the client hung up')
+  req.destroy()
+  await until(() => silent.closed.has(upstreamSocket), 'the gateway to close the upstream connection')
+  await assertStillServes(gw)
+})
