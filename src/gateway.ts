@@ -20,11 +20,13 @@ export interface Gateway {
   start(): Promise<void>
   /** True when every issuer has keys and upstreams are configured. */
   ready(): boolean
+  /** The limit store (memory or Redis) this gateway's limits stages use. */
+  readonly limitStore: LimitStore
   /**
-   * Hands the limit store over to the next gateway (a reload with the same store settings), so
-   * counters and quotas survive the reload; this gateway will then not close it.
+   * Called once the next gateway (a reload with the same store settings) has taken over the limit
+   * store, so counters and quotas survive the reload; this gateway will then not close it.
    */
-  handOverLimitStore(): LimitStore
+  releaseLimitStore(): void
   close(): Promise<void>
 }
 
@@ -82,9 +84,9 @@ export function createGateway(config: Config, deps: Deps, options: GatewayOption
       await Promise.all([authn.start(), limits.ready()])
     },
     ready: () => config.upstreams.length > 0 && authn.ready(),
-    handOverLimitStore() {
+    limitStore: limits.store,
+    releaseLimitStore() {
       ownsLimitStore = false
-      return limits.store
     },
     async close() {
       await Promise.allSettled([...stages.map((s) => s.close?.()), ownsLimitStore ? limits.close() : undefined])

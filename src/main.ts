@@ -37,7 +37,15 @@ export async function start(options: StartOptions): Promise<Running> {
   const onDone = accessLogger(logs)
   for (const w of first.warnings) logs.logger.warn({ file: w.file, line: w.line, path: w.path, rule: w.rule, acknowledged: w.acknowledged }, w.message)
 
-  const gateway = createGateway(config, deps, { onDone })
+  let gateway: Gateway
+  try {
+    gateway = createGateway(config, deps, { onDone })
+  } catch (err) {
+    process.stderr.write(`portcullis: config rejected\n${options.configPath}  ${(err as Error).message}\n`)
+    const e = new Error('config rejected') as Error & { exitCode: number }
+    e.exitCode = 1
+    throw e
+  }
   // Listen at once (health answers, readiness says "not ready" until keys are in), then load keys.
   const listeners = await startListeners(config, gateway)
   logs.events.emit({ type: 'config.loaded', time: new Date().toISOString(), file: options.configPath, routes: config.routes.length, issuers: config.issuers.length })
@@ -105,7 +113,20 @@ async function doReload(
   if (JSON.stringify(next.listeners) !== JSON.stringify(initial.listeners) || JSON.stringify(next.logging) !== JSON.stringify(initial.logging)) {
     logs.logger.warn('listeners and logging changes take effect on restart only')
   }
-  const gateway: Gateway = createGateway(next, deps, { onDone })
+  // Same limit-store settings: the new pipeline takes over the running store, so rate and quota
+  // counters survive the reload instead of starting from zero.
+  const current = listeners.current()
+  const sameStore = JSON.stringify(current.config.limits.store) === JSON.stringify(next.limits.store)
+  let gateway: Gateway
+  try {
+    gateway = createGateway(next, deps, { onDone, limitStore: sameStore ? current.limitStore : undefined })
+  } catch (err) {
+    // A config that validates but cannot be built (e.g. a key that will not import) is rejected too.
+    logs.events.emit({ type: 'config.rejected', time: new Date().toISOString(), file: path, errors: [{ message: (err as Error).message }] })
+    logs.logger.error({ err }, 'config reload rejected; still serving the previous config')
+    return false
+  }
+  if (sameStore) current.releaseLimitStore()
   await Promise.race([gateway.start(), new Promise((r) => setTimeout(r, READY_WAIT_MS).unref())])
   const prev = listeners.swap(gateway)
   logs.events.emit({ type: 'config.loaded', time: new Date().toISOString(), file: path, routes: next.routes.length, issuers: next.issuers.length, reload: true })

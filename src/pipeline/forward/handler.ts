@@ -64,7 +64,12 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     ctx.upstreamMs = Math.round((performance.now() - this.startedAt) * 100) / 100
     ctx.status = statusCode
     // If writeHead throws (a header node refuses), undici aborts the request and onError answers 502.
-    ctx.res.writeHead(statusCode, responseHeaders(rawHeaders, ctx.id))
+    const headers = responseHeaders(rawHeaders, ctx.id)
+    const rl = ctx.rateLimitFields
+    // RateLimit / RateLimit-Policy are list fields: ours go on lines of their own, next to any the
+    // upstream sent (RFC 9110 §5.3: several field lines are one comma-joined list).
+    if (rl !== undefined && rl.limit.length > 0) headers.push('ratelimit-policy', rl.policy.join(', '), 'ratelimit', rl.limit.join(', '))
+    ctx.res.writeHead(statusCode, headers)
     this.state = State.Streaming
     this.resume = resume
     return true
