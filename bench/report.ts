@@ -14,6 +14,8 @@ export interface RowResult {
   readonly problems: readonly string[]
   readonly notes: readonly string[]
   readonly files?: Record<string, string>
+  /** CPU time of the server process per response, in µs (Linux /proc): steadier than req/s on a busy machine. */
+  readonly cpuUsPerResponse?: number
 }
 
 export interface CheckResult {

@@ -1,7 +1,7 @@
 // `npm run bench`: one run, on loopback, of every target in targets/index.ts against the same
 // upstream, then a table, the issue's targets as PASS/FAIL lines, and a JSON file under .tmp/.
 // See docs/benchmarks.md for what is measured and how to read it.
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -60,6 +60,24 @@ interface Live {
   upstream: UpstreamStats
   readonly problems: string[]
   failed: boolean
+  /** CPU time (ms) the row's server process spent during its measured rounds. */
+  cpuMs: number
+}
+
+/**
+ * CPU time (user + system, ms) a process has used so far, from /proc (Linux). The bench also
+ * reports CPU per response: unlike req/s, it barely moves when other work shares the machine.
+ */
+function processCpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    // fields[11] = utime, fields[12] = stime (proc(5) fields 14 and 15), in clock ticks (100/s).
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100
+  } catch {
+    return undefined
+  }
 }
 
 const noStats: UpstreamStats = { requests: 0, distinctAuthorization: 0, missingAuthorization: 0 }
@@ -111,7 +129,10 @@ async function round(live: Live, index: number, upstreamUrl: string): Promise<vo
   try {
     await upstreamCall(upstreamUrl, 'row', live.target.id)
     const spec = live.target.load('measure', { index, of: settings.rounds })
+    const cpu0 = processCpuMs(running.pid)
     const run = await drive(running.url, spec, { connections: settings.connections, durationSec: settings.durationSec / settings.rounds })
+    const cpu1 = processCpuMs(running.pid)
+    if (cpu0 !== undefined && cpu1 !== undefined) live.cpuMs += cpu1 - cpu0
     // Let requests that were in flight when autocannon stopped reach the upstream counters.
     await sleep(250)
     live.runs.push(run)
@@ -140,6 +161,8 @@ function conclude(live: Live): RowResult {
   const notes: string[] = []
   if (run.elapsedSec < settings.durationSec * 0.9) notes.push(`measured ${run.elapsedSec.toFixed(1)} s only: its distinct tokens ran out first`)
   notes.push(`upstream saw ${upstream.requests} requests, ${upstream.distinctAuthorization} distinct Authorization values`)
+  const cpuUsPerResponse = live.cpuMs > 0 && run.responses > 0 ? (live.cpuMs * 1000) / run.responses : undefined
+  if (cpuUsPerResponse !== undefined) notes.push(`server CPU: ${cpuUsPerResponse.toFixed(0)} µs per response`)
   for (const [name, file] of Object.entries(base.files ?? {})) {
     if (name === 'config') continue
     let size = 0
@@ -150,7 +173,7 @@ function conclude(live: Live): RowResult {
     }
     notes.push(`${name}: ${(size / 1024).toFixed(0)} KiB written`)
   }
-  return { ...base, status: problems.length ? 'invalid' : 'ok', run, upstream, problems, notes }
+  return { ...base, status: problems.length ? 'invalid' : 'ok', run, upstream, problems, notes, cpuUsPerResponse }
 }
 
 async function main(): Promise<number> {
@@ -167,7 +190,7 @@ async function main(): Promise<number> {
   const issuer = await startIssuer({ audience: 'api://bench', scope: 'bench:read' })
   let upstream: ChildServer | undefined
   const rows: RowResult[] = []
-  const lives: Live[] = targets.map((target) => ({ target, runs: [], upstream: noStats, problems: [], failed: false }))
+  const lives: Live[] = targets.map((target) => ({ target, runs: [], upstream: noStats, problems: [], failed: false, cpuMs: 0 }))
   try {
     const warmTokens = await issuer.mint(settings.warmTokens, 'warm')
     let coldTokens: string[] = []

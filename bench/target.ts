@@ -34,6 +34,8 @@ export interface Target {
 
 export interface RunningTarget {
   readonly url: string
+  /** The server's process id, for CPU accounting. */
+  readonly pid?: number
   /** Files worth a look after the run (logs), shown in the JSON output. */
   readonly files?: Record<string, string>
   /** Recent output of the process, printed when something goes wrong. */

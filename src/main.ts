@@ -136,22 +136,5 @@ async function doReload(
 }
 
 function accessLogger(logs: Logs): (ctx: RequestContext) => void {
-  const access = logs.access
-  if (!access) return () => {}
-  return (ctx) => {
-    const id = ctx.identity
-    access.info({
-      requestId: ctx.id,
-      traceId: ctx.traceId,
-      method: ctx.method,
-      path: ctx.path,
-      route: ctx.route?.id,
-      status: ctx.status || ctx.res.statusCode,
-      durationMs: Math.round((performance.now() - ctx.startedAt) * 100) / 100,
-      upstreamMs: ctx.upstreamMs,
-      clientIp: ctx.clientIp,
-      subject: id?.subject,
-      clientId: id?.clientId,
-    })
-  }
+  return logs.access ?? (() => {})
 }

@@ -1,0 +1,52 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { RequestContext } from '../pipeline/stage.js'
+import { createAccessLog } from './access-log.js'
+
+function capture() {
+  const lines: string[] = []
+  return { lines, dest: { write: (l: string) => (lines.push(l), true) } }
+}
+
+const ctx = (over: Partial<RequestContext> = {}) =>
+  ({
+    id: 'req-1',
+    traceId: 'a'.repeat(32),
+    method: 'GET',
+    path: '/orders/1',
+    route: { id: 'orders' },
+    status: 200,
+    res: { statusCode: 200 },
+    startedAt: performance.now(),
+    upstreamMs: 1.5,
+    clientIp: '127.0.0.1',
+    identity: { subject: 'alice', clientId: 'app' },
+    ...over,
+  }) as unknown as RequestContext
+
+test('one JSON line per request with the fields an investigator needs', () => {
+  const { lines, dest } = capture()
+  createAccessLog(dest)(ctx())
+  assert.equal(lines.length, 1)
+  assert.ok(lines[0].endsWith('\n'))
+  const l = JSON.parse(lines[0]) as Record<string, unknown>
+  assert.equal(l.name, 'access')
+  assert.equal(l.level, 30)
+  assert.match(String(l.time), /^\d{4}-\d\d-\d\dT/)
+  assert.deepEqual(
+    { requestId: l.requestId, method: l.method, path: l.path, route: l.route, status: l.status, upstreamMs: l.upstreamMs, clientIp: l.clientIp, subject: l.subject, clientId: l.clientId },
+    { requestId: 'req-1', method: 'GET', path: '/orders/1', route: 'orders', status: 200, upstreamMs: 1.5, clientIp: '127.0.0.1', subject: 'alice', clientId: 'app' },
+  )
+  assert.equal(typeof l.durationMs, 'number')
+})
+
+test('values from a token cannot break or forge the line', () => {
+  const { lines, dest } = capture()
+  createAccessLog(dest)(ctx({ identity: { subject: 'x","status":200}\n{"forged":"1', clientId: undefined } as never, route: undefined, upstreamMs: undefined }))
+  assert.equal(lines[0].split('\n').length, 2, 'exactly one line')
+  const l = JSON.parse(lines[0]) as Record<string, unknown>
+  assert.equal(l.subject, 'x","status":200}\n{"forged":"1')
+  assert.equal(l.clientId, null)
+  assert.equal(l.route, null)
+  assert.equal(l.upstreamMs, null)
+})

@@ -1,0 +1,29 @@
+import type { RequestContext } from '../pipeline/stage.js'
+
+/** Writes one access-log line per request. */
+export type AccessLog = (ctx: RequestContext) => void
+
+/**
+ * The access log is the one line written for every request, so it is serialized here, with its
+ * fields known in advance, instead of through pino's generic object walk (which cost about 7% of
+ * the gateway's CPU per request in the warm benchmark profile). The line has pino's shape
+ * (level, time, name) so one log pipeline reads all three loggers. Values that come from outside
+ * (subject, client id, path) go through JSON.stringify, so they cannot break the line.
+ */
+export function createAccessLog(dest: { write(line: string): boolean }): AccessLog {
+  let lastMs = 0
+  let lastIso = ''
+  const str = (v: string | undefined) => (v === undefined ? 'null' : JSON.stringify(v))
+  return (ctx) => {
+    const now = Date.now()
+    if (now !== lastMs) {
+      lastMs = now
+      lastIso = new Date(now).toISOString()
+    }
+    const id = ctx.identity
+    const durationMs = Math.round((performance.now() - ctx.startedAt) * 100) / 100
+    dest.write(
+      `{"level":30,"time":"${lastIso}","name":"access","requestId":${str(ctx.id)},"traceId":"${ctx.traceId}","method":${str(ctx.method)},"path":${str(ctx.path)},"route":${str(ctx.route?.id)},"status":${ctx.status || ctx.res.statusCode},"durationMs":${durationMs},"upstreamMs":${ctx.upstreamMs ?? 'null'},"clientIp":${str(ctx.clientIp)},"subject":${str(id?.subject)},"clientId":${str(id?.clientId)}}\n`,
+    )
+  }
+}
