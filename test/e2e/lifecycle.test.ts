@@ -2,9 +2,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
-import { Agent, request } from 'undici'
 import { baseConfig, startGateway } from '../helpers/gateway.js'
 import { startUpstream } from '../helpers/upstream.js'
+import { startKeyServer } from '../helpers/keys.js'
 
 const routeTo = (url: string, path: string) =>
   baseConfig({ upstreams: [{ id: 'u', url }], routes: [{ path, methods: ['GET', 'POST'], upstream: 'u', auth: 'public' }] })
@@ -12,26 +12,68 @@ const routeTo = (url: string, path: string) =>
 test('SIGHUP swaps in a valid new config without dropping a keep-alive connection', async (t) => {
   const up = await startUpstream()
   const gw = await startGateway(routeTo(up.url, '/a/**'))
-  const agent = new Agent({ connections: 1, pipelining: 1 })
   t.after(async () => {
-    await agent.close()
     await gw.stop()
     await up.close()
   })
-  const sockets = new Set<unknown>()
-  const get = async (path: string) => {
-    const r = await request(gw.url + path, { dispatcher: agent })
-    sockets.add(r.headers['x-request-id'] ? 'same-agent' : 'x')
-    await r.body.text()
-    return r.statusCode
+  // One raw keep-alive connection used before and after the reload: if the reload closed it, the
+  // second request could not be answered on it.
+  const { hostname, port } = new URL(gw.url)
+  const sock = connect(Number(port), hostname)
+  sock.on('error', () => {})
+  let received = ''
+  sock.setEncoding('utf8').on('data', (c: string) => (received += c))
+  const ask = async (path: string): Promise<number> => {
+    received = ''
+    sock.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`)
+    for (let i = 0; i < 200 && !/\r\n\r\n[\s\S]*\}$|content-length: 0\r\n\r\n$/i.test(received); i++) await new Promise((r) => setTimeout(r, 25))
+    return Number(/^HTTP\/1\.1 (\d{3})/.exec(received)?.[1])
   }
-  assert.equal(await get('/a/1'), 200)
-  assert.equal(await get('/b/1'), 404)
+  await new Promise((r) => sock.once('connect', r))
+  assert.equal(await ask('/a/1'), 200)
+  assert.equal(await ask('/b/1'), 404)
   writeFileSync(gw.configPath, JSON.stringify(routeTo(up.url, '/b/**')))
   gw.child.kill('SIGHUP')
   await gw.waitFor((l) => l.event === 'config.loaded' && l.reload === true)
-  assert.equal(await get('/b/1'), 200)
-  assert.equal(await get('/a/1'), 404)
+  assert.equal(await ask('/b/1'), 200, 'the same connection serves the new config')
+  assert.equal(await ask('/a/1'), 404)
+  assert.equal(sock.destroyed, false)
+  sock.destroy()
+})
+
+test('readiness stays false and protected routes answer 503 until the issuer keys can be loaded', async (t) => {
+  const ks = await startKeyServer()
+  ks.down = true
+  const up = await startUpstream()
+  const gw = await startGateway(
+    baseConfig({
+      issuers: [{ id: 'test', issuer: ks.issuer, jwksUri: ks.jwksUri, audiences: ['api://test'] }],
+      upstreams: [{ id: 'u', url: up.url }],
+      routes: [{ path: '/p', methods: ['GET'], upstream: 'u', auth: 'required' }],
+    }),
+    { waitReady: false },
+  )
+  t.after(async () => {
+    await gw.stop()
+    await up.close()
+    await ks.close()
+  })
+  const token = await ks.sign()
+  assert.equal((await fetch(gw.url + '/healthz')).status, 200, 'alive')
+  assert.equal((await fetch(gw.url + '/readyz')).status, 503, 'not ready without keys')
+  const r = await fetch(gw.url + '/p', { headers: { authorization: `Bearer ${token}` } })
+  assert.equal(r.status, 503)
+  assert.equal(((await r.json()) as { code: string }).code, 'ERR_AUTHN_IDP_UNAVAILABLE')
+  assert.ok(r.headers.get('retry-after'))
+  assert.equal(up.received.length, 0)
+  ks.down = false
+  let ready = 0
+  for (let i = 0; i < 300 && ready !== 200; i++) {
+    ready = (await fetch(gw.url + '/readyz')).status
+    if (ready !== 200) await new Promise((res) => setTimeout(res, 100))
+  }
+  assert.equal(ready, 200, 'ready once the provider answers')
+  assert.equal((await fetch(gw.url + '/p', { headers: { authorization: `Bearer ${token}` } })).status, 200)
 })
 
 test('an invalid config on reload is rejected with its errors logged and the running config keeps serving', async (t) => {
