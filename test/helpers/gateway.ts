@@ -93,14 +93,24 @@ export async function startGateway(
     })
   }
 
-  const listening = await waitFor((l) => l.msg === 'listening')
+  // Never leave a gateway behind: not when the test process exits, not when start-up fails.
+  const killOnExit = () => child.kill('SIGKILL')
+  process.once('exit', killOnExit)
+  void exited.then(() => process.off('exit', killOnExit))
+  const listening = await waitFor((l) => l.msg === 'listening').catch((err: unknown) => {
+    child.kill('SIGKILL')
+    throw err
+  })
   const url = (listening.urls as string[])[0]
   if (options.waitReady ?? true) {
     const deadline = Date.now() + 10_000
     for (;;) {
       const r = await fetch(url + '/readyz').catch(() => undefined)
       if (r?.status === 200) break
-      if (Date.now() > deadline) throw new Error('gateway never became ready')
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL')
+        throw new Error('gateway never became ready')
+      }
       await new Promise((r) => setTimeout(r, 50))
     }
   }

@@ -81,7 +81,33 @@ test('admits up to the limit, then answers ERR_LIMITS_EXCEEDED with Retry-After 
   assert.deepEqual(err?.headers, {
     'retry-after': '20',
     'ratelimit-policy': '"per-client";q=3;w=60, "per-client.day";q=100;w=86400',
-    ratelimit: '"per-client";r=0;t=20, "per-client.day";r=96;t=43200',
+    // Three of the 100 were used; the denied fourth consumed nothing, so 97 are left.
+    ratelimit: '"per-client";r=0;t=20, "per-client.day";r=97;t=43200',
+  })
+})
+
+test('a denial reports what is really left: unconsumed checks keep their unit, and the earlier phase is listed too', async () => {
+  const inFlight: PolicyConfig = { id: 'in-flight', key: ['client'], concurrency: { limit: 4, leaseSec: 300 } }
+  const config = limitsConfig([perIp, perClient, inFlight])
+  const routes = { orders: ['per-ip', 'per-client', 'in-flight'] }
+  const store = createMemoryStore({ maxKeys: 10_000 })
+  const before = stage(config, routes, 'beforeAuthn', store)
+  const after = stage(config, routes, 'afterAuthn', store)
+  for (let i = 0; i < 3; i++) {
+    const c = ctx({ identity: identity('app') })
+    await run(before, c)
+    assert.equal(await run(after, c), undefined)
+    c.res.emit('close') // the concurrency slot comes back
+  }
+  const c = ctx({ identity: identity('app') })
+  assert.equal(await run(before, c), undefined)
+  const err = await run(after, c)
+  assert.equal(err?.reason, 'limit:per-client')
+  assert.deepEqual(err?.headers, {
+    'retry-after': '20',
+    'ratelimit-policy': '"per-ip";q=5;w=1, "per-client";q=3;w=60, "per-client.day";q=100;w=86400, "in-flight.concurrency";q=4;qu="concurrent-requests"',
+    // per-ip: four admitted before authn (consumed); the day quota and the slots: nothing taken by this request.
+    ratelimit: '"per-ip";r=1;t=1, "per-client";r=0;t=20, "per-client.day";r=97;t=43200, "in-flight.concurrency";r=4;t=0',
   })
 })
 

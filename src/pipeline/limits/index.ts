@@ -123,7 +123,7 @@ export function createLimitsStage(
     return k
   }
 
-  function deny(d: Decision, names: readonly string[], policyField: string, offset: number): never {
+  function deny(ctx: Ctx, d: Decision, names: readonly string[], policyField: string, offset: number): never {
     const retryAfter = retryAfterSeconds(d.retryAfterMs)
     if (d.denied >= offset) {
       const locked = d.results[d.denied]?.locked === true
@@ -136,8 +136,17 @@ export function createLimitsStage(
     const name = names[d.denied]
     const headers: Record<string, string> = { 'retry-after': retryAfter }
     if (headersOn && policyField) {
-      headers['ratelimit-policy'] = policyField
-      headers.ratelimit = names.map((n, i) => limitItem(n, d.results[i].remaining, i === d.denied ? d.retryAfterMs : d.results[i].resetMs)).join(', ')
+      // A denied request consumed nothing: a check that would have admitted it still holds the unit
+      // its `remaining` already subtracted; a check that denies has nothing left until its own wait.
+      let limit = ''
+      for (let i = 0; i < names.length; i++) {
+        const r = d.results[i]
+        limit += (i ? ', ' : '') + (r.retryAfterMs > 0 ? limitItem(names[i], 0, r.retryAfterMs) : limitItem(names[i], r.remaining + 1, r.resetMs))
+      }
+      // Policies the earlier phase checked (and consumed) apply to this request too: list them first.
+      const earlier = ctx.rateLimitFields
+      headers['ratelimit-policy'] = earlier?.policy.length ? `${earlier.policy.join(', ')}, ${policyField}` : policyField
+      headers.ratelimit = earlier?.limit.length ? `${earlier.limit.join(', ')}, ${limit}` : limit
     }
     throw new GatewayError('ERR_LIMITS_EXCEEDED', { reason: `limit:${name}`, detail: `Limit "${name}" exceeded.`, headers })
   }
@@ -147,7 +156,7 @@ export function createLimitsStage(
       throw new GatewayError('ERR_LIMITS_UNAVAILABLE', { reason: 'store_unavailable', headers: { 'retry-after': retryAfterSeconds(d.retryAfterMs) } })
     }
     if (guards && d.results.length) bf!.observe(d, offset, guards, ctx.clientIp)
-    if (!d.allowed) deny(d, names, policyField, offset)
+    if (!d.allowed) deny(ctx, d, names, policyField, offset)
     // 'close' fires once the response is done or the connection is gone, whichever way the
     // request ended (later stage denial, upstream error, client abort): the slot always returns.
     // A client gone while the store was answering has closed already: release at once.
