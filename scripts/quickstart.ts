@@ -1,29 +1,52 @@
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startDemoUpstream } from './demo-upstream.js'
+import { startOrdersService } from '../examples/services/orders.js'
+import { startUsersService } from '../examples/services/users.js'
 import { startDevIdp } from './dev-idp.js'
 
 /**
- * `npm start`: the gateway with examples/portcullis.yaml, a demo upstream and a local OpenID
- * provider, then a few curl lines to try. Ctrl-C stops everything.
+ * `npm start`: the gateway with examples/portcullis.yaml, a local OpenID provider, and the two
+ * example services (orders, users) that verify the gateway's internal tokens themselves with
+ * @portcullis/verify; then a few curl lines to try. Ctrl-C stops everything.
  */
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const cli = join(root, 'dist', 'src', 'cli', 'main.js')
 const AUDIENCE = 'api://portcullis-demo'
+const GATEWAY = 'http://127.0.0.1:8080'
+// internalTokens.issuer and jwksPath in examples/portcullis.yaml.
+const GATEWAY_ISSUER = GATEWAY
+const JWKS_URI = `${GATEWAY}/.well-known/portcullis/jwks.json`
+
+// A demo signing key set, generated now with the real command and never written to the
+// repository: it lives in a private temporary folder just long enough to be read, then only in
+// the gateway's environment (examples/portcullis.yaml reads it from PORTCULLIS_DEMO_SIGNING_KEYS).
+const keysDir = mkdtempSync(join(tmpdir(), 'portcullis-demo-'))
+let signingKeys: string
+try {
+  execFileSync(process.execPath, [cli, 'keys', 'generate', '--out', join(keysDir, 'signing-keys.json')], { stdio: 'ignore' })
+  signingKeys = readFileSync(join(keysDir, 'signing-keys.json'), 'utf8')
+} finally {
+  rmSync(keysDir, { recursive: true, force: true })
+}
 
 const idp = await startDevIdp({
   port: 9000,
   audience: AUDIENCE,
-  scopes: ['orders:read', 'orders:write'],
+  scopes: ['orders:read', 'orders:write', 'users:read'],
   clients: [
-    { clientId: 'demo-reader', clientSecret: 'demo-reader-secret', scope: 'orders:read' },
-    { clientId: 'demo-writer', clientSecret: 'demo-writer-secret', scope: 'orders:read orders:write' },
+    { clientId: 'demo-reader', clientSecret: 'demo-reader-secret', scope: 'orders:read users:read' },
+    { clientId: 'demo-writer', clientSecret: 'demo-writer-secret', scope: 'orders:read orders:write users:read' },
   ],
 })
-const upstream = await startDemoUpstream({ port: 9001, name: 'orders' })
+const orders = await startOrdersService({ port: 9001, gatewayIssuer: GATEWAY_ISSUER, jwksUri: JWKS_URI })
+const users = await startUsersService({ port: 9002, gatewayIssuer: GATEWAY_ISSUER, jwksUri: JWKS_URI })
 
-const gateway = spawn(process.execPath, [join(root, 'dist', 'src', 'cli', 'main.js'), 'start', '--config', join(root, 'examples', 'portcullis.yaml')], {
+const gateway = spawn(process.execPath, [cli, 'start', '--config', join(root, 'examples', 'portcullis.yaml')], {
   stdio: ['ignore', 'pipe', 'inherit'],
+  env: { ...process.env, PORTCULLIS_DEMO_SIGNING_KEYS: signingKeys },
 })
 let banner = false
 gateway.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -34,32 +57,37 @@ gateway.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
   }
 })
 gateway.on('exit', (code) => {
-  void idp.close()
-  upstream.server.close()
-  process.exit(code ?? 0)
+  void Promise.allSettled([idp.close(), orders.close(), users.close()]).then(() => process.exit(code ?? 0))
 })
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => gateway.kill('SIGTERM'))
 
 function printBanner(): void {
-  const token = `curl -s -u demo-reader:demo-reader-secret -d grant_type=client_credentials -d scope=orders:read ${idp.issuer}/token`
+  const token = `curl -s -u demo-reader:demo-reader-secret -d grant_type=client_credentials -d scope='orders:read users:read' ${idp.issuer}/token`
   process.stdout.write(`
 ──────────────────────────────────────────────────────────────────────────────
- Portcullis is running on http://127.0.0.1:8080
-   identity provider (dev only): ${idp.issuer}    demo upstream: ${upstream.url}
+ Portcullis is running on ${GATEWAY}
+   identity provider (dev only): ${idp.issuer}
+   services: orders ${orders.url}, users ${users.url} (each verifies the gateway's token)
 
- 1. Get an access token (client demo-reader, scope orders:read):
+ 1. Get an access token (client demo-reader, scopes orders:read users:read):
     TOKEN=$(${token} | node -pe 'JSON.parse(require("fs").readFileSync(0)).access_token')
 
- 2. Allowed — GET /orders needs orders:read:
-    curl -i -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/orders/42
+ 2. Allowed — client → gateway (verifies your token, checks orders:read) → orders
+    (verifies the internal token the gateway minted for it):
+    curl -i -H "Authorization: Bearer $TOKEN" ${GATEWAY}/orders/42
+    curl -i -H "Authorization: Bearer $TOKEN" ${GATEWAY}/users/me
 
  3. Denied (403 insufficient_scope) — POST /orders needs orders:write:
-    curl -i -X POST -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/orders
+    curl -i -X POST -H "Authorization: Bearer $TOKEN" ${GATEWAY}/orders
 
  4. Denied (401) — no token, or a spoofed identity header:
-    curl -i -H "X-Auth-Subject: admin" http://127.0.0.1:8080/orders/42
+    curl -i -H "X-Auth-Subject: admin" ${GATEWAY}/orders/42
 
- Public route: curl -i http://127.0.0.1:8080/status      Stop: Ctrl-C
+ 5. Denied (401) by the service itself — going around the gateway, even with your token:
+    curl -i -H "Authorization: Bearer $TOKEN" ${orders.url}/orders/42
+
+ Public route: curl -i ${GATEWAY}/status    Gateway keys: curl -s ${JWKS_URI}
+ Stop: Ctrl-C
 ──────────────────────────────────────────────────────────────────────────────
 `)
 }

@@ -10,6 +10,7 @@ import { createRouteStage } from './pipeline/route/index.js'
 import { createPipeline, type Pipeline } from './pipeline/run.js'
 import { createSanitizeStage } from './pipeline/sanitize/index.js'
 import type { Deps, RequestContext, Stage } from './pipeline/stage.js'
+import { createInternalTokens, type JwksEndpoint } from './tokens/index.js'
 
 /** One loaded configuration, built into a pipeline. A reload builds a new one and swaps it in. */
 export interface Gateway {
@@ -20,6 +21,8 @@ export interface Gateway {
   start(): Promise<void>
   /** True when every issuer has keys and upstreams are configured. */
   ready(): boolean
+  /** The gateway's public signing keys (internalTokens.jwksPath), answered by the listeners; undefined without internalTokens. */
+  readonly jwks: JwksEndpoint | undefined
   /** The limit store (memory or Redis) this gateway's limits stages use. */
   readonly limitStore: LimitStore
   /**
@@ -38,9 +41,12 @@ export interface GatewayOptions {
 
 /** The composition root: builds each stage from config, in the order of order.ts. */
 export function createGateway(config: Config, deps: Deps, options: GatewayOptions = {}): Gateway {
+  // Keys are imported here, once per loaded config: a reload (SIGHUP) picks up a rotated key set.
+  // First, so that a key set that cannot be used rejects the config before anything is opened.
+  const internalTokens = createInternalTokens(config, deps)
   const resolveClient = createClientAddressResolver(config.server.trustedProxies)
   const authn = createAuthnStage(config, deps)
-  const forward = createForwardStage(config, deps)
+  const forward = createForwardStage(config, deps, { upstreamAuthorization: internalTokens?.upstreamAuthorization })
   const routeLimits = new Map(config.routes.map((r, i) => [r.id ?? `route-${i}`, r.limits ?? []] as const))
   const limits = createLimits(
     config.limits,
@@ -84,6 +90,7 @@ export function createGateway(config: Config, deps: Deps, options: GatewayOption
       await Promise.all([authn.start(), limits.ready()])
     },
     ready: () => config.upstreams.length > 0 && authn.ready(),
+    jwks: internalTokens?.jwks,
     limitStore: limits.store,
     releaseLimitStore() {
       ownsLimitStore = false

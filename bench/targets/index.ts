@@ -2,6 +2,11 @@ import type { Target } from '../target.js'
 import { bareProxy } from './bare.js'
 import { fastifyStack } from './fastify.js'
 import { gatewayTarget } from './gateway.js'
+import { internalTokenTarget } from './internal-token.js'
+import { limitsTargets } from './limits.js'
+
+// Whether Redis answers decides whether the Redis limiter row runs; asked once, when the bench loads.
+const limits = await limitsTargets()
 
 /**
  * The rows, in the order they run. The baseline runs first; each Check compares a row with
@@ -9,6 +14,8 @@ import { gatewayTarget } from './gateway.js'
  * New rows (rate limiting, internal tokens, ...) are added here.
  */
 export function allTargets(): Target[] {
+  const only = (process.env.BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean)
+  for (const row of limits.skipped) if (only.length === 0 || only.includes(row.id)) process.stdout.write(`- ${row.id}: SKIPPED, ${row.why}\n`)
   return [
     bareProxy(),
     gatewayTarget({
@@ -27,6 +34,8 @@ export function allTargets(): Target[] {
       tokens: 'cold',
       checks: [{ label: 'cold gateway >= 0.7x bare proxy (req/s)', metric: 'rps', op: '>=', factor: 0.7, against: 'bare' }],
     }),
+    ...limits.targets,
+    internalTokenTarget(),
     fastifyStack(),
   ]
 }

@@ -1,10 +1,11 @@
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from './command.js'
 import { checkConfig } from './commands/check-config.js'
+import { keys } from './commands/keys.js'
 import { schema } from './commands/schema.js'
 import { start } from './commands/start.js'
 import { packageVersion } from './version.js'
 
-export const COMMANDS: readonly Command[] = [start, checkConfig, schema]
+export const COMMANDS: readonly Command[] = [start, checkConfig, schema, keys]
 
 export function topUsage(commands: readonly Command[]): string {
   const width = Math.max(...commands.map((c) => c.name.length)) + 3

@@ -80,6 +80,11 @@ export const LINT_RULES = {
     acknowledgeable: true,
     summary: 'server.trustedProxies contains a /0 range: any client can set its own address through X-Forwarded-For.',
   },
+  'signing-keys-inline': {
+    level: 'error',
+    acknowledgeable: true,
+    summary: 'internalTokens.signingKeys (private keys) is written in the config file instead of a ${file:PATH} or ${env:NAME} reference.',
+  },
 } as const satisfies Record<string, Omit<LintRule, 'id'>>
 
 export type LintRuleId = keyof typeof LINT_RULES
@@ -187,6 +192,9 @@ export function lintConfig(config: Config, ctx: LintContext): LintFinding[] {
       add('public-route-catch-all', r.id ?? `route-${i}`, `/routes/${i}/path`, 'a public "/**" route opens every path that no other route matches')
     }
   })
+  if (config.internalTokens !== undefined && !ctx.wholeRefPaths.has('/internalTokens/signingKeys')) {
+    add('signing-keys-inline', undefined, '/internalTokens/signingKeys', 'the private signing keys are written in the config file; use ${file:PATH} or ${env:NAME} instead')
+  }
   return out
 }
 

@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { LimitsSchema, RouteLimitsField } from '../pipeline/limits/config.js'
+import { InternalTokensSchema, UpstreamAudienceField, UpstreamTokenField } from '../tokens/config.js'
 
 /**
  * The one config schema. Types are derived from it (Static<>), so checks and types never drift.
@@ -88,6 +89,7 @@ export const UpstreamSchema = Type.Object(
     bodyTimeoutMs: Ms(30_000, 'Maximum idle time between response body chunks.'),
     connections: Type.Integer({ minimum: 1, default: 64, description: 'Keep-alive pool size.' }),
     keepAliveTimeoutMs: Ms(4_000, 'Idle pooled connections are closed after this.'),
+    audience: UpstreamAudienceField,
   },
   closed,
 )
@@ -116,6 +118,7 @@ export const RouteSchema = Type.Object(
     scopes: Type.Optional(ScopesSchema),
     stripPrefix: Type.Optional(Type.String({ pattern: '^/', description: 'Prefix removed from the path before forwarding.' })),
     limits: RouteLimitsField,
+    upstreamToken: UpstreamTokenField,
   },
   closed,
 )
@@ -173,6 +176,7 @@ export const ConfigSchema = Type.Object(
     identity: IdentitySchema,
     logging: LoggingSchema,
     limits: LimitsSchema,
+    internalTokens: Type.Optional(InternalTokensSchema),
     security: Type.Object(
       { acknowledge: Type.Array(AcknowledgementSchema, { default: [], description: 'Security lint findings accepted on purpose; they are then reported as warnings.' }) },
       { ...closed, default: {}, description: 'Security lint settings.' },

@@ -4,6 +4,7 @@ import { showValue } from './env-refs.js'
 import { matchesExactly, patternProblem, patternShape } from './route-pattern.js'
 import type { Config } from './schema.js'
 import { limitsSemanticIssues } from '../pipeline/limits/config.js'
+import { internalTokensIssues } from '../tokens/config-checks.js'
 
 /**
  * Checks that need more than one field at a time: references between sections, unique ids, and
@@ -120,5 +121,6 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
     if (problem) add(`/server/trustedProxies/${i}`, `${show(entry, `/server/trustedProxies/${i}`)} ${problem}`)
   })
   for (const issue of limitsSemanticIssues(config.limits, config.routes)) add(issue.path, issue.message)
+  for (const issue of internalTokensIssues(config, show)) add(issue.path, issue.message)
   return issues
 }

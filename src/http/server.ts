@@ -41,6 +41,12 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       res.writeHead(ready ? 200 : 503, JSON_HEADERS).end(ready ? '{"status":"ready"}' : '{"status":"not_ready"}')
       return
     }
+    // The gateway's public keys for services (internalTokens.jwksPath); the body is prebuilt.
+    const jwks = gateway.jwks
+    if (jwks !== undefined && url === jwks.path) {
+      jwks.serve(req, res)
+      return
+    }
     const g = gateway
     const headers = req.headers
     const id = resolveRequestId(headers['x-request-id'])

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 // The quick start binds the fixed ports the README tells a newcomer to curl.
-const PORTS = [8080, 9000, 9001]
+const PORTS = [8080, 9000, 9001, 9002]
 const QUICKSTART = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'quickstart.js')
 
 function portFree(port: number): Promise<boolean> {
@@ -17,7 +17,7 @@ function portFree(port: number): Promise<boolean> {
   })
 }
 
-test('npm start: the README flow works — token from the dev IdP, allowed GET, denied POST, denied without token', async (t) => {
+test('npm start: the README flow works — token from the dev IdP, allowed GET verified by gateway and service, denied POST, denied without token, refused by the service around the gateway', async (t) => {
   const free = await Promise.all(PORTS.map(portFree))
   if (free.includes(false)) {
     t.skip(`quick-start ports ${PORTS.join(', ')} are in use on this machine`)
@@ -46,9 +46,14 @@ test('npm start: the README flow works — token from the dev IdP, allowed GET, 
 
   const allowed = await fetch('http://127.0.0.1:8080/orders/42', { headers: { authorization: `Bearer ${token}`, 'x-auth-subject': 'admin' } })
   assert.equal(allowed.status, 200)
-  const echoed = (await allowed.json()) as { path: string; headers: Record<string, string> }
+  const echoed = (await allowed.json()) as { path: string; headers: Record<string, string>; identity: Record<string, unknown> }
   assert.equal(echoed.path, '/orders/42')
   assert.equal(echoed.headers['x-auth-subject'], 'demo-reader', 'the verified subject, not the spoofed one')
+  // Verified a second time, by the service, from the internal token the gateway minted for it.
+  assert.equal(echoed.identity.subject, 'demo-reader')
+  assert.equal(echoed.identity.tokenIssuer, 'http://127.0.0.1:8080')
+  assert.equal(echoed.identity.actor, 'http://127.0.0.1:8080')
+  assert.equal(echoed.identity.callerIssuer, 'http://127.0.0.1:9000')
 
   const denied = await fetch('http://127.0.0.1:8080/orders', { method: 'POST', headers: { authorization: `Bearer ${token}` } })
   assert.equal(denied.status, 403)
@@ -57,4 +62,9 @@ test('npm start: the README flow works — token from the dev IdP, allowed GET, 
   const anonymous = await fetch('http://127.0.0.1:8080/orders/42')
   assert.equal(anonymous.status, 401)
   assert.equal(((await anonymous.json()) as { code: string }).code, 'ERR_AUTHN_MISSING')
+
+  // Around the gateway, straight to the service, even with a valid IdP token: refused there.
+  const bypass = await fetch('http://127.0.0.1:9001/orders/42', { headers: { authorization: `Bearer ${token}` } })
+  assert.equal(bypass.status, 401)
+  assert.equal(((await bypass.json()) as { code: string }).code, 'ERR_AUTHN_INVALID_TOKEN')
 })

@@ -11,6 +11,14 @@ export interface ForwardStage extends Stage {
   close(): Promise<void>
 }
 
+export interface ForwardOptions {
+  /**
+   * The Authorization value to send instead of the caller's, or undefined to leave it as sanitize
+   * and identity.forwardAuthorization made it. Internal tokens (src/tokens/) supply it.
+   */
+  readonly upstreamAuthorization?: (ctx: RequestContext) => string | undefined
+}
+
 /** One upstream, prepared at config load. */
 interface Target {
   readonly id: string
@@ -50,11 +58,12 @@ function hasBody(req: IncomingMessage): boolean {
  * streams the answer back. Its promise resolves once the last byte is handed to the client
  * socket, or rejects with ERR_FORWARD_UNAVAILABLE (502) / ERR_FORWARD_TIMEOUT (504).
  */
-export function createForwardStage(config: Config, deps: Deps): ForwardStage {
+export function createForwardStage(config: Config, deps: Deps, options: ForwardOptions = {}): ForwardStage {
   const targets = new Map<string, Target>()
   for (const u of config.upstreams) targets.set(u.id, createTarget(u))
   const writeIdentity = createIdentityHeaderWriter(config.identity.headers)
   const dropAuthorization = !config.identity.forwardAuthorization
+  const upstreamAuthorization = options.upstreamAuthorization
   const logger = deps.logger
 
   return {
@@ -67,6 +76,11 @@ export function createForwardStage(config: Config, deps: Deps): ForwardStage {
       const headers = ctx.upstreamHeaders
       if (ctx.identity !== undefined) writeIdentity(headers, ctx.identity)
       if (dropAuthorization) delete headers.authorization
+      if (upstreamAuthorization !== undefined) {
+        // On an internal-token route the caller's token never reaches the service: the gateway's replaces it.
+        const authorization = upstreamAuthorization(ctx)
+        if (authorization !== undefined) headers.authorization = authorization
+      }
       const req = ctx.req
       const opts: Dispatcher.DispatchOptions = {
         path: upstreamPath(target.prefix, ctx.path, route.stripPrefix, ctx.query),

@@ -1,0 +1,56 @@
+import type { Identity } from '../pipeline/stage.js'
+
+interface Entry {
+  /** The whole Authorization value, "Bearer <token>", built once. */
+  readonly authorization: string
+  readonly reuseUntil: number
+  // What the entry was minted for, compared on every hit: the key is a 96-bit digest prefix, and a
+  // cached token must never be handed to a caller it was not minted for.
+  readonly subject: string | undefined
+  readonly callerExpiresAt: number
+  readonly issuerId: string
+}
+
+/**
+ * Minted tokens of one audience, by caller token (its SHA-256 digest prefix from authn), so that
+ * a busy caller costs one signature per token lifetime instead of one per request.
+ *
+ * - An entry is reused only until a margin before its exp (the token must still be valid when the
+ *   service checks it): the margin is 5 s, or half the token's lifetime when that is shorter.
+ * - Bounded: beyond `maxEntries` the oldest entry goes (a Map iterates in insertion order).
+ */
+export class MintedTokenCache {
+  private readonly entries = new Map<string, Entry>()
+
+  constructor(readonly maxEntries: number) {}
+
+  get size(): number {
+    return this.entries.size
+  }
+
+  get(identity: Identity, nowMs: number): string | undefined {
+    const entry = this.entries.get(identity.tokenDigest)
+    if (entry === undefined) return undefined
+    if (nowMs >= entry.reuseUntil) {
+      this.entries.delete(identity.tokenDigest)
+      return undefined
+    }
+    if (entry.subject !== identity.subject || entry.callerExpiresAt !== identity.expiresAt || entry.issuerId !== identity.issuerId) return undefined
+    return entry.authorization
+  }
+
+  set(identity: Identity, authorization: string, issuedAtMs: number, expiresAtMs: number, nowMs: number): void {
+    if (this.maxEntries === 0) return
+    const margin = Math.min(5000, (expiresAtMs - issuedAtMs) / 2)
+    const reuseUntil = expiresAtMs - margin
+    if (nowMs >= reuseUntil) return
+    const key = identity.tokenDigest
+    this.entries.delete(key)
+    this.entries.set(key, { authorization, reuseUntil, subject: identity.subject, callerExpiresAt: identity.expiresAt, issuerId: identity.issuerId })
+    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string)
+  }
+
+  clear(): void {
+    this.entries.clear()
+  }
+}

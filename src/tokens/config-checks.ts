@@ -1,0 +1,60 @@
+import { matchesExactly, patternProblem } from '../config/route-pattern.js'
+import type { Config } from '../config/schema.js'
+import { createKeySchedule, scheduleProblem } from './key-schedule.js'
+import { KeySetError, parseKeySet } from './key-set.js'
+
+export interface InternalTokensIssue {
+  readonly path: string
+  readonly message: string
+}
+
+/**
+ * Cross-field checks of internal tokens, run with the other semantic checks at config load (so
+ * `check-config` reports them with file:line):
+ *
+ * - a route with upstreamToken: internal needs auth: required (there must be a verified caller to
+ *   speak for), internalTokens configured, and an upstream with an audience;
+ * - the signing key set parses, its current key has the configured algorithm, and some key can
+ *   sign now;
+ * - the JWKS path does not collide with the health endpoints or a route.
+ *
+ * `show` renders a config value for a message unless it came from a secret reference.
+ */
+export function internalTokensIssues(config: Config, show: (value: unknown, path: string) => string, nowMs: number = Date.now()): InternalTokensIssue[] {
+  const issues: InternalTokensIssue[] = []
+  const add = (path: string, message: string) => issues.push({ path, message })
+  const it = config.internalTokens
+  const audienceOf = new Map(config.upstreams.map((u) => [u.id, u.audience] as const))
+
+  config.routes.forEach((r, i) => {
+    if (r.upstreamToken !== 'internal') return
+    const p = `/routes/${i}/upstreamToken`
+    if (r.auth !== 'required') add(p, 'upstreamToken "internal" needs auth: required: an internal token speaks for a verified caller')
+    if (it === undefined) add(p, 'upstreamToken "internal" needs internalTokens (the issuer and signing keys of the tokens the gateway mints)')
+    const upstream = config.upstreams.findIndex((u) => u.id === r.upstream)
+    if (upstream !== -1 && audienceOf.get(r.upstream) === undefined) {
+      add(p, `upstreamToken "internal" needs an audience on upstream ${show(r.upstream, `/routes/${i}/upstream`)} (upstreams/${upstream}/audience)`)
+    }
+  })
+  if (it === undefined) return issues
+
+  try {
+    const problem = scheduleProblem(createKeySchedule(parseKeySet(it.signingKeys).keys), it.algorithm, nowMs)
+    if (problem) add('/internalTokens/signingKeys', problem)
+  } catch (err) {
+    if (!(err instanceof KeySetError)) throw err
+    // The message names fields and kids only, never key material; the value itself is not shown.
+    add('/internalTokens/signingKeys', `the signing key set ${err.message}`)
+  }
+
+  const s = config.server
+  for (const [field, own] of [['healthPath', s.healthPath], ['readyPath', s.readyPath]] as const) {
+    if (it.jwksPath === own) add('/internalTokens/jwksPath', `must differ from server.${field}`)
+  }
+  config.routes.forEach((r, i) => {
+    if (patternProblem(r.path) === undefined && matchesExactly(r.path, it.jwksPath)) {
+      add(`/routes/${i}/path`, `collides with internalTokens.jwksPath ${show(it.jwksPath, '/internalTokens/jwksPath')}: the gateway answers that path itself, so this route would never receive it`)
+    }
+  })
+  return issues
+}
