@@ -50,3 +50,11 @@ test('values from a token cannot break or forge the line', () => {
   assert.equal(l.route, null)
   assert.equal(l.upstreamMs, null)
 })
+
+test('control characters, quotes, backslashes and non-ASCII in any field are escaped', () => {
+  const { lines, dest } = capture()
+  for (const subject of ['a"b', 'a\\b', 'tab\there', 'é', '\u2028', '']) {
+    createAccessLog(dest)(ctx({ identity: { subject, clientId: 'x' } as never }))
+    assert.equal(JSON.parse(lines.at(-1)!).subject, subject)
+  }
+})

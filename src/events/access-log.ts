@@ -13,7 +13,11 @@ export type AccessLog = (ctx: RequestContext) => void
 export function createAccessLog(dest: { write(line: string): boolean }): AccessLog {
   let lastMs = 0
   let lastIso = ''
-  const str = (v: string | undefined) => (v === undefined ? 'null' : JSON.stringify(v))
+  // Most values are plain printable ASCII with no quote or backslash (request ids, methods,
+  // canonical paths, route ids, addresses): those are quoted as they are; anything else goes
+  // through JSON.stringify.
+  const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/
+  const str = (v: string | undefined) => (v === undefined ? 'null' : PLAIN.test(v) ? `"${v}"` : JSON.stringify(v))
   return (ctx) => {
     const now = Date.now()
     if (now !== lastMs) {
