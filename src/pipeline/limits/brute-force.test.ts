@@ -141,3 +141,18 @@ test('with Redis, a lockout decided on one gateway instance holds on another and
     await deleteByPrefix(url, keyPrefix)
   }
 })
+
+test('with the memory store, accounts are only looked up while some account failure can still block', async () => {
+  const clock = { now: T0 }
+  const store = createMemoryStore({ maxKeys: 1000 })
+  const { bf } = tracker(store, clock)
+  const token = jwt({ client_id: 'victim' })
+  assert.equal(bf.guards('192.0.2.1', token).checks.length, 1, 'no account failure yet: only the address is checked')
+  await bf.onDenied({ clientIp: '192.0.2.1', req: { headers: { authorization: token } } }, 'ERR_AUTHN_INVALID_TOKEN')
+  const guards = bf.guards('198.51.100.9', token)
+  assert.equal(guards.checks.length, 2, 'after a failure the claimed account is checked from every address')
+  assert.equal(guards.account, 'victim')
+  // Long after every score, throttle and lockout could have expired, the lookup stops again.
+  clock.now += 24 * 3600 * 1000
+  assert.equal(bf.guards('198.51.100.9', token).checks.length, 1)
+})

@@ -81,6 +81,16 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
   let lockouts = 0
   let storeErrors = 0
 
+  // With the in-memory store every failure is recorded by this process, so when no account has
+  // failed for longer than a score can last (decay, throttle and lockout included), no account
+  // can be throttled: the guard then skips decoding the claimed account from the token (which
+  // costs a base64 and JSON decode for every new token). A shared (Redis) store hears of other
+  // instances' failures, so there the account is always checked.
+  const localOnly = store.kind === 'memory'
+  const quietHorizonMs = Math.ceil((params.lockAfter * params.intervalUs) / 1000) + params.lockMs + params.maxDelayMs
+  let accountsQuietAfterMs = 0
+  const accountsMayBeBlocked = () => !localOnly || deps.now() < accountsQuietAfterMs
+
   const addressKey = (ip: string) => `f:ip:${deps.addressKey(ip)}`
   const accountKey = (account: string) => `f:acct:${keyValue(account)}`
 
@@ -103,6 +113,7 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
     if (!config.enabled) return
     failures++
     const account = perAccount ? claimedAccount(authorization) : undefined
+    if (account !== undefined) accountsQuietAfterMs = deps.now() + quietHorizonMs
     const keys = account === undefined ? [addressKey(clientIp)] : [addressKey(clientIp), accountKey(account)]
     if (account !== undefined) {
       recent.delete(account)
@@ -130,7 +141,7 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
     params,
     guards(clientIp, authorization) {
       const countBlocked = authorization !== undefined
-      const account = perAccount ? claimedAccount(authorization) : undefined
+      const account = perAccount && accountsMayBeBlocked() ? claimedAccount(authorization) : undefined
       const checks: GuardCheck[] = [{ kind: 'guard', key: addressKey(clientIp), params, countBlocked }]
       if (account !== undefined) checks.push({ kind: 'guard', key: accountKey(account), params, countBlocked })
       return { checks, account }
@@ -139,6 +150,8 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
       for (let i = 0; i < guards.checks.length; i++) {
         const r = decision.results[offset + i]
         if (r?.newlyLocked) lockout(i === 0 ? 'address' : 'account', clientIp, guards.account, r.retryAfterMs)
+        // A blocked attempt is counted too, which prolongs the block: keep checking accounts.
+        if (i > 0 && r && r.retryAfterMs > 0) accountsQuietAfterMs = Math.max(accountsQuietAfterMs, deps.now() + quietHorizonMs)
       }
     },
     recordFailure,
