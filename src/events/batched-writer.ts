@@ -1,4 +1,4 @@
-import { openSync, writeSync, closeSync, mkdirSync } from 'node:fs'
+import { openSync, write, writeSync, closeSync, mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 
 /**
@@ -8,46 +8,92 @@ import { dirname } from 'node:path'
  * log line; at one access-log line per request that showed up as several percent of the
  * gateway's CPU. Here a write is an array push.
  *
- * Never blocks a request and never grows without bound: past MAX_PENDING bytes (a reader that
- * stopped reading), new lines are dropped and counted.
+ * Writes are asynchronous (fs.write on the file descriptor, one at a time), so a slow disk or a
+ * log reader that stopped reading never blocks the event loop. Lines written meanwhile wait in
+ * memory up to MAX_PENDING bytes; past that, new lines are dropped and counted (dropped()).
+ * drain() finishes everything, for shutdown.
  */
 export interface BatchedWriter {
   write(line: string): boolean
-  /** Writes out what is pending (synchronously for files, through the stream for stdout/stderr). */
+  /** Starts writing what is pending (asynchronously). */
   flush(): void
+  /** Waits for the write in flight (bounded), then writes everything pending synchronously (shutdown). */
+  drain(): Promise<void>
   readonly dropped: () => number
-  close(): void
+  close(): Promise<void>
 }
 
 const BATCH_BYTES = 16 * 1024
 const MAX_PENDING = 8 * 1024 * 1024
+const RETRY_MS = 20
+const DRAIN_WAIT_MS = 2000
 
 export function createBatchedWriter(target: string): BatchedWriter {
-  let out: (chunk: string) => void
-  let closeFd: (() => void) | undefined
-  if (target === 'stdout' || target === 'stderr') {
-    const stream = target === 'stdout' ? process.stdout : process.stderr
-    out = (chunk) => void stream.write(chunk)
-  } else {
+  let fd: number
+  let owned = false
+  if (target === 'stdout') fd = 1
+  else if (target === 'stderr') fd = 2
+  else {
     mkdirSync(dirname(target), { recursive: true })
-    const fd = openSync(target, 'a')
-    out = (chunk) => void writeSync(fd, chunk)
-    closeFd = () => closeSync(fd)
+    fd = openSync(target, 'a')
+    owned = true
   }
   let pending: string[] = []
   let pendingBytes = 0
+  let inFlight: Buffer | undefined
   let dropped = 0
 
-  function flush(): void {
-    if (pending.length === 0) return
-    const chunk = pending.length === 1 ? pending[0] : pending.join('')
+  function take(): Buffer | undefined {
+    if (pending.length === 0) return undefined
+    const chunk = Buffer.from(pending.length === 1 ? pending[0] : pending.join(''))
     pending = []
     pendingBytes = 0
-    try {
-      out(chunk)
-    } catch {
-      // A log target that fails (disk full, closed pipe) must not fail requests.
-      dropped++
+    return chunk
+  }
+
+  function writeOut(chunk: Buffer): void {
+    inFlight = chunk
+    write(fd, chunk, 0, chunk.length, null, (err, written) => {
+      if (err) {
+        // A non-blocking pipe that is full answers EAGAIN: try again shortly. Anything else
+        // (closed pipe, disk full) loses this chunk, counted, and never fails a request.
+        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
+          setTimeout(() => writeOut(chunk), RETRY_MS).unref()
+          return
+        }
+        dropped++
+        inFlight = undefined
+      } else if (written < chunk.length) {
+        writeOut(chunk.subarray(written))
+        return
+      } else {
+        inFlight = undefined
+      }
+      if (pendingBytes >= BATCH_BYTES) flush()
+    })
+  }
+
+  function flush(): void {
+    if (inFlight !== undefined) return
+    const chunk = take()
+    if (chunk) writeOut(chunk)
+  }
+
+  async function drain(): Promise<void> {
+    for (let waited = 0; inFlight !== undefined && waited < DRAIN_WAIT_MS; waited += 5) {
+      await new Promise((r) => setTimeout(r, 5))
+    }
+    if (inFlight !== undefined) return // a stalled reader: give up rather than hang the shutdown
+    let chunk = take()
+    for (let tries = 0; chunk !== undefined && chunk.length > 0 && tries < 1000; tries++) {
+      try {
+        chunk = chunk.subarray(writeSync(fd, chunk))
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') {
+          dropped++
+          break
+        }
+      }
     }
   }
 
@@ -63,10 +109,11 @@ export function createBatchedWriter(target: string): BatchedWriter {
       return true
     },
     flush,
+    drain,
     dropped: () => dropped,
-    close() {
-      flush()
-      closeFd?.()
+    async close() {
+      await drain()
+      if (owned) closeSync(fd)
     },
   }
 }

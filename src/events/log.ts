@@ -10,9 +10,9 @@ const FLUSH_INTERVAL_MS = 200
 
 /**
  * Opens a log destination: "stdout", "stderr" or a file path. Writes are batched (16 KiB, and a
- * timer flushes every 200 ms), so a busy gateway makes one write per few dozen lines instead of
- * one per request; flush() drains everything on shutdown. The cost: a crash can lose the last
- * 200 ms of lines.
+ * timer flushes every 200 ms) and asynchronous, so a busy gateway makes one write per few dozen
+ * lines instead of one per request, and a stalled log reader never blocks it; flushAll() writes
+ * everything on shutdown. The cost: a crash can lose the last 200 ms of lines.
  */
 export function openDestination(target: string): Destination {
   return createBatchedWriter(target)
@@ -69,11 +69,5 @@ export function createLogs(options: { level: string; events: string; access: str
 }
 
 export async function flushAll(): Promise<void> {
-  for (const d of destinations.values()) {
-    try {
-      d.flush()
-    } catch {
-      // a failing target never fails the gateway
-    }
-  }
+  await Promise.all([...destinations.values()].map((d) => d.drain().catch(() => undefined)))
 }
