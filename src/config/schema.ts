@@ -40,6 +40,11 @@ export const ServerSchema = Type.Object(
     maxHeaderBytes: Type.Integer({ minimum: 1024, maximum: 1_048_576, default: 16_384, description: 'Largest request head (request line + headers); larger gets 431.' }),
     maxRequestsPerSocket: Type.Integer({ minimum: 0, default: 0, description: '0 = unlimited.' }),
     drainTimeoutMs: Ms(10_000, 'On SIGTERM, in-flight requests get this long to finish.'),
+    maxBodyBytes: Type.Integer({
+      minimum: 0,
+      default: 10_485_760,
+      description: 'Largest request body forwarded (413 past it; a chunked body is cut when it passes the limit). 0 = no limit.',
+    }),
     trustedProxies: Type.Array(Type.String(), {
       default: [],
       description: 'Addresses or CIDRs of proxies in front of the gateway whose X-Forwarded-For is believed.',

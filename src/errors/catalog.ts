@@ -18,7 +18,6 @@ export interface CatalogEntry {
 
 export const catalog = {
   ERR_NORMALIZE_REJECTED: { status: 400, title: 'Request path rejected', challenge: 'none', event: 'normalize.rejected' },
-  ERR_NORMALIZE_BAD_REQUEST: { status: 400, title: 'Malformed request', challenge: 'none', event: 'normalize.bad_request' },
   ERR_ROUTE_NOT_FOUND: { status: 404, title: 'No route matches this request', challenge: 'none', event: 'route.not_found' },
   ERR_ROUTE_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route', challenge: 'none', event: 'route.method_not_allowed' },
   ERR_AUTHN_MISSING: { status: 401, title: 'Authentication required', challenge: 'bearer', event: 'authn.missing', authFailure: true },

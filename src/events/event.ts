@@ -5,7 +5,6 @@
  */
 export type DenialEventType =
   | 'normalize.rejected'
-  | 'normalize.bad_request'
   | 'route.not_found'
   | 'route.method_not_allowed'
   | 'authn.missing'

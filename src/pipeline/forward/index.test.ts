@@ -18,6 +18,7 @@ async function listen(handler: (req: IncomingMessage, res: ServerResponse) => vo
 
 function config(upstreamUrl: string, forwardAuthorization: boolean): Config {
   return {
+    server: { maxBodyBytes: 0 },
     upstreams: [{ id: 'u', url: upstreamUrl, connectTimeoutMs: 2000, headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000, connections: 4, keepAliveTimeoutMs: 1000 }],
     identity: {
       stripHeaders: [],

@@ -1,3 +1,5 @@
+import { Readable } from 'node:stream'
+import { limitedBody } from './body-limit.js'
 import type { IncomingMessage } from 'node:http'
 import { Pool, type Dispatcher } from 'undici'
 import type { Config, UpstreamConfig } from '../../config/schema.js'
@@ -65,6 +67,7 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
   const dropAuthorization = !config.identity.forwardAuthorization
   const upstreamAuthorization = options.upstreamAuthorization
   const logger = deps.logger
+  const maxBodyBytes = config.server.maxBodyBytes
 
   return {
     name: 'forward',
@@ -86,8 +89,9 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
         path: upstreamPath(target.prefix, ctx.path, route.stripPrefix, ctx.query),
         method: ctx.method as Dispatcher.DispatchOptions['method'],
         headers,
-        // Streamed, never buffered: undici reads the client's request as it arrives.
-        body: hasBody(req) ? req : null,
+        // Streamed, never buffered: undici reads the client's request as it arrives. A chunked
+        // body is counted on the way (its size was not declared, so sanitize could not check it).
+        body: !hasBody(req) ? null : maxBodyBytes > 0 && req.headers['transfer-encoding'] !== undefined ? Readable.from(limitedBody(req, maxBodyBytes), { objectMode: false }) : req,
       }
       return new Promise<void>((resolve, reject) => {
         target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id))

@@ -36,3 +36,15 @@ export function checkFraming(headers: IncomingHttpHeaders, rawHeaders: readonly 
     }
   }
 }
+
+/**
+ * A declared body over the limit is refused before anything is forwarded (RFC 9110 §15.5.14,
+ * 413 Content Too Large). Chunked bodies, whose size is unknown up front, are counted while they
+ * stream (forward/body-limit.ts).
+ */
+export function checkDeclaredLength(headers: IncomingHttpHeaders, maxBodyBytes: number): void {
+  const cl = headers['content-length']
+  if (maxBodyBytes > 0 && cl !== undefined && Number(cl) > maxBodyBytes) {
+    throw new GatewayError('ERR_SANITIZE_TOO_LARGE', { reason: 'content_length', detail: `The request body exceeds ${maxBodyBytes} bytes.` })
+  }
+}

@@ -16,6 +16,7 @@ const OUR_PARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`
 
 function config(overrides: { stripHeaders?: string[]; headers?: Partial<Config['identity']['headers']> } = {}): Config {
   return {
+    server: { maxBodyBytes: 0 },
     identity: {
       stripHeaders: overrides.stripHeaders ?? DEFAULT_STRIP,
       headers: { subject: 'x-auth-subject', clientId: 'x-auth-client-id', scopes: 'x-auth-scopes', issuer: 'x-auth-issuer', ...overrides.headers },

@@ -2,7 +2,7 @@ import type { Config } from '../../config/schema.js'
 import type { ClientAddressResolver } from '../../http/client-address.js'
 import type { Deps, RequestContext, Stage } from '../stage.js'
 import { appendForwarded, forwardedFor, forwardedProto, plainIp } from './forwarded.js'
-import { checkFraming } from './framing.js'
+import { checkDeclaredLength, checkFraming } from './framing.js'
 import { createHeaderMatcher } from './header-matcher.js'
 import { connectionListed, HOP_BY_HOP } from './hop-by-hop.js'
 
@@ -32,6 +32,7 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
   const prefixes = strip.prefixes
   const prefixCount = prefixes.length
   const via11 = `1.1 ${VIA_NAME}`
+  const maxBodyBytes = config.server.maxBodyBytes
 
   return {
     name: 'sanitize',
@@ -39,6 +40,7 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
       const req = ctx.req
       const h = req.headers
       checkFraming(h, req.rawHeaders)
+      checkDeclaredLength(h, maxBodyBytes)
       const listed = connectionListed(h.connection)
       const out: Record<string, string | string[]> = {}
       next: for (const name in h) {
