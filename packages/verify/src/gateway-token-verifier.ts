@@ -15,7 +15,7 @@ export interface GatewayTokenVerifierOptions extends Omit<VerifierOptions, 'issu
   readonly gatewayIssuer: string
   /** This service's audience: the gateway mints one token per upstream audience. */
   readonly audience: string | readonly string[]
-  /** The gateway's JWKS URL (its configured JWKS path, or the admin listener's). */
+  /** The gateway's JWKS URL: its `internalTokens.jwksPath` (default /.well-known/portcullis/jwks.json). */
   readonly jwksUri: string | URL
 }
 
@@ -36,7 +36,7 @@ export interface GatewayTokenVerifierOptions extends Omit<VerifierOptions, 'issu
  * const verifier = gatewayTokenVerifier({
  *   gatewayIssuer: 'https://gateway.internal',
  *   audience: 'orders',
- *   jwksUri: 'https://gateway.internal/.well-known/jwks.json',
+ *   jwksUri: 'https://gateway.internal/.well-known/portcullis/jwks.json',
  * })
  * const identity = await verifier.verify(req.headers.authorization)
  * identity.act?.sub // the caller the gateway acts for, when it does (RFC 8693)
