@@ -18,6 +18,8 @@ export interface Running {
 }
 
 const READY_WAIT_MS = 10_000
+/** After draining, how long closing upstream pools and the limit store may take before exit. */
+const CLOSE_GRACE_MS = 5_000
 
 /**
  * Process entry: load config → build gateway → listen → handle signals. A config that fails
@@ -66,7 +68,8 @@ export async function start(options: StartOptions): Promise<Running> {
     stopping ??= (async () => {
       logs.events.emit({ type: 'gateway.stopping', time: new Date().toISOString(), inFlight: listeners.inFlight() })
       await listeners.drain(config.server.drainTimeoutMs)
-      await listeners.current().close()
+      // Closing pools and stores is bounded too: a shutdown must end even if a peer hangs.
+      await Promise.race([listeners.current().close(), new Promise((r) => setTimeout(r, CLOSE_GRACE_MS).unref())])
       logs.events.emit({ type: 'gateway.stopped', time: new Date().toISOString() })
       await logs.flush()
     })()
@@ -76,6 +79,8 @@ export async function start(options: StartOptions): Promise<Running> {
   process.on('SIGHUP', () => void reload())
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.once(sig, () => {
+      // Whatever hangs (a peer, a log reader), the process ends: exit 1 past every bound.
+      setTimeout(() => process.exit(1), config.server.drainTimeoutMs + CLOSE_GRACE_MS + 5_000).unref()
       void stop().then(() => process.exit(0))
     })
   }

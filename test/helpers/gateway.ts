@@ -124,7 +124,12 @@ export async function startGateway(
     stderr: () => err,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal)
-      return exited
+      // A gateway that does not exit within its drain and close bounds is killed, so a broken
+      // shutdown fails the test (exit code null) instead of hanging the suite.
+      const killer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+      const code = await exited
+      clearTimeout(killer)
+      return code
     },
   }
 }

@@ -60,6 +60,9 @@ function hasBody(req: IncomingMessage): boolean {
  * streams the answer back. Its promise resolves once the last byte is handed to the client
  * socket, or rejects with ERR_FORWARD_UNAVAILABLE (502) / ERR_FORWARD_TIMEOUT (504).
  */
+/** How long closing waits for queued upstream requests before destroying the pools. */
+const POOL_CLOSE_GRACE_MS = 2000
+
 export function createForwardStage(config: Config, deps: Deps, options: ForwardOptions = {}): ForwardStage {
   const targets = new Map<string, Target>()
   for (const u of config.upstreams) targets.set(u.id, createTarget(u))
@@ -98,7 +101,15 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
       })
     },
     async close(): Promise<void> {
-      await Promise.allSettled([...targets.values()].map((t) => t.pool.close()))
+      // close() waits for queued requests; one stuck on an upstream that never answers must not
+      // hold the shutdown: past the grace period the pools are destroyed.
+      await Promise.allSettled(
+        [...targets.values()].map((t) =>
+          Promise.race([t.pool.close(), new Promise<void>((r) => setTimeout(r, POOL_CLOSE_GRACE_MS).unref())]).then(() =>
+            t.pool.closed ? undefined : t.pool.destroy(),
+          ),
+        ),
+      )
     },
   }
 }
