@@ -55,6 +55,7 @@ export function createGateway(config: Config, deps: Deps, options: GatewayOption
       now: deps.now,
       onStoreEvent: (e) => deps.events.emit({ time: new Date(deps.now()).toISOString(), ...e }),
       onLockout: (e) => deps.events.emit({ time: new Date(deps.now()).toISOString(), ...e }),
+      knownToken: (ctx) => authn.knownToken(ctx),
     },
     options.limitStore,
   )

@@ -15,6 +15,11 @@ import { TokenCache } from './token-cache.js'
 export interface AuthnStage extends Stage {
   /** Loads discovery documents and keys for every issuer; resolves when the first load settled. */
   start(): Promise<void>
+  /**
+   * True when the request's bearer token is in the verified-token cache (so authn will spend no
+   * signature verification on it). A hint for the limits stage; it decides nothing about access.
+   */
+  knownToken(ctx: RequestContext): boolean
   ready(): boolean
   close(): Promise<void>
 }
@@ -141,6 +146,11 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
   return {
     name: 'authn',
     onRequest,
+    knownToken(ctx) {
+      const auth = ctx.req.headers.authorization
+      if (typeof auth !== 'string' || auth.length < 8 || auth.length > MAX_TOKEN_BYTES + 7 || auth.slice(0, 7).toLowerCase() !== 'bearer ') return false
+      return cache.get(hash('sha256', auth.slice(7), 'base64url'), now()) !== undefined
+    },
     async start() {
       await Promise.all(issuers.map((i) => i.store?.start()))
     },

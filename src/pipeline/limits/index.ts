@@ -48,12 +48,25 @@ export interface LimitsStage {
 export interface LimitsContextFields {
   rateLimitFields?: { policy: string[]; limit: string[] }
   apiKeyId?: string
+  /** Checks the before-authn instance handed to the after-authn one (remote store, known token). */
+  deferredLimits?: DeferredChecks
+}
+
+interface DeferredChecks {
+  readonly checks: PolicyCheck[]
+  readonly names: string[]
+  readonly policyField: string
+  /** Index where the brute-force guards start in `checks`. */
+  readonly offset: number
+  readonly guards: GuardSet | undefined
 }
 
 type Ctx = RequestContext & LimitsContextFields
 
 export interface LimitsStageDeps {
   readonly now: () => number
+  /** See LimitsDeps.knownToken; only given for a remote store. */
+  readonly knownToken?: (ctx: RequestContext) => boolean
   /** The tracker for the beforeAuthn instance's guards and the afterAuthn instance's success hook. */
   readonly bruteForce?: BruteForceTracker
 }
@@ -181,7 +194,7 @@ export function createLimitsStage(
       if (successHook && ctx.identity) successHook.recordSuccess(ctx.identity)
       const plan = planFor(route.id)
       const guards = guarding && route.auth === 'required' ? bf!.guards(ctx.clientIp, ctx.req.headers.authorization) : undefined
-      if (plan.policies.length === 0 && guards === undefined) return
+      if (plan.policies.length === 0 && guards === undefined && ctx.deferredLimits === undefined) return
 
       const checks: PolicyCheck[] = []
       const names: string[] = []
@@ -196,12 +209,33 @@ export function createLimitsStage(
           names.push(t.name)
         }
       }
-      const offset = checks.length
+      let offset = checks.length
       if (guards) for (const g of guards.checks) checks.push(g)
+      let settleGuards = guards
+
+      if (phase === 'beforeAuthn' && deps.knownToken !== undefined && deps.knownToken(ctx)) {
+        // Deferred into the after-authn call (one round trip per request; see LimitsDeps.knownToken).
+        ctx.deferredLimits = { checks, names, policyField, offset, guards }
+        return
+      }
+      const deferred = phase === 'afterAuthn' ? ctx.deferredLimits : undefined
+      if (deferred !== undefined) {
+        // Order: the earlier phase's policies, this phase's, then the brute-force guards (the
+        // guards must come last: `offset` marks where they start).
+        ctx.deferredLimits = undefined
+        const own = checks.splice(0)
+        checks.push(...deferred.checks.slice(0, deferred.offset), ...own)
+        names.unshift(...deferred.names)
+        policyField = deferred.policyField && policyField ? `${deferred.policyField}, ${policyField}` : deferred.policyField || policyField
+        offset = checks.length
+        for (const g of deferred.checks.slice(deferred.offset)) checks.push(g)
+        settleGuards = deferred.guards
+      }
+      if (checks.length === 0) return
 
       const r = store.check(checks, deps.now())
-      if (isPromise(r)) return r.then((d) => settle(ctx, d, names, policyField, offset, guards))
-      settle(ctx, r, names, policyField, offset, guards)
+      if (isPromise(r)) return r.then((d) => settle(ctx, d, names, policyField, offset, settleGuards))
+      settle(ctx, r, names, policyField, offset, settleGuards)
     },
   }
 }
@@ -220,6 +254,12 @@ export interface Limits {
 
 export interface LimitsDeps {
   readonly now: () => number
+  /**
+   * True when authn will accept the request's token from its verified-token cache. With a remote
+   * (Redis) store the checks before authn are then deferred into the one call after authn: no
+   * signature verification is at stake, and the request costs one round trip instead of two.
+   */
+  readonly knownToken?: (ctx: RequestContext) => boolean
   /** limits.store_unavailable / limits.store_recovered (Redis store only). */
   readonly onStoreEvent?: (event: StoreEvent) => void
   /** limits.lockout. */
@@ -248,7 +288,7 @@ export function createLimits(
     addressKey: (ip) => addressKey(ip, config.ipv6PrefixLength),
     onLockout: deps.onLockout,
   })
-  const stageDeps = { now: deps.now, bruteForce }
+  const stageDeps = { now: deps.now, bruteForce, knownToken: store.kind === 'memory' ? undefined : deps.knownToken }
   return {
     beforeAuthn: createLimitsStage(config, routePolicies, stageDeps, store, 'beforeAuthn'),
     afterAuthn: createLimitsStage(config, routePolicies, stageDeps, store, 'afterAuthn'),
