@@ -5,6 +5,7 @@ import { createAuthzStage } from './pipeline/authz/index.js'
 import { createForwardStage } from './pipeline/forward/index.js'
 import { createNormalizeStage } from './pipeline/normalize/index.js'
 import { createLimits, type LimitStore } from './pipeline/limits/index.js'
+import type { Metrics } from './metrics/metrics.js'
 import { STAGE_ORDER, type StageSlot } from './pipeline/order.js'
 import { createRouteStage } from './pipeline/route/index.js'
 import { createPipeline, type Pipeline } from './pipeline/run.js'
@@ -35,6 +36,8 @@ export interface Gateway {
 
 export interface GatewayOptions {
   readonly onDone?: (ctx: RequestContext) => void
+  /** Process-wide metrics (kept across reloads). */
+  readonly metrics?: Metrics
   /** Limit store taken over from the previous gateway (see handOverLimitStore). */
   readonly limitStore?: LimitStore
 }
@@ -53,8 +56,15 @@ export function createGateway(config: Config, deps: Deps, options: GatewayOption
     routeLimits,
     {
       now: deps.now,
-      onStoreEvent: (e) => deps.events.emit({ time: new Date(deps.now()).toISOString(), ...e }),
-      onLockout: (e) => deps.events.emit({ time: new Date(deps.now()).toISOString(), ...e }),
+      onStoreEvent: (e) => {
+        deps.events.emit({ time: new Date(deps.now()).toISOString(), ...e })
+        options.metrics?.limitStoreEvents.inc({ event: e.type })
+        options.metrics?.limitStoreUp.set(e.type === 'limits.store_unavailable' ? 0 : 1)
+      },
+      onLockout: (e) => {
+        deps.events.emit({ time: new Date(deps.now()).toISOString(), ...e })
+        options.metrics?.lockouts.inc({ target: e.target })
+      },
       knownToken: (ctx) => authn.knownToken(ctx),
     },
     options.limitStore,
@@ -75,6 +85,7 @@ export function createGateway(config: Config, deps: Deps, options: GatewayOption
     realm: config.server.realm,
     onDone: options.onDone,
     onDenied(ctx, code) {
+      options.metrics?.denials.inc({ code })
       // Brute-force protection counts authentication failures per address and claimed account.
       void limits.bruteForce.onDenied(ctx, code)
     },

@@ -3,6 +3,7 @@ import { loadConfigFile, formatIssues } from './config/load.js'
 import type { Config } from './config/schema.js'
 import { createLogs, type Logs } from './events/log.js'
 import { createGateway, type Gateway } from './gateway.js'
+import { createMetrics, startMetricsListener, type Metrics } from './metrics/metrics.js'
 import { startListeners, type Listeners } from './http/server.js'
 import type { RequestContext } from './pipeline/stage.js'
 
@@ -36,12 +37,17 @@ export async function start(options: StartOptions): Promise<Running> {
   const config = first.config
   const logs = createLogs({ level: config.logging.level, events: config.logging.events, access: config.logging.access })
   const deps = { now: Date.now, events: logs.events, logger: logs.logger }
-  const onDone = accessLogger(logs)
+  const metrics = createMetrics()
+  const access = accessLogger(logs)
+  const onDone = (ctx: RequestContext): void => {
+    metrics.requests.inc()
+    access(ctx)
+  }
   for (const w of first.warnings) logs.logger.warn({ file: w.file, line: w.line, path: w.path, rule: w.rule, acknowledged: w.acknowledged }, w.message)
 
   let gateway: Gateway
   try {
-    gateway = createGateway(config, deps, { onDone })
+    gateway = createGateway(config, deps, { onDone, metrics })
   } catch (err) {
     process.stderr.write(`portcullis: config rejected\n${options.configPath}  ${(err as Error).message}\n`)
     const e = new Error('config rejected') as Error & { exitCode: number }
@@ -51,13 +57,14 @@ export async function start(options: StartOptions): Promise<Running> {
   // Listen at once (health answers, readiness says "not ready" until keys are in), then load keys.
   const listeners = await startListeners(config, gateway)
   logs.events.emit({ type: 'config.loaded', time: new Date().toISOString(), file: options.configPath, routes: config.routes.length, issuers: config.issuers.length })
-  logs.logger.info({ urls: listeners.urls }, 'listening')
+  const metricsListener = config.metrics.enabled ? await startMetricsListener(metrics, config.metrics) : undefined
+  logs.logger.info({ urls: listeners.urls, metrics: metricsListener?.url }, 'listening')
   void gateway.start().then(() => logs.logger.info({ ready: gateway.ready() }, 'initial key load settled'))
   logs.events.emit({ type: 'gateway.started', time: new Date().toISOString(), urls: listeners.urls, pid: process.pid })
 
   let reloading: Promise<boolean> | undefined
   const reload = (): Promise<boolean> => {
-    reloading ??= doReload(options.configPath, listeners, logs, deps, onDone, config).finally(() => {
+    reloading ??= doReload(options.configPath, listeners, logs, deps, onDone, config, metrics).finally(() => {
       reloading = undefined
     })
     return reloading
@@ -68,6 +75,7 @@ export async function start(options: StartOptions): Promise<Running> {
     stopping ??= (async () => {
       logs.events.emit({ type: 'gateway.stopping', time: new Date().toISOString(), inFlight: listeners.inFlight() })
       await listeners.drain(config.server.drainTimeoutMs)
+      await metricsListener?.close()
       // Closing pools and stores is bounded too: a shutdown must end even if a peer hangs.
       await Promise.race([listeners.current().close(), new Promise((r) => setTimeout(r, CLOSE_GRACE_MS).unref())])
       logs.events.emit({ type: 'gateway.stopped', time: new Date().toISOString() })
@@ -101,6 +109,7 @@ async function doReload(
   deps: { now: () => number; events: Logs['events']; logger: Logs['logger'] },
   onDone: (ctx: RequestContext) => void,
   initial: Config,
+  metrics: Metrics,
 ): Promise<boolean> {
   const result = await loadConfigFile(path)
   if (!result.ok) {
@@ -115,8 +124,8 @@ async function doReload(
     return false
   }
   const next = result.config
-  if (JSON.stringify(next.listeners) !== JSON.stringify(initial.listeners) || JSON.stringify(next.logging) !== JSON.stringify(initial.logging)) {
-    logs.logger.warn('listeners and logging changes take effect on restart only')
+  if (JSON.stringify(next.listeners) !== JSON.stringify(initial.listeners) || JSON.stringify(next.logging) !== JSON.stringify(initial.logging) || JSON.stringify(next.metrics) !== JSON.stringify(initial.metrics)) {
+    logs.logger.warn('listeners, logging and metrics changes take effect on restart only')
   }
   // Same limit-store settings: the new pipeline takes over the running store, so rate and quota
   // counters survive the reload instead of starting from zero.
@@ -124,7 +133,7 @@ async function doReload(
   const sameStore = JSON.stringify(current.config.limits.store) === JSON.stringify(next.limits.store)
   let gateway: Gateway
   try {
-    gateway = createGateway(next, deps, { onDone, limitStore: sameStore ? current.limitStore : undefined })
+    gateway = createGateway(next, deps, { onDone, metrics, limitStore: sameStore ? current.limitStore : undefined })
   } catch (err) {
     // A config that validates but cannot be built (e.g. a key that will not import) is rejected too.
     logs.events.emit({ type: 'config.rejected', time: new Date().toISOString(), file: path, errors: [{ message: (err as Error).message }] })

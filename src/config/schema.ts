@@ -182,6 +182,15 @@ export const ConfigSchema = Type.Object(
     logging: LoggingSchema,
     limits: LimitsSchema,
     internalTokens: Type.Optional(InternalTokensSchema),
+    metrics: Type.Object(
+      {
+        enabled: Type.Boolean({ default: false, description: 'Serve Prometheus metrics on their own listener.' }),
+        host: Type.String({ default: '127.0.0.1', description: 'Interface of the metrics listener (loopback by default).' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 9464 }),
+        path: Type.String({ default: '/metrics', pattern: '^/' }),
+      },
+      { ...closed, default: {}, description: 'Prometheus metrics (prom-client), on a listener of their own.' },
+    ),
     security: Type.Object(
       { acknowledge: Type.Array(AcknowledgementSchema, { default: [], description: 'Security lint findings accepted on purpose; they are then reported as warnings.' }) },
       { ...closed, default: {}, description: 'Security lint settings.' },

@@ -43,6 +43,7 @@ async function setup(t: TestContext, redisOptions: Record<string, unknown>): Pro
     issuers: [issuerOf(ks)],
     upstreams: [{ id: 'up', url: up.url }],
     routes: [{ id: 'rate', path: '/rate/**', methods: ['GET'], upstream: 'up', auth: 'required', limits: ['five'] }],
+    metrics: { enabled: true, port: 0 },
     limits: {
       store: { type: 'redis', redis: { url: redis.url, keyPrefix: prefix, probeIntervalMs: 200, ...redisOptions } },
       policies: [{ id: 'five', key: ['client'], rate: { limit: 5, periodSec: 3600 } }],
@@ -145,11 +146,21 @@ test('onStoreError deny: 503 ERR_LIMITS_UNAVAILABLE while Redis is down, admitte
   const down = await gw.waitFor((l) => l.event === 'limits.store_unavailable')
   assert.equal(down.onStoreError, 'deny')
   await gw.waitFor((l) => l.event === 'limits.unavailable' && l.code === 'ERR_LIMITS_UNAVAILABLE')
+  // The outage is also a metric, on the metrics listener.
+  const metricsUrl = String(gw.lines.find((l) => l.msg === 'listening')!.metrics)
+  const scrape = async () => (await fetch(metricsUrl, { signal: AbortSignal.timeout(10_000) })).text()
+  let text = await scrape()
+  assert.match(text, /^gateway_limits_store_up 0$/m)
+  assert.match(text, /^gateway_limits_store_events_total\{event="limits\.store_unavailable"\} 1$/m)
+  assert.match(text, /^gateway_denials_total\{code="ERR_LIMITS_UNAVAILABLE"\} 3$/m)
 
   await s.redis.start()
   await untilRecovered(gw, token, 'the gateway to report Redis recovered')
   const ok = await send(gw.url, '/rate/x', { headers: bearer(token) })
   assert.equal(ok.status, 200)
+  text = await scrape()
+  assert.match(text, /^gateway_limits_store_up 1$/m)
+  assert.match(text, /^gateway_limits_store_events_total\{event="limits\.store_recovered"\} 1$/m)
 })
 
 test('a hung Redis (SIGSTOP, connections open, no answers) costs requests one command timeout, never a hang', async (t) => {

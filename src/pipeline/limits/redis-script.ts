@@ -34,6 +34,10 @@ local nowms = math.floor(nowus / 1000)
 local HOUR = 3600000
 local DAY = 86400000
 local function f(x) return string.format('%.0f', x) end
+-- Expiry times are floored at one second: state kept a little past its reset reads exactly like no
+-- state (a window check or an elapsed TAT), while a TTL of a few ms could drop a key between two
+-- calls when the deciding clock (the gateway's, or an injected one) and Redis's disagree slightly.
+local function ttlf(x) if x < 1000 then x = 1000 end return string.format('%.0f', x) end
 
 -- Howard Hinnant's civil calendar algorithms (proleptic Gregorian, UTC).
 local function days_from_civil(y, m, d)
@@ -99,7 +103,7 @@ local function save_failure(key, nt, nu, nl)
   if nu - nowms > ttl then ttl = nu - nowms end
   if ttl < 1 then ttl = 1 end
   redis.call('HSET', key, 't', f(nt), 'u', f(nu), 'l', nl)
-  redis.call('PEXPIRE', key, f(ttl))
+  redis.call('PEXPIRE', key, ttlf(ttl))
 end
 local function num(v) return tonumber(v) or 0 end
 
@@ -203,13 +207,13 @@ for i = 1, n do
   if kind == 'g' then
     save_failure(KEYS[i], pa[i], pb[i], pc[i])
   elseif allowed == 1 and kind == 'r' then
-    redis.call('SET', KEYS[i], f(pa[i]), 'PX', f(pb[i]))
+    redis.call('SET', KEYS[i], f(pa[i]), 'PX', ttlf(pb[i]))
   elseif allowed == 1 and kind == 'q' then
     redis.call('HSET', KEYS[i], 'w', f(pa[i]), 'n', f(pb[i]))
-    redis.call('PEXPIRE', KEYS[i], f(pc[i]))
+    redis.call('PEXPIRE', KEYS[i], ttlf(pc[i]))
   elseif allowed == 1 and kind == 'c' then
     redis.call('ZADD', KEYS[i], f(pa[i]), pc[i])
-    redis.call('PEXPIRE', KEYS[i], f(pb[i]))
+    redis.call('PEXPIRE', KEYS[i], ttlf(pb[i]))
   end
 end
 
