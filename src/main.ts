@@ -38,10 +38,10 @@ export async function start(options: StartOptions): Promise<Running> {
   const logs = createLogs({ level: config.logging.level, events: config.logging.events, access: config.logging.access })
   const deps = { now: Date.now, events: logs.events, logger: logs.logger }
   const metrics = createMetrics()
-  const access = accessLogger(logs)
+  const access = logs.access
   const onDone = (ctx: RequestContext): void => {
     metrics.requests.inc()
-    access(ctx)
+    access?.(ctx)
   }
   for (const w of first.warnings) logs.logger.warn({ file: w.file, line: w.line, path: w.path, rule: w.rule, acknowledged: w.acknowledged }, w.message)
 
@@ -147,8 +147,4 @@ async function doReload(
   // Requests already running on the previous gateway finish there; close it once they had time.
   setTimeout(() => void prev.close(), next.server.drainTimeoutMs).unref()
   return true
-}
-
-function accessLogger(logs: Logs): (ctx: RequestContext) => void {
-  return logs.access ?? (() => {})
 }

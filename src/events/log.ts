@@ -3,20 +3,8 @@ import type { EventSink, SecurityEvent } from './event.js'
 import { createAccessLog, type AccessLog } from './access-log.js'
 import { createBatchedWriter, type BatchedWriter } from './batched-writer.js'
 
-type Destination = BatchedWriter
-
 /** Lines reach the destination at the latest this long after they were written. */
 const FLUSH_INTERVAL_MS = 200
-
-/**
- * Opens a log destination: "stdout", "stderr" or a file path. Writes are batched (16 KiB, and a
- * timer flushes every 200 ms) and asynchronous, so a busy gateway makes one write per few dozen
- * lines instead of one per request, and a stalled log reader never blocks it; flushAll() writes
- * everything on shutdown. The cost: a crash can lose the last 200 ms of lines.
- */
-export function openDestination(target: string): Destination {
-  return createBatchedWriter(target)
-}
 
 const base = { base: undefined, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' } as const
 
@@ -27,14 +15,20 @@ export interface Logs {
   flush(): Promise<void>
 }
 
-const destinations = new Map<string, Destination>()
+const destinations = new Map<string, BatchedWriter>()
 let flushTimer: NodeJS.Timeout | undefined
 
-/** One destination per target, shared by the loggers that write there, so lines never interleave. */
-function destinationFor(target: string): Destination {
+/**
+ * One destination per target ("stdout", "stderr" or a file path), shared by the loggers that write
+ * there, so lines never interleave. Writes are batched (16 KiB, and a timer flushes every 200 ms)
+ * and asynchronous, so a busy gateway makes one write per few dozen lines instead of one per
+ * request, and a stalled log reader never blocks it; flushAll() writes everything on shutdown.
+ * The cost: a crash can lose the last 200 ms of lines.
+ */
+function destinationFor(target: string): BatchedWriter {
   let d = destinations.get(target)
   if (!d) {
-    d = openDestination(target)
+    d = createBatchedWriter(target)
     destinations.set(target, d)
   }
   flushTimer ??= setInterval(flushPending, FLUSH_INTERVAL_MS).unref()

@@ -115,13 +115,25 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
     })
   }
 
+  // The limits stage may ask knownToken() just before onRequest runs for the same request: keep
+  // the last digest so a token is hashed once per request either way.
+  let lastToken = ''
+  let lastDigest = ''
+  function digestOf(token: string): string {
+    if (token !== lastToken) {
+      lastDigest = hash('sha256', token, 'base64url')
+      lastToken = token
+    }
+    return lastDigest
+  }
+
   function onRequest(ctx: RequestContext): void | Promise<void> {
     const route = ctx.route
     if (route !== undefined && route.auth === 'public') return
     const req = ctx.req
     const token = extractBearer(req.rawHeaders, req.headers.authorization, ctx.query)
     // Set first, so that every failure event from here on names the token by digest (never by value).
-    const digest = hash('sha256', token, 'base64url')
+    const digest = digestOf(token)
     ctx.tokenDigest = digest.slice(0, 16)
     if (token.length > MAX_TOKEN_BYTES) throw invalidToken('too_large')
     const accepted = route?.issuers
@@ -149,7 +161,7 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
     knownToken(ctx) {
       const auth = ctx.req.headers.authorization
       if (typeof auth !== 'string' || auth.length < 8 || auth.length > MAX_TOKEN_BYTES + 7 || auth.slice(0, 7).toLowerCase() !== 'bearer ') return false
-      return cache.get(hash('sha256', auth.slice(7), 'base64url'), now()) !== undefined
+      return cache.get(digestOf(auth.slice(7)), now()) !== undefined
     },
     async start() {
       await Promise.all(issuers.map((i) => i.store?.start()))
