@@ -26,6 +26,7 @@ declare module 'autocannon' {
     /** Seconds. Ignored by autocannon when `amount` is set. */
     duration?: number
     amount?: number
+    overallRate?: number
     timeout?: number
     /** Milliseconds between samples; also how often the stop condition is checked. */
     sampleInt?: number

@@ -13,6 +13,8 @@ export interface LoadSpec {
 export interface LoadSettings {
   readonly connections: number
   readonly durationSec: number
+  /** Total requests per second offered (autocannon overallRate); 0 or absent = unlimited. */
+  readonly rate?: number
 }
 
 /** One autocannon run, or several runs of the same row combined. */
@@ -95,6 +97,7 @@ export function drive(baseUrl: string, spec: LoadSpec, settings: LoadSettings): 
         pipelining: 1,
         duration: settings.durationSec,
         amount,
+        ...(settings.rate ? { overallRate: settings.rate } : {}),
         timeout: 10,
         // autocannon checks its stop flag on each sample tick: 100 ms ticks end a run within
         // 100 ms of its duration instead of rounding it up to the next whole second.

@@ -26,6 +26,9 @@ const settings = {
   warmupSec: intEnv('BENCH_WARMUP', 2, 1),
   rounds: intEnv('BENCH_ROUNDS', 3, 1),
   connections: intEnv('BENCH_CONNECTIONS', 64, 1),
+  // Fixed total request rate (0 = as fast as the row answers): below saturation, the server CPU
+  // per response is measured without the rows fighting autocannon for the cores.
+  rate: intEnv('BENCH_RATE', 0, 0),
   warmTokens: intEnv('BENCH_WARM_TOKENS', 16, 1),
   coldTokens: intEnv('BENCH_COLD_TOKENS', 20_000, 1_000),
   upstreamConnections: 64,
@@ -116,7 +119,7 @@ async function prepare(live: Live, ctx: BenchContext, upstreamUrl: string): Prom
       }
     }
     await upstreamCall(upstreamUrl, 'row', `${target.id}:warmup`)
-    await drive(running.url, warmup, { connections: settings.connections, durationSec: settings.warmupSec })
+    await drive(running.url, warmup, { connections: settings.connections, durationSec: settings.warmupSec, rate: settings.rate })
   } catch (err) {
     live.failed = true
     live.problems.push(`${(err as Error).message}\n${running.tail()}`)
@@ -130,7 +133,7 @@ async function round(live: Live, index: number, upstreamUrl: string): Promise<vo
     await upstreamCall(upstreamUrl, 'row', live.target.id)
     const spec = live.target.load('measure', { index, of: settings.rounds })
     const cpu0 = processCpuMs(running.pid)
-    const run = await drive(running.url, spec, { connections: settings.connections, durationSec: settings.durationSec / settings.rounds })
+    const run = await drive(running.url, spec, { connections: settings.connections, durationSec: settings.durationSec / settings.rounds, rate: settings.rate })
     const cpu1 = processCpuMs(running.pid)
     if (cpu0 !== undefined && cpu1 !== undefined) live.cpuMs += cpu1 - cpu0
     // Let requests that were in flight when autocannon stopped reach the upstream counters.
@@ -184,6 +187,7 @@ async function main(): Promise<number> {
   const needsCold = targets.some((t) => t.usesColdTokens)
   log(`portcullis bench: ${targets.length} targets, ${settings.connections} connections, pipelining 1, ${settings.warmupSec} s warm-up + ${settings.durationSec} s measured each (in ${settings.rounds} interleaved rounds)`)
   log(`node ${process.version}, ${cpus().length} cpus, load average ${load0.map((l) => l.toFixed(2)).join(' ')}`)
+  if (settings.rate > 0) log(`BENCH_RATE=${settings.rate}: every row is offered ${settings.rate} req/s, so req/s ratios say nothing; compare the server CPU per response`)
   if (settings.publicRoutes) log('BENCH_PUBLIC=1: gateway routes are auth: public (no token verification in the gateway rows)')
 
   const tmpDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-'))

@@ -5,6 +5,7 @@ import { createAuthzStage } from './pipeline/authz/index.js'
 import { createForwardStage } from './pipeline/forward/index.js'
 import { createNormalizeStage } from './pipeline/normalize/index.js'
 import { createLimits, type LimitStore } from './pipeline/limits/index.js'
+import { accountFromClaims } from './pipeline/limits/claimed-id.js'
 import type { Metrics } from './metrics/metrics.js'
 import { STAGE_ORDER, type StageSlot } from './pipeline/order.js'
 import { createRouteStage } from './pipeline/route/index.js'
@@ -66,6 +67,7 @@ export function createGateway(config: Config, deps: Deps, options: GatewayOption
         options.metrics?.lockouts.inc({ target: e.target })
       },
       knownToken: (ctx) => authn.knownToken(ctx),
+      claimedAccount: (ctx) => accountFromClaims(authn.presentedClaims(ctx)),
     },
     options.limitStore,
   )

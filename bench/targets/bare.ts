@@ -1,3 +1,5 @@
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { spawnServer } from '../child.js'
 import { bearer, rotate, type BenchContext, type Target } from '../target.js'
 import { BENCH_PATH, benchScript, listeningUrl } from './common.js'
@@ -13,7 +15,10 @@ export function bareProxy(): Target {
     strict: true,
     async start(ctx: BenchContext) {
       next = rotate(ctx.warmTokens.map(bearer))
-      return spawnServer([benchScript('bare-proxy.js')], listeningUrl, {
+      const dir = join(ctx.tmpDir, 'bare')
+      mkdirSync(dir, { recursive: true })
+      const profile = ctx.profile ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []
+      return spawnServer([...profile, benchScript('bare-proxy.js')], listeningUrl, {
         BENCH_UPSTREAM: ctx.upstreamUrl,
         BENCH_UPSTREAM_CONNECTIONS: String(ctx.upstreamConnections),
       })

@@ -2,7 +2,7 @@ import { openSync, write, writeSync, closeSync, mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 
 /**
- * A line writer that batches: lines are collected and written in one call per 16 KiB or per
+ * A line writer that batches: lines are collected and written in one call per 64 KiB or per
  * flush interval, whichever comes first. pino's own destination (sonic-boom) measures the byte
  * length of its whole pending buffer on every write, which flattens a growing string once per
  * log line; at one access-log line per request that showed up as several percent of the
@@ -23,7 +23,7 @@ export interface BatchedWriter {
   close(): Promise<void>
 }
 
-const BATCH_BYTES = 16 * 1024
+const BATCH_BYTES = 64 * 1024
 const MAX_PENDING = 8 * 1024 * 1024
 const RETRY_MS = 20
 const DRAIN_WAIT_MS = 2000

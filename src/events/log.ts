@@ -20,7 +20,7 @@ let flushTimer: NodeJS.Timeout | undefined
 
 /**
  * One destination per target ("stdout", "stderr" or a file path), shared by the loggers that write
- * there, so lines never interleave. Writes are batched (16 KiB, and a timer flushes every 200 ms)
+ * there, so lines never interleave. Writes are batched (64 KiB, and a timer flushes every 200 ms)
  * and asynchronous, so a busy gateway makes one write per few dozen lines instead of one per
  * request, and a stalled log reader never blocks it; flushAll() writes everything on shutdown.
  * The cost: a crash can lose the last 200 ms of lines.

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { CompiledRoute } from './route/router.js'
 import type { EventSink } from '../events/event.js'
+import type { PresentedToken } from './authn/presented.js'
 
 /** The stages, in the only order they run (see order.ts). Each name is the <STAGE> of its error codes. */
 export type StageName = 'normalize' | 'route' | 'sanitize' | 'limits' | 'authn' | 'authz' | 'forward'
@@ -41,6 +42,11 @@ export interface RequestContext {
   identity: Identity | undefined
   /** Digest of a presented token even when it failed to verify, for events. */
   tokenDigest: string | undefined
+  /**
+   * authn's memo of the bearer token this request presented (digest, decoded JWS), so that the
+   * limits stage before authn and authn itself hash and decode it once. Only authn reads or writes it.
+   */
+  presentedToken?: PresentedToken
   /** Headers forward will send. sanitize fills it; stages write here, never to req.headers. */
   upstreamHeaders: Record<string, string | string[]>
   /** Status sent to the client, set by whoever answers. */

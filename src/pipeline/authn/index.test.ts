@@ -229,3 +229,27 @@ test('keys.refreshed is reported for each issuer at start', async (t) => {
   assert.deepEqual(refreshed.sort(), ['a', 'b'])
 })
 
+
+test('presentedClaims: unverified payload for a new token, verified claims once cached, nothing for non-JWTs', async (t) => {
+  const { a, stage } = await setup(t)
+  const token = await a.sign({ client_id: 'app-9', sub: 'alice' })
+  const first = ctx(route(), `Bearer ${token}`)
+  const claimed = stage.presentedClaims(first)
+  assert.equal(claimed?.client_id, 'app-9')
+  assert.equal(stage.knownToken(first), false)
+  // authn reuses the decode the limits stage asked for: one parse per request.
+  const decoded = first.presentedToken?.jwt
+  assert.ok(decoded)
+  assert.equal(await run(stage, first), undefined)
+  assert.equal(first.presentedToken?.jwt, decoded)
+  const second = ctx(route(), `Bearer ${token}`)
+  assert.equal(stage.knownToken(second), true)
+  assert.equal(stage.presentedClaims(second), first.identity!.claims, 'a cached token answers with its verified claims')
+  assert.equal(second.presentedToken?.jwt, undefined, 'a cached token is not decoded again')
+  assert.equal(stage.presentedClaims(ctx(route(), 'Bearer not-a-jwt')), undefined)
+  assert.equal(stage.presentedClaims(ctx(route(), 'Basic dXNlcjpwYXNz')), undefined)
+  assert.equal(stage.presentedClaims(ctx(route())), undefined)
+  const forged = ctx(route(), `Bearer ${token.slice(0, -4)}AAAA`)
+  assert.equal(stage.presentedClaims(forged)?.client_id, 'app-9', 'claimed, not verified')
+  assert.equal((await run(stage, forged))?.code, 'ERR_AUTHN_INVALID_TOKEN')
+})

@@ -1,4 +1,3 @@
-import { hash } from 'node:crypto'
 import type { Config } from '../../config/schema.js'
 import { GatewayError } from '../../errors/gateway-error.js'
 import type { Deps, RequestContext, Stage } from '../stage.js'
@@ -6,6 +5,8 @@ import { extractBearer } from './bearer.js'
 import { buildIdentity, checkClaims, checkHeaderPolicy, checkHeaderShape } from './claims.js'
 import { compileIssuer, IssuerConfigError, type IssuerRuntime } from './issuer.js'
 import { parseCompact, type ParsedJwt } from './jwt-parse.js'
+import { bearerHint, decodedJwt, presented, type TokenHolder } from './presented.js'
+import type { Payload } from './claims.js'
 import type { SignatureVerifier, SigningKey } from './jwt-verify.js'
 import type { KeyStore, Scheduler } from './key-store.js'
 import { MAX_TOKEN_BYTES, TOKEN_CACHE_MAX_ENTRIES } from './limits.js'
@@ -19,7 +20,13 @@ export interface AuthnStage extends Stage {
    * True when the request's bearer token is in the verified-token cache (so authn will spend no
    * signature verification on it). A hint for the limits stage; it decides nothing about access.
    */
-  knownToken(ctx: RequestContext): boolean
+  knownToken(ctx: TokenHolder): boolean
+  /**
+   * The claims of the request's bearer token for the limits stage before authn: the verified
+   * claims when the token is in the cache, else the UNVERIFIED payload (who the token claims to
+   * be). Undefined without a decodable bearer JWT. Never a basis for access.
+   */
+  presentedClaims(ctx: TokenHolder): Payload | undefined
   ready(): boolean
   close(): Promise<void>
 }
@@ -115,25 +122,14 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
     })
   }
 
-  // The limits stage may ask knownToken() just before onRequest runs for the same request: keep
-  // the last digest so a token is hashed once per request either way.
-  let lastToken = ''
-  let lastDigest = ''
-  function digestOf(token: string): string {
-    if (token !== lastToken) {
-      lastDigest = hash('sha256', token, 'base64url')
-      lastToken = token
-    }
-    return lastDigest
-  }
-
   function onRequest(ctx: RequestContext): void | Promise<void> {
     const route = ctx.route
     if (route !== undefined && route.auth === 'public') return
     const req = ctx.req
     const token = extractBearer(req.rawHeaders, req.headers.authorization, ctx.query)
     // Set first, so that every failure event from here on names the token by digest (never by value).
-    const digest = digestOf(token)
+    const memo = presented(ctx, token)
+    const digest = memo.digest
     ctx.tokenDigest = digest.slice(0, 16)
     if (token.length > MAX_TOKEN_BYTES) throw invalidToken('too_large')
     const accepted = route?.issuers
@@ -145,7 +141,9 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
       ctx.identity = cached
       return
     }
-    const jwt = parseCompact(token)
+    // Decoded already when the limits stage asked whom the token claims to be; parseCompact
+    // again only to raise its error.
+    const jwt = decodedJwt(memo) ?? parseCompact(token)
     checkHeaderShape(jwt.header)
     const iss = jwt.payload.iss
     const issuer = typeof iss === 'string' ? byIss.get(iss) : undefined
@@ -159,9 +157,16 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
     name: 'authn',
     onRequest,
     knownToken(ctx) {
-      const auth = ctx.req.headers.authorization
-      if (typeof auth !== 'string' || auth.length < 8 || auth.length > MAX_TOKEN_BYTES + 7 || auth.slice(0, 7).toLowerCase() !== 'bearer ') return false
-      return cache.get(digestOf(auth.slice(7)), now()) !== undefined
+      const token = bearerHint(ctx.req.headers.authorization)
+      return token !== undefined && cache.get(presented(ctx, token).digest, now()) !== undefined
+    },
+    presentedClaims(ctx) {
+      const token = bearerHint(ctx.req.headers.authorization)
+      if (token === undefined) return undefined
+      const memo = presented(ctx, token)
+      const cached = cache.get(memo.digest, now())
+      if (cached !== undefined) return cached.claims
+      return decodedJwt(memo)?.payload
     },
     async start() {
       await Promise.all(issuers.map((i) => i.store?.start()))

@@ -19,6 +19,8 @@ const CONFIG: BruteForceConfig = {
 }
 const jwt = (payload: unknown) => `Bearer e30.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.c2ln`
 
+const asAttempt = (clientIp: string, authorization?: string) => ({ clientIp, req: { headers: { authorization } } })
+
 function tracker(store: LimitStore, clock: { now: number }, config = CONFIG) {
   const events: LockoutEvent[] = []
   const bf = createBruteForceTracker(config, store, { now: () => clock.now, addressKey: (ip) => addressKey(ip, 64), onLockout: (e) => events.push(e) })
@@ -27,7 +29,7 @@ function tracker(store: LimitStore, clock: { now: number }, config = CONFIG) {
 
 /** One attempt with a bad token: the guard first (as the limits stage before authn), then the failure. */
 async function attempt(bf: BruteForceTracker, store: LimitStore, now: number, ip: string, authorization?: string): Promise<'401' | '429'> {
-  const guards = bf.guards(ip, authorization)
+  const guards = bf.guards(asAttempt(ip, authorization))
   const d = await store.check(guards.checks, now)
   bf.observe(d, 0, guards, ip)
   if (!d.allowed) return '429'
@@ -56,7 +58,7 @@ test('50 bad tokens from one address in a burst: 11 reach authn (10 tolerated, t
     [['limits.lockout', 'address', '198.51.100.9', 900_000]],
   )
   // A good client elsewhere is unaffected.
-  assert.equal((await store.check(bf.guards('203.0.113.5', jwt({ client_id: 'good' })).checks, clock.now)).allowed, true)
+  assert.equal((await store.check(bf.guards(asAttempt('203.0.113.5', jwt({ client_id: 'good' }))).checks, clock.now)).allowed, true)
 })
 
 test('throttling grows: each failure past the threshold doubles Retry-After', async () => {
@@ -66,7 +68,7 @@ test('throttling grows: each failure past the threshold doubles Retry-After', as
   const waits: number[] = []
   for (let i = 0; i < 14; i++) {
     await attempt(bf, store, clock.now, '198.51.100.9')
-    const d = await store.check(bf.guards('198.51.100.9', undefined).checks, clock.now)
+    const d = await store.check(bf.guards(asAttempt('198.51.100.9', undefined)).checks, clock.now)
     waits.push(d.retryAfterMs)
     clock.now += d.retryAfterMs // a patient attacker waits out each throttle
   }
@@ -94,19 +96,19 @@ test('a success never resets an address that attacks many accounts; it clears on
   // The attacker authenticates once with its own valid token …
   bf.recordSuccess({ clientId: 'attacker-own', subject: undefined, claims: {} })
   // … and is still throttled.
-  assert.equal((await store.check(bf.guards('198.51.100.9', undefined).checks, clock.now)).allowed, false)
+  assert.equal((await store.check(bf.guards(asAttempt('198.51.100.9', undefined)).checks, clock.now)).allowed, false)
 
   // A legitimate client that fat-fingered a few times from its own address: its account count is cleared.
   for (let i = 0; i < 11; i++) await bf.onDenied({ clientIp: `203.0.113.${i}`, req: { headers: { authorization: jwt({ client_id: 'app-7' }) } } }, 'ERR_AUTHN_INVALID_TOKEN')
-  assert.equal((await store.check(bf.guards('192.0.2.1', jwt({ client_id: 'app-7' })).checks, clock.now)).allowed, false)
+  assert.equal((await store.check(bf.guards(asAttempt('192.0.2.1', jwt({ client_id: 'app-7' }))).checks, clock.now)).allowed, false)
   bf.recordSuccess({ clientId: 'app-7', subject: undefined, claims: {} })
-  assert.equal((await store.check(bf.guards('192.0.2.1', jwt({ client_id: 'app-7' })).checks, clock.now)).allowed, true)
+  assert.equal((await store.check(bf.guards(asAttempt('192.0.2.1', jwt({ client_id: 'app-7' }))).checks, clock.now)).allowed, true)
 })
 
 test('with perAccount off only addresses are counted', async () => {
   const store = createMemoryStore({ maxKeys: 10_000 })
   const { bf } = tracker(store, { now: T0 }, { ...CONFIG, perAccount: false })
-  assert.equal(bf.guards('198.51.100.9', jwt({ client_id: 'x' })).checks.length, 1)
+  assert.equal(bf.guards(asAttempt('198.51.100.9', jwt({ client_id: 'x' }))).checks.length, 1)
 })
 
 test('disabled brute-force protection records nothing', async () => {
@@ -147,12 +149,12 @@ test('with the memory store, accounts are only looked up while some account fail
   const store = createMemoryStore({ maxKeys: 1000 })
   const { bf } = tracker(store, clock)
   const token = jwt({ client_id: 'victim' })
-  assert.equal(bf.guards('192.0.2.1', token).checks.length, 1, 'no account failure yet: only the address is checked')
+  assert.equal(bf.guards(asAttempt('192.0.2.1', token)).checks.length, 1, 'no account failure yet: only the address is checked')
   await bf.onDenied({ clientIp: '192.0.2.1', req: { headers: { authorization: token } } }, 'ERR_AUTHN_INVALID_TOKEN')
-  const guards = bf.guards('198.51.100.9', token)
+  const guards = bf.guards(asAttempt('198.51.100.9', token))
   assert.equal(guards.checks.length, 2, 'after a failure the claimed account is checked from every address')
   assert.equal(guards.account, 'victim')
   // Long after every score, throttle and lockout could have expired, the lookup stops again.
   clock.now += 24 * 3600 * 1000
-  assert.equal(bf.guards('198.51.100.9', token).checks.length, 1)
+  assert.equal(bf.guards(asAttempt('198.51.100.9', token)).checks.length, 1)
 })

@@ -31,8 +31,19 @@ export interface LockoutEvent {
   readonly retryAfterMs: number
 }
 
+/** What the tracker needs of a request: its address and its Authorization header. */
+export interface Attempt {
+  readonly clientIp: string
+  readonly req: { readonly headers: { readonly authorization?: string | string[] } }
+}
+
 export interface BruteForceDeps {
   readonly now: () => number
+  /**
+   * The account the request's credential claims (see claimed-id.ts). The gateway passes authn's,
+   * which decodes a token once per request; default: decode the Authorization header.
+   */
+  readonly claimedAccount?: (attempt: Attempt) => string | undefined
   /** Address → counted key (IPv6 prefix), the same function the policies use. */
   readonly addressKey: (ip: string) => string
   readonly onLockout?: (event: LockoutEvent) => void
@@ -47,13 +58,13 @@ export interface BruteForceTracker {
   readonly enabled: boolean
   readonly params: FailureParams
   /** Guard checks for a request on a route that authenticates. */
-  guards(clientIp: string, authorization: string | string[] | undefined): GuardSet
+  guards(attempt: Attempt): GuardSet
   /** Emits lockout events for guards (starting at `offset` in the decision) that just locked. */
   observe(decision: Decision, offset: number, guards: GuardSet, clientIp: string): void
   /** Records one failed authentication of this request. Never rejects. */
-  recordFailure(clientIp: string, authorization: string | string[] | undefined): Promise<void> | void
+  recordFailure(attempt: Attempt): Promise<void> | void
   /** Runner hook: records the failure when `code` is one brute force counts. */
-  onDenied(ctx: { readonly clientIp: string; readonly req: { readonly headers: { readonly authorization?: string | string[] } } }, code: string): Promise<void> | void
+  onDenied(attempt: Attempt, code: string): Promise<void> | void
   /** After authn verified an identity: forgets that account's recent failures. */
   recordSuccess(identity: Parameters<typeof verifiedAccount>[0]): void
   stats(): { readonly failures: number; readonly lockouts: number; readonly storeErrors: number }
@@ -75,6 +86,7 @@ const RECENT_ACCOUNTS = 10_000
 export function createBruteForceTracker(config: BruteForceConfig, store: LimitStore, deps: BruteForceDeps): BruteForceTracker {
   const params = failureParams(config)
   const perAccount = config.perAccount
+  const accountOf = deps.claimedAccount ?? ((a: Attempt) => claimedAccount(a.req.headers.authorization))
   /** Accounts this instance recorded failures for, oldest first (bounded). */
   const recent = new Set<string>()
   let failures = 0
@@ -109,10 +121,11 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
     })
   }
 
-  function recordFailure(clientIp: string, authorization: string | string[] | undefined): Promise<void> | void {
+  function recordFailure(attempt: Attempt): Promise<void> | void {
     if (!config.enabled) return
     failures++
-    const account = perAccount ? claimedAccount(authorization) : undefined
+    const clientIp = attempt.clientIp
+    const account = perAccount ? accountOf(attempt) : undefined
     if (account !== undefined) accountsQuietAfterMs = deps.now() + quietHorizonMs
     const keys = account === undefined ? [addressKey(clientIp)] : [addressKey(clientIp), accountKey(account)]
     if (account !== undefined) {
@@ -139,10 +152,10 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
   return {
     enabled: config.enabled,
     params,
-    guards(clientIp, authorization) {
-      const countBlocked = authorization !== undefined
-      const account = perAccount && accountsMayBeBlocked() ? claimedAccount(authorization) : undefined
-      const checks: GuardCheck[] = [{ kind: 'guard', key: addressKey(clientIp), params, countBlocked }]
+    guards(attempt) {
+      const countBlocked = attempt.req.headers.authorization !== undefined
+      const account = perAccount && accountsMayBeBlocked() ? accountOf(attempt) : undefined
+      const checks: GuardCheck[] = [{ kind: 'guard', key: addressKey(attempt.clientIp), params, countBlocked }]
       if (account !== undefined) checks.push({ kind: 'guard', key: accountKey(account), params, countBlocked })
       return { checks, account }
     },
@@ -156,7 +169,7 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
     },
     recordFailure,
     onDenied(ctx, code) {
-      if (countsAsAuthFailure(code)) return recordFailure(ctx.clientIp, ctx.req.headers.authorization)
+      if (countsAsAuthFailure(code)) return recordFailure(ctx)
     },
     recordSuccess(identity) {
       const account = verifiedAccount(identity)

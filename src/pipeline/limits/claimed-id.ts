@@ -11,24 +11,14 @@
 const MAX_TOKEN_CHARS = 8192
 const MAX_ID_CHARS = 256
 
-// The brute-force guard asks for the claimed account on every protected request, and a busy
-// client sends the same header again and again: remember the last answers (bounded) instead of
-// base64-decoding and parsing the payload each time.
-const MEMO_SIZE = 10_000
-const memo = new Map<string, string | undefined>()
-
-/** The claimed account of an Authorization header value, or undefined. */
+/**
+ * The claimed account of an Authorization header value, or undefined. Decodes the token each
+ * time; the gateway instead asks authn (accountFromClaims over its per-request decode), and this
+ * is the fallback for a tracker used without authn. Nothing is memoized across requests: a table
+ * keyed by raw header values would keep bearer tokens in memory long after their requests.
+ */
 export function claimedAccount(authorization: string | string[] | undefined): string | undefined {
   if (typeof authorization !== 'string' || authorization.length > MAX_TOKEN_CHARS + 7) return undefined
-  const known = memo.get(authorization)
-  if (known !== undefined || memo.has(authorization)) return known
-  const account = decodeClaimedAccount(authorization)
-  if (memo.size >= MEMO_SIZE) memo.delete(memo.keys().next().value!)
-  memo.set(authorization, account)
-  return account
-}
-
-function decodeClaimedAccount(authorization: string): string | undefined {
   // RFC 6750 §2.1: the scheme is case-insensitive.
   if (authorization.length < 8 || authorization.slice(0, 7).toLowerCase() !== 'bearer ') return undefined
   const token = authorization.slice(7).trim()
@@ -42,7 +32,12 @@ function decodeClaimedAccount(authorization: string): string | undefined {
     return undefined
   }
   if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) return undefined
-  const claims = payload as Record<string, unknown>
+  return accountFromClaims(payload as Record<string, unknown>)
+}
+
+/** client_id, else azp, else sub: the first that is a non-empty string, capped in length. */
+export function accountFromClaims(claims: Readonly<Record<string, unknown>> | undefined): string | undefined {
+  if (claims === undefined) return undefined
   for (const name of ['client_id', 'azp', 'sub']) {
     const v = claims[name]
     if (typeof v === 'string' && v.length > 0) return v.slice(0, MAX_ID_CHARS)

@@ -215,7 +215,7 @@ test('a locked address is refused before authn on routes that authenticate, not 
   const store = createMemoryStore({ maxKeys: 10_000 })
   const bruteForce = createBruteForceTracker(config.bruteForce, store, { now: () => T0, addressKey: (ip) => addressKey(ip, 64) })
   const s = createLimitsStage(config, new Map(), { now: () => T0, bruteForce }, store, 'beforeAuthn')
-  for (let i = 0; i < 6; i++) await bruteForce.recordFailure('198.51.100.66', 'Bearer junk')
+  for (let i = 0; i < 6; i++) await bruteForce.recordFailure({ clientIp: '198.51.100.66', req: { headers: { authorization: 'Bearer junk' } } })
   const err = await run(s, ctx({ ip: '198.51.100.66', authorization: 'Bearer junk' }))
   assert.deepEqual([err?.code, err?.reason, err?.headers?.['retry-after']], ['ERR_LIMITS_EXCEEDED', 'brute_force_locked', '600'])
   assert.equal(await run(s, ctx({ ip: '198.51.100.66', auth: 'public' })), undefined)

@@ -1,6 +1,6 @@
 import { GatewayError } from '../../errors/gateway-error.js'
 import type { RequestContext } from '../stage.js'
-import { createBruteForceTracker, type BruteForceTracker, type GuardSet, type LockoutEvent } from './brute-force.js'
+import { createBruteForceTracker, type Attempt, type BruteForceTracker, type GuardSet, type LockoutEvent } from './brute-force.js'
 import type { LimitKeyPart, LimitsConfig } from './config.js'
 import { createLimitStore } from './create-store.js'
 import { limitItem, retryAfterSeconds } from './headers.js'
@@ -193,7 +193,7 @@ export function createLimitsStage(
       if (!route) return
       if (successHook && ctx.identity) successHook.recordSuccess(ctx.identity)
       const plan = planFor(route.id)
-      const guards = guarding && route.auth === 'required' ? bf!.guards(ctx.clientIp, ctx.req.headers.authorization) : undefined
+      const guards = guarding && route.auth === 'required' ? bf!.guards(ctx) : undefined
       if (plan.policies.length === 0 && guards === undefined && ctx.deferredLimits === undefined) return
 
       const checks: PolicyCheck[] = []
@@ -260,6 +260,8 @@ export interface LimitsDeps {
    * signature verification is at stake, and the request costs one round trip instead of two.
    */
   readonly knownToken?: (ctx: RequestContext) => boolean
+  /** The account a request's credential claims, for brute-force counting (BruteForceDeps). */
+  readonly claimedAccount?: (attempt: Attempt) => string | undefined
   /** limits.store_unavailable / limits.store_recovered (Redis store only). */
   readonly onStoreEvent?: (event: StoreEvent) => void
   /** limits.lockout. */
@@ -286,6 +288,7 @@ export function createLimits(
   const bruteForce = createBruteForceTracker(config.bruteForce, store, {
     now: deps.now,
     addressKey: (ip) => addressKey(ip, config.ipv6PrefixLength),
+    claimedAccount: deps.claimedAccount,
     onLockout: deps.onLockout,
   })
   const stageDeps = { now: deps.now, bruteForce, knownToken: store.kind === 'memory' ? undefined : deps.knownToken }
