@@ -48,16 +48,19 @@ test('with Redis, a request whose token is already verified costs one round trip
     }),
   )
   const token = await ks.sign({ client_id: 'c1' })
-  // First request: the token is new, so the guard and IP policy run before authn (no signature
-  // verification is spent on a blocked client) and the client policy after it: two calls.
+  // The first two requests: the token is not in the verified-token cache yet (it is admitted on
+  // its second verification), so the guard and IP policy run before authn (no signature
+  // verification is spent on a blocked client) and the client policy after it: two calls each.
   const before = await scriptCalls(redis.url)
   assert.equal((await send(gw.url, '/r', { headers: bearer(token) })).status, 200)
+  assert.equal((await scriptCalls(redis.url)) - before, 2)
+  assert.equal((await send(gw.url, '/r', { headers: bearer(token) })).status, 200)
   const afterFirst = await scriptCalls(redis.url)
-  assert.equal(afterFirst - before, 2)
+  assert.equal(afterFirst - before, 4)
   // Later requests with the same (cached) token: one call each, and the limits still hold.
   const statuses: number[] = []
   for (let i = 0; i < 3; i++) statuses.push((await send(gw.url, '/r', { headers: bearer(token) })).status)
-  assert.deepEqual(statuses, [200, 200, 429], 'the per-client limit of 3 still holds')
+  assert.deepEqual(statuses, [200, 429, 429], 'the per-client limit of 3 still holds')
   assert.equal((await scriptCalls(redis.url)) - afterFirst, 3, 'one script call per request')
   assert.equal(up.received.length, 3)
 })

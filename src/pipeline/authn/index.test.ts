@@ -78,7 +78,7 @@ async function setup(t: { after: (fn: () => Promise<void>) => void }, over: Part
 const nowSec = () => Math.floor(clock.now / 1000)
 
 for (const verifier of ['node-crypto', 'jose'] as const) {
-  test(`[${verifier}] a valid token sets the identity and is served from the cache on the next request`, async (t) => {
+  test(`[${verifier}] a valid token sets the identity and, once seen twice, is served from the cache`, async (t) => {
     const { a, stage } = await setup(t, { verifier })
     assert.equal(stage.ready(), true)
     const token = await a.sign({ scope: 'read write', jti: 'j-1', iat: nowSec(), exp: nowSec() + 120 })
@@ -93,9 +93,13 @@ for (const verifier of ['node-crypto', 'jose'] as const) {
     assert.equal(id.jti, 'j-1')
     assert.equal(id.tokenDigest.length, 16)
     assert.equal(first.tokenDigest, id.tokenDigest)
+    // Admission on second sight: the second request verifies again, then the identity is cached.
     const second = ctx(route(), `Bearer ${token}`)
-    assert.equal(stage.onRequest(second), undefined, 'a cache hit answers synchronously')
-    assert.equal(second.identity, id, 'the cached identity is reused')
+    assert.equal(await run(stage, second), undefined)
+    assert.notEqual(second.identity, id)
+    const third = ctx(route(), `Bearer ${token}`)
+    assert.equal(stage.onRequest(third), undefined, 'a cache hit answers synchronously')
+    assert.equal(third.identity, second.identity, 'the cached identity is reused')
   })
 
   test(`[${verifier}] a cached identity is refused on a route that accepts other issuers only`, async (t) => {
@@ -242,9 +246,11 @@ test('presentedClaims: unverified payload for a new token, verified claims once 
   assert.ok(decoded)
   assert.equal(await run(stage, first), undefined)
   assert.equal(first.presentedToken?.jwt, decoded)
+  assert.equal(await run(stage, ctx(route(), `Bearer ${token}`)), undefined, 'second sight: now cached')
   const second = ctx(route(), `Bearer ${token}`)
   assert.equal(stage.knownToken(second), true)
-  assert.equal(stage.presentedClaims(second), first.identity!.claims, 'a cached token answers with its verified claims')
+  assert.equal(stage.presentedClaims(second)?.client_id, 'app-9')
+  assert.ok(Object.isFrozen(stage.presentedClaims(second)), 'a cached token answers with its verified (frozen) claims')
   assert.equal(second.presentedToken?.jwt, undefined, 'a cached token is not decoded again')
   assert.equal(stage.presentedClaims(ctx(route(), 'Bearer not-a-jwt')), undefined)
   assert.equal(stage.presentedClaims(ctx(route(), 'Basic dXNlcjpwYXNz')), undefined)

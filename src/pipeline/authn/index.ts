@@ -72,7 +72,7 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
     const t = now()
     checkClaims(jwt.payload, issuer.policy, t)
     const identity = buildIdentity(jwt.payload, issuer.id, ctx.tokenDigest!)
-    cache.set(digest, identity, t)
+    cache.admit(digest, identity, t)
     ctx.identity = identity
   }
 

@@ -51,3 +51,24 @@ test('storing a key again renews its place in the eviction order', () => {
 test('a cache with no room is a configuration error', () => {
   assert.throws(() => new TokenCache(0), RangeError)
 })
+
+test('admit caches a token the second time it verifies, not the first', () => {
+  const cache = new TokenCache(10)
+  cache.admit('t', identity(1e12, 'first'), 0)
+  assert.equal(cache.get('t', 0), undefined, 'first sight: only the digest is remembered')
+  cache.admit('t', identity(1e12, 'second'), 0)
+  assert.equal(cache.get('t', 0)?.subject, 'second')
+})
+
+test('the seen set is bounded: a flood of one-shot tokens forgets the oldest and never fills the cache', () => {
+  const cache = new TokenCache(3)
+  cache.admit('hot', identity(1e12, 'hot'), 0)
+  cache.admit('hot', identity(1e12, 'hot'), 0)
+  for (const k of ['a', 'b', 'c', 'd', 'e']) cache.admit(k, identity(1e12, k), 0)
+  assert.equal(cache.size, 1, 'one-shot tokens take no cache entries')
+  assert.equal(cache.get('hot', 0)?.subject, 'hot', 'nor evict a busy token')
+  cache.admit('a', identity(1e12, 'a'), 0)
+  assert.equal(cache.get('a', 0), undefined, '"a" was pushed out of the seen set by later tokens')
+  cache.admit('e', identity(1e12, 'e'), 0)
+  assert.equal(cache.get('e', 0)?.subject, 'e')
+})

@@ -8,9 +8,15 @@ import type { Identity } from '../stage.js'
  * - Bounded: beyond `maxEntries` the oldest entry goes (a Map iterates in insertion order).
  * - It stores the identity only. Route-dependent rules (which issuers a route accepts) are checked
  *   by the caller on every hit, so a cached identity never widens what a route accepts.
+ * - Admission on second sight (admit()): a token is cached the second time it verifies, its first
+ *   time only leaves its digest in a bounded "seen" set (the doorkeeper of TinyLFU-style caches).
+ *   A token used once (a client that mints one per call, or a flood of fresh tokens) then never
+ *   evicts the identities of busy clients nor keeps its claims in memory; a token used many times
+ *   pays one extra signature verification in its lifetime.
  */
 export class TokenCache {
   private readonly entries = new Map<string, Identity>()
+  private readonly seen = new Set<string>()
 
   constructor(readonly maxEntries: number) {
     if (!(maxEntries >= 1)) throw new RangeError('maxEntries must be at least 1')
@@ -40,7 +46,18 @@ export class TokenCache {
     }
   }
 
+  /** Caches the identity if this digest was verified before; otherwise only remembers the digest. */
+  admit(digest: string, identity: Identity, nowMs: number): void {
+    if (this.seen.delete(digest)) {
+      this.set(digest, identity, nowMs)
+      return
+    }
+    this.seen.add(digest)
+    if (this.seen.size > this.maxEntries) this.seen.delete(this.seen.values().next().value as string)
+  }
+
   clear(): void {
     this.entries.clear()
+    this.seen.clear()
   }
 }
