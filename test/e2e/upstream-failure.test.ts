@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { request as httpRequest } from 'node:http'
 import { createServer, type Server, type Socket } from 'node:net'
@@ -61,28 +61,36 @@ async function assertStillServes(gw: StartedGateway): Promise<void> {
   assert.deepEqual(await r.json(), { ok: true, url: '/ok/again' })
 }
 
-function securityEvent(gw: StartedGateway, type: string, requestId: string) {
-  return gw.waitFor((l) => l.name === 'security' && l.event === type && l.requestId === requestId, 20_000)
-}
-
-test('an upstream refusing connections gives 502 ERR_FORWARD_UNAVAILABLE and a forward.unavailable event', async (t) => {
+/**
+ * A gateway with two public routes: /<id>/** to the upstream under test and /ok/** to a healthy
+ * upstream (what assertStillServes asks). After the test it stops the gateway, calls `alsoClose`
+ * (the upstream under test) and closes the healthy upstream.
+ */
+async function gatewayBeside(t: TestContext, upstream: { id: string; url: string; headersTimeoutMs?: number }, alsoClose?: () => Promise<void>): Promise<StartedGateway> {
   const healthy = await startUpstream()
   const gw = await startGateway(
     baseConfig({
-      upstreams: [
-        { id: 'dead', url: `http://127.0.0.1:${await deadPort()}` },
-        { id: 'ok', url: healthy.url },
-      ],
+      upstreams: [upstream, { id: 'ok', url: healthy.url }],
       routes: [
-        { path: '/dead/**', methods: ['GET'], upstream: 'dead', auth: 'public' },
+        { path: `/${upstream.id}/**`, methods: ['GET'], upstream: upstream.id, auth: 'public' },
         { path: '/ok/**', methods: ['GET'], upstream: 'ok', auth: 'public' },
       ],
     }),
   )
   t.after(async () => {
     await gw.stop()
+    await alsoClose?.()
     await healthy.close()
   })
+  return gw
+}
+
+function securityEvent(gw: StartedGateway, type: string, requestId: string) {
+  return gw.waitFor((l) => l.name === 'security' && l.event === type && l.requestId === requestId, 20_000)
+}
+
+test('an upstream refusing connections gives 502 ERR_FORWARD_UNAVAILABLE and a forward.unavailable event', async (t) => {
+  const gw = await gatewayBeside(t, { id: 'dead', url: `http://127.0.0.1:${await deadPort()}` })
   const r = await fetch(gw.url + '/dead/x', bounded())
   assert.equal(r.status, 502)
   assert.equal(r.headers.get('content-type'), 'application/problem+json')
@@ -101,24 +109,7 @@ test('an upstream refusing connections gives 502 ERR_FORWARD_UNAVAILABLE and a f
 
 test('an upstream that accepts but never answers gives 504 ERR_FORWARD_TIMEOUT after headersTimeoutMs', async (t) => {
   const silent = await startSilentServer()
-  const healthy = await startUpstream()
-  const gw = await startGateway(
-    baseConfig({
-      upstreams: [
-        { id: 'silent', url: silent.url, headersTimeoutMs: 300 },
-        { id: 'ok', url: healthy.url },
-      ],
-      routes: [
-        { path: '/silent/**', methods: ['GET'], upstream: 'silent', auth: 'public' },
-        { path: '/ok/**', methods: ['GET'], upstream: 'ok', auth: 'public' },
-      ],
-    }),
-  )
-  t.after(async () => {
-    await gw.stop()
-    await silent.close()
-    await healthy.close()
-  })
+  const gw = await gatewayBeside(t, { id: 'silent', url: silent.url, headersTimeoutMs: 300 }, silent.close)
   const r = await fetch(gw.url + '/silent/x', bounded())
   assert.equal(r.status, 504)
   const body = (await r.json()) as Record<string, unknown>
@@ -135,24 +126,7 @@ for (const framing of ['chunked', 'content-length'] as const) {
       res.write('x'.repeat(1000))
       setTimeout(() => res.socket?.destroy(), 50)
     })
-    const healthy = await startUpstream()
-    const gw = await startGateway(
-      baseConfig({
-        upstreams: [
-          { id: 'broken', url: broken.url },
-          { id: 'ok', url: healthy.url },
-        ],
-        routes: [
-          { path: '/broken/**', methods: ['GET'], upstream: 'broken', auth: 'public' },
-          { path: '/ok/**', methods: ['GET'], upstream: 'ok', auth: 'public' },
-        ],
-      }),
-    )
-    t.after(async () => {
-      await gw.stop()
-      await broken.close()
-      await healthy.close()
-    })
+    const gw = await gatewayBeside(t, { id: 'broken', url: broken.url }, broken.close)
     const r = await fetch(gw.url + '/broken/x', bounded())
     assert.equal(r.status, 200)
     const requestId = r.headers.get('x-request-id')!
@@ -166,25 +140,8 @@ for (const framing of ['chunked', 'content-length'] as const) {
 
 test('a client that hangs up makes the gateway abort the upstream request', async (t) => {
   const silent = await startSilentServer()
-  const healthy = await startUpstream()
-  const gw = await startGateway(
-    baseConfig({
-      // Long enough that only the client's hang-up, not the timeout, can free the upstream socket.
-      upstreams: [
-        { id: 'silent', url: silent.url, headersTimeoutMs: 600_000 },
-        { id: 'ok', url: healthy.url },
-      ],
-      routes: [
-        { path: '/silent/**', methods: ['GET'], upstream: 'silent', auth: 'public' },
-        { path: '/ok/**', methods: ['GET'], upstream: 'ok', auth: 'public' },
-      ],
-    }),
-  )
-  t.after(async () => {
-    await gw.stop()
-    await silent.close()
-    await healthy.close()
-  })
+  // Long enough that only the client's hang-up, not the timeout, can free the upstream socket.
+  const gw = await gatewayBeside(t, { id: 'silent', url: silent.url, headersTimeoutMs: 600_000 }, silent.close)
   const req = httpRequest(gw.url + '/silent/hang')
   req.on('error', () => {})
   req.end()
