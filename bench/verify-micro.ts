@@ -26,7 +26,8 @@ const policy: TokenPolicy = {
   issuer: ISS,
   audiences: ['api://bench'],
   algorithms: new Set(['RS256']),
-  clockSkewSec: 30,
+  clockToleranceSec: 30,
+  maxTokenAgeSec: undefined,
   maxTokenLifetimeSec: 3600,
   requiredTyp: 'at+jwt',
 }

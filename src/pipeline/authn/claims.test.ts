@@ -10,7 +10,8 @@ const policy: TokenPolicy = {
   issuer: 'https://idp.example',
   audiences: ['api://orders'],
   algorithms: new Set(['RS256', 'ES256']),
-  clockSkewSec: 30,
+  clockToleranceSec: 30,
+  maxTokenAgeSec: undefined,
   maxTokenLifetimeSec: 3600,
   requiredTyp: undefined,
 }

@@ -1,44 +1,13 @@
-import type { Header, Payload } from './claims.js'
-import { invalidToken } from './reject.js'
+import { parseCompact as parse, type ParsedJwt } from '@portcullis/verify/rules'
+import { asGatewayError } from './reject.js'
 
-/** A compact JWS split and decoded, not yet verified. */
-export interface ParsedJwt {
-  readonly token: string
-  readonly header: Header
-  readonly payload: Payload
-  /** ASCII `BASE64URL(header) "." BASE64URL(payload)`: the bytes the signature covers. */
-  readonly signingInput: string
-  readonly signature: Buffer
-}
+export type { ParsedJwt }
 
-/** Three base64url segments (RFC 7515 §7.1); a JWE has five and is refused here. */
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
-
-function decodeJsonObject(segment: string): Record<string, unknown> {
-  let value: unknown
-  try {
-    value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
-  } catch {
-    throw invalidToken('malformed')
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidToken('malformed')
-  return value as Record<string, unknown>
-}
-
-/**
- * Splits and decodes a compact JWS. The strict alphabet check matters: Buffer's base64url decoder
- * skips unknown characters, so without it two different strings could decode to one token.
- */
+/** Splits and decodes a compact JWS with @portcullis/verify's rules, throwing GatewayError. */
 export function parseCompact(token: string): ParsedJwt {
-  if (!COMPACT_JWS.test(token)) throw invalidToken('malformed')
-  const dot1 = token.indexOf('.')
-  const dot2 = token.indexOf('.', dot1 + 1)
-  const header = decodeJsonObject(token.slice(0, dot1))
-  const payload = decodeJsonObject(token.slice(dot1 + 1, dot2))
-  const sigText = token.slice(dot2 + 1)
-  const signature = Buffer.from(sigText, 'base64url')
-  // Only the canonical encoding of the signature is accepted (the header and payload texts are
-  // signed as they are, so they cannot be altered without breaking the signature).
-  if (signature.toString('base64url') !== sigText) throw invalidToken('malformed')
-  return { token, header, payload, signingInput: token.slice(0, dot2), signature }
+  try {
+    return parse(token)
+  } catch (err) {
+    throw asGatewayError(err)
+  }
 }

@@ -1,3 +1,4 @@
+import { isVerifyError } from '@portcullis/verify/rules'
 import { GatewayError } from '../../errors/gateway-error.js'
 
 /**
@@ -10,4 +11,12 @@ export function invalidToken(reason: string): GatewayError {
 
 export function malformed(reason: string, detail: string): GatewayError {
   return new GatewayError('ERR_AUTHN_MALFORMED', { reason, detail })
+}
+
+/**
+ * The token rules are @portcullis/verify's (see claims.ts); its errors carry the gateway's codes
+ * and reason names, so they translate one to one. Anything else is returned as it is.
+ */
+export function asGatewayError(err: unknown): unknown {
+  return isVerifyError(err) ? new GatewayError(err.code, { reason: err.reason, detail: err.detail }) : err
 }

@@ -20,22 +20,33 @@ const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
 export function tokenFrom(value: string | undefined | null): string {
   if (value === undefined || value === null || value === '') throw new VerifyError('ERR_AUTHN_MISSING', { reason: 'no_credentials' })
   if (typeof value !== 'string') throw malformed('bad_authorization_syntax', 'Use "Authorization: Bearer <token>".')
-  const m = BEARER.exec(value)
-  if (m) return m[1]
-  const space = value.indexOf(' ')
-  if (space === -1) {
+  if (value.indexOf(' ') === -1) {
     // No scheme: a bare token, as when the caller already took it out of the header. A lone
     // word that is not b64token syntax is neither a token nor a scheme we know.
-    if (value.toLowerCase() === 'bearer') throw malformed('bad_authorization_syntax', 'Use "Authorization: Bearer <token>".')
-    if (B64TOKEN.test(value)) return value
+    if (value.toLowerCase() !== 'bearer' && B64TOKEN.test(value)) return value
     throw malformed('bad_authorization_syntax', 'Use "Authorization: Bearer <token>".')
   }
-  const scheme = value.slice(0, space)
+  const parsed = parseAuthorization(value)
+  if (parsed.kind === 'bearer') return parsed.token
+  if (parsed.kind === 'other-scheme') throw new VerifyError('ERR_AUTHN_MISSING', { reason: 'unsupported_scheme' })
+  throw malformed('bad_authorization_syntax', 'Use "Authorization: Bearer <token>".')
+}
+
+/** Result of reading one Authorization field value. */
+export type AuthorizationValue =
+  | { readonly kind: 'bearer'; readonly token: string }
+  | { readonly kind: 'other-scheme' }
+  | { readonly kind: 'malformed' }
+
+/** One Authorization field value: a bearer token, another scheme, or broken bearer syntax. */
+export function parseAuthorization(value: string): AuthorizationValue {
+  const m = BEARER.exec(value)
+  if (m) return { kind: 'bearer', token: m[1] }
+  const space = value.indexOf(' ')
+  const scheme = space === -1 ? value : value.slice(0, space)
   // "Bearer" with a bad or missing token is a broken bearer credential, not another scheme.
-  if (scheme.toLowerCase() === 'bearer' || !SCHEME_ONLY.test(scheme)) {
-    throw malformed('bad_authorization_syntax', 'Use "Authorization: Bearer <token>".')
-  }
-  throw new VerifyError('ERR_AUTHN_MISSING', { reason: 'unsupported_scheme' })
+  if (scheme.toLowerCase() === 'bearer' || !SCHEME_ONLY.test(scheme)) return { kind: 'malformed' }
+  return { kind: 'other-scheme' }
 }
 
 /** The parts of an incoming request the adapters read (node:http IncomingMessage has them all). */
@@ -47,7 +58,8 @@ export interface RequestLike {
   readonly url?: string | undefined
 }
 
-function countAuthorizationHeaders(rawHeaders: readonly string[]): number {
+/** Counts Authorization fields in the raw header list (node keeps only the first in `headers`). */
+export function countAuthorizationHeaders(rawHeaders: readonly string[]): number {
   let n = 0
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]
@@ -57,16 +69,16 @@ function countAuthorizationHeaders(rawHeaders: readonly string[]): number {
 }
 
 /**
- * True when the query carries an `access_token` parameter. Names are percent-decoded and compared
- * case-insensitively, and `;` counts as a separator, so no spelling a framework might accept
- * slips through.
+ * True when the raw query (with or without its leading "?") carries an `access_token` parameter.
+ * Names are percent-decoded and compared case-insensitively, and `;` counts as a separator, so no
+ * spelling a framework might accept slips through.
  */
-function hasQueryToken(url: string): boolean {
-  const q = url.indexOf('?')
-  if (q === -1) return false
-  const lower = url.slice(q + 1).toLowerCase()
+export function hasQueryToken(query: string): boolean {
+  if (query.length < 2) return false
+  const lower = query.toLowerCase()
   if (!lower.includes('access') && !lower.includes('%')) return false
-  for (const part of lower.split(/[&;]/)) {
+  const start = lower.charCodeAt(0) === 63 /* ? */ ? 1 : 0
+  for (const part of lower.slice(start).split(/[&;]/)) {
     const eq = part.indexOf('=')
     let name = eq === -1 ? part : part.slice(0, eq)
     if (name.includes('%') || name.includes('+')) {
@@ -89,7 +101,8 @@ function hasQueryToken(url: string): boolean {
  * - form-encoded body tokens (RFC 6750 §2.2) are never read.
  */
 export function authorizationOf(req: RequestLike): string | undefined {
-  if (req.url !== undefined && hasQueryToken(req.url)) {
+  const q = req.url === undefined ? -1 : req.url.indexOf('?')
+  if (q !== -1 && hasQueryToken(req.url!.slice(q))) {
     throw malformed('query_token', 'Send the access token in the Authorization header, not in the URL.')
   }
   const value = req.headers.authorization

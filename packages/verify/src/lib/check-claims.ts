@@ -15,11 +15,22 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
  * ERR_AUTHN_INVALID_TOKEN otherwise.
  */
 export function checkClaims(payload: Payload, policy: TokenPolicy, nowMs: number): void {
-  const now = nowMs / 1000
-  const skew = policy.clockToleranceSec
   // RFC 7519 §4.1.1: exact string comparison, no normalization of trailing slashes. (verify()
   // already refused another iss before the key lookup; this keeps the function whole on its own.)
   if (payload.iss !== policy.issuer) throw invalidToken('unknown_issuer')
+  checkAccessTokenClaims(payload, policy, nowMs)
+  if (payload.act !== undefined && !isActor(payload.act, 1)) throw invalidToken('claim_type')
+}
+
+/**
+ * Every claim rule but the issuer's (whose reason name differs between the gateway and a verifier)
+ * and `act` (which only a verifier exposes): ID-token markers, exp/nbf/iat with the skew, maximum
+ * lifetime and age, audience, and the types of the claims an identity is built from. The gateway
+ * calls this with its own policy (see rules.ts).
+ */
+export function checkAccessTokenClaims(payload: Payload, policy: TokenPolicy, nowMs: number): void {
+  const now = nowMs / 1000
+  const skew = policy.clockToleranceSec
   // An ID token is not an access token (RFC 9068 §4, OIDC Core §2): nonce and at_hash/c_hash
   // only ever appear in ID tokens, so a token carrying them is refused even when typ is absent.
   if (payload.nonce !== undefined || payload.at_hash !== undefined || payload.c_hash !== undefined) {
@@ -50,6 +61,12 @@ export function checkClaims(payload: Payload, policy: TokenPolicy, nowMs: number
 
 /** RFC 7519 §4.1.3: aud is a string or an array of strings; one of them must be ours. */
 function checkAudience(aud: unknown, accepted: readonly string[]): void {
+  if (accepted.length === 0) {
+    // Only a gateway issuer configured without audiences (its config lint warns): any audience,
+    // but still of the right type.
+    if (aud !== undefined && typeof aud !== 'string' && !isStringArray(aud)) throw invalidToken('claim_type')
+    return
+  }
   if (typeof aud === 'string') {
     if (accepted.includes(aud)) return
   } else if (isStringArray(aud)) {
@@ -64,7 +81,6 @@ function checkClaimTypes(p: Payload): void {
     throw invalidToken('claim_type')
   }
   if (!optionalString(p.scope) || (p.scp !== undefined && !isStringArray(p.scp))) throw invalidToken('claim_type')
-  if (p.act !== undefined && !isActor(p.act, 1)) throw invalidToken('claim_type')
 }
 
 /**

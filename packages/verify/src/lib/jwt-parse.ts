@@ -5,8 +5,12 @@ export type Payload = Readonly<Record<string, unknown>>
 
 /** A compact JWS split and decoded, not yet verified. */
 export interface ParsedJwt {
+  readonly token: string
   readonly header: Header
   readonly payload: Payload
+  /** ASCII `BASE64URL(header) "." BASE64URL(payload)`: the bytes the signature covers. */
+  readonly signingInput: string
+  readonly signature: Buffer
 }
 
 /** Three base64url segments (RFC 7515 §7.1); a JWE has five and is refused here. */
@@ -26,8 +30,8 @@ function decodeJsonObject(segment: string): Record<string, unknown> {
 /**
  * Splits and decodes a compact JWS, so the header and claim rules can run before any key is
  * looked up. The strict alphabet check matters: Buffer's base64url decoder skips unknown
- * characters, so without it two different strings could decode to one token. The signature
- * itself is checked by jose, which parses the token again.
+ * characters, so without it two different strings could decode to one token. The signature is
+ * checked by the caller: jose here (which parses the token again), node:crypto in the gateway.
  */
 export function parseCompact(token: string): ParsedJwt {
   if (!COMPACT_JWS.test(token)) throw invalidToken('malformed')
@@ -38,6 +42,7 @@ export function parseCompact(token: string): ParsedJwt {
   // Only the canonical encoding of the signature is accepted, as the gateway does: otherwise
   // several strings (differing in unused trailing bits) would carry one valid signature.
   const sigText = token.slice(dot2 + 1)
-  if (Buffer.from(sigText, 'base64url').toString('base64url') !== sigText) throw invalidToken('malformed')
-  return { header, payload }
+  const signature = Buffer.from(sigText, 'base64url')
+  if (signature.toString('base64url') !== sigText) throw invalidToken('malformed')
+  return { token, header, payload, signingInput: token.slice(0, dot2), signature }
 }

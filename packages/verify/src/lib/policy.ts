@@ -1,7 +1,10 @@
 /** What a verifier accepts, compiled once from its options (see options.ts). */
 export interface TokenPolicy {
   readonly issuer: string
-  /** One of these must be in `aud`. Never empty: a verifier always checks the audience. */
+  /**
+   * One of these must be in `aud`. A verifier's is never empty (it always checks the audience);
+   * empty means any audience, for a gateway issuer configured without one.
+   */
   readonly audiences: readonly string[]
   /** The allowlist, without "none" and without HS* unless a secret is configured. */
   readonly algorithms: ReadonlySet<string>
