@@ -1,3 +1,4 @@
+import { routeId } from './config/route-pattern.js'
 import type { Config } from './config/schema.js'
 import { createClientAddressResolver, type ClientAddressResolver } from './http/client-address.js'
 import { createAuthnStage } from './pipeline/authn/index.js'
@@ -51,7 +52,7 @@ export function createGateway(config: Config, deps: Deps, options: GatewayOption
   const resolveClient = createClientAddressResolver(config.server.trustedProxies)
   const authn = createAuthnStage(config, deps)
   const forward = createForwardStage(config, deps, { upstreamAuthorization: internalTokens?.upstreamAuthorization })
-  const routeLimits = new Map(config.routes.map((r, i) => [r.id ?? `route-${i}`, r.limits ?? []] as const))
+  const routeLimits = new Map(config.routes.map((r, i) => [routeId(r, i), r.limits ?? []] as const))
   const limits = createLimits(
     config.limits,
     routeLimits,

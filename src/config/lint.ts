@@ -1,3 +1,4 @@
+import { routeId } from './route-pattern.js'
 import { isIPv4, isIPv6 } from 'node:net'
 import { didYouMean } from './schema-errors.js'
 import { HMAC_ALGORITHMS } from './semantic.js'
@@ -189,7 +190,7 @@ export function lintConfig(config: Config, ctx: LintContext): LintFinding[] {
 
   config.routes.forEach((r, i) => {
     if (r.auth === 'public' && r.path === '/**') {
-      add('public-route-catch-all', r.id ?? `route-${i}`, `/routes/${i}/path`, 'a public "/**" route opens every path that no other route matches')
+      add('public-route-catch-all', routeId(r, i), `/routes/${i}/path`, 'a public "/**" route opens every path that no other route matches')
     }
   })
   if (config.internalTokens !== undefined && !ctx.wholeRefPaths.has('/internalTokens/signingKeys')) {

@@ -175,6 +175,39 @@ routes:
   assert.match(by('/routes/4/path'), /already handled by \/routes\/0/)
 })
 
+test('an explicit route id may not take the name of a route without an id (route-<index>)', () => {
+  const second = `  - id: route-0
+    path: /other
+    upstream: orders
+    auth: required
+`
+  const e = only(loadConfigText(VALID + second, FILE, {}))
+  assert.equal(e.path, '/routes/1/id')
+  assert.match(e.message, /duplicate route id "route-0" \(first used at \/routes\/0/)
+  const first = VALID.replace('  - path: /orders/:id', '  - id: route-1\n    path: /orders/:id')
+  const e2 = only(loadConfigText(first + `  - path: /other\n    upstream: orders\n    auth: required\n`, FILE, {}))
+  assert.equal(e2.path, '/routes/1')
+  assert.match(e2.message, /no id, so it is named "route-1", which \/routes\/0 already uses/)
+})
+
+test('a route listing HEAD after a GET route on the same path is dead for HEAD; GET after HEAD is not', () => {
+  const headAfterGet = `  - path: /orders/:id
+    methods: [HEAD]
+    upstream: orders
+    auth: public
+`
+  const e = only(loadConfigText(VALID + headAfterGet, FILE, {}))
+  assert.equal(e.path, '/routes/1/path')
+  assert.match(e.message, /HEAD on this path is already handled by \/routes\/0/)
+  const getAfterHead = VALID.replace('    auth: required\n', '    methods: [HEAD]\n    auth: required\n') + `  - path: /orders/:id
+    methods: [GET]
+    upstream: orders
+    auth: required
+`
+  const r = loadConfigText(getAfterHead, FILE, {})
+  assert.ok(r.ok, r.ok ? '' : formatIssues(r.errors))
+})
+
 test('a required route without any issuer configured is refused', () => {
   const text = VALID.replace(/issuers:\n(  .*\n)+?upstreams:/, 'upstreams:')
   const e = only(loadConfigText(text, FILE, {}))

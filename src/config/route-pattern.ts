@@ -57,3 +57,13 @@ export function patternShape(pattern: string): string {
     .map((seg) => (seg.startsWith(':') ? '*' : seg))
     .join('/')
 }
+
+/** A route's id: its own, else `route-<index>`. Every table keyed by route (limits, internal tokens) uses this. */
+export function routeId(route: { readonly id?: string }, index: number): string {
+  return route.id ?? `route-${index}`
+}
+
+/** The methods a route answers: its own, plus HEAD when it has GET (RFC 9110 §9.3.2). */
+export function routeMethods(methods: readonly string[]): readonly string[] {
+  return methods.includes('GET') && !methods.includes('HEAD') ? [...methods, 'HEAD'] : methods
+}

@@ -1,7 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net'
 import { parseTrustedProxies } from '../http/client-address.js'
 import { showValue } from './env-refs.js'
-import { matchesExactly, patternProblem, patternShape } from './route-pattern.js'
+import { matchesExactly, patternProblem, patternShape, routeId, routeMethods } from './route-pattern.js'
 import type { Config } from './schema.js'
 import { limitsSemanticIssues } from '../pipeline/limits/config.js'
 import { internalTokensIssues } from '../tokens/config-checks.js'
@@ -54,7 +54,16 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
   }
   const issuerIds = uniqueIds('issuers', config.issuers, 'issuer')
   const upstreamIds = uniqueIds('upstreams', config.upstreams, 'upstream')
-  uniqueIds('routes', config.routes, 'route')
+  // Routes without an id are named route-<index>: an explicit id must not take one of those names,
+  // or two routes would share one entry in every table keyed by route (limits, internal tokens).
+  const routeFirst = new Map<string, number>()
+  config.routes.forEach((r, i) => {
+    const id = routeId(r, i)
+    const prev = routeFirst.get(id)
+    if (prev === undefined) routeFirst.set(id, i)
+    else if (r.id !== undefined) add(`/routes/${i}/id`, `duplicate route id ${show(id, `/routes/${i}/id`)} (first used at /routes/${prev}; a route without an id is named route-<index>)`)
+    else add(`/routes/${i}`, `this route has no id, so it is named "${id}", which /routes/${prev} already uses; give one of them another id`)
+  })
 
   const seenIss = new Map<string, number>()
   config.issuers.forEach((iss, i) => {
@@ -100,17 +109,17 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
         }
       }
       // The router keeps the first of two routes with the same shape and method; the second
-      // would be silently dead, and its policy with it.
+      // would be silently dead, and its policy with it. An earlier GET route answers HEAD too,
+      // so a later route listing HEAD on the same path is dead for it.
       const shape = patternShape(r.path)
       for (const m of r.methods) {
-        const key = `${m} ${shape}`
-        const prev = seenRoutes.get(key)
+        const prev = seenRoutes.get(`${m} ${shape}`)
         if (prev !== undefined) {
           add(`${p}/path`, `${m} on this path is already handled by /routes/${prev}; this route would never match`)
           break
         }
       }
-      for (const m of r.methods) if (!seenRoutes.has(`${m} ${shape}`)) seenRoutes.set(`${m} ${shape}`, i)
+      for (const m of routeMethods(r.methods)) if (!seenRoutes.has(`${m} ${shape}`)) seenRoutes.set(`${m} ${shape}`, i)
     }
   })
 

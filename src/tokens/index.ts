@@ -1,3 +1,4 @@
+import { routeId } from '../config/route-pattern.js'
 import type { Config } from '../config/schema.js'
 import { GatewayError } from '../errors/gateway-error.js'
 import type { Deps, RequestContext } from '../pipeline/stage.js'
@@ -88,10 +89,10 @@ export function createInternalTokens(config: Config, deps: Deps): InternalTokens
     if (r.upstreamToken !== 'internal') return
     const audience = upstreamAudience.get(r.upstream)
     // config-checks.ts refuses this at load; a config built in code must not get past it either.
-    if (audience === undefined) throw new InternalTokensConfigError(`route ${r.id ?? `route-${i}`} is internal but upstream ${r.upstream} has no audience`)
+    if (audience === undefined) throw new InternalTokensConfigError(`route ${routeId(r, i)} is internal but upstream ${r.upstream} has no audience`)
     let a = audiences.get(audience)
     if (a === undefined) audiences.set(audience, (a = { audience, cache: new MintedTokenCache(it.cacheMaxEntries) }))
-    byRoute.set(r.id ?? `route-${i}`, a)
+    byRoute.set(routeId(r, i), a)
   })
 
   const { issuer, ttlSec, requestIdClaim } = it

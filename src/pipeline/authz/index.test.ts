@@ -47,3 +47,10 @@ test('fails closed when a protected route reaches authz with no identity', () =>
     (e: unknown) => e instanceof GatewayError && e.code === 'ERR_INTERNAL',
   )
 })
+
+test('fails closed when a request reaches authz without a route', () => {
+  assert.throws(
+    () => createAuthzStage().onRequest({ route: undefined, identity: undefined } as unknown as RequestContext),
+    (e: unknown) => e instanceof GatewayError && e.code === 'ERR_INTERNAL' && e.reason === 'authz_without_route',
+  )
+})

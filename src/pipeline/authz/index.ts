@@ -18,7 +18,9 @@ export function createAuthzStage() {
     name: 'authz',
     onRequest(ctx: RequestContext): void {
       const route = ctx.route
-      if (!route || route.auth === 'public') return
+      // The route stage answers every request it cannot route; no route here is a wiring bug.
+      if (!route) throw new GatewayError('ERR_INTERNAL', { reason: 'authz_without_route' })
+      if (route.auth === 'public') return
       const identity = ctx.identity
       // authn runs first and stops every unauthenticated request on a protected route; reaching
       // here without an identity is a wiring bug, so fail closed.

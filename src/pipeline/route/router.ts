@@ -1,3 +1,4 @@
+import { routeId, routeMethods } from '../../config/route-pattern.js'
 import type { RouteConfig } from '../../config/schema.js'
 
 export interface CompiledRoute {
@@ -36,9 +37,9 @@ export function compileRoute(r: RouteConfig, index: number): CompiledRoute {
   const allOf = r.scopes?.allOf ?? []
   const anyOf = r.scopes?.anyOf ?? []
   return Object.freeze({
-    id: r.id ?? `route-${index}`,
+    id: routeId(r, index),
     pattern: r.path,
-    methods: new Set(r.methods.includes('GET') && !r.methods.includes('HEAD') ? [...r.methods, 'HEAD'] : r.methods),
+    methods: new Set(routeMethods(r.methods)),
     auth: r.auth,
     issuers: r.issuers ? new Set(r.issuers) : undefined,
     allOf,
