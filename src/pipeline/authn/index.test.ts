@@ -259,3 +259,19 @@ test('presentedClaims: unverified payload for a new token, verified claims once 
   assert.equal(stage.presentedClaims(forged)?.client_id, 'app-9', 'claimed, not verified')
   assert.equal((await run(stage, forged))?.code, 'ERR_AUTHN_INVALID_TOKEN')
 })
+
+test('knownToken is true only when authn will accept the request from its cache', async (t) => {
+  const { a, stage } = await setup(t)
+  const token = await a.sign()
+  for (let i = 0; i < 2; i++) assert.equal(await run(stage, ctx(route(), `Bearer ${token}`)), undefined)
+  assert.equal(stage.knownToken(ctx(route(), `Bearer ${token}`)), true)
+  // Cached, but authn would refuse each of these: the hint must not let limits defer its checks.
+  assert.equal(stage.knownToken(ctx(route(), `Bearer ${token}`, '?access_token=x')), false)
+  assert.equal(stage.knownToken(ctx(route({ issuers: ['b'] }), `Bearer ${token}`)), false)
+  const twoHeaders = ctx(route(), `Bearer ${token}`)
+  ;(twoHeaders.req as { rawHeaders: string[] }).rawHeaders = ['Authorization', `Bearer ${token}`, 'Authorization', 'Bearer other']
+  assert.equal(stage.knownToken(twoHeaders), false)
+  for (const c of [ctx(route(), `Bearer ${token}`, '?access_token=x'), ctx(route({ issuers: ['b'] }), `Bearer ${token}`), twoHeaders]) {
+    assert.notEqual(await run(stage, c), undefined, 'authn refuses it')
+  }
+})

@@ -17,10 +17,10 @@ export interface AuthnStage extends Stage {
   /** Loads discovery documents and keys for every issuer; resolves when the first load settled. */
   start(): Promise<void>
   /**
-   * True when the request's bearer token is in the verified-token cache (so authn will spend no
-   * signature verification on it). A hint for the limits stage; it decides nothing about access.
+   * True when authn will accept the request from its verified-token cache (no signature
+   * verification, no refusal). A hint for the limits stage; it decides nothing about access.
    */
-  knownToken(ctx: TokenHolder): boolean
+  knownToken(ctx: RequestContext): boolean
   /**
    * The claims of the request's bearer token for the limits stage before authn: the verified
    * claims when the token is in the cache, else the UNVERIFIED payload (who the token claims to
@@ -157,8 +157,18 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
     name: 'authn',
     onRequest,
     knownToken(ctx) {
-      const token = bearerHint(ctx.req.headers.authorization)
-      return token !== undefined && cache.get(presented(ctx, token).digest, now()) !== undefined
+      // True only when onRequest will accept from the cache: the limits stage then skips its
+      // before-authn store call, so a request authn refuses after all (a second Authorization
+      // header, a token in the query, an issuer the route does not accept) must answer false here.
+      let token: string
+      try {
+        token = extractBearer(ctx.req.rawHeaders, ctx.req.headers.authorization, ctx.query)
+      } catch {
+        return false
+      }
+      const cached = cache.get(presented(ctx, token).digest, now())
+      const accepted = ctx.route?.issuers
+      return cached !== undefined && (accepted === undefined || accepted.has(cached.issuerId))
     },
     presentedClaims(ctx) {
       const token = bearerHint(ctx.req.headers.authorization)

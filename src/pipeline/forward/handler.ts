@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
 import type { RequestContext } from '../stage.js'
+import { rateLimitResponseHeaders } from '../limits/index.js'
 import { responseHeaders } from './response-headers.js'
 import { mapUpstreamError } from './upstream-error.js'
 
@@ -65,10 +66,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     ctx.status = statusCode
     // If writeHead throws (a header node refuses), undici aborts the request and onError answers 502.
     const headers = responseHeaders(rawHeaders, ctx.id)
-    const rl = ctx.rateLimitFields
+    const rl = rateLimitResponseHeaders(ctx)
     // RateLimit / RateLimit-Policy are list fields: ours go on lines of their own, next to any the
     // upstream sent (RFC 9110 §5.3: several field lines are one comma-joined list).
-    if (rl !== undefined && rl.limit.length > 0) headers.push('ratelimit-policy', rl.policy.join(', '), 'ratelimit', rl.limit.join(', '))
+    if (rl !== undefined) headers.push('ratelimit-policy', rl['ratelimit-policy'], 'ratelimit', rl.ratelimit)
     ctx.res.writeHead(statusCode, headers)
     this.state = State.Streaming
     this.resume = resume

@@ -94,14 +94,14 @@ test('a success never resets an address that attacks many accounts; it clears on
   const { bf } = tracker(store, clock)
   for (let i = 0; i < 12; i++) await attempt(bf, store, clock.now, '198.51.100.9', jwt({ client_id: `target-${i}` }))
   // The attacker authenticates once with its own valid token …
-  bf.recordSuccess({ clientId: 'attacker-own', subject: undefined, claims: {} })
+  bf.recordSuccess({ clientId: 'attacker-own', subject: undefined })
   // … and is still throttled.
   assert.equal((await store.check(bf.guards(asAttempt('198.51.100.9', undefined)).checks, clock.now)).allowed, false)
 
   // A legitimate client that fat-fingered a few times from its own address: its account count is cleared.
   for (let i = 0; i < 11; i++) await bf.onDenied({ clientIp: `203.0.113.${i}`, req: { headers: { authorization: jwt({ client_id: 'app-7' }) } } }, 'ERR_AUTHN_INVALID_TOKEN')
   assert.equal((await store.check(bf.guards(asAttempt('192.0.2.1', jwt({ client_id: 'app-7' }))).checks, clock.now)).allowed, false)
-  bf.recordSuccess({ clientId: 'app-7', subject: undefined, claims: {} })
+  bf.recordSuccess({ clientId: 'app-7', subject: undefined })
   assert.equal((await store.check(bf.guards(asAttempt('192.0.2.1', jwt({ client_id: 'app-7' }))).checks, clock.now)).allowed, true)
 })
 
@@ -157,4 +157,16 @@ test('with the memory store, accounts are only looked up while some account fail
   // Long after every score, throttle and lockout could have expired, the lookup stops again.
   clock.now += 24 * 3600 * 1000
   assert.equal(bf.guards(asAttempt('198.51.100.9', token)).checks.length, 1)
+})
+
+test('a tracker on a store kept across a reload checks accounts from the start (failures recorded before the reload still block)', async () => {
+  const clock = { now: T0 }
+  const store = createMemoryStore({ maxKeys: 1000 })
+  const before = tracker(store, clock).bf
+  const token = jwt({ client_id: 'victim' })
+  for (let i = 0; i < 40; i++) await before.onDenied({ clientIp: `203.0.113.${i}`, req: { headers: { authorization: token } } }, 'ERR_AUTHN_INVALID_TOKEN')
+  const after = createBruteForceTracker(CONFIG, store, { now: () => clock.now, addressKey: (ip) => addressKey(ip, 64), storeKept: true })
+  const guards = after.guards(asAttempt('192.0.2.77', token))
+  assert.equal(guards.account, 'victim')
+  assert.equal((await store.check(guards.checks, clock.now)).allowed, false, 'the locked account stays locked after the reload')
 })

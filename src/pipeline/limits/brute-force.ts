@@ -47,6 +47,11 @@ export interface BruteForceDeps {
   /** Address → counted key (IPv6 prefix), the same function the policies use. */
   readonly addressKey: (ip: string) => string
   readonly onLockout?: (event: LockoutEvent) => void
+  /**
+   * The store was kept from an earlier tracker (config reload): it may hold account failures this
+   * tracker did not record, so accounts are checked until they could all have expired.
+   */
+  readonly storeKept?: boolean
 }
 
 export interface GuardSet {
@@ -100,7 +105,7 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
   // instances' failures, so there the account is always checked.
   const localOnly = store.kind === 'memory'
   const quietHorizonMs = Math.ceil((params.lockAfter * params.intervalUs) / 1000) + params.lockMs + params.maxDelayMs
-  let accountsQuietAfterMs = 0
+  let accountsQuietAfterMs = deps.storeKept ? deps.now() + quietHorizonMs : 0
   const accountsMayBeBlocked = () => !localOnly || deps.now() < accountsQuietAfterMs
 
   const addressKey = (ip: string) => `f:ip:${deps.addressKey(ip)}`

@@ -26,7 +26,7 @@ test('bounds the length of a claimed id', () => {
 })
 
 test('names a verified identity the way a token names its claimed account', () => {
-  assert.equal(verifiedAccount({ clientId: 'app-1', subject: 'alice', claims: {} }), 'app-1')
-  assert.equal(verifiedAccount({ clientId: undefined, subject: 'alice', claims: {} }), 'alice')
+  assert.equal(verifiedAccount({ clientId: 'app-1', subject: 'alice' }), 'app-1')
+  assert.equal(verifiedAccount({ clientId: undefined, subject: 'alice' }), 'alice')
   assert.equal(verifiedAccount(undefined), undefined)
 })

@@ -1,3 +1,6 @@
+import { parseCompact } from '../authn/jwt-parse.js'
+import { bearerHint } from '../authn/presented.js'
+
 /**
  * The account a failing credential claims to be: the `client_id` (RFC 9068 §2.2), else `azp`,
  * else `sub` of a JWT, read WITHOUT verification. It is attacker-controlled and used for one
@@ -5,34 +8,25 @@
  * many addresses against one client is still noticed. It never grants anything, never reaches the
  * upstream, and is digested in store keys (keys.ts) when long or odd.
  *
- * Bounded work: tokens over MAX_TOKEN_CHARS are not decoded (authn refuses them anyway), and a
- * payload that is not a JSON object yields nothing.
+ * Bounded work: tokens over authn's MAX_TOKEN_BYTES are not decoded (authn refuses them anyway),
+ * and a token that is not a compact JWS with a JSON object payload yields nothing.
  */
-const MAX_TOKEN_CHARS = 8192
 const MAX_ID_CHARS = 256
 
 /**
  * The claimed account of an Authorization header value, or undefined. Decodes the token each
- * time; the gateway instead asks authn (accountFromClaims over its per-request decode), and this
- * is the fallback for a tracker used without authn. Nothing is memoized across requests: a table
- * keyed by raw header values would keep bearer tokens in memory long after their requests.
+ * time (with authn's bearer and JWS parsing); the gateway instead asks authn, which decodes a
+ * token once per request (BruteForceDeps.claimedAccount). Nothing is memoized across requests: a
+ * table keyed by raw header values would keep bearer tokens in memory long after their requests.
  */
 export function claimedAccount(authorization: string | string[] | undefined): string | undefined {
-  if (typeof authorization !== 'string' || authorization.length > MAX_TOKEN_CHARS + 7) return undefined
-  // RFC 6750 §2.1: the scheme is case-insensitive.
-  if (authorization.length < 8 || authorization.slice(0, 7).toLowerCase() !== 'bearer ') return undefined
-  const token = authorization.slice(7).trim()
-  const first = token.indexOf('.')
-  const second = first === -1 ? -1 : token.indexOf('.', first + 1)
-  if (second === -1) return undefined
-  let payload: unknown
+  const token = bearerHint(authorization)
+  if (token === undefined) return undefined
   try {
-    payload = JSON.parse(Buffer.from(token.slice(first + 1, second), 'base64url').toString('utf8'))
+    return accountFromClaims(parseCompact(token.trim()).payload)
   } catch {
     return undefined
   }
-  if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) return undefined
-  return accountFromClaims(payload as Record<string, unknown>)
 }
 
 /** client_id, else azp, else sub: the first that is a non-empty string, capped in length. */
@@ -46,9 +40,8 @@ export function accountFromClaims(claims: Readonly<Record<string, unknown>> | un
 }
 
 /** The account of a verified identity, named the same way as claimedAccount names a token's. */
-export function verifiedAccount(identity: { readonly clientId: string | undefined; readonly claims: Readonly<Record<string, unknown>>; readonly subject: string | undefined } | undefined): string | undefined {
-  if (!identity) return undefined
-  const azp = identity.claims.azp
-  const id = identity.clientId ?? (typeof azp === 'string' && azp ? azp : undefined) ?? identity.subject
+export function verifiedAccount(identity: { readonly clientId: string | undefined; readonly subject: string | undefined } | undefined): string | undefined {
+  // authn's clientId is already client_id, else azp (claims.ts buildIdentity).
+  const id = identity?.clientId || identity?.subject
   return id ? id.slice(0, MAX_ID_CHARS) : undefined
 }

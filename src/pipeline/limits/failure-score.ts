@@ -1,3 +1,4 @@
+import { intervalUs } from './gcra.js'
 /**
  * The state machine of brute-force protection for one key (a client address, or a claimed client
  * id). Pure; the stores keep the state and apply these rules (the Redis script mirrors them line
@@ -54,7 +55,7 @@ export function failureParams(c: {
   readonly lockout: { readonly after: number; readonly ttlSec: number }
 }): FailureParams {
   return {
-    intervalUs: Math.max(1, Math.round((c.windowSec * 1_000_000) / c.threshold)),
+    intervalUs: intervalUs(c.threshold, c.windowSec),
     threshold: c.threshold,
     lockAfter: c.lockout.after,
     lockMs: c.lockout.ttlSec * 1000,

@@ -15,10 +15,7 @@ export type { LimitStore, Decision, PolicyCheck } from './store.js'
 export type { LockoutEvent, BruteForceTracker } from './brute-force.js'
 export type { StoreEvent } from './resilient-store.js'
 export type { EventSampler } from './sampler.js'
-export { countsAsAuthFailure } from './brute-force.js'
-export { LimitsSchema, RouteLimitsField, limitsSemanticIssues, type LimitsConfig } from './config.js'
-export { createLimitStore } from './create-store.js'
-export { createEventSampler } from './sampler.js'
+export type { LimitsConfig } from './config.js'
 
 /**
  * The limits stage. It runs twice in the pipeline, as two instances of one factory:
@@ -39,15 +36,10 @@ export interface LimitsStage {
 }
 
 /**
- * Fields the limits stages add to the RequestContext (until stage.ts declares them).
- * - rateLimitFields: RateLimit / RateLimit-Policy list members collected by both instances, for
- *   the response (read them with rateLimitResponseHeaders(ctx)). Absent when headers are off or
- *   no policy applied.
- * - apiKeyId: set by an API-key authenticator; the "apiKey" key part reads it.
+ * The field only the limits stages use on the RequestContext (rateLimitFields and apiKeyId are
+ * declared in stage.ts, since forward and authenticators read or write them).
  */
 export interface LimitsContextFields {
-  rateLimitFields?: { policy: string[]; limit: string[] }
-  apiKeyId?: string
   /** Checks the before-authn instance handed to the after-authn one (remote store, known token). */
   deferredLimits?: DeferredChecks
 }
@@ -71,9 +63,9 @@ export interface LimitsStageDeps {
   readonly bruteForce?: BruteForceTracker
 }
 
-/** RateLimit-Policy and RateLimit for a response (merge them into the response headers). */
+/** RateLimit-Policy and RateLimit for a response (forward sends them next to the upstream's). */
 export function rateLimitResponseHeaders(ctx: RequestContext): Record<string, string> | undefined {
-  const f = (ctx as Ctx).rateLimitFields
+  const f = ctx.rateLimitFields
   if (!f || f.limit.length === 0) return undefined
   return { 'ratelimit-policy': f.policy.join(', '), ratelimit: f.limit.join(', ') }
 }
@@ -289,6 +281,7 @@ export function createLimits(
     now: deps.now,
     addressKey: (ip) => addressKey(ip, config.ipv6PrefixLength),
     claimedAccount: deps.claimedAccount,
+    storeKept: existingStore !== undefined,
     onLockout: deps.onLockout,
   })
   const stageDeps = { now: deps.now, bruteForce, knownToken: store.kind === 'memory' ? undefined : deps.knownToken }

@@ -131,7 +131,5 @@ export function planRoutes(config: LimitsConfig, routePolicies: ReadonlyMap<stri
   for (const [routeId, ids] of routePolicies) plans.set(routeId, build([...config.defaultPolicies, ...ids]))
   return {
     planFor: (routeId: string): RoutePlan => plans.get(routeId) ?? fallback,
-    /** Whether any route has policies in this phase (else the stage can be left out). */
-    active: fallback.policies.length > 0 || [...plans.values()].some((p) => p.policies.length > 0),
   }
 }
