@@ -65,3 +65,20 @@ test('registering the Fastify plugin without a verifier fails at startup', async
   }, /needs \{ verifier \}/)
   await app.close().catch(() => {})
 })
+
+test('route config scopes that are not an array of scope tokens fail the request instead of leaving the route open', async (t) => {
+  const verifier = { issuer: 'x', realm: 'r', verify: async () => ({ scopes: new Set<string>(['orders:read']) }) as unknown as Identity, warmUp: async () => {} }
+  const app = Fastify({ logger: false })
+  let reached = 0
+  app.register(async (api) => {
+    await api.register(fastifyVerify, { verifier })
+    api.get('/typo', { config: { scopes: 'admin' } }, async () => ({ reached: ++reached }))
+    api.get('/ok', { config: { scopes: ['orders:read'] } }, async () => ({ reached: ++reached }))
+  })
+  const started = await listen(app, { n: 0 })
+  t.after(() => started.close())
+  assert.equal((await send(started.url + '/typo', { authorization: 'Bearer x' })).status, 500)
+  assert.equal(reached, 0, 'the handler of the misconfigured route never ran')
+  assert.equal((await send(started.url + '/ok', { authorization: 'Bearer x' })).status, 200)
+  assert.equal((await send(started.url + '/ok', { authorization: 'Bearer x' })).status, 200, 'merged scopes are reused')
+})

@@ -30,20 +30,31 @@ export interface FastifyVerifyOptions {
 
 type Hook = (request: FastifyRequestLike, reply: FastifyReplyLike) => Promise<FastifyReplyLike | undefined>
 
-/** Route-level scopes: `config: { scopes: [...] }` in the route options (plugin only). */
-function routeScopes(request: FastifyRequestLike): readonly string[] | undefined {
-  const config = request.routeOptions?.config as { scopes?: unknown } | undefined
-  const scopes = config?.scopes
-  return Array.isArray(scopes) ? (scopes as string[]) : undefined
-}
-
 function makeHook(verifier: Verifier, options: FastifyVerifyOptions, perRoute: boolean): Hook {
   const scopes = scopesOption(options.scopes) ?? []
   const realm = options.realm ?? verifier.realm
+  // Route config objects → the plugin's scopes plus the route's, checked and merged once per route.
+  const merged = new WeakMap<object, readonly string[]>()
+  /**
+   * Route-level scopes: `config: { scopes: [...] }` in the route options (plugin only). A value
+   * that is not an array of scope tokens throws (the request fails with 500): a typo such as
+   * `scopes: 'admin'` must not leave the route open to any valid token.
+   */
+  function scopesFor(request: FastifyRequestLike): readonly string[] {
+    const config = request.routeOptions?.config
+    if (!perRoute || config === null || typeof config !== 'object') return scopes
+    let all = merged.get(config)
+    if (all === undefined) {
+      const own = scopesOption((config as { scopes?: readonly string[] }).scopes)
+      all = own ? [...scopes, ...own] : scopes
+      merged.set(config, all)
+    }
+    return all
+  }
   return async function portcullisVerify(request, reply) {
-    const extra = perRoute ? routeScopes(request) : undefined
+    const required = scopesFor(request)
     try {
-      request.identity = await authenticateRequest(verifier, request.raw, extra ? [...scopes, ...extra] : scopes)
+      request.identity = await authenticateRequest(verifier, request.raw, required)
       return undefined
     } catch (err) {
       if (!isVerifyError(err)) throw err

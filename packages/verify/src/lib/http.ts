@@ -1,28 +1,20 @@
 import { requireScopes } from '../require-scopes.js'
 import type { Identity, Verifier } from '../types.js'
-import type { VerifyError } from '../verify-error.js'
+import { isVerifyError, type VerifyError } from '../verify-error.js'
 import { authorizationOf, type RequestLike } from './bearer.js'
 import { withRealm } from './reject.js'
 
 export type { RequestLike } from './bearer.js'
 
-/** Request-level rules, then verify(), then the scopes. Rejects with VerifyError only. */
+/** Request-level rules, then verify(), then the scopes. A VerifyError comes out under the verifier's realm. */
 export async function authenticateRequest(verifier: Verifier, req: RequestLike, scopes: readonly string[] | undefined): Promise<Identity> {
-  let authorization: string | undefined
   try {
-    authorization = authorizationOf(req)
+    const identity = await verifier.verify(authorizationOf(req))
+    if (scopes !== undefined && scopes.length > 0) requireScopes(identity, ...scopes)
+    return identity
   } catch (err) {
-    throw withRealm(err as VerifyError, verifier.realm)
+    throw isVerifyError(err) ? withRealm(err, verifier.realm) : err
   }
-  const identity = await verifier.verify(authorization)
-  if (scopes !== undefined && scopes.length > 0) {
-    try {
-      requireScopes(identity, ...scopes)
-    } catch (err) {
-      throw withRealm(err as VerifyError, verifier.realm)
-    }
-  }
-  return identity
 }
 
 /** A response as plain data, for adapters to write with their framework's API. */
