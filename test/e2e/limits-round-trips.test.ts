@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Redis } from 'ioredis'
-import { baseConfig, startGateway } from '../helpers/gateway.js'
+import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
 import { startKeyServer } from '../helpers/keys.js'
 import { bearer, send } from '../helpers/limits.js'
 import { startRedisServer, uniquePrefix } from '../helpers/redis.js'
@@ -27,13 +27,14 @@ test('with Redis, a request whose token is already verified costs one round trip
   if (!redis) return
   const ks = await startKeyServer()
   const up = await startUpstream()
+  let gw: StartedGateway | undefined
   t.after(async () => {
-    await gw.stop()
+    await gw?.stop()
     await redis.close()
     await up.close()
     await ks.close()
   })
-  const gw = await startGateway(
+  gw = await startGateway(
     baseConfig({
       issuers: [{ id: 'test', issuer: ks.issuer, jwksUri: ks.jwksUri, audiences: ['api://test'] }],
       upstreams: [{ id: 'up', url: up.url }],

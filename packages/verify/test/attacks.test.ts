@@ -75,10 +75,9 @@ for (const source of ['jwksUri', 'discoveryUrl'] as const) {
           assert.equal(problem.detail, undefined, `${c.name}: no detail in the body`)
           assert.equal(JSON.stringify(problem).includes(c.token.slice(0, 20)), false, `${c.name}: no token in the body`)
         }
-      })
-
-      test('no attack token made the verifier contact the URL a jku or x5u header named', () => {
-        assert.deepEqual(trap.hits, [])
+        // In this test, after the jku and x5u tokens were sent: none made the verifier fetch the URL.
+        assert.ok(cases.some((c) => c.name.includes('jku')), 'the jku case ran')
+        assert.deepEqual(trap.hits, [], 'no attack token made the verifier contact the URL a jku or x5u header named')
       })
 
       test('an unknown kid is refused, and a key rotated into the JWKS is accepted after the refresh', async () => {

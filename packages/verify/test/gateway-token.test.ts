@@ -77,8 +77,11 @@ describe('gatewayTokenVerifier', () => {
 
   test('refuses RS256 even from a key in the gateway JWKS', async () => {
     const rs = await gw.addKey('RS256')
-    assert.equal((await refusal(orders.verify(gw.sign(internal, { exp: nowSec() + 30 }, { key: rs })))).reason, 'alg_not_allowed')
-    gw.removeKey(rs.kid)
+    try {
+      assert.equal((await refusal(orders.verify(gw.sign(internal, { exp: nowSec() + 30 }, { key: rs })))).reason, 'alg_not_allowed')
+    } finally {
+      gw.removeKey(rs.kid)
+    }
   })
 
   test('key rotation: tokens of the old key verify during the overlap, and not once it left the JWKS', async () => {
@@ -99,7 +102,10 @@ describe('gatewayTokenVerifier', () => {
     const lenient = gatewayTokenVerifier({ gatewayIssuer: gw.issuer, audience: 'orders', jwksUri: gw.jwksUri, maxTokenLifetimeSec: 300, algorithms: undefined })
     assert.equal((await lenient.verify(mint({ exp: nowSec() + 120 }))).subject, 'user-1')
     const rs = await gw.addKey('RS256')
-    assert.equal((await refusal(lenient.verify(gw.sign(internal, { exp: nowSec() + 30 }, { key: rs })))).reason, 'alg_not_allowed')
-    gw.removeKey(rs.kid)
+    try {
+      assert.equal((await refusal(lenient.verify(gw.sign(internal, { exp: nowSec() + 30 }, { key: rs })))).reason, 'alg_not_allowed')
+    } finally {
+      gw.removeKey(rs.kid)
+    }
   })
 })
