@@ -19,8 +19,27 @@ export interface Running {
 }
 
 const READY_WAIT_MS = 10_000
+
+/**
+ * Settings read once, by the listeners or the process, that a reload cannot change: a reload that
+ * changes them says so instead of silently keeping the old values.
+ */
+const RESTART_ONLY: ReadonlyArray<readonly [string, (c: Config) => unknown]> = [
+  ['listeners', (c) => c.listeners],
+  ['logging', (c) => c.logging],
+  ['metrics', (c) => c.metrics],
+  ...(['healthPath', 'readyPath', 'headersTimeoutMs', 'requestTimeoutMs', 'keepAliveTimeoutMs', 'maxHeaderBytes', 'maxConnections', 'maxRequestsPerSocket'] as const).map(
+    (f) => [`server.${f}`, (c: Config) => c.server[f]] as const,
+  ),
+]
 /** After draining, how long closing upstream pools and the limit store may take before exit. */
 const CLOSE_GRACE_MS = 5_000
+
+/** Prints why the config was refused and returns the error that makes the CLI exit 1. */
+function configRejected(reasons: string): Error {
+  process.stderr.write(`portcullis: config rejected\n${reasons}\n`)
+  return Object.assign(new Error('config rejected'), { exitCode: 1 })
+}
 
 /**
  * Process entry: load config → build gateway → listen → handle signals. A config that fails
@@ -29,10 +48,7 @@ const CLOSE_GRACE_MS = 5_000
 export async function start(options: StartOptions): Promise<Running> {
   const first = await loadConfigFile(options.configPath)
   if (!first.ok) {
-    process.stderr.write(`portcullis: config rejected\n${formatIssues(first.errors)}\n`)
-    const err = new Error('config rejected') as Error & { exitCode: number }
-    err.exitCode = 1
-    throw err
+    throw configRejected(formatIssues(first.errors))
   }
   const config = first.config
   const logs = createLogs({ level: config.logging.level, events: config.logging.events, access: config.logging.access })
@@ -49,10 +65,7 @@ export async function start(options: StartOptions): Promise<Running> {
   try {
     gateway = createGateway(config, deps, { onDone, metrics })
   } catch (err) {
-    process.stderr.write(`portcullis: config rejected\n${options.configPath}  ${(err as Error).message}\n`)
-    const e = new Error('config rejected') as Error & { exitCode: number }
-    e.exitCode = 1
-    throw e
+    throw configRejected(`${options.configPath}  ${(err as Error).message}`)
   }
   // Listen at once (health answers, readiness says "not ready" until keys are in), then load keys.
   const listeners = await startListeners(config, gateway)
@@ -74,7 +87,8 @@ export async function start(options: StartOptions): Promise<Running> {
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       logs.events.emit({ type: 'gateway.stopping', time: new Date().toISOString(), inFlight: listeners.inFlight() })
-      await listeners.drain(config.server.drainTimeoutMs)
+      // The running config's drain time (a reload may have changed it).
+      await listeners.drain(listeners.current().config.server.drainTimeoutMs)
       await metricsListener?.close()
       // Closing pools and stores is bounded too: a shutdown must end even if a peer hangs.
       await Promise.race([listeners.current().close(), new Promise((r) => setTimeout(r, CLOSE_GRACE_MS).unref())])
@@ -88,7 +102,7 @@ export async function start(options: StartOptions): Promise<Running> {
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.once(sig, () => {
       // Whatever hangs (a peer, a log reader), the process ends: exit 1 past every bound.
-      setTimeout(() => process.exit(1), config.server.drainTimeoutMs + CLOSE_GRACE_MS + 5_000).unref()
+      setTimeout(() => process.exit(1), listeners.current().config.server.drainTimeoutMs + CLOSE_GRACE_MS + 5_000).unref()
       void stop().then(() => process.exit(0))
     })
   }
@@ -124,9 +138,8 @@ async function doReload(
     return false
   }
   const next = result.config
-  if (JSON.stringify(next.listeners) !== JSON.stringify(initial.listeners) || JSON.stringify(next.logging) !== JSON.stringify(initial.logging) || JSON.stringify(next.metrics) !== JSON.stringify(initial.metrics)) {
-    logs.logger.warn('listeners, logging and metrics changes take effect on restart only')
-  }
+  const restartOnly = RESTART_ONLY.filter(([name, of]) => JSON.stringify(of(next)) !== JSON.stringify(of(initial))).map(([name]) => name)
+  if (restartOnly.length > 0) logs.logger.warn({ fields: restartOnly }, `${restartOnly.join(', ')} changes take effect on restart only`)
   // Same limit-store settings: the new pipeline takes over the running store, so rate and quota
   // counters survive the reload instead of starting from zero.
   const current = listeners.current()

@@ -31,3 +31,9 @@ test('header injection through realm or scope is neutralised', () => {
   const p = toProblem(new GatewayError('ERR_AUTHZ_INSUFFICIENT_SCOPE', { scope: 'a\r\nSet-Cookie: x=1' }), 'r', 'api')
   assert.ok(!/[\r\n]/.test(p.headers['www-authenticate']))
 })
+
+test('every problem response carries the request id and its exact content length', () => {
+  const p = toProblem(new GatewayError('ERR_GATEWAY_DRAINING'), 'req-12345678', 'api')
+  assert.equal(p.headers['x-request-id'], 'req-12345678')
+  assert.equal(p.headers['content-length'], String(Buffer.byteLength(p.body)))
+})

@@ -22,7 +22,10 @@ function challenge(code: ErrorCode, realm: string, scope: string | undefined): s
   return 'Bearer ' + parts.join(', ')
 }
 
-/** GatewayError → RFC 9457 application/problem+json body plus RFC 6750 WWW-Authenticate. */
+/**
+ * GatewayError → RFC 9457 application/problem+json body plus RFC 6750 WWW-Authenticate, and the
+ * request id and content length every refusal carries, whoever answers it (runner, listener, JWKS).
+ */
 export function toProblem(err: GatewayError, requestId: string, realm: string): ProblemResponse {
   const entry = catalog[err.code]
   const body: Record<string, unknown> = {
@@ -42,5 +45,8 @@ export function toProblem(err: GatewayError, requestId: string, realm: string): 
   const wwwAuth = challenge(err.code, realm, err.scope)
   if (wwwAuth) headers['www-authenticate'] = wwwAuth
   if (err.headers) Object.assign(headers, err.headers)
-  return { status: entry.status, headers, body: JSON.stringify(body) }
+  const text = JSON.stringify(body)
+  headers['x-request-id'] = requestId
+  headers['content-length'] = String(Buffer.byteLength(text))
+  return { status: entry.status, headers, body: text }
 }

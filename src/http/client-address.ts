@@ -10,7 +10,8 @@ export interface ClientAddressResolver {
   readonly trusts: (address: string) => boolean
 }
 
-function normalizeIp(ip: string): string {
+/** IPv4-mapped IPv6 from dual-stack sockets (::ffff:192.0.2.1) → plain IPv4; anything else as it is. */
+export function normalizeIp(ip: string): string {
   // IPv4-mapped IPv6 from dual-stack sockets: compare as plain IPv4.
   return ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip
 }

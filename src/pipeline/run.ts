@@ -1,3 +1,4 @@
+import { hasBody } from './sanitize/framing.js'
 import { GatewayError, isGatewayError } from '../errors/gateway-error.js'
 import { catalog, type ErrorCode } from '../errors/catalog.js'
 import { toProblem } from '../errors/problem.js'
@@ -57,14 +58,10 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
       res.destroy()
     } else if (!res.writableEnded) {
       const problem = toProblem(gerr, ctx.id, realm)
-      problem.headers['x-request-id'] = ctx.id
-      problem.headers['content-length'] = String(Buffer.byteLength(problem.body))
       const req = ctx.req
       // Only a request with a body (RFC 9112 §6.3: Content-Length or Transfer-Encoding) can have
       // one still arriving; every other refusal keeps the connection alive.
-      const h = req.headers
-      const hasBody = h !== undefined && (h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0'))
-      if (hasBody && !req.complete) {
+      if (hasBody(req.headers) && !req.complete) {
         // Refused before its body was read to the end: close the connection after this answer,
         // since its framing can no longer be trusted to be in step; read (and discard) what is
         // left so the client can finish sending and see the answer (closing with unread data

@@ -92,6 +92,24 @@ test('an invalid config on reload is rejected with its errors logged and the run
   assert.equal((await fetch(gw.url + '/b/1')).status, 404)
 })
 
+test('a reload that changes settings only a restart applies names them in a warning; the rest applies', async (t) => {
+  const up = await startUpstream()
+  const base = routeTo(up.url, '/a/**')
+  const gw = await startGateway(base)
+  t.after(async () => {
+    await gw.stop()
+    await up.close()
+  })
+  const next = routeTo(up.url, '/b/**')
+  writeFileSync(gw.configPath, JSON.stringify({ ...next, server: { ...(next.server as object), healthPath: '/alive', maxConnections: 77 } }))
+  gw.child.kill('SIGHUP')
+  const warning = await gw.waitFor((l) => Array.isArray(l.fields) && String(l.msg).includes('restart only'))
+  assert.deepEqual(warning.fields, ['server.healthPath', 'server.maxConnections'])
+  await gw.waitFor((l) => l.event === 'config.loaded' && l.reload === true)
+  assert.equal((await fetch(gw.url + '/b/1')).status, 200, 'the routes changed')
+  assert.equal((await fetch(gw.url + '/healthz')).status, 200, 'the health path did not')
+})
+
 test('with --watch an edited config file is reloaded without a signal', async (t) => {
   const up = await startUpstream()
   const gw = await startGateway(routeTo(up.url, '/a/**'), { args: ['--watch'] })

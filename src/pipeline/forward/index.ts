@@ -1,3 +1,4 @@
+import { hasBody } from '../sanitize/framing.js'
 import { Readable } from 'node:stream'
 import { limitedBody } from './body-limit.js'
 import type { IncomingMessage } from 'node:http'
@@ -44,18 +45,6 @@ function createTarget(u: UpstreamConfig): Target {
 }
 
 /**
- * RFC 9112 §6.3: a request has a body exactly when it carries Content-Length or Transfer-Encoding
- * (sanitize has refused both together). Deciding by framing, not by method, streams a DELETE with
- * a body and never turns a body-less POST into an empty chunked upload.
- */
-function hasBody(req: IncomingMessage): boolean {
-  const h = req.headers
-  if (h['transfer-encoding'] !== undefined) return true
-  const cl = h['content-length']
-  return cl !== undefined && cl !== '0'
-}
-
-/**
  * The last stage: sends the request to the route's upstream over a keep-alive undici Pool and
  * streams the answer back. Its promise resolves once the last byte is handed to the client
  * socket, or rejects with ERR_FORWARD_UNAVAILABLE (502) / ERR_FORWARD_TIMEOUT (504).
@@ -94,7 +83,7 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
         headers,
         // Streamed, never buffered: undici reads the client's request as it arrives. A chunked
         // body is counted on the way (its size was not declared, so sanitize could not check it).
-        body: !hasBody(req) ? null : maxBodyBytes > 0 && req.headers['transfer-encoding'] !== undefined ? Readable.from(limitedBody(req, maxBodyBytes), { objectMode: false }) : req,
+        body: !hasBody(req.headers) ? null : maxBodyBytes > 0 && req.headers['transfer-encoding'] !== undefined ? Readable.from(limitedBody(req, maxBodyBytes), { objectMode: false }) : req,
       }
       return new Promise<void>((resolve, reject) => {
         target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id))

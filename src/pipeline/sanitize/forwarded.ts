@@ -1,10 +1,5 @@
 import { isIPv6 } from 'node:net'
 
-/** IPv4-mapped IPv6 from dual-stack sockets is written as plain IPv4, as the client resolver does. */
-export function plainIp(ip: string): string {
-  return ip.startsWith('::ffff:') && ip.indexOf('.') !== -1 ? ip.slice(7) : ip
-}
-
 /**
  * X-Forwarded-For for the upstream. Only a trusted proxy's chain is kept (and extended with the
  * proxy's own address); from anyone else the header is replaced by the peer address, because a

@@ -48,3 +48,15 @@ export function checkDeclaredLength(headers: IncomingHttpHeaders, maxBodyBytes: 
     throw new GatewayError('ERR_SANITIZE_TOO_LARGE', { reason: 'content_length', detail: `The request body exceeds ${maxBodyBytes} bytes.` })
   }
 }
+
+/**
+ * RFC 9112 §6.3: a request has a body exactly when it carries Content-Length or Transfer-Encoding
+ * (checkFraming has refused both together). Deciding by framing, not by method, streams a DELETE
+ * with a body and never turns a body-less POST into an empty chunked upload.
+ */
+export function hasBody(headers: IncomingHttpHeaders | undefined): boolean {
+  if (headers === undefined) return false
+  if (headers['transfer-encoding'] !== undefined) return true
+  const cl = headers['content-length']
+  return cl !== undefined && cl !== '0'
+}

@@ -1,7 +1,8 @@
 import type { Config } from '../../config/schema.js'
 import type { ClientAddressResolver } from '../../http/client-address.js'
 import type { Deps, RequestContext, Stage } from '../stage.js'
-import { appendForwarded, forwardedFor, forwardedProto, plainIp } from './forwarded.js'
+import { normalizeIp } from '../../http/client-address.js'
+import { appendForwarded, forwardedFor, forwardedProto } from './forwarded.js'
 import { checkDeclaredLength, checkFraming } from './framing.js'
 import { createHeaderMatcher } from './header-matcher.js'
 import { connectionListed, HOP_BY_HOP } from './hop-by-hop.js'
@@ -65,7 +66,8 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
         out.tracestate = tracestate
       }
 
-      const peer = plainIp(ctx.peerIp)
+      // IPv4-mapped addresses are written as plain IPv4, as the client resolver compares them.
+      const peer = normalizeIp(ctx.peerIp)
       const trusted = resolver.trusts(peer)
       out['x-forwarded-for'] = forwardedFor(h['x-forwarded-for'], peer, trusted)
       out['x-forwarded-proto'] = forwardedProto(h['x-forwarded-proto'], trusted, OWN_PROTO)
