@@ -335,3 +335,12 @@ test('two issuers with the same iss, or a JWKS min cache age above the max, are 
   assert.deepEqual(paths, ['/issuers/1/issuer', '/issuers/1/jwksCacheMinAgeSec'], formatIssues(errors))
   assert.ok(errors.every((e) => e.line !== undefined))
 })
+
+test('a route on a path the gateway answers itself (health, ready, internal-token JWKS) is refused', () => {
+  const routes = ['/healthz', '/.well-known/portcullis-jwks.json'].map((path) => `  - path: ${path}\n    upstream: orders\n    auth: public\n`).join('')
+  const text = `${VALID}${routes}internalTokens:\n  issuer: https://gateway.example\n  jwksPath: /.well-known/portcullis-jwks.json\n  signingKeys: '{"keys":[]}'\n`
+  const errors = errorsOf(loadConfigText(text, FILE, {}))
+  const by = (p: string) => errors.find((e) => e.path === p)?.message ?? formatIssues(errors)
+  assert.match(by('/routes/1/path'), /collides with server\.healthPath/)
+  assert.match(by('/routes/2/path'), /collides with internalTokens\.jwksPath "\/\.well-known\/portcullis-jwks\.json"/)
+})

@@ -91,6 +91,12 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
 
   const describe = (ids: Set<string>) => (ids.size ? `defined: ${[...ids].join(', ')}` : 'none are defined')
   const seenRoutes = new Map<string, number>()
+  // Paths the gateway answers itself, before routing.
+  const ownPaths: Array<readonly [string, string, string]> = [
+    ['server.healthPath', '/server/healthPath', config.server.healthPath],
+    ['server.readyPath', '/server/readyPath', config.server.readyPath],
+  ]
+  if (config.internalTokens !== undefined) ownPaths.push(['internalTokens.jwksPath', '/internalTokens/jwksPath', config.internalTokens.jwksPath])
   config.routes.forEach((r, i) => {
     const p = `/routes/${i}`
     if (!upstreamIds.has(r.upstream)) add(`${p}/upstream`, `unknown upstream ${show(r.upstream, `${p}/upstream`)} (${describe(upstreamIds)})`)
@@ -103,9 +109,9 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
     const problem = patternProblem(r.path)
     if (problem) add(`${p}/path`, `invalid path pattern: ${problem}`)
     else {
-      for (const [field, own] of [['healthPath', config.server.healthPath], ['readyPath', config.server.readyPath]] as const) {
+      for (const [field, pointer, own] of ownPaths) {
         if (matchesExactly(r.path, own)) {
-          add(`${p}/path`, `collides with server.${field} ${show(own, `/server/${field}`)}: the gateway answers that path itself, so this route would never receive it`)
+          add(`${p}/path`, `collides with ${field} ${show(own, pointer)}: the gateway answers that path itself, so this route would never receive it`)
         }
       }
       // The router keeps the first of two routes with the same shape and method; the second

@@ -1,4 +1,3 @@
-import { matchesExactly, patternProblem } from '../config/route-pattern.js'
 import type { Config } from '../config/schema.js'
 import { createKeySchedule, scheduleProblem } from './key-schedule.js'
 import { KeySetError, parseKeySet } from './key-set.js'
@@ -16,7 +15,7 @@ export interface InternalTokensIssue {
  *   speak for), internalTokens configured, and an upstream with an audience;
  * - the signing key set parses, its current key has the configured algorithm, and some key can
  *   sign now;
- * - the JWKS path does not collide with the health endpoints or a route.
+ * - the JWKS path differs from the health endpoints.
  *
  * `show` renders a config value for a message unless it came from a secret reference.
  */
@@ -24,7 +23,6 @@ export function internalTokensIssues(config: Config, show: (value: unknown, path
   const issues: InternalTokensIssue[] = []
   const add = (path: string, message: string) => issues.push({ path, message })
   const it = config.internalTokens
-  const audienceOf = new Map(config.upstreams.map((u) => [u.id, u.audience] as const))
 
   config.routes.forEach((r, i) => {
     if (r.upstreamToken !== 'internal') return
@@ -32,7 +30,7 @@ export function internalTokensIssues(config: Config, show: (value: unknown, path
     if (r.auth !== 'required') add(p, 'upstreamToken "internal" needs auth: required: an internal token speaks for a verified caller')
     if (it === undefined) add(p, 'upstreamToken "internal" needs internalTokens (the issuer and signing keys of the tokens the gateway mints)')
     const upstream = config.upstreams.findIndex((u) => u.id === r.upstream)
-    if (upstream !== -1 && audienceOf.get(r.upstream) === undefined) {
+    if (upstream !== -1 && config.upstreams[upstream].audience === undefined) {
       add(p, `upstreamToken "internal" needs an audience on upstream ${show(r.upstream, `/routes/${i}/upstream`)} (upstreams/${upstream}/audience)`)
     }
   })
@@ -47,14 +45,10 @@ export function internalTokensIssues(config: Config, show: (value: unknown, path
     add('/internalTokens/signingKeys', `the signing key set ${err.message}`)
   }
 
+  // A route on the JWKS path is refused with the other paths the gateway answers itself (semantic.ts).
   const s = config.server
   for (const [field, own] of [['healthPath', s.healthPath], ['readyPath', s.readyPath]] as const) {
     if (it.jwksPath === own) add('/internalTokens/jwksPath', `must differ from server.${field}`)
   }
-  config.routes.forEach((r, i) => {
-    if (patternProblem(r.path) === undefined && matchesExactly(r.path, it.jwksPath)) {
-      add(`/routes/${i}/path`, `collides with internalTokens.jwksPath ${show(it.jwksPath, '/internalTokens/jwksPath')}: the gateway answers that path itself, so this route would never receive it`)
-    }
-  })
   return issues
 }
