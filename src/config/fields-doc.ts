@@ -1,18 +1,12 @@
+import { patternTexts } from './patterns.js'
+
 /**
  * Renders the field reference of docs/config.md from the JSON Schema, so the documented fields,
  * types and defaults are the ones the loader enforces (a test compares the two).
  */
 type Schema = Record<string, unknown>
 
-const PATTERN_TEXT: Record<string, string> = {
-  '^/': 'starts with /',
-  '^https?://': 'http(s) URL',
-  '^[A-Za-z0-9_.-]+$': '[A-Za-z0-9_.-]',
-  '^[A-Za-z0-9_.:-]+$': '[A-Za-z0-9_.:-]',
-  '^[!#-\\[\\]-~]+$': 'scope token',
-  '^https?://[^/?#@\\s]+(/[^?#\\s]*)?$': 'http(s) URL without credentials, query or fragment',
-  "^[!#$%&'+.^_`|~0-9A-Za-z-]+$": 'header name',
-}
+const PATTERN_TEXT = patternTexts('doc')
 
 function typeText(s: Schema): string {
   if ('const' in s) return `\`${JSON.stringify(s.const)}\``

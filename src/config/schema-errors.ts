@@ -1,3 +1,4 @@
+import { patternTexts } from './patterns.js'
 import type { ErrorObject } from 'ajv'
 import { pointerSegment } from './env-refs.js'
 
@@ -19,21 +20,12 @@ export interface SchemaIssue {
 
 type Schema = Record<string, unknown>
 
-/** Patterns of the schema, said in words. Anything else falls back to the pattern itself. */
-const PATTERN_WORDS: Record<string, string> = {
-  '^/': 'must start with "/"',
-  '^https?://': 'must be an http:// or https:// URL',
-  '^[A-Za-z0-9_.-]+$': 'may contain only letters, digits, "_", "." and "-"',
-  '^[A-Za-z0-9_.:-]+$': 'may contain only letters, digits, "_", ".", ":" and "-"',
-  '^[!#-\\[\\]-~]+$': 'must be a scope token: printable ASCII without spaces, quotes or backslashes (RFC 6749 §3.3)',
-  '^https?://[^/?#@\\s]+(/[^?#\\s]*)?$': 'must be an http:// or https:// URL without credentials, query or fragment',
-  "^[!#$%&'+.^_`|~0-9A-Za-z-]+$": 'must be an HTTP header name (an RFC 9110 §5.6.2 token)',
-}
+/** Patterns of the schema, said in words (patterns.ts). Anything else falls back to the pattern itself. */
+const PATTERN_WORDS = patternTexts('error')
 
 function patternWords(pattern: string): string {
   const known = PATTERN_WORDS[pattern]
   if (known) return known
-  if (pattern.startsWith('^https?://')) return `must be an http:// or https:// URL (matching ${pattern})`
   return `must match the pattern ${pattern}`
 }
 

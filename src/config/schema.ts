@@ -1,6 +1,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { LimitsSchema, RouteLimitsField } from '../pipeline/limits/config.js'
 import { InternalTokensSchema, UpstreamAudienceField, UpstreamTokenField } from '../tokens/config.js'
+import { PATTERNS } from './patterns.js'
 
 /**
  * The one config schema. Types are derived from it (Static<>), so checks and types never drift.
@@ -50,15 +51,15 @@ export const ServerSchema = Type.Object(
       description: 'Addresses or CIDRs of proxies in front of the gateway whose X-Forwarded-For is believed.',
     }),
     realm: Type.String({ default: 'portcullis', description: 'realm of WWW-Authenticate challenges.' }),
-    healthPath: Type.String({ default: '/healthz', pattern: '^/', description: 'Liveness endpoint answered by the gateway itself (200, or 503 while draining).' }),
-    readyPath: Type.String({ default: '/readyz', pattern: '^/', description: 'Readiness endpoint: 200 once every issuer has keys.' }),
+    healthPath: Type.String({ default: '/healthz', pattern: PATTERNS.path.pattern, description: 'Liveness endpoint answered by the gateway itself (200, or 503 while draining).' }),
+    readyPath: Type.String({ default: '/readyz', pattern: PATTERNS.path.pattern, description: 'Readiness endpoint: 200 once every issuer has keys.' }),
   },
   closed,
 )
 
 export const IssuerSchema = Type.Object(
   {
-    id: Type.String({ pattern: '^[A-Za-z0-9_.-]+$' }),
+    id: Type.String({ pattern: PATTERNS.id.pattern }),
     discoveryUrl: Type.Optional(Type.String({ format: 'uri', description: 'OpenID Connect discovery document URL.' })),
     issuer: Type.Optional(Type.String({ description: 'Expected iss. Required unless discoveryUrl is given.' })),
     jwksUri: Type.Optional(Type.String({ format: 'uri', description: 'JWKS URL. Required unless discoveryUrl is given.' })),
@@ -82,11 +83,11 @@ export const IssuerSchema = Type.Object(
 
 export const UpstreamSchema = Type.Object(
   {
-    id: Type.String({ pattern: '^[A-Za-z0-9_.-]+$' }),
+    id: Type.String({ pattern: PATTERNS.id.pattern }),
     url: Type.String({
       format: 'uri',
       // No userinfo, query or fragment: the path (if any) is a prefix for every forwarded request.
-      pattern: '^https?://[^/?#@\\s]+(/[^?#\\s]*)?$',
+      pattern: PATTERNS.upstreamUrl.pattern,
       description: 'Base URL. Its path, if any, is prepended to every forwarded path.',
     }),
     connectTimeoutMs: Ms(2_000, 'TCP/TLS connect timeout.'),
@@ -101,17 +102,17 @@ export const UpstreamSchema = Type.Object(
 
 export const ScopesSchema = Type.Object(
   {
-    allOf: Type.Array(Type.String({ minLength: 1, pattern: '^[!#-\\[\\]-~]+$' }), { default: [], description: 'The token must carry every one of these scopes.' }),
-    anyOf: Type.Array(Type.String({ minLength: 1, pattern: '^[!#-\\[\\]-~]+$' }), { default: [], description: 'The token must carry at least one of these scopes.' }),
+    allOf: Type.Array(Type.String({ minLength: 1, pattern: PATTERNS.scope.pattern }), { default: [], description: 'The token must carry every one of these scopes.' }),
+    anyOf: Type.Array(Type.String({ minLength: 1, pattern: PATTERNS.scope.pattern }), { default: [], description: 'The token must carry at least one of these scopes.' }),
   },
   { ...closed, description: 'Scopes checked after authentication (only on auth: required routes).' },
 )
 
 export const RouteSchema = Type.Object(
   {
-    id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]+$', description: 'Name used in logs, events and acknowledgements (default: route-<index>).' })),
+    id: Type.Optional(Type.String({ pattern: PATTERNS.routeId.pattern, description: 'Name used in logs, events and acknowledgements (default: route-<index>).' })),
     path: Type.String({
-      pattern: '^/',
+      pattern: PATTERNS.path.pattern,
       description: 'Path pattern: literal segments, ":name" or "*" for one segment, a trailing "/**" for any rest.',
     }),
     methods: Type.Array(HttpMethod, { minItems: 1, default: ['GET', 'HEAD'], description: 'Methods this route accepts; GET implies HEAD.' }),
@@ -121,7 +122,7 @@ export const RouteSchema = Type.Object(
     }),
     issuers: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Accepted issuer ids (default: all).' })),
     scopes: Type.Optional(ScopesSchema),
-    stripPrefix: Type.Optional(Type.String({ pattern: '^/', description: 'Prefix removed from the path before forwarding.' })),
+    stripPrefix: Type.Optional(Type.String({ pattern: PATTERNS.path.pattern, description: 'Prefix removed from the path before forwarding.' })),
     limits: RouteLimitsField,
     upstreamToken: UpstreamTokenField,
   },
@@ -136,10 +137,10 @@ export const IdentitySchema = Type.Object(
     }),
     headers: Type.Object(
       {
-        subject: Type.String({ pattern: "^[!#$%&'+.^_`|~0-9A-Za-z-]+$", default: 'x-auth-subject' }),
-        clientId: Type.String({ pattern: "^[!#$%&'+.^_`|~0-9A-Za-z-]+$", default: 'x-auth-client-id' }),
-        scopes: Type.String({ pattern: "^[!#$%&'+.^_`|~0-9A-Za-z-]+$", default: 'x-auth-scopes' }),
-        issuer: Type.String({ pattern: "^[!#$%&'+.^_`|~0-9A-Za-z-]+$", default: 'x-auth-issuer' }),
+        subject: Type.String({ pattern: PATTERNS.headerName.pattern, default: 'x-auth-subject' }),
+        clientId: Type.String({ pattern: PATTERNS.headerName.pattern, default: 'x-auth-client-id' }),
+        scopes: Type.String({ pattern: PATTERNS.headerName.pattern, default: 'x-auth-scopes' }),
+        issuer: Type.String({ pattern: PATTERNS.headerName.pattern, default: 'x-auth-issuer' }),
       },
       { ...closed, default: {} },
     ),
@@ -187,7 +188,7 @@ export const ConfigSchema = Type.Object(
         enabled: Type.Boolean({ default: false, description: 'Serve Prometheus metrics on their own listener.' }),
         host: Type.String({ default: '127.0.0.1', description: 'Interface of the metrics listener (loopback by default).' }),
         port: Type.Integer({ minimum: 0, maximum: 65535, default: 9464 }),
-        path: Type.String({ default: '/metrics', pattern: '^/' }),
+        path: Type.String({ default: '/metrics', pattern: PATTERNS.path.pattern }),
       },
       { ...closed, default: {}, description: 'Prometheus metrics (prom-client), on a listener of their own.' },
     ),

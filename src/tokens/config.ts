@@ -1,3 +1,4 @@
+import { PATTERNS } from '../config/patterns.js'
 import { Type, type Static } from '@sinclair/typebox'
 
 /**
@@ -32,7 +33,7 @@ export const InternalTokensSchema = Type.Object(
     algorithm: SigningAlgorithm,
     ttlSec: Type.Integer({ minimum: 1, maximum: MAX_TTL_SEC, default: 30, description: 'Lifetime of a minted token; never past the caller token’s exp.' }),
     jwksPath: Type.String({
-      pattern: '^/',
+      pattern: PATTERNS.path.pattern,
       default: DEFAULT_JWKS_PATH,
       description: 'Path on the public listeners where the gateway serves its public keys (JWKS) for services.',
     }),

@@ -1,3 +1,4 @@
+import { PATTERNS } from '../../config/patterns.js'
 import { Type, type Static } from '@sinclair/typebox'
 
 /**
@@ -8,7 +9,7 @@ import { Type, type Static } from '@sinclair/typebox'
  * limitsSemanticIssues() at the end of this file.
  */
 const closed = { additionalProperties: false } as const
-const ID_PATTERN = '^[A-Za-z0-9_.-]+$'
+const ID_PATTERN = PATTERNS.id.pattern
 
 export const LimitKeyPart = Type.Union(
   [Type.Literal('client'), Type.Literal('subject'), Type.Literal('apiKey'), Type.Literal('ip'), Type.Literal('route')],
