@@ -14,8 +14,6 @@ export interface Target {
   readonly baseline?: boolean
   /** Draws on ctx.coldTokens (signing that pool takes a while, so it is only done when needed). */
   readonly usesColdTokens?: boolean
-  /** Any non-2xx response or socket error in this row means the bench is misconfigured. */
-  readonly strict: boolean
   /** Starts the server under test (in its own process) and resolves once it can take load. */
   start(ctx: BenchContext): Promise<RunningTarget>
   /** The requests for the warm-up run, and for measured run `part.index` of `part.of` (the measured
@@ -74,7 +72,6 @@ export interface BenchContext {
   readonly publicRoutes: boolean
   /** Per-run scratch directory (configs, logs). */
   readonly tmpDir: string
-  readonly connections: number
   /** BENCH_PROFILE=1: servers under test write a V8 CPU profile into their directory on exit. */
   readonly profile: boolean
 }

@@ -12,7 +12,6 @@ export function bareProxy(): Target {
     id: 'bare',
     label: 'bare proxy (node:http + undici)',
     baseline: true,
-    strict: true,
     async start(ctx: BenchContext) {
       next = rotate(ctx.warmTokens.map(bearer))
       const dir = join(ctx.tmpDir, 'bare')

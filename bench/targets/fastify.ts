@@ -9,7 +9,6 @@ export function fastifyStack(): Target {
   return {
     id: 'fastify',
     label: 'fastify + http-proxy + jwt + rate-limit',
-    strict: true,
     async start(ctx: BenchContext) {
       next = rotate(ctx.warmTokens.map(bearer))
       bad = bearer(tamper(ctx.warmTokens[0]))

@@ -29,7 +29,6 @@ export function gatewayTarget(options: GatewayTargetOptions): Target {
   return {
     id: options.id,
     label: options.label,
-    strict: true,
     usesColdTokens: options.tokens === 'cold',
     checks: options.checks,
     async start(c) {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
+import { deleteByPrefix, escapeGlob, REDIS_URL, redisReachable, showUrl } from '../../test/helpers/redis.js'
 import { bearer, type BenchContext, type RunningTarget, type Target } from '../target.js'
 import { BENCH_PATH } from './common.js'
 import { gatewayTarget } from './gateway.js'
@@ -16,7 +17,6 @@ import { gatewayTarget } from './gateway.js'
  * has one store call per request before authn (the failure guard of the client address); the
  * policy adds one after authn. With Redis, both are Redis round trips.
  */
-export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const REQUIRED = process.env.PORTCULLIS_REQUIRE_SERVICES === '1'
 
 const POLICY = {
@@ -96,9 +96,9 @@ export function limitsRedisTarget(url = REDIS_URL): Target {
     async (running, ctx) => {
       await assertLimiterActive(running, ctx, 'limits-redis')
       // The answer above could have come from the local fallback: the counters must be in Redis.
-      if ((await withRedis(url, (c) => countKeys(c, keyPrefix))) === 0) throw new Error(`limits-redis: no counter under the row's prefix in Redis at ${showUrl(url)}`)
+      if ((await countKeys(url, keyPrefix)) === 0) throw new Error(`limits-redis: no counter under the row's prefix in Redis at ${showUrl(url)}`)
     },
-    () => withRedis(url, (c) => deleteKeys(c, keyPrefix)).catch(() => {}),
+    () => deleteByPrefix(url, keyPrefix).catch(() => {}),
   )
 }
 
@@ -114,40 +114,21 @@ export async function limitsTargets(): Promise<{ targets: Target[]; skipped: Arr
   return { targets, skipped }
 }
 
-function showUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@')
-}
-
-async function withRedis<T>(url: string, f: (c: Redis) => Promise<T>): Promise<T> {
+/** Keys under the row's prefix: proof the counters went to Redis, not to the local fallback. */
+async function countKeys(url: string, prefix: string): Promise<number> {
   const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 1500, retryStrategy: () => null })
   client.on('error', () => {})
   try {
     await client.connect()
-    return await f(client)
+    let n = 0
+    let cursor = '0'
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${escapeGlob(prefix)}*`, 'COUNT', 1000)
+      cursor = next
+      n += keys.length
+    } while (cursor !== '0')
+    return n
   } finally {
     client.disconnect()
   }
-}
-
-async function redisReachable(url: string): Promise<boolean> {
-  return withRedis(url, async (c) => (await c.ping()) === 'PONG').catch(() => false)
-}
-
-async function scanKeys(c: Redis, prefix: string, each: (keys: string[]) => Promise<unknown>): Promise<void> {
-  let cursor = '0'
-  do {
-    const [next, keys] = await c.scan(cursor, 'MATCH', `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`, 'COUNT', 1000)
-    cursor = next
-    if (keys.length) await each(keys)
-  } while (cursor !== '0')
-}
-
-async function countKeys(c: Redis, prefix: string): Promise<number> {
-  let n = 0
-  await scanKeys(c, prefix, async (keys) => (n += keys.length))
-  return n
-}
-
-async function deleteKeys(c: Redis, prefix: string): Promise<void> {
-  await scanKeys(c, prefix, (keys) => c.unlink(...keys))
 }

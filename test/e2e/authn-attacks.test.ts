@@ -1,10 +1,11 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, createPublicKey, generateKeyPairSync, KeyObject, type JsonWebKey, type webcrypto } from 'node:crypto'
-import { createServer, request, type Server } from 'node:http'
+import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { exportJWK, generateKeyPair } from 'jose'
 import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
+import { bearer, send } from '../helpers/limits.js'
 import { signCompact, startKeyServer, unsignedToken, type KeyServer } from '../helpers/keys.js'
 import { startUpstream, type RecordingUpstream } from '../helpers/upstream.js'
 // The same hand-crafted cases the @portcullis/verify library is tested with (shared fixtures).
@@ -15,36 +16,7 @@ import { buildAcceptedCases, buildAttackCases } from '../../packages/verify/test
  * be refused identically by both paths, and nothing refused may reach the upstream or the logs.
  */
 
-interface Answer {
-  readonly status: number
-  readonly headers: Record<string, string | string[] | undefined>
-  readonly body: Record<string, unknown>
-}
-
-/** node:http rather than fetch, so a header can be sent twice. */
-function send(base: string, path: string, headers: Record<string, string | string[]> = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(base + path, { method: 'GET', headers }, (res) => {
-      let text = ''
-      res.setEncoding('utf8').on('data', (c: string) => (text += c))
-      res.on('end', () => {
-        let body: Record<string, unknown> = {}
-        try {
-          body = JSON.parse(text) as Record<string, unknown>
-        } catch {
-          body = { raw: text }
-        }
-        resolve({ status: res.statusCode!, headers: res.headers, body })
-      })
-    })
-    req.setTimeout(10_000, () => req.destroy(new Error('request timed out')))
-    req.on('error', reject)
-    req.end()
-  })
-}
-
 const digestOf = (token: string) => createHash('sha256').update(token).digest('base64url').slice(0, 16)
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 
 /** What each verifier answered, per case, compared at the end. */
 const outcomes: Record<string, Record<string, { status: number; code: unknown; reason: unknown }>> = {}
@@ -117,7 +89,7 @@ for (const verifier of VERIFIERS) {
     ): Promise<void> {
       if (expect.token) tokensSent.add(expect.token)
       const before = up.received.length
-      const res = await send(gw.url, path, headers)
+      const res = await send(gw.url, path, { headers })
       assert.equal(res.status, expect.status, `${name}: status`)
       assert.equal(res.headers['content-type'], 'application/problem+json', `${name}: content-type`)
       assert.equal(res.body.code, expect.code, `${name}: code`)
@@ -140,7 +112,7 @@ for (const verifier of VERIFIERS) {
     async function accepted(name: string, token: string): Promise<void> {
       tokensSent.add(token)
       const before = up.received.length
-      const res = await send(gw.url, '/api/items', bearer(token))
+      const res = await send(gw.url, '/api/items', { headers: bearer(token) })
       assert.equal(res.status, 200, `${name}: status (${JSON.stringify(res.body)})`)
       assert.equal(up.received.length, before + 1, `${name}: the upstream got the request`)
       assert.equal(up.received.at(-1)!.url, '/api/items')

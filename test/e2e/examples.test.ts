@@ -2,13 +2,13 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { parse } from 'yaml'
 import { CLI, startGateway, type StartedGateway } from '../helpers/gateway.js'
+import { freePort } from '../helpers/net.js'
 import { startKeyServer, type KeyServer } from '../helpers/keys.js'
 
 /**
@@ -19,17 +19,6 @@ import { startKeyServer, type KeyServer } from '../helpers/keys.js'
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const LAUNCHER = join(ROOT, 'dist', 'scripts', 'example-services.js')
 const run = promisify(execFile)
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number }
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 /** Starts the example services; resolves with their URLs once both listen. */
 function startServices(args: string[]): Promise<{ child: ChildProcess; urls: Record<string, string> }> {

@@ -4,6 +4,8 @@ import { request as httpRequest } from 'node:http'
 import { createServer, type Server, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
+import { eventually } from '../helpers/limits.js'
+import { freePort } from '../helpers/net.js'
 import { startUpstream } from '../helpers/upstream.js'
 
 /** A generous bound so a broken gateway fails the test instead of hanging it. */
@@ -32,27 +34,6 @@ async function startSilentServer(): Promise<{ url: string; sockets: Socket[]; cl
         server.close(() => r())
       }),
   }
-}
-
-/** A port with nothing listening: bind, read the port, close. */
-async function deadPort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>((r) => server.close(() => r()))
-  return port
-}
-
-function until(pred: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (pred()) return resolve()
-      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`))
-      setTimeout(tick, 20)
-    }
-    tick()
-  })
 }
 
 async function assertStillServes(gw: StartedGateway): Promise<void> {
@@ -90,7 +71,7 @@ function securityEvent(gw: StartedGateway, type: string, requestId: string) {
 }
 
 test('an upstream refusing connections gives 502 ERR_FORWARD_UNAVAILABLE and a forward.unavailable event', async (t) => {
-  const gw = await gatewayBeside(t, { id: 'dead', url: `http://127.0.0.1:${await deadPort()}` })
+  const gw = await gatewayBeside(t, { id: 'dead', url: `http://127.0.0.1:${await freePort()}` })
   const r = await fetch(gw.url + '/dead/x', bounded())
   assert.equal(r.status, 502)
   assert.equal(r.headers.get('content-type'), 'application/problem+json')
@@ -145,10 +126,10 @@ test('a client that hangs up makes the gateway abort the upstream request', asyn
   const req = httpRequest(gw.url + '/silent/hang')
   req.on('error', () => {})
   req.end()
-  await until(() => silent.sockets.length === 1, 'the upstream connection')
+  await eventually(async () => (silent.sockets.length === 1 ? true : undefined), 'the upstream connection', 20_000, 20)
   const upstreamSocket = silent.sockets[0]
   assert.ok(!silent.closed.has(upstreamSocket), 'the upstream connection closed before the client hung up')
   req.destroy()
-  await until(() => silent.closed.has(upstreamSocket), 'the gateway to close the upstream connection')
+  await eventually(async () => (silent.closed.has(upstreamSocket) ? true : undefined), 'the gateway to close the upstream connection', 20_000, 20)
   await assertStillServes(gw)
 })

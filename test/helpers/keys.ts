@@ -93,8 +93,7 @@ export async function startKeyServer(options: { audience?: string; alg?: string 
     },
     async sign(claims = {}, opts = {}) {
       const key = opts.key ?? keys[0]
-      const now = Math.floor(Date.now() / 1000)
-      return new SignJWT({ iss: ks.issuer, aud: audience, sub: 'user-1', client_id: 'client-1', iat: now, exp: now + 300, scope: 'read', ...claims })
+      return new SignJWT({ ...ks.defaultClaims(), ...claims })
         .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: opts.typ ?? 'at+jwt', ...opts.header })
         .sign(key.privateKey)
     },

@@ -1,4 +1,4 @@
-import { request, type IncomingHttpHeaders } from 'node:http'
+import { request, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http'
 
 /**
  * Client side of the limits end-to-end tests: requests from a chosen local address (so one test
@@ -12,7 +12,8 @@ export interface Reply {
 }
 
 export interface SendOptions {
-  readonly headers?: Record<string, string>
+  /** A header given an array is sent once per value (e.g. two Authorization fields). */
+  readonly headers?: OutgoingHttpHeaders
   /** Source address of the TCP connection (e.g. 127.0.0.2). */
   readonly localAddress?: string
   readonly method?: string

@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { Redis } from 'ioredis'
+import { freePort } from './net.js'
 
 /**
  * Real Redis for tests. The machine's Redis is shared: tests write only under a unique key
@@ -73,19 +73,9 @@ export async function deleteByPrefix(url: string, prefix: string): Promise<void>
   }
 }
 
-function escapeGlob(s: string): string {
+/** A literal string as a SCAN MATCH glob. */
+export function escapeGlob(s: string): string {
   return s.replace(/[*?[\]\\]/g, '\\$&')
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number }
-      srv.close(() => resolve(port))
-    })
-  })
 }
 
 export interface OwnRedis {
