@@ -45,11 +45,10 @@ export interface LimitsContextFields {
 }
 
 interface DeferredChecks {
+  /** The policy checks only; the guards travel in `guards`. */
   readonly checks: PolicyCheck[]
   readonly names: string[]
   readonly policyField: string
-  /** Index where the brute-force guards start in `checks`. */
-  readonly offset: number
   readonly guards: GuardSet | undefined
 }
 
@@ -201,28 +200,24 @@ export function createLimitsStage(
           names.push(t.name)
         }
       }
-      let offset = checks.length
-      if (guards) for (const g of guards.checks) checks.push(g)
-      let settleGuards = guards
-
       if (phase === 'beforeAuthn' && deps.knownToken !== undefined && deps.knownToken(ctx)) {
         // Deferred into the after-authn call (one round trip per request; see LimitsDeps.knownToken).
-        ctx.deferredLimits = { checks, names, policyField, offset, guards }
+        ctx.deferredLimits = { checks, names, policyField, guards }
         return
       }
+      let settleGuards = guards
       const deferred = phase === 'afterAuthn' ? ctx.deferredLimits : undefined
       if (deferred !== undefined) {
-        // Order: the earlier phase's policies, this phase's, then the brute-force guards (the
-        // guards must come last: `offset` marks where they start).
+        // Order: the earlier phase's policies, then this phase's, then the brute-force guards.
         ctx.deferredLimits = undefined
-        const own = checks.splice(0)
-        checks.push(...deferred.checks.slice(0, deferred.offset), ...own)
+        checks.unshift(...deferred.checks)
         names.unshift(...deferred.names)
         policyField = deferred.policyField && policyField ? `${deferred.policyField}, ${policyField}` : deferred.policyField || policyField
-        offset = checks.length
-        for (const g of deferred.checks.slice(deferred.offset)) checks.push(g)
         settleGuards = deferred.guards
       }
+      // The guards come last: `offset` marks where they start in the decision.
+      const offset = checks.length
+      if (settleGuards) for (const g of settleGuards.checks) checks.push(g)
       if (checks.length === 0) return
 
       const r = store.check(checks, deps.now())

@@ -22,12 +22,16 @@ export interface MemoryStore extends LimitStore {
 type Pending =
   | { readonly kind: 'rate'; readonly tatUs: number; readonly exp: number }
   | { readonly kind: 'quota'; readonly start: number; readonly count: number; readonly exp: number }
-  | { readonly kind: 'concurrency'; readonly slot: Slot | undefined; readonly exp: number }
+  | { readonly kind: 'concurrency'; readonly exp: number }
   | { readonly kind: 'guard'; readonly state: FailureState; readonly exp: number }
   | undefined
 
 const NOT_BLOCKED: CheckResult = Object.freeze({ remaining: 0, resetMs: 0, retryAfterMs: 0 })
 
+/** A guard key's slot read as a failure score (a = TAT in µs, b = blocked-until ms). */
+function failureState(slot: Slot | undefined): FailureState | undefined {
+  return slot && { tatUs: slot.a, untilMs: slot.b, locked: slot.locked }
+}
 
 export function createMemoryStore(options: { readonly maxKeys: number }): MemoryStore {
   const table = new SlotTable(options.maxKeys)
@@ -70,12 +74,11 @@ export function createMemoryStore(options: { readonly maxKeys: number }): Memory
           }
           const ok = inUse < c.limit
           r = ok ? { remaining: c.limit - inUse - 1, resetMs: 0, retryAfterMs: 0 } : { remaining: 0, resetMs: 0, retryAfterMs: CONCURRENCY_RETRY_MS }
-          pending[i] = ok ? { kind: 'concurrency', slot, exp: nowMs + c.leaseMs } : undefined
+          pending[i] = ok ? { kind: 'concurrency', exp: nowMs + c.leaseMs } : undefined
           break
         }
         case 'guard': {
-          const slot = table.get(c.key, nowMs)
-          const state = slot && { tatUs: slot.a, untilMs: slot.b, locked: slot.locked }
+          const state = failureState(table.get(c.key, nowMs))
           const status = blockStatus(state, nowMs)
           if (!status.blocked) {
             r = NOT_BLOCKED
@@ -128,11 +131,7 @@ export function createMemoryStore(options: { readonly maxKeys: number }): Memory
           break
         }
         case 'guard':
-          write(key, nowMs, p.exp, (s) => {
-            s.a = p.state.tatUs
-            s.b = p.state.untilMs
-            s.locked = p.state.locked
-          })
+          writeFailure(key, p.state, nowMs, p.exp)
           break
       }
     }
@@ -147,6 +146,14 @@ export function createMemoryStore(options: { readonly maxKeys: number }): Memory
     // Every kind's expiry only moves forward (a TAT, a window end, a lease or a block end).
     if (slot.exp < exp) slot.exp = exp
     table.put(key, slot, nowMs)
+  }
+
+  function writeFailure(key: string, state: FailureState, nowMs: number, exp: number): void {
+    write(key, nowMs, exp, (s) => {
+      s.a = state.tatUs
+      s.b = state.untilMs
+      s.locked = state.locked
+    })
   }
 
   function releaser(checks: readonly PolicyCheck[], leased: number[]): () => void {
@@ -167,14 +174,8 @@ export function createMemoryStore(options: { readonly maxKeys: number }): Memory
   function recordFailures(keys: readonly string[], params: FailureParams, nowMs: number): FailureOutcome[] {
     const nowUs = nowMs * 1000
     return keys.map((key) => {
-      const slot = table.get(key, nowMs)
-      const p = penalize(slot && { tatUs: slot.a, untilMs: slot.b, locked: slot.locked }, nowUs, nowMs, params)
-      const s = slot ?? new Slot()
-      s.a = p.state.tatUs
-      s.b = p.state.untilMs
-      s.locked = p.state.locked
-      s.exp = nowMs + failureTtlMs(p.state, nowUs, nowMs)
-      table.put(key, s, nowMs)
+      const p = penalize(failureState(table.get(key, nowMs)), nowUs, nowMs, params)
+      writeFailure(key, p.state, nowMs, nowMs + failureTtlMs(p.state, nowUs, nowMs))
       const status = blockStatus(p.state, nowMs)
       return { score: p.score, blocked: status.blocked, locked: status.locked, newlyLocked: p.newlyLocked, retryAfterMs: status.retryAfterMs }
     })
