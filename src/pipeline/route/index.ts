@@ -8,7 +8,6 @@ export function createRouteStage(config: Config) {
   const router = new Router(config.routes.map((r, i) => compileRoute(r, i)))
   return {
     name: 'route',
-    router,
     onRequest(ctx: RequestContext): void {
       const m = router.match(ctx.path, ctx.method)
       if (m.kind === 'match') {
@@ -21,5 +20,5 @@ export function createRouteStage(config: Config) {
       // Unknown route: answered here, before authentication and without touching any upstream.
       throw new GatewayError('ERR_ROUTE_NOT_FOUND', { reason: 'no_route' })
     },
-  } satisfies Stage & { router: Router }
+  } satisfies Stage
 }
