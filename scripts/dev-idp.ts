@@ -30,6 +30,7 @@ export async function startDevIdp(options: {
   accessTokenTtlSec?: number
 }): Promise<DevIdp> {
   const host = options.host ?? '127.0.0.1'
+  const accessTokenTtlSec = options.accessTokenTtlSec ?? 300
   const server = createServer()
   await new Promise<void>((r) => server.listen(options.port ?? 0, host, r))
   const issuer = `http://${host}:${(server.address() as AddressInfo).port}`
@@ -46,7 +47,7 @@ export async function startDevIdp(options: {
     })),
     scopes: [...options.scopes],
     jwks: { keys: [jwk] },
-    ttl: { ClientCredentials: options.accessTokenTtlSec ?? 300 },
+    ttl: { ClientCredentials: accessTokenTtlSec },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -61,7 +62,7 @@ export async function startDevIdp(options: {
             scope: options.scopes.join(' '),
             audience: options.audience,
             accessTokenFormat: 'jwt',
-            accessTokenTTL: options.accessTokenTtlSec ?? 300,
+            accessTokenTTL: accessTokenTtlSec,
             jwt: { sign: { alg: 'RS256' } },
           }
         },

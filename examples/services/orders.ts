@@ -4,10 +4,10 @@
 // token the gateway minted for the audience "orders", signed with a key from the gateway's JWKS,
 // still valid, and with the scope the operation needs. A request that went around the gateway
 // (no token, the caller's own IdP token, a token minted for "users", an expired one) gets 401.
-import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { gatewayTokenVerifier, isVerifyError, requireScopes, type Identity } from '@portcullis/verify'
-import { authenticate, sendProblem } from '@portcullis/verify/node-http'
+import { gatewayTokenVerifier, requireScopes, type Identity } from '@portcullis/verify'
+import { withVerifier } from '@portcullis/verify/node-http'
 
 export interface ServiceOptions {
   /** internalTokens.issuer of the gateway. */
@@ -44,38 +44,35 @@ function gatewayHeaders(req: IncomingMessage): Record<string, string | string[] 
   return seen
 }
 
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = `${JSON.stringify(body, null, 2)}\n`
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text)
+}
+
 export async function startOrdersService(options: ServiceOptions): Promise<RunningService> {
   const verifier = gatewayTokenVerifier({ gatewayIssuer: options.gatewayIssuer, audience: 'orders', jwksUri: options.jwksUri })
 
-  const server = createServer((req, res) => {
-    const send = (status: number, body: unknown) => {
-      const text = `${JSON.stringify(body, null, 2)}\n`
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text)
-    }
-    // The one public endpoint; the gateway's public /status route lands here.
-    if (req.url === '/status') return send(200, { service: 'orders', status: 'ok' })
+  // Runs authenticated; a VerifyError (requireScopes' too) is answered with problem+json, anything else with a 500.
+  const orders = withVerifier(verifier, (req, res, identity) => {
+    // The gateway checked the route's scopes already; the service checks its own anyway,
+    // so a misconfigured route cannot open it up.
+    const write = req.method !== 'GET' && req.method !== 'HEAD'
+    requireScopes(identity, write ? 'orders:write' : 'orders:read')
+    const id = /^\/orders\/([^/?]+)/.exec(req.url ?? '')?.[1]
+    sendJson(res, write ? 201 : 200, {
+      service: 'orders',
+      method: req.method,
+      path: req.url,
+      order: id ? { id, item: 'portcullis', quantity: 1 } : undefined,
+      identity: verifiedIdentity('orders', identity),
+      headers: gatewayHeaders(req),
+    })
+  })
 
-    authenticate(verifier, req)
-      .then((identity) => {
-        // The gateway checked the route's scopes already; the service checks its own anyway,
-        // so a misconfigured route cannot open it up.
-        const write = req.method !== 'GET' && req.method !== 'HEAD'
-        requireScopes(identity, write ? 'orders:write' : 'orders:read')
-        const id = /^\/orders\/([^/?]+)/.exec(req.url ?? '')?.[1]
-        send(write ? 201 : 200, {
-          service: 'orders',
-          method: req.method,
-          path: req.url,
-          order: id ? { id, item: 'portcullis', quantity: 1 } : undefined,
-          identity: verifiedIdentity('orders', identity),
-          headers: gatewayHeaders(req),
-        })
-      })
-      .catch((err: unknown) => {
-        if (isVerifyError(err)) return sendProblem(res, err)
-        console.error(err)
-        if (!res.headersSent) res.writeHead(500).end()
-      })
+  const server = createServer((req, res) => {
+    // The one public endpoint; the gateway's public /status route lands here.
+    if (req.url === '/status') return sendJson(res, 200, { service: 'orders', status: 'ok' })
+    void orders(req, res)
   })
   await new Promise<void>((r) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', r))
   return {

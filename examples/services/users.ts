@@ -26,8 +26,6 @@ export async function startUsersService(options: ServiceOptions): Promise<Runnin
     })
   })
 
-  await app.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' })
-  const address = app.server.address()
-  const port = typeof address === 'object' && address !== null ? address.port : 0
-  return { url: `http://127.0.0.1:${port}`, server: app.server, close: () => app.close() }
+  const url = await app.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' })
+  return { url, server: app.server, close: () => app.close() }
 }

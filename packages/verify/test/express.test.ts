@@ -1,33 +1,17 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import type { AddressInfo } from 'node:net'
 import express from 'express'
 import { createVerifier } from '@portcullis/verify'
 import { requireScopesMiddleware, verifyMiddleware } from '@portcullis/verify/express'
-import { adapterContract, AUDIENCE, REALM, send, TYP, type StartedApp } from './helpers/adapter-contract.js'
+import { adapterContract, AUDIENCE, describeIdentity, listen, REALM, send, TYP } from './helpers/adapter-contract.js'
 import { startJwksServer } from './helpers/jwks-server.js'
-
-async function listen(app: express.Express, counter: { n: number }): Promise<StartedApp> {
-  const server = app.listen(0, '127.0.0.1')
-  await new Promise<void>((r) => server.once('listening', () => r()))
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    handled: () => counter.n,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections()
-        server.close(() => r())
-      }),
-  }
-}
 
 adapterContract('Express verifyMiddleware', (verifier) => {
   const counter = { n: 0 }
   const app = express()
   app.get('/orders', verifyMiddleware(verifier, { scopes: ['orders:read'] }), (req, res) => {
     counter.n++
-    const identity = req.identity!
-    res.json({ subject: identity.subject, clientId: identity.clientId, scopes: [...identity.scopes] })
+    res.json(describeIdentity(req.identity!))
   })
   return listen(app, counter)
 })
@@ -39,8 +23,7 @@ adapterContract('Express verifyMiddleware on a mounted router + requireScopesMid
   router.use(verifyMiddleware(verifier))
   router.get('/', requireScopesMiddleware(['orders:read'], { realm: REALM }), (req, res) => {
     counter.n++
-    const identity = req.identity!
-    res.json({ subject: identity.subject, clientId: identity.clientId, scopes: [...identity.scopes] })
+    res.json(describeIdentity(req.identity!))
   })
   app.use('/orders', router)
   return listen(app, counter)

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Identity } from '@portcullis/verify'
 import { fastifyVerify, verifyPreHandler } from '@portcullis/verify/fastify'
-import { adapterContract, send, type StartedApp } from './helpers/adapter-contract.js'
+import { adapterContract, describeIdentity, send, stubVerifier, type StartedApp } from './helpers/adapter-contract.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -15,8 +15,6 @@ async function listen(app: FastifyInstance, counter: { n: number }): Promise<Sta
   const url = await app.listen({ port: 0, host: '127.0.0.1' })
   return { url, handled: () => counter.n, close: () => app.close() }
 }
-
-const describeIdentity = (identity: Identity) => ({ subject: identity.subject, clientId: identity.clientId, scopes: [...identity.scopes] })
 
 adapterContract('Fastify verifyPreHandler', (verifier) => {
   const counter = { n: 0 }
@@ -42,7 +40,7 @@ adapterContract('Fastify fastifyVerify plugin with route config scopes', (verifi
 })
 
 test('the Fastify plugin protects only the context it is registered in', async (t) => {
-  const verifier = { issuer: 'x', realm: 'r', verify: async () => ({ scopes: new Set<string>() }) as unknown as Identity, warmUp: async () => {} }
+  const verifier = stubVerifier()
   const app = Fastify()
   app.get('/healthz', async () => ({ ok: true }))
   app.register(async (api) => {
@@ -67,7 +65,7 @@ test('registering the Fastify plugin without a verifier fails at startup', async
 })
 
 test('route config scopes that are not an array of scope tokens fail the request instead of leaving the route open', async (t) => {
-  const verifier = { issuer: 'x', realm: 'r', verify: async () => ({ scopes: new Set<string>(['orders:read']) }) as unknown as Identity, warmUp: async () => {} }
+  const verifier = stubVerifier(['orders:read'])
   const app = Fastify({ logger: false })
   let reached = 0
   app.register(async (api) => {

@@ -1,31 +1,21 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { GATEWAY_TOKEN_TYP, gatewayTokenVerifier, isVerifyError, type Verifier } from '@portcullis/verify'
+import { GATEWAY_TOKEN_TYP, gatewayTokenVerifier, type Verifier } from '@portcullis/verify'
 import { startJwksServer, type JwksServer } from './helpers/jwks-server.js'
+import { nowSec, refusal } from './helpers/refusal.js'
 
 /**
  * The preset for the gateway's internal tokens, against a JWKS standing in for the gateway's.
  * These are the ways a request that bypassed the gateway could try to get in.
  */
 
-async function refusal(promise: Promise<unknown>) {
-  try {
-    await promise
-  } catch (err) {
-    assert.ok(isVerifyError(err), `a VerifyError, not ${String(err)}`)
-    return err
-  }
-  assert.fail('the verification succeeded')
-}
-
-const nowSec = () => Math.floor(Date.now() / 1000)
-
 describe('gatewayTokenVerifier', () => {
   let gw: JwksServer
   let idp: JwksServer
   let orders: Verifier
   const internal = { audience: 'orders', typ: GATEWAY_TOKEN_TYP }
-  const mint = (claims: Record<string, unknown> = {}) => gw.sign(internal, { iat: nowSec(), exp: nowSec() + 30, scope: 'orders:read', ...claims })
+  const mint = (claims: Record<string, unknown> = {}, options?: Parameters<JwksServer['sign']>[2]) =>
+    gw.sign(internal, { iat: nowSec(), exp: nowSec() + 30, scope: 'orders:read', ...claims }, options)
 
   before(async () => {
     gw = await startJwksServer({ alg: 'EdDSA' })
@@ -49,7 +39,7 @@ describe('gatewayTokenVerifier', () => {
     const es = await gw.addKey('ES256')
     // A fresh verifier: the first one fetched the JWKS before this key existed and is in its cooldown.
     const verifier = gatewayTokenVerifier({ gatewayIssuer: gw.issuer, audience: 'orders', jwksUri: gw.jwksUri })
-    assert.equal((await verifier.verify(gw.sign(internal, { sub: 'es', exp: nowSec() + 30 }, { key: es }))).subject, 'es')
+    assert.equal((await verifier.verify(mint({ sub: 'es' }, { key: es }))).subject, 'es')
   })
 
   test("refuses the caller's own IdP access token sent straight to the service", async () => {
@@ -78,7 +68,7 @@ describe('gatewayTokenVerifier', () => {
   test('refuses RS256 even from a key in the gateway JWKS', async () => {
     const rs = await gw.addKey('RS256')
     try {
-      assert.equal((await refusal(orders.verify(gw.sign(internal, { exp: nowSec() + 30 }, { key: rs })))).reason, 'alg_not_allowed')
+      assert.equal((await refusal(orders.verify(mint({}, { key: rs })))).reason, 'alg_not_allowed')
     } finally {
       gw.removeKey(rs.kid)
     }
@@ -89,13 +79,13 @@ describe('gatewayTokenVerifier', () => {
     const old = gw.keys[0]
     const next = await gw.addKey('EdDSA')
     // Overlap: both keys published.
-    assert.equal((await verifier.verify(gw.sign(internal, { sub: 'old', exp: nowSec() + 30 }, { key: old }))).subject, 'old')
-    assert.equal((await verifier.verify(gw.sign(internal, { sub: 'new', exp: nowSec() + 30 }, { key: next }))).subject, 'new')
+    assert.equal((await verifier.verify(mint({ sub: 'old' }, { key: old }))).subject, 'old')
+    assert.equal((await verifier.verify(mint({ sub: 'new' }, { key: next }))).subject, 'new')
     // End of the overlap: the old key is withdrawn.
     gw.removeKey(old.kid)
-    const late = gw.sign(internal, { sub: 'old-late', exp: nowSec() + 30 }, { key: old })
+    const late = mint({ sub: 'old-late' }, { key: old })
     assert.equal((await refusal(verifier.verify(late))).reason, 'unknown_kid')
-    assert.equal((await verifier.verify(gw.sign(internal, { sub: 'new-2', exp: nowSec() + 30 }, { key: next }))).subject, 'new-2')
+    assert.equal((await verifier.verify(mint({ sub: 'new-2' }, { key: next }))).subject, 'new-2')
   })
 
   test('options can still be overridden, and an undefined option keeps the preset', async () => {
@@ -103,7 +93,7 @@ describe('gatewayTokenVerifier', () => {
     assert.equal((await lenient.verify(mint({ exp: nowSec() + 120 }))).subject, 'user-1')
     const rs = await gw.addKey('RS256')
     try {
-      assert.equal((await refusal(lenient.verify(gw.sign(internal, { exp: nowSec() + 30 }, { key: rs })))).reason, 'alg_not_allowed')
+      assert.equal((await refusal(lenient.verify(mint({}, { key: rs })))).reason, 'alg_not_allowed')
     } finally {
       gw.removeKey(rs.kid)
     }

@@ -1,26 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, type RequestListener } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { isVerifyError, requireScopes, type Identity } from '@portcullis/verify'
+import { isVerifyError, requireScopes } from '@portcullis/verify'
 import { authenticate, sendProblem, withVerifier } from '@portcullis/verify/node-http'
-import { adapterContract, send, type StartedApp } from './helpers/adapter-contract.js'
-
-async function listen(listener: RequestListener, counter: { n: number }): Promise<StartedApp> {
-  const server = createServer(listener)
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    handled: () => counter.n,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections()
-        server.close(() => r())
-      }),
-  }
-}
-
-const describeIdentity = (identity: Identity) => JSON.stringify({ subject: identity.subject, clientId: identity.clientId, scopes: [...identity.scopes] })
+import { adapterContract, describeIdentity, listen, send, stubVerifier } from './helpers/adapter-contract.js'
 
 adapterContract('node:http withVerifier', (verifier) => {
   const counter = { n: 0 }
@@ -29,7 +11,7 @@ adapterContract('node:http withVerifier', (verifier) => {
       verifier,
       (_req, res, identity) => {
         counter.n++
-        res.writeHead(200, { 'content-type': 'application/json' }).end(describeIdentity(identity))
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(describeIdentity(identity)))
       },
       { scopes: ['orders:read'] },
     ),
@@ -43,7 +25,7 @@ adapterContract('node:http authenticate + sendProblem', (verifier) => {
     try {
       const identity = await authenticate(verifier, req, { scopes: ['orders:read'] })
       counter.n++
-      res.writeHead(200, { 'content-type': 'application/json' }).end(describeIdentity(identity))
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(describeIdentity(identity)))
     } catch (err) {
       if (!isVerifyError(err)) throw err
       sendProblem(res, err)
@@ -52,7 +34,7 @@ adapterContract('node:http authenticate + sendProblem', (verifier) => {
 })
 
 test('withVerifier answers a VerifyError thrown by the handler, and any other error with a bare 500', async (t) => {
-  const verifier = { issuer: 'x', realm: 'r', verify: async () => ({ scopes: new Set(['a']) }) as unknown as Identity, warmUp: async () => {} }
+  const verifier = stubVerifier(['a'])
   const seen: unknown[] = []
   const app = await listen(
     withVerifier(

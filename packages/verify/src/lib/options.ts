@@ -33,7 +33,7 @@ function fail(message: string): never {
   throw new TypeError(`@portcullis/verify: ${message}`)
 }
 
-function nonNegative(name: string, value: number | undefined, fallback: number, integer = false): number {
+function nonNegative<F extends number | undefined>(name: string, value: number | undefined, fallback: F, integer = false): number | F {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (integer && !Number.isInteger(value))) {
     fail(`"${name}" must be a non-negative ${integer ? 'integer' : 'number'}`)
@@ -106,7 +106,7 @@ export function compileOptions(o: VerifierOptions): CompiledOptions {
 
   const cooldownSec = nonNegative('jwksCooldownSec', o.jwksCooldownSec, 30)
   const cacheMaxAgeSec = nonNegative('jwksCacheMaxAgeSec', o.jwksCacheMaxAgeSec, 600)
-  const maxTokenAgeSec = o.maxTokenAgeSec === undefined ? undefined : nonNegative('maxTokenAgeSec', o.maxTokenAgeSec, 0)
+  const maxTokenAgeSec = nonNegative('maxTokenAgeSec', o.maxTokenAgeSec, undefined)
   const maxTokenLifetimeSec = nonNegative('maxTokenLifetimeSec', o.maxTokenLifetimeSec, 3600)
   if (maxTokenLifetimeSec === 0) fail('"maxTokenLifetimeSec" must be positive')
 

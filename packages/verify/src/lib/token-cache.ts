@@ -33,8 +33,4 @@ export class TokenCache {
       this.entries.delete(oldest)
     }
   }
-
-  get size(): number {
-    return this.entries.size
-  }
 }
