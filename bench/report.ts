@@ -16,10 +16,15 @@ export interface RowResult {
   readonly files?: Record<string, string>
   /** CPU time of the server process per response, in µs (Linux /proc): steadier than req/s on a busy machine. */
   readonly cpuUsPerResponse?: number
+  /** The part of cpuUsPerResponse spent on the server's main thread. */
+  readonly mainCpuUsPerResponse?: number
+  /** CPU of the upstream and the load generator per response, during the same rounds. */
+  readonly restCpuUsPerResponse?: number
 }
 
 export interface CheckResult {
   readonly label: string
+  readonly metric: Check['metric']
   readonly row: string
   readonly against: string
   readonly value?: number
@@ -41,7 +46,7 @@ export function evaluate(targets: readonly Target[], rows: readonly RowResult[])
 }
 
 function judge(c: Check, row: string, mine: LoadResult | undefined, theirs: LoadResult | undefined): CheckResult {
-  const base = { label: c.label, row, against: c.against }
+  const base = { label: c.label, metric: c.metric, row, against: c.against }
   if (!mine || !theirs) return base
   const value = mine[c.metric]
   const reference = theirs[c.metric]
@@ -82,4 +87,36 @@ export function verdicts(checks: readonly CheckResult[]): string {
       return `${word}  ${c.label}  ${detail}`
     })
     .join('\n')
+}
+
+/**
+ * The req/s a row could reach at most with the CPU its responses cost in this run: every process
+ * of the row shares the machine's cores, and the server's main thread (one event loop) can use at
+ * most one of them. Redis, when a row uses it, is not counted, so its ceiling is too high.
+ */
+export function ceilingRps(row: RowResult, cores: number): number | undefined {
+  const { cpuUsPerResponse: server, mainCpuUsPerResponse: main, restCpuUsPerResponse: rest } = row
+  if (row.status !== 'ok' || server === undefined || main === undefined || rest === undefined) return undefined
+  return Math.min((cores * 1e6) / (server + rest), 1e6 / main)
+}
+
+/**
+ * For each req/s check: the ratio the two rows' CPU costs allow at most on this machine. A FAIL
+ * whose ceiling is under the target is a cost to cut, not noise; a FAIL with a ceiling above it is
+ * worth running again.
+ */
+export function ceilings(rows: readonly RowResult[], checks: readonly CheckResult[], cores: number): string | undefined {
+  const byId = new Map(rows.map((r) => [r.id, r]))
+  const lines: string[] = []
+  for (const c of checks) {
+    if (c.metric !== 'rps') continue
+    const mine = byId.get(c.row)
+    const theirs = byId.get(c.against)
+    const a = mine && ceilingRps(mine, cores)
+    const b = theirs && ceilingRps(theirs, cores)
+    if (a === undefined || b === undefined) continue
+    lines.push(`  ${c.label}: at most ${fmt(a / b, 2)}x (${fmt(a)} vs ${fmt(b)} req/s)`)
+  }
+  if (lines.length === 0) return undefined
+  return [`CPU ceilings on ${cores} cores (what each row's measured CPU per response allows; Redis not counted):`, ...lines].join('\n')
 }

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { spawnServer, type ChildServer } from './child.js'
 import { startIssuer } from './keys.js'
 import { combine, drive, type LoadResult } from './load.js'
-import { evaluate, table, verdicts, type RowResult } from './report.js'
+import { ceilings, evaluate, table, verdicts, type RowResult } from './report.js'
 import { tokenPool, type BenchContext, type RunningTarget, type Target, type UpstreamStats } from './target.js'
 import { benchScript, listeningUrl } from './targets/common.js'
 import { allTargets } from './targets/index.js'
@@ -65,22 +65,39 @@ interface Live {
   failed: boolean
   /** CPU time (ms) the row's server process spent during its measured rounds. */
   cpuMs: number
+  /** The part of cpuMs spent on the process's main thread (the rest: GC helpers, libuv pool). */
+  mainCpuMs: number
+  /** CPU time (ms) the rest of the bench spent meanwhile: the upstream and the load generator. */
+  restCpuMs: number
 }
 
 /**
  * CPU time (user + system, ms) a process has used so far, from /proc (Linux). The bench also
  * reports CPU per response: unlike req/s, it barely moves when other work shares the machine.
  */
-function processCpuMs(pid: number | undefined): number | undefined {
+function processCpuMs(pid: number | undefined): { total: number; main: number } | undefined {
   if (pid === undefined) return undefined
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    // fields[11] = utime, fields[12] = stime (proc(5) fields 14 and 15), in clock ticks (100/s).
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100
+    // The task entry of the thread whose id is the pid is the main thread (proc(5)).
+    return { total: statCpuMs(`/proc/${pid}/stat`), main: statCpuMs(`/proc/${pid}/task/${pid}/stat`) }
   } catch {
     return undefined
   }
+}
+
+/** CPU time (ms) of the upstream process plus this one (autocannon runs here). */
+function restCpuMs(upstreamPid: number | undefined): number | undefined {
+  const upstream = processCpuMs(upstreamPid)
+  if (upstream === undefined) return undefined
+  const self = process.cpuUsage()
+  return upstream.total + (self.user + self.system) / 1000
+}
+
+function statCpuMs(file: string): number {
+  const stat = readFileSync(file, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // fields[11] = utime, fields[12] = stime (proc(5) fields 14 and 15), in clock ticks (100/s).
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100
 }
 
 const noStats: UpstreamStats = { requests: 0, distinctAuthorization: 0, missingAuthorization: 0 }
@@ -127,15 +144,22 @@ async function prepare(live: Live, ctx: BenchContext, upstreamUrl: string): Prom
 }
 
 /** One measured round of a row; upstream counters are taken around it. */
-async function round(live: Live, index: number, upstreamUrl: string): Promise<void> {
+async function round(live: Live, index: number, upstream: ChildServer): Promise<void> {
   const running = live.running!
+  const upstreamUrl = upstream.url
   try {
     await upstreamCall(upstreamUrl, 'row', live.target.id)
     const spec = live.target.load('measure', { index, of: settings.rounds })
     const cpu0 = processCpuMs(running.pid)
+    const rest0 = restCpuMs(upstream.pid)
     const run = await drive(running.url, spec, { connections: settings.connections, durationSec: settings.durationSec / settings.rounds, rate: settings.rate })
     const cpu1 = processCpuMs(running.pid)
-    if (cpu0 !== undefined && cpu1 !== undefined) live.cpuMs += cpu1 - cpu0
+    const rest1 = restCpuMs(upstream.pid)
+    if (cpu0 !== undefined && cpu1 !== undefined && rest0 !== undefined && rest1 !== undefined) {
+      live.cpuMs += cpu1.total - cpu0.total
+      live.mainCpuMs += cpu1.main - cpu0.main
+      live.restCpuMs += rest1 - rest0
+    }
     // Let requests that were in flight when autocannon stopped reach the upstream counters.
     await sleep(250)
     live.runs.push(run)
@@ -165,7 +189,15 @@ function conclude(live: Live): RowResult {
   if (run.elapsedSec < settings.durationSec * 0.9) notes.push(`measured ${run.elapsedSec.toFixed(1)} s only: its distinct tokens ran out first`)
   notes.push(`upstream saw ${upstream.requests} requests, ${upstream.distinctAuthorization} distinct Authorization values`)
   const cpuUsPerResponse = live.cpuMs > 0 && run.responses > 0 ? (live.cpuMs * 1000) / run.responses : undefined
-  if (cpuUsPerResponse !== undefined) notes.push(`server CPU: ${cpuUsPerResponse.toFixed(0)} µs per response`)
+  const perResponse = (ms: number) => (cpuUsPerResponse === undefined ? undefined : (ms * 1000) / run.responses)
+  const mainCpuUsPerResponse = perResponse(live.mainCpuMs)
+  const restCpuUsPerResponse = perResponse(live.restCpuMs)
+  if (cpuUsPerResponse !== undefined) {
+    notes.push(
+      `server CPU: ${cpuUsPerResponse.toFixed(0)} µs per response (main thread ${mainCpuUsPerResponse?.toFixed(0)} µs); ` +
+        `load generator + upstream: ${restCpuUsPerResponse?.toFixed(0)} µs`,
+    )
+  }
   for (const [name, file] of Object.entries(base.files ?? {})) {
     if (name === 'config') continue
     let size = 0
@@ -176,7 +208,7 @@ function conclude(live: Live): RowResult {
     }
     notes.push(`${name}: ${(size / 1024).toFixed(0)} KiB written`)
   }
-  return { ...base, status: problems.length ? 'invalid' : 'ok', run, upstream, problems, notes, cpuUsPerResponse }
+  return { ...base, status: problems.length ? 'invalid' : 'ok', run, upstream, problems, notes, cpuUsPerResponse, mainCpuUsPerResponse, restCpuUsPerResponse }
 }
 
 async function main(): Promise<number> {
@@ -194,7 +226,7 @@ async function main(): Promise<number> {
   const issuer = await startIssuer({ audience: 'api://bench', scope: 'bench:read' })
   let upstream: ChildServer | undefined
   const rows: RowResult[] = []
-  const lives: Live[] = targets.map((target) => ({ target, runs: [], upstream: noStats, problems: [], failed: false, cpuMs: 0 }))
+  const lives: Live[] = targets.map((target) => ({ target, runs: [], upstream: noStats, problems: [], failed: false, cpuMs: 0, mainCpuMs: 0, restCpuMs: 0 }))
   try {
     const warmTokens = await issuer.mint(settings.warmTokens, 'warm')
     let coldTokens: string[] = []
@@ -229,7 +261,7 @@ async function main(): Promise<number> {
       const order = lives.map((_, i) => lives[(i + r) % lives.length])
       for (const live of order) {
         if (live.failed) continue
-        await round(live, r, upstream.url)
+        await round(live, r, upstream)
         const last = live.runs[live.runs.length - 1]
         if (last) log(`  round ${r + 1}/${settings.rounds}  ${live.target.id.padEnd(14)} ${Math.round(last.rps)} req/s, p99 ${last.p99Ms.toFixed(1)} ms`)
       }
@@ -257,6 +289,11 @@ async function main(): Promise<number> {
   log()
   log('Targets from the issue (ratios within this run):')
   log(verdicts(checks))
+  const bounds = ceilings(rows, checks, cpus().length)
+  if (bounds) {
+    log()
+    log(bounds)
+  }
   log()
   log(`load average after: ${load1.map((l) => l.toFixed(2)).join(' ')}; total ${((performance.now() - t0) / 1000).toFixed(0)} s`)
 
