@@ -12,6 +12,8 @@ export interface GatewayTargetOptions {
   readonly checks?: readonly Check[]
   /** Changes the generated config, for variants (e.g. a rate limit that never triggers). */
   readonly configure?: (config: Record<string, unknown>, ctx: BenchContext) => Record<string, unknown>
+  /** false: the configured route is public, so the refusal probe (a broken token gets 401) is skipped. */
+  readonly verifiesTokens?: boolean
 }
 
 /** Requests of the cold row's warm-up: enough to JIT the cache-miss path, few enough to keep
@@ -66,7 +68,7 @@ export function gatewayTarget(options: GatewayTargetOptions): Target {
       return { path: BENCH_PATH, authorization: take, amount: Math.floor(pool.remaining() / (part.of - part.index)) }
     },
     probe: () => warm(),
-    refusal: () => (ctx.publicRoutes ? '' : bearer(tamper(ctx.warmTokens[0]))),
+    refusal: () => (ctx.publicRoutes || options.verifiesTokens === false ? '' : bearer(tamper(ctx.warmTokens[0]))),
     verify(_run, upstream) {
       if (options.tokens !== 'cold') return []
       const problems: string[] = []
@@ -81,7 +83,7 @@ export function gatewayTarget(options: GatewayTargetOptions): Target {
   }
 }
 
-function gatewayConfig(c: BenchContext, files: { accessLog: string; eventsLog: string }): Record<string, unknown> {
+export function gatewayConfig(c: BenchContext, files: { accessLog: string; eventsLog: string }): Record<string, unknown> {
   const route = c.publicRoutes
     ? { id: 'bench', path: '/api/**', methods: ['GET'], upstream: 'bench-upstream', auth: 'public' }
     : { id: 'bench', path: '/api/**', methods: ['GET'], upstream: 'bench-upstream', auth: 'required', scopes: { allOf: [c.issuer.scope] } }

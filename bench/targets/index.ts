@@ -1,4 +1,5 @@
 import type { Target } from '../target.js'
+import { ablationTargets } from './ablation.js'
 import { bareProxy } from './bare.js'
 import { fastifyStack } from './fastify.js'
 import { gatewayTarget } from './gateway.js'
@@ -36,5 +37,6 @@ export function allTargets(only: readonly string[]): Target[] {
     ...limits.targets,
     internalTokenTarget(),
     fastifyStack(),
+    ...(process.env.BENCH_ABLATION === '1' ? ablationTargets() : []),
   ]
 }

@@ -1,0 +1,190 @@
+// `npm run bench:instructions`: instructions per request of the bare proxy and the gateway rows,
+// counted by valgrind's callgrind, on the main thread (the event loop, which bounds a Node
+// server's throughput) and on the other threads (V8's compiler and GC helpers, the libuv pool).
+// Unlike req/s and CPU time, an instruction count does not depend on what else the machine is
+// doing, so it compares two versions of the code (or a row with another) to within a percent or
+// two where the load benchmark (bench/run.ts) moves by 10–20%. What it leaves out: system calls
+// (the socket writes every proxy makes) and cache misses; and valgrind hides the CPU's SHA and
+// AVX-512 extensions, so OpenSSL hashes and RSA run slower code paths than they would natively
+// (the cold row and the token digest look costlier than they are). A guide for the gateway's own
+// JavaScript work, not a throughput figure. See docs/benchmarks.md.
+import { execFileSync, spawn } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Pool } from 'undici'
+import { spawnServer, waitFor200 } from './child.js'
+import { startIssuer } from './keys.js'
+import { bearer, tokenPool, type BenchContext } from './target.js'
+import { BENCH_PATH, benchScript, gatewayCli, listeningUrl } from './targets/common.js'
+import { gatewayConfig } from './targets/gateway.js'
+
+const REQUESTS = Number(process.env.BENCH_IR_REQUESTS ?? 2000)
+// Under valgrind V8 needs many requests before its optimizing compiler is done with the hot path;
+// with fewer, the counted requests still run partly unoptimized code.
+const WARMUP = Number(process.env.BENCH_IR_WARMUP ?? 12000)
+const CONCURRENCY = 8
+const ROWS = (process.env.BENCH_ONLY ?? 'bare,gateway-warm,gateway-cold,gateway-public').split(',').map((s) => s.trim())
+const START_TIMEOUT_MS = 300_000
+const log = (s = '') => process.stdout.write(s + '\n')
+
+interface Row {
+  readonly id: string
+  readonly args: (ctx: BenchContext, dir: string) => string[]
+  readonly env?: (ctx: BenchContext) => NodeJS.ProcessEnv
+  readonly gateway: boolean
+  readonly cold?: boolean
+}
+
+function gatewayArgs(ctx: BenchContext, dir: string, edit: (c: Record<string, unknown>) => Record<string, unknown> = (c) => c): string[] {
+  const config = edit(gatewayConfig(ctx, { accessLog: join(dir, 'access.log'), eventsLog: join(dir, 'events.log') }))
+  const file = join(dir, 'portcullis.json')
+  writeFileSync(file, JSON.stringify(config, null, 2))
+  return [gatewayCli(), 'start', '--config', file]
+}
+
+const ALL: Row[] = [
+  {
+    id: 'bare',
+    gateway: false,
+    args: () => [benchScript('bare-proxy.js')],
+    env: (ctx) => ({ BENCH_UPSTREAM: ctx.upstreamUrl, BENCH_UPSTREAM_CONNECTIONS: String(ctx.upstreamConnections) }),
+  },
+  { id: 'gateway-warm', gateway: true, args: (ctx, dir) => gatewayArgs(ctx, dir) },
+  { id: 'gateway-cold', gateway: true, cold: true, args: (ctx, dir) => gatewayArgs(ctx, dir) },
+  {
+    id: 'gateway-public',
+    gateway: true,
+    args: (ctx, dir) =>
+      gatewayArgs(ctx, dir, (c) => ({ ...c, routes: (c.routes as Array<Record<string, unknown>>).map(({ scopes: _s, ...r }) => ({ ...r, auth: 'public' })) })),
+  },
+]
+
+/** Total instructions in a callgrind dump ("summary:" or "totals:" line). */
+function irOf(file: string): number {
+  const m = /^(?:summary|totals): (\d+)/m.exec(readFileSync(file, 'utf8'))
+  if (!m) throw new Error(`no instruction total in ${file}`)
+  return Number(m[1])
+}
+
+async function send(url: string, count: number, authorization: () => string): Promise<void> {
+  const pool = new Pool(url, { connections: CONCURRENCY })
+  let next = 0
+  const lane = async () => {
+    while (next < count) {
+      next++
+      const r = await pool.request({ path: BENCH_PATH, method: 'GET', headers: { authorization: authorization() } })
+      await r.body.dump()
+      if (r.statusCode !== 200) throw new Error(`got ${r.statusCode}`)
+    }
+  }
+  await Promise.all(Array.from({ length: CONCURRENCY }, lane))
+  await pool.close()
+}
+
+interface Count {
+  /** Instructions per request on the main thread. */
+  readonly main: number
+  /** Instructions per request on every other thread. */
+  readonly other: number
+}
+
+async function measure(row: Row, ctx: BenchContext, warm: readonly string[], cold: readonly string[], tmp: string): Promise<Count> {
+  const dir = join(tmp, row.id)
+  execFileSync('mkdir', ['-p', dir])
+  const child = spawn(
+    'valgrind',
+    [
+      '--tool=callgrind',
+      '--smc-check=all-non-file',
+      '--separate-threads=yes',
+      `--callgrind-out-file=${join(dir, 'callgrind.%p')}`,
+      process.execPath,
+      ...row.args(ctx, dir),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...row.env?.(ctx) } },
+  )
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${row.id}: no listening line`)), START_TIMEOUT_MS)
+      let buf = ''
+      child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+        buf += chunk
+        for (const line of buf.split('\n')) {
+          try {
+            const j = JSON.parse(line) as Record<string, unknown>
+            const u = row.gateway ? (j.msg === 'listening' && Array.isArray(j.urls) ? String(j.urls[0]) : undefined) : listeningUrl(j)
+            if (u) {
+              clearTimeout(timer)
+              resolve(u)
+            }
+          } catch {
+            // not a JSON line (yet)
+          }
+        }
+      })
+      child.once('exit', (code) => reject(new Error(`${row.id} exited (${code})`)))
+    })
+    if (row.gateway) await waitFor200(url + '/readyz', START_TIMEOUT_MS)
+    let w = 0
+    let c = 0
+    const warmToken = () => bearer(warm[w++ % warm.length])
+    const coldToken = () => bearer(cold[c++])
+    const token = row.cold ? coldToken : warmToken
+    await send(url, WARMUP, token)
+    execFileSync('callgrind_control', ['--zero', String(child.pid)], { stdio: 'ignore' })
+    await send(url, REQUESTS, token)
+    execFileSync('callgrind_control', ['--dump', String(child.pid)], { stdio: 'ignore' })
+    // With --separate-threads, the dump is one file per thread: callgrind.PID.1-01 is the main thread.
+    const dumps = readdirSync(dir).filter((f) => /^callgrind\.\d+\.1-\d+$/.test(f))
+    const main = dumps.find((f) => f.endsWith('-01'))
+    if (main === undefined) throw new Error(`${row.id}: no callgrind dump of the main thread`)
+    let other = 0
+    for (const f of dumps) if (f !== main) other += irOf(join(dir, f))
+    return { main: irOf(join(dir, main)) / REQUESTS, other: other / REQUESTS }
+  } finally {
+    child.kill('SIGKILL')
+  }
+}
+
+async function main(): Promise<void> {
+  const tmp = mkdtempSync(join(tmpdir(), 'portcullis-ir-'))
+  const issuer = await startIssuer({ audience: 'api://bench', scope: 'bench:read' })
+  const upstream = await spawnServer([benchScript('upstream.js')], listeningUrl)
+  try {
+    const warm = await issuer.mint(16, 'warm')
+    const cold = ROWS.includes('gateway-cold') ? await issuer.mint(WARMUP + REQUESTS, 'cold') : []
+    const ctx: BenchContext = {
+      upstreamUrl: upstream.url,
+      upstreamConnections: 64,
+      issuer,
+      warmTokens: warm,
+      coldTokens: tokenPool([]),
+      publicRoutes: false,
+      tmpDir: tmp,
+      profile: false,
+    }
+    log(`instructions per request (callgrind, user space only), ${WARMUP} warm-up + ${REQUESTS} counted requests, ${CONCURRENCY} in flight`)
+    log(`${'row'.padEnd(16)} ${'main thread'.padStart(12)} ${'x bare'.padStart(7)} ${'other threads'.padStart(14)}`)
+    const n = (x: number) => Math.round(x).toLocaleString('en-US')
+    let bare: number | undefined
+    for (const row of ALL.filter((r) => ROWS.includes(r.id))) {
+      const c = await measure(row, ctx, warm, cold, tmp)
+      if (row.id === 'bare') bare = c.main
+      log(`${row.id.padEnd(16)} ${n(c.main).padStart(12)} ${(bare ? `${(c.main / bare).toFixed(2)}x` : '-').padStart(7)} ${n(c.other).padStart(14)}`)
+    }
+  } finally {
+    await upstream.stop()
+    await issuer.close()
+    if (process.env.BENCH_KEEP === '1') log(`callgrind dumps kept in ${tmp} (callgrind_annotate FILE)`)
+    else rmSync(tmp, { recursive: true, force: true })
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: Error) => {
+    process.stderr.write(`${err.stack ?? err.message}\n`)
+    process.exit(1)
+  },
+)
