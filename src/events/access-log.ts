@@ -13,9 +13,11 @@ export type AccessLog = (ctx: RequestContext) => void
 export function createAccessLog(dest: { write(line: string): boolean }): AccessLog {
   let lastMs = 0
   let lastIso = ''
-  // Most values are plain printable ASCII with no quote or backslash (request ids, methods,
-  // canonical paths, route ids, addresses): those are quoted as they are; anything else goes
-  // through JSON.stringify.
+  // Three values cannot hold a quote, backslash or control character, so they are quoted as they
+  // are: the request id (a client's only when it matched [A-Za-z0-9._:-]{8,128}, else a UUID), the
+  // method (node's parser accepts only its fixed list of method names) and the route id (the
+  // config schema's pattern). Paths, addresses and identity values are checked: plain printable
+  // ASCII without quote or backslash is quoted as it is, anything else goes through JSON.stringify.
   const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/
   const str = (v: string | undefined) => (v === undefined ? 'null' : PLAIN.test(v) ? `"${v}"` : JSON.stringify(v))
   return (ctx) => {
@@ -27,7 +29,7 @@ export function createAccessLog(dest: { write(line: string): boolean }): AccessL
     const id = ctx.identity
     const durationMs = Math.round((performance.now() - ctx.startedAt) * 100) / 100
     dest.write(
-      `{"level":30,"time":"${lastIso}","name":"access","requestId":${str(ctx.id)},"traceId":"${ctx.traceId}","method":${str(ctx.method)},"path":${str(ctx.path)},"route":${str(ctx.route?.id)},"status":${ctx.status || ctx.res.statusCode},"durationMs":${durationMs},"upstreamMs":${ctx.upstreamMs ?? 'null'},"clientIp":${str(ctx.clientIp)},"subject":${str(id?.subject)},"clientId":${str(id?.clientId)}}\n`,
+      `{"level":30,"time":"${lastIso}","name":"access","requestId":"${ctx.id}","traceId":"${ctx.traceId}","method":"${ctx.method}","path":${str(ctx.path)},"route":${ctx.route === undefined ? 'null' : `"${ctx.route.id}"`},"status":${ctx.status || ctx.res.statusCode},"durationMs":${durationMs},"upstreamMs":${ctx.upstreamMs ?? 'null'},"clientIp":${str(ctx.clientIp)},"subject":${str(id?.subject)},"clientId":${str(id?.clientId)}}\n`,
     )
   }
 }

@@ -71,6 +71,20 @@ test('identity headers carry the verified identity, scopes sorted', () => {
   assert.deepEqual(partial, { 'x-auth-issuer': 'https://idp.example' })
 })
 
+test('a cached identity gets the same identity headers on every request, and another identity its own', () => {
+  const write = createIdentityHeaderWriter({ subject: 'x-auth-subject', clientId: 'x-auth-client-id', scopes: 'x-auth-scopes', issuer: 'x-auth-issuer' })
+  const cached = identity()
+  const other = identity({ subject: 'user-2', clientId: undefined, scopes: new Set(['read']) })
+  const first: Record<string, string | string[]> = {}
+  const again: Record<string, string | string[]> = { 'x-other': 'kept' }
+  const second: Record<string, string | string[]> = {}
+  write(first, cached)
+  write(second, other)
+  write(again, cached)
+  assert.deepEqual(again, { ...first, 'x-other': 'kept' })
+  assert.deepEqual(second, { 'x-auth-subject': 'user-2', 'x-auth-scopes': 'read', 'x-auth-issuer': 'https://idp.example' })
+})
+
 test('identity values that could break a header are percent-encoded', () => {
   assert.equal(headerSafe('user-1'), 'user-1')
   assert.equal(headerSafe('a b'), 'a b')

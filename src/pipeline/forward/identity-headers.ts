@@ -27,10 +27,20 @@ export function createIdentityHeaderWriter(names: IdentityConfig['headers']): Id
   const clientId = names.clientId.toLowerCase()
   const scopes = names.scopes.toLowerCase()
   const issuer = names.issuer.toLowerCase()
+  // A cached identity serves many requests: its header values are made once, on its first request
+  // (the map holds them only as long as the token cache holds the identity).
+  const made = new WeakMap<Identity, readonly string[]>()
+  function valuesOf(identity: Identity): readonly string[] {
+    const out: string[] = []
+    if (identity.subject !== undefined) out.push(subject, headerSafe(identity.subject))
+    if (identity.clientId !== undefined) out.push(clientId, headerSafe(identity.clientId))
+    if (identity.scopes.size !== 0) out.push(scopes, headerSafe([...identity.scopes].sort().join(' ')))
+    out.push(issuer, headerSafe(identity.issuer))
+    made.set(identity, out)
+    return out
+  }
   return (headers, identity) => {
-    if (identity.subject !== undefined) headers[subject] = headerSafe(identity.subject)
-    if (identity.clientId !== undefined) headers[clientId] = headerSafe(identity.clientId)
-    if (identity.scopes.size !== 0) headers[scopes] = headerSafe([...identity.scopes].sort().join(' '))
-    headers[issuer] = headerSafe(identity.issuer)
+    const values = made.get(identity) ?? valuesOf(identity)
+    for (let i = 0; i < values.length; i += 2) headers[values[i]] = values[i + 1]
   }
 }

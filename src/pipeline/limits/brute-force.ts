@@ -2,7 +2,7 @@ import { catalog } from '../../errors/catalog.js'
 import { claimedAccount, verifiedAccount } from './claimed-id.js'
 import type { BruteForceConfig } from './config.js'
 import { failureParams, type FailureParams } from './failure-score.js'
-import { keyValue } from './keys.js'
+import { boundedMemo, keyValue } from './keys.js'
 import { isPromise, type Decision, type FailureOutcome, type GuardCheck, type LimitStore } from './store.js'
 
 /**
@@ -108,7 +108,7 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
   let accountsQuietAfterMs = deps.storeKept ? deps.now() + quietHorizonMs : 0
   const accountsMayBeBlocked = () => !localOnly || deps.now() < accountsQuietAfterMs
 
-  const addressKey = (ip: string) => `f:ip:${deps.addressKey(ip)}`
+  const addressKey = boundedMemo((ip) => `f:ip:${deps.addressKey(ip)}`)
   const accountKey = (account: string) => `f:acct:${keyValue(account)}`
 
   function lockout(target: 'address' | 'account', clientIp: string, account: string | undefined, retryAfterMs: number): void {

@@ -4,7 +4,7 @@ import { createBruteForceTracker, type Attempt, type BruteForceTracker, type Gua
 import type { LimitKeyPart, LimitsConfig } from './config.js'
 import { createLimitStore } from './create-store.js'
 import { limitItem, retryAfterSeconds } from './headers.js'
-import { addressKey, keyValue } from './keys.js'
+import { addressKey, boundedMemo, keyValue } from './keys.js'
 import { planRoutes, type CheckTemplate, type CompiledPolicy, type LimitsPhase, type Variant } from './policy.js'
 import type { StoreEvent } from './resilient-store.js'
 import { createEventSampler, type EventSampler } from './sampler.js'
@@ -104,7 +104,8 @@ export function createLimitsStage(
   let leases = 0
   const leaseId = () => `${instance}:${(leases++).toString(36)}`
 
-  const address = (ctx: Ctx) => `ip=${addressKey(ctx.clientIp, v6)}`
+  const ipKey = boundedMemo((ip) => `ip=${addressKey(ip, v6)}`)
+  const address = (ctx: Ctx) => ipKey(ctx.clientIp)
   function part(p: LimitKeyPart, ctx: Ctx): string {
     const id = ctx.identity
     switch (p) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { addressKey, expandIPv6, keyValue } from './keys.js'
+import { addressKey, boundedMemo, expandIPv6, keyValue } from './keys.js'
 
 test('IPv4 addresses are counted one by one', () => {
   assert.equal(addressKey('203.0.113.7', 64), '203.0.113.7')
@@ -37,4 +37,20 @@ test('key values stay readable when safe and become digests when long, odd or am
     assert.match(k, /^#[A-Za-z0-9_-]{22}$/, odd)
   }
   assert.notEqual(keyValue('a|b'), keyValue('a|c'))
+})
+
+test('boundedMemo answers as the function does, asks it once per value, and forgets everything at its bound', () => {
+  const asked: string[] = []
+  const key = boundedMemo((ip) => {
+    asked.push(ip)
+    return `ip=${addressKey(ip, 64)}`
+  }, 2)
+  assert.equal(key('2001:db8::1'), 'ip=2001:db8:0:0::/64')
+  assert.equal(key('2001:db8::1'), 'ip=2001:db8:0:0::/64')
+  assert.equal(key('192.0.2.1'), 'ip=192.0.2.1')
+  assert.deepEqual(asked, ['2001:db8::1', '192.0.2.1'])
+  // A third value reaches the bound of 2: the memo starts over, so the first value is asked again.
+  assert.equal(key('192.0.2.2'), 'ip=192.0.2.2')
+  assert.equal(key('2001:db8::1'), 'ip=2001:db8:0:0::/64')
+  assert.deepEqual(asked, ['2001:db8::1', '192.0.2.1', '192.0.2.2', '2001:db8::1'])
 })

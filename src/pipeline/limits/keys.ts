@@ -17,6 +17,26 @@ export function keyValue(value: string): string {
 }
 
 /**
+ * `fn` with its answers remembered, for keys built on every request from a few recurring values
+ * (the brute-force guard and per-address policies key every request by its client address). A
+ * remembered key is the same string each time, so the store's map lookup does not hash a new one.
+ * Bounded: the memo is emptied when it holds `max` entries, so a flood of new values costs what it
+ * cost without it.
+ */
+export function boundedMemo(fn: (value: string) => string, max = 4096): (value: string) => string {
+  let memo = new Map<string, string>()
+  return (value) => {
+    let out = memo.get(value)
+    if (out === undefined) {
+      if (memo.size >= max) memo = new Map()
+      out = fn(value)
+      memo.set(value, out)
+    }
+    return out
+  }
+}
+
+/**
  * The address a limit counts: IPv4 as is; IPv6 truncated to its first `prefixLength` bits, since
  * one subscriber usually holds a whole /64 and could otherwise rotate addresses to escape any
  * per-address limit. Anything unparseable is used as is (through keyValue).
