@@ -5,37 +5,41 @@ type Config = Record<string, unknown>
 
 const withLogging = (config: Config, change: Config): Config => ({ ...config, logging: { ...(config.logging as Config), ...change } })
 
+/** One feature taken away from the warm gateway's generated config. */
+export interface Ablation {
+  readonly id: string
+  readonly label: string
+  readonly configure: (config: Config) => Config
+  /** false when the route no longer verifies tokens (no refusal probe). */
+  readonly verifiesTokens: boolean
+}
+
+export const ABLATIONS: readonly Ablation[] = [
+  {
+    id: 'ablate-auth',
+    label: 'warm gateway without authn/authz (public route)',
+    verifiesTokens: false,
+    configure: (config) => ({ ...config, routes: (config.routes as Config[]).map(({ scopes: _s, ...r }) => ({ ...r, auth: 'public' })) }),
+  },
+  {
+    id: 'ablate-access-log',
+    label: 'warm gateway without the access log',
+    verifiesTokens: true,
+    configure: (config) => withLogging(config, { access: false }),
+  },
+  {
+    id: 'ablate-brute-force',
+    label: 'warm gateway without brute-force protection',
+    verifiesTokens: true,
+    configure: (config) => ({ ...config, limits: { bruteForce: { enabled: false } } }),
+  },
+]
+
 /**
  * BENCH_ABLATION=1: the warm gateway with one feature taken away per row, so that comparing a
  * row's CPU per response with gateway-warm's shows what that feature costs. These rows have no
  * targets; a user should not run without the features they take away.
  */
 export function ablationTargets(): Target[] {
-  return [
-    gatewayTarget({
-      id: 'ablate-auth',
-      label: 'warm gateway without authn/authz (public route)',
-      tokens: 'warm',
-      verifiesTokens: false,
-      configure: (config) => ({
-        ...config,
-        routes: (config.routes as Config[]).map(({ scopes: _s, ...r }) => ({ ...r, auth: 'public' })),
-      }),
-    }),
-    gatewayTarget({
-      id: 'ablate-access-log',
-      label: 'warm gateway without the access log',
-      tokens: 'warm',
-      configure: (config) => withLogging(config, { access: false }),
-    }),
-    gatewayTarget({
-      id: 'ablate-brute-force',
-      label: 'warm gateway without brute-force protection',
-      tokens: 'warm',
-      configure: (config) => ({
-        ...config,
-        limits: { bruteForce: { enabled: false } },
-      }),
-    }),
-  ]
+  return ABLATIONS.map((a) => gatewayTarget({ id: a.id, label: a.label, tokens: 'warm', verifiesTokens: a.verifiesTokens, configure: a.configure }))
 }
