@@ -146,6 +146,13 @@ async function measure(row: Row, ctx: BenchContext, warm: readonly string[], col
 }
 
 async function main(): Promise<void> {
+  for (const tool of ['valgrind', 'callgrind_control']) {
+    try {
+      execFileSync(tool, ['--version'], { stdio: 'ignore' })
+    } catch {
+      throw new Error(`${tool} is needed (Debian/Ubuntu: apt install valgrind)`)
+    }
+  }
   const tmp = mkdtempSync(join(tmpdir(), 'portcullis-ir-'))
   const issuer = await startIssuer({ audience: 'api://bench', scope: 'bench:read' })
   const upstream = await spawnServer([benchScript('upstream.js')], listeningUrl)
