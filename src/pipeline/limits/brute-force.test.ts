@@ -30,9 +30,11 @@ function tracker(store: LimitStore, clock: { now: number }, config = CONFIG) {
 /** One attempt with a bad token: the guard first (as the limits stage before authn), then the failure. */
 async function attempt(bf: BruteForceTracker, store: LimitStore, now: number, ip: string, authorization?: string): Promise<'401' | '429'> {
   const guards = bf.guards(asAttempt(ip, authorization))
-  const d = await store.check(guards.checks, now)
-  bf.observe(d, 0, guards, ip)
-  if (!d.allowed) return '429'
+  if (guards !== undefined) {
+    const d = await store.check(guards.checks, now)
+    bf.observe(d, 0, guards, ip)
+    if (!d.allowed) return '429'
+  }
   await bf.onDenied({ clientIp: ip, req: { headers: { authorization } } }, 'ERR_AUTHN_INVALID_TOKEN')
   return '401'
 }
@@ -58,7 +60,7 @@ test('50 bad tokens from one address in a burst: 11 reach authn (10 tolerated, t
     [['limits.lockout', 'address', '198.51.100.9', 900_000]],
   )
   // A good client elsewhere is unaffected.
-  assert.equal((await store.check(bf.guards(asAttempt('203.0.113.5', jwt({ client_id: 'good' }))).checks, clock.now)).allowed, true)
+  assert.equal((await store.check(bf.guards(asAttempt('203.0.113.5', jwt({ client_id: 'good' })))!.checks, clock.now)).allowed, true)
 })
 
 test('throttling grows: each failure past the threshold doubles Retry-After', async () => {
@@ -68,7 +70,7 @@ test('throttling grows: each failure past the threshold doubles Retry-After', as
   const waits: number[] = []
   for (let i = 0; i < 14; i++) {
     await attempt(bf, store, clock.now, '198.51.100.9')
-    const d = await store.check(bf.guards(asAttempt('198.51.100.9', undefined)).checks, clock.now)
+    const d = await store.check(bf.guards(asAttempt('198.51.100.9', undefined))!.checks, clock.now)
     waits.push(d.retryAfterMs)
     clock.now += d.retryAfterMs // a patient attacker waits out each throttle
   }
@@ -96,19 +98,20 @@ test('a success never resets an address that attacks many accounts; it clears on
   // The attacker authenticates once with its own valid token …
   bf.recordSuccess({ clientId: 'attacker-own', subject: undefined })
   // … and is still throttled.
-  assert.equal((await store.check(bf.guards(asAttempt('198.51.100.9', undefined)).checks, clock.now)).allowed, false)
+  assert.equal((await store.check(bf.guards(asAttempt('198.51.100.9', undefined))!.checks, clock.now)).allowed, false)
 
   // A legitimate client that fat-fingered a few times from its own address: its account count is cleared.
   for (let i = 0; i < 11; i++) await bf.onDenied({ clientIp: `203.0.113.${i}`, req: { headers: { authorization: jwt({ client_id: 'app-7' }) } } }, 'ERR_AUTHN_INVALID_TOKEN')
-  assert.equal((await store.check(bf.guards(asAttempt('192.0.2.1', jwt({ client_id: 'app-7' }))).checks, clock.now)).allowed, false)
+  assert.equal((await store.check(bf.guards(asAttempt('192.0.2.1', jwt({ client_id: 'app-7' })))!.checks, clock.now)).allowed, false)
   bf.recordSuccess({ clientId: 'app-7', subject: undefined })
-  assert.equal((await store.check(bf.guards(asAttempt('192.0.2.1', jwt({ client_id: 'app-7' }))).checks, clock.now)).allowed, true)
+  assert.equal((await store.check(bf.guards(asAttempt('192.0.2.1', jwt({ client_id: 'app-7' })))!.checks, clock.now)).allowed, true)
 })
 
 test('with perAccount off only addresses are counted', async () => {
   const store = createMemoryStore({ maxKeys: 10_000 })
   const { bf } = tracker(store, { now: T0 }, { ...CONFIG, perAccount: false })
-  assert.equal(bf.guards(asAttempt('198.51.100.9', jwt({ client_id: 'x' }))).checks.length, 1)
+  await bf.onDenied({ clientIp: '192.0.2.1', req: { headers: { authorization: jwt({ client_id: 'x' }) } } }, 'ERR_AUTHN_INVALID_TOKEN')
+  assert.equal(bf.guards(asAttempt('198.51.100.9', jwt({ client_id: 'x' })))!.checks.length, 1)
 })
 
 test('disabled brute-force protection records nothing', async () => {
@@ -144,19 +147,49 @@ test('with Redis, a lockout decided on one gateway instance holds on another and
   }
 })
 
-test('with the memory store, accounts are only looked up while some account failure can still block', async () => {
+test('with the memory store, guards run only while a recorded failure can still block: none, addresses, or addresses and accounts', async () => {
   const clock = { now: T0 }
   const store = createMemoryStore({ maxKeys: 1000 })
   const { bf } = tracker(store, clock)
   const token = jwt({ client_id: 'victim' })
-  assert.equal(bf.guards(asAttempt('192.0.2.1', token)).checks.length, 1, 'no account failure yet: only the address is checked')
+  assert.equal(bf.guards(asAttempt('192.0.2.1', token)), undefined, 'nothing failed yet: no guard, no store call')
+  // A failure without a token: addresses are checked from now on (all of them), accounts not yet.
+  await bf.onDenied({ clientIp: '203.0.113.9', req: { headers: { authorization: 'Basic eDp5' } } }, 'ERR_AUTHN_MALFORMED')
+  assert.deepEqual(bf.guards(asAttempt('192.0.2.1', token))?.checks.length, 1)
   await bf.onDenied({ clientIp: '192.0.2.1', req: { headers: { authorization: token } } }, 'ERR_AUTHN_INVALID_TOKEN')
-  const guards = bf.guards(asAttempt('198.51.100.9', token))
+  const guards = bf.guards(asAttempt('198.51.100.9', token))!
   assert.equal(guards.checks.length, 2, 'after a failure the claimed account is checked from every address')
   assert.equal(guards.account, 'victim')
-  // Long after every score, throttle and lockout could have expired, the lookup stops again.
+  // Long after every score, throttle and lockout could have expired, the guard is skipped again.
   clock.now += 24 * 3600 * 1000
-  assert.equal(bf.guards(asAttempt('198.51.100.9', token)).checks.length, 1)
+  assert.equal(bf.guards(asAttempt('198.51.100.9', token)), undefined)
+})
+
+test('skipping the guard while nothing can be blocked changes no answer: the same attacks get the same 401s and 429s as a tracker that always guards', async () => {
+  const clock = { now: T0 }
+  const skipping = createMemoryStore({ maxKeys: 10_000 })
+  // The same store under another kind name: the tracker then treats it as shared and always guards.
+  const always: LimitStore = { ...createMemoryStore({ maxKeys: 10_000 }), kind: 'shared-for-test' }
+  const a = tracker(skipping, clock).bf
+  const b = tracker(always, clock).bf
+  const answers: Array<[string, string]> = []
+  const both = async (ip: string, authorization?: string) => {
+    answers.push([await attempt(a, skipping, clock.now, ip, authorization), await attempt(b, always, clock.now, ip, authorization)])
+  }
+  // Bursts from one address and against one account, knocking during locks, and pauses long enough
+  // for every score to drain (so the skipping tracker stops guarding in between).
+  for (const pauseMs of [0, 60_000, 3_600_000, 24 * 3_600_000]) {
+    clock.now += pauseMs
+    for (let i = 0; i < 35; i++) await both('198.51.100.9', 'Bearer not-a-jwt')
+    for (let i = 0; i < 35; i++) await both(`203.0.113.${i}`, jwt({ client_id: 'victim' }))
+    for (let minute = 0; minute < 40; minute++) {
+      clock.now += 60_000
+      await both('198.51.100.9', 'Bearer not-a-jwt')
+      await both('192.0.2.44', jwt({ client_id: 'victim' }))
+    }
+  }
+  assert.deepEqual(answers.map(([x]) => x), answers.map(([, y]) => y))
+  assert.ok(answers.some(([x]) => x === '429') && answers.some(([x]) => x === '401'), 'the scenario throttles and lets through')
 })
 
 test('a tracker on a store kept across a reload checks accounts from the start (failures recorded before the reload still block)', async () => {
@@ -166,7 +199,7 @@ test('a tracker on a store kept across a reload checks accounts from the start (
   const token = jwt({ client_id: 'victim' })
   for (let i = 0; i < 40; i++) await before.onDenied({ clientIp: `203.0.113.${i}`, req: { headers: { authorization: token } } }, 'ERR_AUTHN_INVALID_TOKEN')
   const after = createBruteForceTracker(CONFIG, store, { now: () => clock.now, addressKey: (ip) => addressKey(ip, 64), storeKept: true })
-  const guards = after.guards(asAttempt('192.0.2.77', token))
+  const guards = after.guards(asAttempt('192.0.2.77', token))!
   assert.equal(guards.account, 'victim')
   assert.equal((await store.check(guards.checks, clock.now)).allowed, false, 'the locked account stays locked after the reload')
 })

@@ -62,8 +62,11 @@ export interface GuardSet {
 export interface BruteForceTracker {
   readonly enabled: boolean
   readonly params: FailureParams
-  /** Guard checks for a request on a route that authenticates. */
-  guards(attempt: Attempt): GuardSet
+  /**
+   * Guard checks for a request on a route that authenticates; undefined when nothing can be blocked
+   * (in-memory store and no failure recorded for longer than a score can last).
+   */
+  guards(attempt: Attempt): GuardSet | undefined
   /** Emits lockout events for guards (starting at `offset` in the decision) that just locked. */
   observe(decision: Decision, offset: number, guards: GuardSet, clientIp: string): void
   /** Records one failed authentication of this request. Never rejects. */
@@ -98,15 +101,19 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
   let lockouts = 0
   let storeErrors = 0
 
-  // With the in-memory store every failure is recorded by this process, so when no account has
-  // failed for longer than a score can last (decay, throttle and lockout included), no account
-  // can be throttled: the guard then skips decoding the claimed account from the token (which
-  // costs a base64 and JSON decode for every new token). A shared (Redis) store hears of other
-  // instances' failures, so there the account is always checked.
+  // With the in-memory store every failure is recorded by this process, so when nothing has
+  // failed for longer than a score can last (decay, throttle and lockout included), nothing can
+  // be throttled: the guard is then skipped (no store call for a request with a good token), and
+  // while only addresses have failed lately, so is decoding the claimed account from the token
+  // (a base64 and JSON decode for every new token). A shared (Redis) store hears of other
+  // instances' failures, so there both are always checked.
   const localOnly = store.kind === 'memory'
   const quietHorizonMs = Math.ceil((params.lockAfter * params.intervalUs) / 1000) + params.lockMs + params.maxDelayMs
-  let accountsQuietAfterMs = deps.storeKept ? deps.now() + quietHorizonMs : 0
+  const keptUntil = deps.storeKept ? deps.now() + quietHorizonMs : 0
+  let accountsQuietAfterMs = keptUntil
+  let addressesQuietAfterMs = keptUntil
   const accountsMayBeBlocked = () => !localOnly || deps.now() < accountsQuietAfterMs
+  const anythingMayBeBlocked = () => !localOnly || deps.now() < Math.max(accountsQuietAfterMs, addressesQuietAfterMs)
 
   const addressKey = boundedMemo((ip) => `f:ip:${deps.addressKey(ip)}`)
   const accountKey = (account: string) => `f:acct:${keyValue(account)}`
@@ -131,7 +138,8 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
     failures++
     const clientIp = attempt.clientIp
     const account = perAccount ? accountOf(attempt) : undefined
-    if (account !== undefined) accountsQuietAfterMs = deps.now() + quietHorizonMs
+    addressesQuietAfterMs = deps.now() + quietHorizonMs
+    if (account !== undefined) accountsQuietAfterMs = addressesQuietAfterMs
     const keys = account === undefined ? [addressKey(clientIp)] : [addressKey(clientIp), accountKey(account)]
     if (account !== undefined) {
       recent.delete(account)
@@ -158,6 +166,7 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
     enabled: config.enabled,
     params,
     guards(attempt) {
+      if (!anythingMayBeBlocked()) return undefined
       const countBlocked = attempt.req.headers.authorization !== undefined
       const account = perAccount && accountsMayBeBlocked() ? accountOf(attempt) : undefined
       const checks: GuardCheck[] = [{ kind: 'guard', key: addressKey(attempt.clientIp), params, countBlocked }]
@@ -168,8 +177,12 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
       for (let i = 0; i < guards.checks.length; i++) {
         const r = decision.results[offset + i]
         if (r?.newlyLocked) lockout(i === 0 ? 'address' : 'account', clientIp, guards.account, r.retryAfterMs)
-        // A blocked attempt is counted too, which prolongs the block: keep checking accounts.
-        if (i > 0 && r && r.retryAfterMs > 0) accountsQuietAfterMs = Math.max(accountsQuietAfterMs, deps.now() + quietHorizonMs)
+        // A blocked attempt is counted too, which prolongs the block: keep checking.
+        if (r && r.retryAfterMs > 0) {
+          const until = deps.now() + quietHorizonMs
+          if (i === 0) addressesQuietAfterMs = Math.max(addressesQuietAfterMs, until)
+          else accountsQuietAfterMs = Math.max(accountsQuietAfterMs, until)
+        }
       }
     },
     recordFailure,
