@@ -10,7 +10,8 @@ import { intervalUs } from './gcra.js'
  *
  *   score ≤ threshold          nothing happens
  *   score > threshold          throttled: blocked for baseDelay × 2^(score − threshold − 1), capped
- *   score ≥ lockAfter          locked for lockMs; every attempt while locked extends the lock
+ *   score ≥ lockAfter          locked for lockMs; an attempt that keeps the score there (one per
+ *                              interval or faster) extends the lock
  *
  * The score is capped at lockAfter, so a flood during a lockout cannot push the key's release
  * years into the future: once the flood stops, the lock ends lockMs later and the score keeps
