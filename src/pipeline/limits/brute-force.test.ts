@@ -168,8 +168,9 @@ test('with the memory store, guards run only while a recorded failure can still 
 test('skipping the guard while nothing can be blocked changes no answer: the same attacks get the same 401s and 429s as a tracker that always guards', async () => {
   const clock = { now: T0 }
   const skipping = createMemoryStore({ maxKeys: 10_000 })
-  // The same store under another kind name: the tracker then treats it as shared and always guards.
-  const always: LimitStore = { ...createMemoryStore({ maxKeys: 10_000 }), kind: 'shared-for-test' }
+  // The same store without failuresLiveUntil: the tracker then treats it as shared and always guards.
+  const { failuresLiveUntil: _, ...shared } = createMemoryStore({ maxKeys: 10_000 })
+  const always: LimitStore = { ...shared, kind: 'shared-for-test' }
   const a = tracker(skipping, clock).bf
   const b = tracker(always, clock).bf
   const answers: Array<[string, string]> = []
@@ -190,6 +191,18 @@ test('skipping the guard while nothing can be blocked changes no answer: the sam
   }
   assert.deepEqual(answers.map(([x]) => x), answers.map(([, y]) => y))
   assert.ok(answers.some(([x]) => x === '429') && answers.some(([x]) => x === '401'), 'the scenario throttles and lets through')
+})
+
+test('after a reload to a shorter lockout, a lock the earlier config set on a kept store still holds until it ends', async () => {
+  const clock = { now: T0 }
+  const store = createMemoryStore({ maxKeys: 1000 })
+  const before = tracker(store, clock, { ...CONFIG, lockout: { after: 30, ttlSec: 3600 } }).bf
+  for (let i = 0; i < 30; i++) await attempt(before, store, clock.now, '198.51.100.9', 'Bearer not-a-jwt')
+  const config = { ...CONFIG, lockout: { after: 30, ttlSec: 60 } }
+  const after = createBruteForceTracker(config, store, { now: () => clock.now, addressKey: (ip) => addressKey(ip, 64), storeKept: true })
+  // Past anything the new config could have locked for, but inside the old lock.
+  clock.now += 40 * 60_000
+  assert.equal(await attempt(after, store, clock.now, '198.51.100.9', 'Bearer not-a-jwt'), '429')
 })
 
 test('a tracker on a store kept across a reload checks accounts from the start (failures recorded before the reload still block)', async () => {

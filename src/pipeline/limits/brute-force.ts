@@ -49,7 +49,7 @@ export interface BruteForceDeps {
   readonly onLockout?: (event: LockoutEvent) => void
   /**
    * The store was kept from an earlier tracker (config reload): it may hold account failures this
-   * tracker did not record, so accounts are checked until they could all have expired.
+   * tracker did not record, so accounts are checked while any failure in the store can block.
    */
   readonly storeKept?: boolean
 }
@@ -101,19 +101,22 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
   let lockouts = 0
   let storeErrors = 0
 
-  // With the in-memory store every failure is recorded by this process, so when nothing has
-  // failed for longer than a score can last (decay, throttle and lockout included), nothing can
-  // be throttled: the guard is then skipped (no store call for a request with a good token), and
-  // while only addresses have failed lately, so is decoding the claimed account from the token
-  // (a base64 and JSON decode for every new token). A shared (Redis) store hears of other
-  // instances' failures, so there both are always checked.
-  const localOnly = store.kind === 'memory'
+  // A store that holds every failure itself (the memory store) knows until when any score can
+  // still block (failuresLiveUntil): before that time nothing can be throttled, so the guard is
+  // skipped and a request with a good token costs no store call. That time is the store's own, so
+  // it also covers scores written under an earlier config (a reload that kept the store) or by the
+  // previous pipeline's requests still in flight. Shared (Redis) stores hear of other instances'
+  // failures: there the guard always runs.
+  const liveUntil = store.failuresLiveUntil?.bind(store)
+  const anythingMayBeBlocked = () => liveUntil === undefined || deps.now() < liveUntil()
+  // Decoding the claimed account from a token costs a base64 and JSON decode for every new token,
+  // so it is skipped too while no account failure can block: this tracker counts its own account
+  // failures with its own config (the quiet horizon: a score drained, throttle and lockout over);
+  // scores in a store kept across a reload are covered by the store's time.
   const quietHorizonMs = Math.ceil((params.lockAfter * params.intervalUs) / 1000) + params.lockMs + params.maxDelayMs
-  const keptUntil = deps.storeKept ? deps.now() + quietHorizonMs : 0
-  let accountsQuietAfterMs = keptUntil
-  let addressesQuietAfterMs = keptUntil
-  const accountsMayBeBlocked = () => !localOnly || deps.now() < accountsQuietAfterMs
-  const anythingMayBeBlocked = () => !localOnly || deps.now() < Math.max(accountsQuietAfterMs, addressesQuietAfterMs)
+  let accountsQuietAfterMs = 0
+  const accountsMayBeBlocked = () =>
+    liveUntil === undefined || deps.now() < accountsQuietAfterMs || (deps.storeKept === true && anythingMayBeBlocked())
 
   const addressKey = boundedMemo((ip) => `f:ip:${deps.addressKey(ip)}`)
   const accountKey = (account: string) => `f:acct:${keyValue(account)}`
@@ -138,8 +141,7 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
     failures++
     const clientIp = attempt.clientIp
     const account = perAccount ? accountOf(attempt) : undefined
-    addressesQuietAfterMs = deps.now() + quietHorizonMs
-    if (account !== undefined) accountsQuietAfterMs = addressesQuietAfterMs
+    if (account !== undefined) accountsQuietAfterMs = deps.now() + quietHorizonMs
     const keys = account === undefined ? [addressKey(clientIp)] : [addressKey(clientIp), accountKey(account)]
     if (account !== undefined) {
       recent.delete(account)
@@ -177,12 +179,8 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
       for (let i = 0; i < guards.checks.length; i++) {
         const r = decision.results[offset + i]
         if (r?.newlyLocked) lockout(i === 0 ? 'address' : 'account', clientIp, guards.account, r.retryAfterMs)
-        // A blocked attempt is counted too, which prolongs the block: keep checking.
-        if (r && r.retryAfterMs > 0) {
-          const until = deps.now() + quietHorizonMs
-          if (i === 0) addressesQuietAfterMs = Math.max(addressesQuietAfterMs, until)
-          else accountsQuietAfterMs = Math.max(accountsQuietAfterMs, until)
-        }
+        // A blocked attempt is counted too, which prolongs the block: keep checking accounts.
+        if (i > 0 && r && r.retryAfterMs > 0) accountsQuietAfterMs = Math.max(accountsQuietAfterMs, deps.now() + quietHorizonMs)
       }
     },
     recordFailure,

@@ -148,7 +148,11 @@ export function createMemoryStore(options: { readonly maxKeys: number }): Memory
     table.put(key, slot, nowMs)
   }
 
+  /** The latest expiry given to a failure key (see LimitStore.failuresLiveUntil). */
+  let failuresUntilMs = 0
+
   function writeFailure(key: string, state: FailureState, nowMs: number, exp: number): void {
+    if (exp > failuresUntilMs) failuresUntilMs = exp
     write(key, nowMs, exp, (s) => {
       s.a = state.tatUs
       s.b = state.untilMs
@@ -188,6 +192,7 @@ export function createMemoryStore(options: { readonly maxKeys: number }): Memory
     clearFailures(keys) {
       for (const k of keys) table.delete(k)
     },
+    failuresLiveUntil: () => failuresUntilMs,
     stats: () => table.stats(),
     async close() {},
   }

@@ -98,6 +98,12 @@ export interface LimitStore {
   recordFailures(keys: readonly string[], params: FailureParams, nowMs: number): readonly FailureOutcome[] | Promise<readonly FailureOutcome[]>
   /** Forgets the failure scores of these keys (a verified success of that account). */
   clearFailures(keys: readonly string[]): void | Promise<void>
+  /**
+   * A store that holds every failure score itself (the memory store) says until when any of them
+   * can still block: the latest expiry it has given a failure key. Past it, no guard can deny,
+   * whatever config wrote the scores. Absent for shared stores (other instances write too).
+   */
+  failuresLiveUntil?(): number
   /** Resolves once a remote store is connected, or its connect timeout passed (never rejects). */
   ready?(): Promise<void>
   close(): Promise<void>
