@@ -9,6 +9,7 @@ import { locate } from './locate.js'
 import { schemaIssues } from './schema-errors.js'
 import { ConfigSchema, type Config } from './schema.js'
 import { semanticIssues } from './semantic.js'
+import { deepFreeze } from '../util/deep-freeze.js'
 
 /** One problem found in a config file. */
 export interface ConfigIssue {
@@ -125,14 +126,6 @@ function sortIssues(issues: readonly ConfigIssue[]): ConfigIssue[] {
       return true
     })
     .sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity) || (a.column ?? 0) - (b.column ?? 0) || a.path.localeCompare(b.path))
-}
-
-export function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value)
-    for (const v of Object.values(value as Record<string, unknown>)) deepFreeze(v)
-  }
-  return value
 }
 
 /**

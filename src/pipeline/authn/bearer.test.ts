@@ -1,7 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { GatewayError } from '../../errors/gateway-error.js'
-import { countAuthorizationHeaders, extractBearer, hasQueryToken, parseAuthorization } from './bearer.js'
+import { countAuthorizationHeaders, hasQueryToken, parseAuthorization } from '@portcullis/verify/rules'
+import { extractBearer } from './bearer.js'
 
 function failure(fn: () => unknown): GatewayError {
   try {

@@ -1,11 +1,9 @@
-import { countAuthorizationHeaders, hasQueryToken, parseAuthorization, type AuthorizationValue } from '@portcullis/verify/rules'
+import { countAuthorizationHeaders, hasQueryToken, parseAuthorization } from '@portcullis/verify/rules'
 import { GatewayError } from '../../errors/gateway-error.js'
 import { malformed } from './reject.js'
 
 // The Authorization syntax (RFC 6750 §2.1), the duplicate-field count and the query-token rule are
 // @portcullis/verify's, so a service behind the gateway reads credentials the same way.
-export { countAuthorizationHeaders, hasQueryToken, parseAuthorization }
-export type { AuthorizationValue }
 
 /**
  * Extracts the bearer token of a request, or throws:

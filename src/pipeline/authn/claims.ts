@@ -1,6 +1,6 @@
 import * as rules from '@portcullis/verify/rules'
 import { normalizeTyp, type Header, type Payload, type TokenPolicy } from '@portcullis/verify/rules'
-import { deepFreeze } from '../../config/load.js'
+import { deepFreeze } from '../../util/deep-freeze.js'
 import type { Identity } from '../stage.js'
 import { asGatewayError, invalidToken } from './reject.js'
 
@@ -12,7 +12,7 @@ import { asGatewayError, invalidToken } from './reject.js'
  */
 
 // TokenPolicy: what one issuer accepts, compiled once from config (issuer.ts); empty audiences = any.
-export type { TokenPolicy, Header, Payload }
+export type { TokenPolicy, Payload }
 export { normalizeTyp }
 
 /**

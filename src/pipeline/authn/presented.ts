@@ -1,5 +1,4 @@
 import { hash } from 'node:crypto'
-import type { Payload } from './claims.js'
 import { parseCompact, type ParsedJwt } from './jwt-parse.js'
 import { MAX_TOKEN_BYTES } from './limits.js'
 
@@ -55,4 +54,3 @@ export function bearerHint(authorization: string | string[] | undefined): string
   return authorization.slice(7)
 }
 
-export type { Payload }

@@ -1,8 +1,11 @@
 import type { IncomingMessage } from 'node:http'
 
+/** The code of BodyTooLargeError, which upstream-error.ts recognizes once undici hands it back. */
+export const BODY_TOO_LARGE = 'PORTCULLIS_BODY_TOO_LARGE'
+
 /** Thrown while streaming a chunked request body that passes server.maxBodyBytes. */
 export class BodyTooLargeError extends Error {
-  readonly code = 'PORTCULLIS_BODY_TOO_LARGE'
+  readonly code = BODY_TOO_LARGE
   constructor() {
     super('request body too large')
   }

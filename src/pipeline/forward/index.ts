@@ -44,13 +44,14 @@ function createTarget(u: UpstreamConfig): Target {
   return { id: u.id, pool, prefix: basePathOf(url) }
 }
 
+/** How long closing waits for queued upstream requests before destroying the pools. */
+const POOL_CLOSE_GRACE_MS = 2000
+
 /**
  * The last stage: sends the request to the route's upstream over a keep-alive undici Pool and
  * streams the answer back. Its promise resolves once the last byte is handed to the client
  * socket, or rejects with ERR_FORWARD_UNAVAILABLE (502) / ERR_FORWARD_TIMEOUT (504).
  */
-/** How long closing waits for queued upstream requests before destroying the pools. */
-const POOL_CLOSE_GRACE_MS = 2000
 
 export function createForwardStage(config: Config, deps: Deps, options: ForwardOptions = {}): ForwardStage {
   const targets = new Map<string, Target>()
@@ -95,7 +96,9 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
       await Promise.allSettled(
         [...targets.values()].map((t) =>
           Promise.race([t.pool.close(), new Promise<void>((r) => setTimeout(r, POOL_CLOSE_GRACE_MS).unref())]).then(() =>
-            t.pool.closed ? undefined : t.pool.destroy(),
+            // `closed` turns true as soon as close() is called; a close that finished has also
+            // destroyed the pool, so `destroyed` tells whether the grace period ran out first.
+            t.pool.destroyed ? undefined : t.pool.destroy(),
           ),
         ),
       )

@@ -1,4 +1,5 @@
 import { GatewayError } from '../../errors/gateway-error.js'
+import { BODY_TOO_LARGE } from './body-limit.js'
 
 /**
  * Maps an undici / socket error to the gateway's answer. The client only ever sees the code; the
@@ -8,7 +9,7 @@ import { GatewayError } from '../../errors/gateway-error.js'
 export function mapUpstreamError(err: unknown, afterHeaders: boolean): { error: GatewayError; known: boolean } {
   const code = errorCode(err)
   // Not an upstream failure: the client's chunked body passed server.maxBodyBytes (body-limit.ts).
-  if (code === 'PORTCULLIS_BODY_TOO_LARGE' && !afterHeaders) {
+  if (code === BODY_TOO_LARGE && !afterHeaders) {
     return { error: new GatewayError('ERR_SANITIZE_TOO_LARGE', { reason: 'chunked_body', detail: 'The request body is too large.' }), known: true }
   }
   let reason: string | undefined

@@ -18,10 +18,10 @@ export function keyValue(value: string): string {
 
 /**
  * `fn` with its answers remembered, for keys built on every request from a few recurring values
- * (the brute-force guard and per-address policies key every request by its client address). A
- * remembered key is the same string each time, so the store's map lookup does not hash a new one.
- * Bounded: the memo is emptied when it holds `max` entries, so a flood of new values costs what it
- * cost without it.
+ * (the brute-force guard and per-address policies key every request by its client address): the
+ * address is parsed and checked once, not per request, and a key used as it is (the guard's) is
+ * the same string each time, so the store's map lookup does not hash a new one. Bounded: the memo
+ * is emptied when it holds `max` entries, so a flood of new values costs what it cost without it.
  */
 export function boundedMemo(fn: (value: string) => string, max = 4096): (value: string) => string {
   let memo = new Map<string, string>()

@@ -101,7 +101,6 @@ end
 local function save_failure(key, nt, nu, nl)
   local ttl = math.ceil((nt - nowus) / 1000)
   if nu - nowms > ttl then ttl = nu - nowms end
-  if ttl < 1 then ttl = 1 end
   redis.call('HSET', key, 't', f(nt), 'u', f(nu), 'l', nl)
   redis.call('PEXPIRE', key, ttlf(ttl))
 end
