@@ -26,8 +26,12 @@ export function spawnServer(
   args: readonly string[],
   urlOf: (line: Record<string, unknown>) => string | undefined,
   env: NodeJS.ProcessEnv = {},
+  /** wrapper: a command node runs under (e.g. valgrind and its flags); startTimeoutMs: a slower start. */
+  options: { readonly wrapper?: readonly string[]; readonly startTimeoutMs?: number } = {},
 ): Promise<ChildServer> {
-  const child: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+  const [command, ...prefix] = options.wrapper?.length ? [...options.wrapper, process.execPath] : [process.execPath]
+  const startTimeoutMs = options.startTimeoutMs ?? START_TIMEOUT_MS
+  const child: ChildProcess = spawn(command, [...prefix, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
   const tail: string[] = []
   const keep = (line: string) => {
     tail.push(line)
@@ -37,7 +41,7 @@ export function spawnServer(
 
   return new Promise<ChildServer>((resolve, reject) => {
     let found = false
-    const timer = setTimeout(() => fail(`no listening line after ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS)
+    const timer = setTimeout(() => fail(`no listening line after ${startTimeoutMs} ms`), startTimeoutMs)
     const fail = (why: string) => {
       if (found) return
       found = true

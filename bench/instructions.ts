@@ -8,54 +8,67 @@
 // AVX-512 extensions, so OpenSSL hashes and RSA run slower code paths than they would natively
 // (the cold row and the token digest look costlier than they are). A guide for the gateway's own
 // JavaScript work, not a throughput figure. See docs/benchmarks.md.
-import { execFileSync, spawn } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Pool } from 'undici'
-import { spawnServer, waitFor200 } from './child.js'
+import { spawnServer, waitFor200, type ChildServer } from './child.js'
 import { startIssuer } from './keys.js'
-import { bearer, tokenPool, type BenchContext } from './target.js'
-import { BENCH_PATH, benchScript, gatewayCli, listeningUrl } from './targets/common.js'
+import { bearer, rotate, tokenPool, type BenchContext } from './target.js'
 import { ABLATIONS } from './targets/ablation.js'
-import { gatewayConfig } from './targets/gateway.js'
+import { BENCH_PATH, benchScript, gatewayCli, gatewayListeningUrl, listeningUrl } from './targets/common.js'
+import { writeGatewayConfig } from './targets/gateway.js'
 
 const REQUESTS = Number(process.env.BENCH_IR_REQUESTS ?? 2000)
 // Under valgrind V8 needs many requests before its optimizing compiler is done with the hot path;
 // with fewer, the counted requests still run partly unoptimized code.
 const WARMUP = Number(process.env.BENCH_IR_WARMUP ?? 12000)
 const CONCURRENCY = 8
-const ROWS = (process.env.BENCH_ONLY ?? 'bare,gateway-warm,gateway-cold,gateway-public').split(',').map((s) => s.trim())
+const ONLY = (process.env.BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean)
+const ROWS = ONLY.length > 0 ? ONLY : ['bare', 'gateway-warm', 'gateway-cold', 'gateway-public']
 const START_TIMEOUT_MS = 300_000
+const VALGRIND = ['valgrind', '--tool=callgrind', '--smc-check=all-non-file', '--separate-threads=yes']
 const log = (s = '') => process.stdout.write(s + '\n')
 
 interface Row {
   readonly id: string
-  readonly args: (ctx: BenchContext, dir: string) => string[]
-  readonly env?: (ctx: BenchContext) => NodeJS.ProcessEnv
-  readonly gateway: boolean
+  /** Starts the row's server under `wrapper` (valgrind) and resolves once it is ready. */
+  readonly start: (ctx: BenchContext, dir: string, wrapper: readonly string[]) => Promise<ChildServer>
   readonly cold?: boolean
 }
 
-function gatewayArgs(ctx: BenchContext, dir: string, edit: (c: Record<string, unknown>) => Record<string, unknown> = (c) => c): string[] {
-  const config = edit(gatewayConfig(ctx, { accessLog: join(dir, 'access.log'), eventsLog: join(dir, 'events.log') }))
-  const file = join(dir, 'portcullis.json')
-  writeFileSync(file, JSON.stringify(config, null, 2))
-  return [gatewayCli(), 'start', '--config', file]
+async function startGateway(ctx: BenchContext, dir: string, wrapper: readonly string[], configure?: (c: Record<string, unknown>) => Record<string, unknown>): Promise<ChildServer> {
+  const { files } = writeGatewayConfig(ctx, dir, configure)
+  const child = await spawnServer([gatewayCli(), 'start', '--config', files.config], gatewayListeningUrl, {}, { wrapper, startTimeoutMs: START_TIMEOUT_MS })
+  try {
+    await waitFor200(child.url + '/readyz', START_TIMEOUT_MS)
+  } catch (err) {
+    await child.stop()
+    throw err
+  }
+  return child
 }
 
 const ALL: Row[] = [
   {
     id: 'bare',
-    gateway: false,
-    args: () => [benchScript('bare-proxy.js')],
-    env: (ctx) => ({ BENCH_UPSTREAM: ctx.upstreamUrl, BENCH_UPSTREAM_CONNECTIONS: String(ctx.upstreamConnections) }),
+    start: (ctx, _dir, wrapper) =>
+      spawnServer(
+        [benchScript('bare-proxy.js')],
+        listeningUrl,
+        { BENCH_UPSTREAM: ctx.upstreamUrl, BENCH_UPSTREAM_CONNECTIONS: String(ctx.upstreamConnections) },
+        { wrapper, startTimeoutMs: START_TIMEOUT_MS },
+      ),
   },
-  { id: 'gateway-warm', gateway: true, args: (ctx, dir) => gatewayArgs(ctx, dir) },
-  { id: 'gateway-cold', gateway: true, cold: true, args: (ctx, dir) => gatewayArgs(ctx, dir) },
+  { id: 'gateway-warm', start: (ctx, dir, wrapper) => startGateway(ctx, dir, wrapper) },
+  { id: 'gateway-cold', cold: true, start: (ctx, dir, wrapper) => startGateway(ctx, dir, wrapper) },
   // The warm gateway with one feature taken away (bench/targets/ablation.ts): gateway-public is
   // ablate-auth under the name it has here; the others run when BENCH_ONLY names them.
-  ...ABLATIONS.map((a) => ({ id: a.id === 'ablate-auth' ? 'gateway-public' : a.id, gateway: true, args: (ctx: BenchContext, dir: string) => gatewayArgs(ctx, dir, a.configure) })),
+  ...ABLATIONS.map((a) => ({
+    id: a.id === 'ablate-auth' ? 'gateway-public' : a.id,
+    start: (ctx: BenchContext, dir: string, wrapper: readonly string[]) => startGateway(ctx, dir, wrapper, a.configure),
+  })),
 ]
 
 /** Total instructions in a callgrind dump ("summary:" or "totals:" line). */
@@ -87,51 +100,15 @@ interface Count {
   readonly other: number
 }
 
-async function measure(row: Row, ctx: BenchContext, warm: readonly string[], cold: readonly string[], tmp: string): Promise<Count> {
+async function measure(row: Row, ctx: BenchContext, tmp: string): Promise<Count> {
   const dir = join(tmp, row.id)
-  execFileSync('mkdir', ['-p', dir])
-  const child = spawn(
-    'valgrind',
-    [
-      '--tool=callgrind',
-      '--smc-check=all-non-file',
-      '--separate-threads=yes',
-      `--callgrind-out-file=${join(dir, 'callgrind.%p')}`,
-      process.execPath,
-      ...row.args(ctx, dir),
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...row.env?.(ctx) } },
-  )
+  mkdirSync(dir, { recursive: true })
+  const child = await row.start(ctx, dir, [...VALGRIND, `--callgrind-out-file=${join(dir, 'callgrind.%p')}`])
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${row.id}: no listening line`)), START_TIMEOUT_MS)
-      let buf = ''
-      child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-        buf += chunk
-        for (const line of buf.split('\n')) {
-          try {
-            const j = JSON.parse(line) as Record<string, unknown>
-            const u = row.gateway ? (j.msg === 'listening' && Array.isArray(j.urls) ? String(j.urls[0]) : undefined) : listeningUrl(j)
-            if (u) {
-              clearTimeout(timer)
-              resolve(u)
-            }
-          } catch {
-            // not a JSON line (yet)
-          }
-        }
-      })
-      child.once('exit', (code) => reject(new Error(`${row.id} exited (${code})`)))
-    })
-    if (row.gateway) await waitFor200(url + '/readyz', START_TIMEOUT_MS)
-    let w = 0
-    let c = 0
-    const warmToken = () => bearer(warm[w++ % warm.length])
-    const coldToken = () => bearer(cold[c++])
-    const token = row.cold ? coldToken : warmToken
-    await send(url, WARMUP, token)
+    const token = row.cold ? () => bearer(ctx.coldTokens.take()) : rotate(ctx.warmTokens.map(bearer))
+    await send(child.url, WARMUP, token)
     execFileSync('callgrind_control', ['--zero', String(child.pid)], { stdio: 'ignore' })
-    await send(url, REQUESTS, token)
+    await send(child.url, REQUESTS, token)
     execFileSync('callgrind_control', ['--dump', String(child.pid)], { stdio: 'ignore' })
     // With --separate-threads, the dump is one file per thread: callgrind.PID.1-01 is the main thread.
     const dumps = readdirSync(dir).filter((f) => /^callgrind\.\d+\.1-\d+$/.test(f))
@@ -141,7 +118,7 @@ async function measure(row: Row, ctx: BenchContext, warm: readonly string[], col
     for (const f of dumps) if (f !== main) other += irOf(join(dir, f))
     return { main: irOf(join(dir, main)) / REQUESTS, other: other / REQUESTS }
   } finally {
-    child.kill('SIGKILL')
+    await child.stop()
   }
 }
 
@@ -157,14 +134,12 @@ async function main(): Promise<void> {
   const issuer = await startIssuer({ audience: 'api://bench', scope: 'bench:read' })
   const upstream = await spawnServer([benchScript('upstream.js')], listeningUrl)
   try {
-    const warm = await issuer.mint(16, 'warm')
-    const cold = ROWS.includes('gateway-cold') ? await issuer.mint(WARMUP + REQUESTS, 'cold') : []
     const ctx: BenchContext = {
       upstreamUrl: upstream.url,
       upstreamConnections: 64,
       issuer,
-      warmTokens: warm,
-      coldTokens: tokenPool([]),
+      warmTokens: await issuer.mint(16, 'warm'),
+      coldTokens: tokenPool(ROWS.includes('gateway-cold') ? await issuer.mint(WARMUP + REQUESTS, 'cold') : []),
       publicRoutes: false,
       tmpDir: tmp,
       profile: false,
@@ -174,7 +149,7 @@ async function main(): Promise<void> {
     const n = (x: number) => Math.round(x).toLocaleString('en-US')
     let bare: number | undefined
     for (const row of ALL.filter((r) => ROWS.includes(r.id))) {
-      const c = await measure(row, ctx, warm, cold, tmp)
+      const c = await measure(row, ctx, tmp)
       if (row.id === 'bare') bare = c.main
       log(`${row.id.padEnd(16)} ${n(c.main).padStart(12)} ${(bare ? `${(c.main / bare).toFixed(2)}x` : '-').padStart(7)} ${n(c.other).padStart(14)}`)
     }

@@ -87,10 +87,13 @@ function processCpuMs(pid: number | undefined): { total: number; main: number } 
 
 /** CPU time (ms) of the upstream process plus this one (autocannon runs here). */
 function restCpuMs(upstreamPid: number | undefined): number | undefined {
-  const upstream = processCpuMs(upstreamPid)
-  if (upstream === undefined) return undefined
-  const self = process.cpuUsage()
-  return upstream.total + (self.user + self.system) / 1000
+  if (upstreamPid === undefined) return undefined
+  try {
+    const self = process.cpuUsage()
+    return statCpuMs(`/proc/${upstreamPid}/stat`) + (self.user + self.system) / 1000
+  } catch {
+    return undefined
+  }
 }
 
 function statCpuMs(file: string): number {
@@ -155,11 +158,11 @@ async function round(live: Live, index: number, upstream: ChildServer): Promise<
     const run = await drive(running.url, spec, { connections: settings.connections, durationSec: settings.durationSec / settings.rounds, rate: settings.rate })
     const cpu1 = processCpuMs(running.pid)
     const rest1 = restCpuMs(upstream.pid)
-    if (cpu0 !== undefined && cpu1 !== undefined && rest0 !== undefined && rest1 !== undefined) {
+    if (cpu0 !== undefined && cpu1 !== undefined) {
       live.cpuMs += cpu1.total - cpu0.total
       live.mainCpuMs += cpu1.main - cpu0.main
-      live.restCpuMs += rest1 - rest0
     }
+    if (rest0 !== undefined && rest1 !== undefined) live.restCpuMs += rest1 - rest0
     // Let requests that were in flight when autocannon stopped reach the upstream counters.
     await sleep(250)
     live.runs.push(run)
@@ -188,8 +191,8 @@ function conclude(live: Live): RowResult {
   const notes: string[] = []
   if (run.elapsedSec < settings.durationSec * 0.9) notes.push(`measured ${run.elapsedSec.toFixed(1)} s only: its distinct tokens ran out first`)
   notes.push(`upstream saw ${upstream.requests} requests, ${upstream.distinctAuthorization} distinct Authorization values`)
-  const cpuUsPerResponse = live.cpuMs > 0 && run.responses > 0 ? (live.cpuMs * 1000) / run.responses : undefined
-  const perResponse = (ms: number) => (cpuUsPerResponse === undefined ? undefined : (ms * 1000) / run.responses)
+  const perResponse = (ms: number) => (ms > 0 && run.responses > 0 ? (ms * 1000) / run.responses : undefined)
+  const cpuUsPerResponse = perResponse(live.cpuMs)
   const mainCpuUsPerResponse = perResponse(live.mainCpuMs)
   const restCpuUsPerResponse = perResponse(live.restCpuMs)
   if (cpuUsPerResponse !== undefined) {

@@ -10,27 +10,22 @@ export interface Ablation {
   readonly id: string
   readonly label: string
   readonly configure: (config: Config) => Config
-  /** false when the route no longer verifies tokens (no refusal probe). */
-  readonly verifiesTokens: boolean
 }
 
 export const ABLATIONS: readonly Ablation[] = [
   {
     id: 'ablate-auth',
     label: 'warm gateway without authn/authz (public route)',
-    verifiesTokens: false,
     configure: (config) => ({ ...config, routes: (config.routes as Config[]).map(({ scopes: _s, ...r }) => ({ ...r, auth: 'public' })) }),
   },
   {
     id: 'ablate-access-log',
     label: 'warm gateway without the access log',
-    verifiesTokens: true,
     configure: (config) => withLogging(config, { access: false }),
   },
   {
     id: 'ablate-brute-force',
     label: 'warm gateway without brute-force protection',
-    verifiesTokens: true,
     configure: (config) => ({ ...config, limits: { bruteForce: { enabled: false } } }),
   },
 ]
@@ -41,5 +36,5 @@ export const ABLATIONS: readonly Ablation[] = [
  * targets; a user should not run without the features they take away.
  */
 export function ablationTargets(): Target[] {
-  return ABLATIONS.map((a) => gatewayTarget({ id: a.id, label: a.label, tokens: 'warm', verifiesTokens: a.verifiesTokens, configure: a.configure }))
+  return ABLATIONS.map((a) => gatewayTarget({ id: a.id, label: a.label, tokens: 'warm', configure: a.configure }))
 }

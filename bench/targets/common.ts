@@ -12,3 +12,7 @@ export const gatewayCli = (): string => fileURLToPath(new URL('../../src/cli/mai
 /** Children print {"listening": url} once they accept connections. */
 export const listeningUrl = (line: Record<string, unknown>): string | undefined =>
   typeof line.listening === 'string' ? line.listening : undefined
+
+/** The gateway logs {"msg":"listening","urls":[...]} once it accepts connections. */
+export const gatewayListeningUrl = (line: Record<string, unknown>): string | undefined =>
+  line.msg === 'listening' && Array.isArray(line.urls) ? String(line.urls[0]) : undefined

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { spawnServer, waitFor200 } from '../child.js'
 import { bearer, rotate, tamper, type BenchContext, type Check, type Target } from '../target.js'
-import { BENCH_PATH, gatewayCli } from './common.js'
+import { BENCH_PATH, gatewayCli, gatewayListeningUrl } from './common.js'
 
 export interface GatewayTargetOptions {
   readonly id: string
@@ -12,8 +12,6 @@ export interface GatewayTargetOptions {
   readonly checks?: readonly Check[]
   /** Changes the generated config, for variants (e.g. a rate limit that never triggers). */
   readonly configure?: (config: Record<string, unknown>, ctx: BenchContext) => Record<string, unknown>
-  /** false: the configured route is public, so the refusal probe (a broken token gets 401) is skipped. */
-  readonly verifiesTokens?: boolean
 }
 
 /** Requests of the cold row's warm-up: enough to JIT the cache-miss path, few enough to keep
@@ -28,6 +26,8 @@ const COLD_WARMUP_SHARE = 0.1
 export function gatewayTarget(options: GatewayTargetOptions): Target {
   let ctx: BenchContext
   let warm: () => string = () => ''
+  // Whether the generated config's route verifies tokens (only then can a broken one be refused).
+  let verifies = true
   return {
     id: options.id,
     label: options.label,
@@ -37,19 +37,10 @@ export function gatewayTarget(options: GatewayTargetOptions): Target {
       ctx = c
       warm = rotate(c.warmTokens.map(bearer))
       const dir = join(c.tmpDir, options.id)
-      mkdirSync(dir, { recursive: true })
-      const files = {
-        config: join(dir, 'portcullis.json'),
-        accessLog: join(dir, 'access.log'),
-        eventsLog: join(dir, 'events.log'),
-      }
-      const base = gatewayConfig(c, files)
-      const config = options.configure ? options.configure(base, c) : base
-      writeFileSync(files.config, JSON.stringify(config, null, 2))
+      const { files, config } = writeGatewayConfig(c, dir, options.configure)
+      verifies = (config.routes as Array<{ auth?: string }>).some((r) => r.auth !== 'public')
       const profile = c.profile ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []
-      const child = await spawnServer([...profile, gatewayCli(), 'start', '--config', files.config], (l) =>
-        l.msg === 'listening' && Array.isArray(l.urls) ? String(l.urls[0]) : undefined,
-      )
+      const child = await spawnServer([...profile, gatewayCli(), 'start', '--config', files.config], gatewayListeningUrl)
       try {
         // Ready means the issuer's keys are loaded: no request of the run waits on the JWKS.
         await waitFor200(child.url + '/readyz')
@@ -68,7 +59,7 @@ export function gatewayTarget(options: GatewayTargetOptions): Target {
       return { path: BENCH_PATH, authorization: take, amount: Math.floor(pool.remaining() / (part.of - part.index)) }
     },
     probe: () => warm(),
-    refusal: () => (ctx.publicRoutes || options.verifiesTokens === false ? '' : bearer(tamper(ctx.warmTokens[0]))),
+    refusal: () => (verifies ? bearer(tamper(ctx.warmTokens[0])) : ''),
     verify(_run, upstream) {
       if (options.tokens !== 'cold') return []
       const problems: string[] = []
@@ -83,7 +74,24 @@ export function gatewayTarget(options: GatewayTargetOptions): Target {
   }
 }
 
-export function gatewayConfig(c: BenchContext, files: { accessLog: string; eventsLog: string }): Record<string, unknown> {
+/**
+ * Writes the gateway's config for a row into `dir` (created): the generated config, changed by
+ * `configure` when given. Returns the file names and the config as written.
+ */
+export function writeGatewayConfig(
+  c: BenchContext,
+  dir: string,
+  configure?: (config: Record<string, unknown>, ctx: BenchContext) => Record<string, unknown>,
+): { files: { config: string; accessLog: string; eventsLog: string }; config: Record<string, unknown> } {
+  mkdirSync(dir, { recursive: true })
+  const files = { config: join(dir, 'portcullis.json'), accessLog: join(dir, 'access.log'), eventsLog: join(dir, 'events.log') }
+  const base = gatewayConfig(c, files)
+  const config = configure ? configure(base, c) : base
+  writeFileSync(files.config, JSON.stringify(config, null, 2))
+  return { files, config }
+}
+
+function gatewayConfig(c: BenchContext, files: { accessLog: string; eventsLog: string }): Record<string, unknown> {
   const route = c.publicRoutes
     ? { id: 'bench', path: '/api/**', methods: ['GET'], upstream: 'bench-upstream', auth: 'public' }
     : { id: 'bench', path: '/api/**', methods: ['GET'], upstream: 'bench-upstream', auth: 'required', scopes: { allOf: [c.issuer.scope] } }
