@@ -141,9 +141,9 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
       ctx.identity = cached
       return
     }
-    // Decoded already when the limits stage asked whom the token claims to be; parseCompact
-    // again only to raise its error.
-    const jwt = decodedJwt(memo) ?? parseCompact(token)
+    // Decoded already when the limits stage asked whom the token claims to be (null: it is not a
+    // JWS, parsed again only to raise the error); otherwise decoded here, once, and remembered.
+    const jwt = memo.jwt ?? (memo.jwt === null ? parseCompact(token) : (memo.jwt = parseCompact(token)))
     checkHeaderShape(jwt.header)
     const iss = jwt.payload.iss
     const issuer = typeof iss === 'string' ? byIss.get(iss) : undefined
