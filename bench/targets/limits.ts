@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { Redis } from 'ioredis'
-import { deleteByPrefix, escapeGlob, REDIS_URL, redisReachable, showUrl } from '../../test/helpers/redis.js'
+import { countByPrefix, deleteByPrefix, REDIS_URL, redisReachable, showUrl } from '../../test/helpers/redis.js'
 import { bearer, type BenchContext, type RunningTarget, type Target } from '../target.js'
 import { BENCH_PATH } from './common.js'
 import { gatewayTarget } from './gateway.js'
@@ -96,7 +95,7 @@ export function limitsRedisTarget(url = REDIS_URL): Target {
     async (running, ctx) => {
       await assertLimiterActive(running, ctx, 'limits-redis')
       // The answer above could have come from the local fallback: the counters must be in Redis.
-      if ((await countKeys(url, keyPrefix)) === 0) throw new Error(`limits-redis: no counter under the row's prefix in Redis at ${showUrl(url)}`)
+      if ((await countByPrefix(url, keyPrefix)) === 0) throw new Error(`limits-redis: no counter under the row's prefix in Redis at ${showUrl(url)}`)
     },
     () => deleteByPrefix(url, keyPrefix).catch(() => {}),
   )
@@ -114,21 +113,3 @@ export async function limitsTargets(): Promise<{ targets: Target[]; skipped: Arr
   return { targets, skipped }
 }
 
-/** Keys under the row's prefix: proof the counters went to Redis, not to the local fallback. */
-async function countKeys(url: string, prefix: string): Promise<number> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 1500, retryStrategy: () => null })
-  client.on('error', () => {})
-  try {
-    await client.connect()
-    let n = 0
-    let cursor = '0'
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${escapeGlob(prefix)}*`, 'COUNT', 1000)
-      cursor = next
-      n += keys.length
-    } while (cursor !== '0')
-    return n
-  } finally {
-    client.disconnect()
-  }
-}

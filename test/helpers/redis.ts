@@ -57,20 +57,34 @@ export function uniquePrefix(label: string): string {
   return `portcullis-test:${label}:${process.pid}:${randomBytes(4).toString('hex')}:`
 }
 
-/** Deletes every key under a prefix (SCAN + UNLINK; never FLUSH on a shared Redis). */
-export async function deleteByPrefix(url: string, prefix: string): Promise<void> {
-  const client = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => null })
+/** Calls `each` with every batch of keys under a prefix (SCAN, on a connection of its own). */
+async function scanPrefix(url: string, prefix: string, each: (client: Redis, keys: string[]) => Promise<unknown> | void): Promise<void> {
+  const client = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 1500, retryStrategy: () => null })
   client.on('error', () => {})
   try {
     let cursor = '0'
     do {
       const [next, keys] = await client.scan(cursor, 'MATCH', `${escapeGlob(prefix)}*`, 'COUNT', 1000)
       cursor = next
-      if (keys.length) await client.unlink(...keys)
+      if (keys.length) await each(client, keys)
     } while (cursor !== '0')
   } finally {
     client.disconnect()
   }
+}
+
+/** Deletes every key under a prefix (SCAN + UNLINK; never FLUSH on a shared Redis). */
+export function deleteByPrefix(url: string, prefix: string): Promise<void> {
+  return scanPrefix(url, prefix, (client, keys) => client.unlink(...keys))
+}
+
+/** How many keys there are under a prefix. */
+export async function countByPrefix(url: string, prefix: string): Promise<number> {
+  let n = 0
+  await scanPrefix(url, prefix, (_client, keys) => {
+    n += keys.length
+  })
+  return n
 }
 
 /** A literal string as a SCAN MATCH glob. */
