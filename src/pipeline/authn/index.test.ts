@@ -275,3 +275,39 @@ test('knownToken is true only when authn will accept the request from its cache'
     assert.notEqual(await run(stage, c), undefined, 'authn refuses it')
   }
 })
+
+test('a cached token gets the answer a new token gets, in every spelling of the Authorization field', async (t) => {
+  const { a, stage } = await setup(t)
+  // A jti each: RS256 signatures are deterministic, so equal claims would make equal tokens.
+  let n = 0
+  const newToken = () => a.sign({ jti: `t-${n++}` })
+  const cachedToken = await newToken()
+  for (let i = 0; i < 2; i++) assert.equal(await run(stage, ctx(route(), `Bearer ${cachedToken}`)), undefined)
+  assert.equal(stage.knownToken(ctx(route(), `Bearer ${cachedToken}`)), true, 'cached')
+  const spellings: Array<{ name: string; make: (token: string) => RequestContext }> = [
+    { name: 'plain', make: (tk) => ctx(route(), `Bearer ${tk}`) },
+    { name: 'lower-case scheme', make: (tk) => ctx(route(), `bearer ${tk}`) },
+    { name: 'upper-case scheme', make: (tk) => ctx(route(), `BEARER ${tk}`) },
+    { name: 'two spaces', make: (tk) => ctx(route(), `Bearer  ${tk}`) },
+    { name: 'trailing space', make: (tk) => ctx(route(), `Bearer ${tk} `) },
+    { name: 'tab', make: (tk) => ctx(route(), `Bearer\t${tk}`) },
+    { name: 'token also in the query', make: (tk) => ctx(route(), `Bearer ${tk}`, '?access_token=x') },
+    { name: 'route accepts issuer b only', make: (tk) => ctx(route({ issuers: ['b'] }), `Bearer ${tk}`) },
+    {
+      name: 'two Authorization fields',
+      make: (tk) => {
+        const c = ctx(route(), `Bearer ${tk}`)
+        ;(c.req as { rawHeaders: string[] }).rawHeaders = ['Authorization', `Bearer ${tk}`, 'authorization', `Bearer ${tk}`]
+        return c
+      },
+    },
+  ]
+  for (const { name, make } of spellings) {
+    const fresh = await run(stage, make(await newToken()))
+    const cached = make(cachedToken)
+    const got = await run(stage, cached)
+    assert.deepEqual([got?.code, got?.reason], [fresh?.code, fresh?.reason], name)
+    if (got === undefined) assert.equal(cached.identity?.issuerId, 'a', `${name}: identity set`)
+    else assert.equal(cached.identity, undefined, `${name}: no identity on a refusal`)
+  }
+})

@@ -44,8 +44,10 @@ export function decodedJwt(p: PresentedToken): ParsedJwt | null {
 
 /**
  * The token of an Authorization value of the plain form "Bearer <token>" (scheme in any case, one
- * space), or undefined. Lenient on purpose: it serves hints taken before authn (is this token
- * cached, whom does it claim to be), never a decision; authn parses the header strictly.
+ * space), or undefined. Lenient on purpose: it finds a token to look up (is it cached, whom does
+ * it claim to be) without a pass over its characters. On its own it decides nothing: authn accepts
+ * what it finds only when the token is in its verified-token cache, which holds only tokens that
+ * passed the strict parse; everything else is parsed strictly.
  */
 export function bearerHint(authorization: string | string[] | undefined): string | undefined {
   if (typeof authorization !== 'string' || authorization.length < 8 || authorization.length > MAX_TOKEN_BYTES + 7) return undefined
