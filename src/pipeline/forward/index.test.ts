@@ -121,3 +121,37 @@ test('a client already gone when forward starts never gets its request sent upst
   assert.equal(upstreamSaw.length, 0)
   assert.equal(ctx.status, 499)
 })
+
+test('close() ends a request stuck on an upstream that never answers once the grace period is over', { timeout: 120_000 }, async (t) => {
+  // The upstream takes the request and never answers; its headers timeout (60 s) is far beyond the
+  // close grace period (2 s). A pool left open past the grace period would leave the request
+  // hanging until that timeout, which ends it as ERR_FORWARD_TIMEOUT instead.
+  let arrived!: () => void
+  const reached = new Promise<void>((r) => (arrived = r))
+  const upstream = await listen(() => arrived())
+  t.after(() => {
+    upstream.server.closeAllConnections()
+    upstream.server.close()
+  })
+  const cfg = config(upstream.url, true)
+  ;(cfg.upstreams[0] as { headersTimeoutMs: number }).headersTimeoutMs = 60_000
+  const stage = createForwardStage(cfg, deps)
+  let outcome!: Promise<unknown>
+  const front = await listen((req, res) => {
+    outcome = (stage.onRequest(context(req, res, {})) as Promise<void>).then(
+      () => 'answered',
+      (err: { code?: string }) => err.code,
+    )
+  })
+  const client = request(front.url + '/x')
+  client.on('error', () => {})
+  client.end()
+  t.after(() => {
+    client.destroy()
+    front.server.closeAllConnections()
+    front.server.close()
+  })
+  await reached
+  await stage.close()
+  assert.equal(await outcome, 'ERR_FORWARD_UNAVAILABLE', 'the destroyed pool ended the request')
+})
