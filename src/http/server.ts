@@ -29,6 +29,11 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
   let inFlight = 0
   let onIdle: (() => void) | undefined
   const s = config.server
+  // A response emits 'close' exactly once, so a plain listener shared by all requests does (no
+  // per-request closure, no once() wrapper to build and remove).
+  const responseClosed = (): void => {
+    if (--inFlight === 0 && onIdle) onIdle()
+  }
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const url = req.url ?? '/'
@@ -60,9 +65,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       return
     }
     inFlight++
-    res.once('close', () => {
-      if (--inFlight === 0 && onIdle) onIdle()
-    })
+    res.on('close', responseClosed)
     const ctx: RequestContext = {
       id,
       traceparent,

@@ -46,7 +46,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   ) {
     const res = ctx.res as TrackedResponse
     res[kHandler] = this
-    res.once('close', onClientClose)
+    // 'close' fires once per response: on() spares the once() wrapper.
+    res.on('close', onClientClose)
     // Gone already (e.g. while an earlier stage awaited)? Then `close` will not fire again:
     // abort as soon as undici hands us the request, instead of waiting on a dead socket forever.
     if (res.destroyed) this.clientGone = true

@@ -50,12 +50,14 @@ export function compileRoute(r: RouteConfig, index: number): CompiledRoute {
   })
 }
 
-/** Splits a pattern or a canonical path into segments. "/" → [] ; "/a/b" → ["a","b"]. */
+const ROOT_SEGMENTS = ['']
+/**
+ * Splits a pattern or a canonical path at its slashes; segments start at index 1 (index 0 is the
+ * empty text before the leading slash, not copied away). "/" → [""] (no segment); "/a/b" →
+ * ["", "a", "b"]. A trailing slash is its own (empty) segment, so /a and /a/ are different routes.
+ */
 function segments(path: string): string[] {
-  if (path === '/') return []
-  const s = path.split('/').slice(1)
-  // a trailing slash is its own (empty) segment, so /a and /a/ are different routes
-  return s
+  return path === '/' ? ROOT_SEGMENTS : path.split('/')
 }
 
 /**
@@ -75,7 +77,7 @@ export class Router {
   private insert(route: CompiledRoute): void {
     let node = this.root
     const segs = segments(route.pattern)
-    for (let i = 0; i < segs.length; i++) {
+    for (let i = 1; i < segs.length; i++) {
       const seg = segs[i]
       if (seg === '**' && i === segs.length - 1) {
         node.rest.push(route)
@@ -97,7 +99,7 @@ export class Router {
   }
 
   match(path: string, method: string): RouteMatch {
-    const candidates = this.find(this.root, segments(path), 0)
+    const candidates = this.find(this.root, segments(path), 1)
     if (!candidates) return NONE
     for (const r of candidates) if (r.methods.has(method)) return { kind: 'match', route: r }
     const allow = new Set<string>()
