@@ -69,6 +69,8 @@ interface Live {
   mainCpuMs: number
   /** CPU time (ms) the rest of the bench spent meanwhile: the upstream and the load generator. */
   restCpuMs: number
+  /** Read and write system calls of the row's server process during its measured rounds. */
+  syscalls: { reads: number; writes: number } | undefined
 }
 
 /**
@@ -80,6 +82,24 @@ function processCpuMs(pid: number | undefined): { total: number; main: number } 
   try {
     // The task entry of the thread whose id is the pid is the main thread (proc(5)).
     return { total: statCpuMs(`/proc/${pid}/stat`), main: statCpuMs(`/proc/${pid}/task/${pid}/stat`) }
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Read and write system calls a process has made so far (/proc/PID/io: syscr, syscw; socket
+ * reads and writes included). Unlike CPU time they do not depend on what else the machine does,
+ * and each one costs the kernel work that CPU per response includes (a loopback write wakes the
+ * peer), so the count per response explains differences between rows.
+ */
+function processSyscalls(pid: number | undefined): { reads: number; writes: number } | undefined {
+  if (pid === undefined) return undefined
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8')
+    const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? NaN)
+    const counts = { reads: field('syscr'), writes: field('syscw') }
+    return Number.isFinite(counts.reads) && Number.isFinite(counts.writes) ? counts : undefined
   } catch {
     return undefined
   }
@@ -155,12 +175,19 @@ async function round(live: Live, index: number, upstream: ChildServer): Promise<
     const spec = live.target.load('measure', { index, of: settings.rounds })
     const cpu0 = processCpuMs(running.pid)
     const rest0 = restCpuMs(upstream.pid)
+    const sys0 = processSyscalls(running.pid)
     const run = await drive(running.url, spec, { connections: settings.connections, durationSec: settings.durationSec / settings.rounds, rate: settings.rate })
     const cpu1 = processCpuMs(running.pid)
     const rest1 = restCpuMs(upstream.pid)
+    const sys1 = processSyscalls(running.pid)
     if (cpu0 !== undefined && cpu1 !== undefined) {
       live.cpuMs += cpu1.total - cpu0.total
       live.mainCpuMs += cpu1.main - cpu0.main
+    }
+    if (sys0 !== undefined && sys1 !== undefined) {
+      const s = (live.syscalls ??= { reads: 0, writes: 0 })
+      s.reads += sys1.reads - sys0.reads
+      s.writes += sys1.writes - sys0.writes
     }
     if (rest0 !== undefined && rest1 !== undefined) live.restCpuMs += rest1 - rest0
     // Let requests that were in flight when autocannon stopped reach the upstream counters.
@@ -201,6 +228,10 @@ function conclude(live: Live): RowResult {
         `load generator + upstream: ${restCpuUsPerResponse?.toFixed(0)} µs`,
     )
   }
+  if (live.syscalls !== undefined && run.responses > 0) {
+    const per = (n: number) => (n / run.responses).toFixed(2)
+    notes.push(`server system calls per response: ${per(live.syscalls.reads)} reads, ${per(live.syscalls.writes)} writes`)
+  }
   for (const [name, file] of Object.entries(base.files ?? {})) {
     if (name === 'config') continue
     let size = 0
@@ -229,7 +260,7 @@ async function main(): Promise<number> {
   const issuer = await startIssuer({ audience: 'api://bench', scope: 'bench:read' })
   let upstream: ChildServer | undefined
   const rows: RowResult[] = []
-  const lives: Live[] = targets.map((target) => ({ target, runs: [], upstream: noStats, problems: [], failed: false, cpuMs: 0, mainCpuMs: 0, restCpuMs: 0 }))
+  const lives: Live[] = targets.map((target) => ({ target, runs: [], upstream: noStats, problems: [], failed: false, cpuMs: 0, mainCpuMs: 0, restCpuMs: 0, syscalls: undefined }))
   try {
     const warmTokens = await issuer.mint(settings.warmTokens, 'warm')
     let coldTokens: string[] = []
