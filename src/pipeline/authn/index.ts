@@ -43,7 +43,8 @@ export interface AuthnOptions {
 /**
  * Bearer JWT access-token authentication (RFC 6750, RFC 9068, RFC 8725) for several issuers.
  *
- * Per request: extract exactly one bearer token → digest → verified-token cache → size cap → parse
+ * Per request: a plain "Bearer <token>" whose digest is in the verified-token cache is accepted at
+ * once (cachedIdentity); otherwise: extract exactly one bearer token → digest → cache → size cap → parse
  * → issuer-independent header checks → issuer selection by the unverified `iss` (exact match) →
  * route's issuer restriction → algorithm allowlist and typ → key by kid (refresh once per interval
  * on an unknown kid) → signature (node:crypto or jose) → claims → ctx.identity.
