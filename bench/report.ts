@@ -20,6 +20,8 @@ export interface RowResult {
   readonly mainCpuUsPerResponse?: number
   /** CPU of the upstream and the load generator per response, during the same rounds. */
   readonly restCpuUsPerResponse?: number
+  /** Each measured round on its own, in order (round i of every row ran in the same pass). */
+  readonly rounds?: ReadonlyArray<Pick<LoadResult, 'rps' | 'p99Ms'>>
 }
 
 export interface CheckResult {
@@ -32,6 +34,8 @@ export interface CheckResult {
   readonly ratio?: number
   /** undefined when a row is missing or invalid: the check cannot be judged. */
   readonly pass?: boolean
+  /** The same ratio within each round, when both rows have the same rounds: how much it moves. */
+  readonly roundRatios?: readonly number[]
 }
 
 const measured = (r: RowResult | undefined): LoadResult | undefined => (r && r.status === 'ok' ? r.run : undefined)
@@ -40,19 +44,25 @@ export function evaluate(targets: readonly Target[], rows: readonly RowResult[])
   const byId = new Map(rows.map((r) => [r.id, r]))
   const out: CheckResult[] = []
   for (const t of targets) {
-    for (const c of t.checks ?? []) out.push(judge(c, t.id, measured(byId.get(t.id)), measured(byId.get(c.against))))
+    for (const c of t.checks ?? []) out.push(judge(c, t.id, byId.get(t.id), byId.get(c.against)))
   }
   return out
 }
 
-function judge(c: Check, row: string, mine: LoadResult | undefined, theirs: LoadResult | undefined): CheckResult {
+function judge(c: Check, row: string, mineRow: RowResult | undefined, theirsRow: RowResult | undefined): CheckResult {
   const base = { label: c.label, metric: c.metric, row, against: c.against }
+  const mine = measured(mineRow)
+  const theirs = measured(theirsRow)
   if (!mine || !theirs) return base
   const value = mine[c.metric]
   const reference = theirs[c.metric]
   const ratio = reference > 0 ? value / reference : Number.POSITIVE_INFINITY
   const pass = c.op === '>=' ? value >= c.factor * reference : value <= c.factor * reference
-  return { ...base, value, reference, ratio, pass }
+  // The verdict uses the whole run; the per-round ratios only show how far the machine moved it.
+  const a = mineRow!.rounds
+  const b = theirsRow!.rounds
+  const roundRatios = a && b && a.length === b.length && a.length > 1 ? a.map((r, i) => r[c.metric] / b[i][c.metric]) : undefined
+  return { ...base, value, reference, ratio, pass, ...(roundRatios && { roundRatios }) }
 }
 
 const fmt = (n: number | undefined, digits = 0): string => (n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits))
@@ -83,7 +93,8 @@ export function verdicts(checks: readonly CheckResult[]): string {
   return checks
     .map((c) => {
       const word = c.pass === undefined ? 'N/A ' : c.pass ? 'PASS' : 'FAIL'
-      const detail = c.ratio === undefined ? '(a row is missing or invalid)' : `(${fmt(c.ratio, 2)}x: ${fmt(c.value, 1)} vs ${fmt(c.reference, 1)})`
+      const spread = c.roundRatios ? `; rounds ${fmt(Math.min(...c.roundRatios), 2)}–${fmt(Math.max(...c.roundRatios), 2)}x` : ''
+      const detail = c.ratio === undefined ? '(a row is missing or invalid)' : `(${fmt(c.ratio, 2)}x: ${fmt(c.value, 1)} vs ${fmt(c.reference, 1)}${spread})`
       return `${word}  ${c.label}  ${detail}`
     })
     .join('\n')

@@ -242,7 +242,8 @@ function conclude(live: Live): RowResult {
     }
     notes.push(`${name}: ${(size / 1024).toFixed(0)} KiB written`)
   }
-  return { ...base, status: problems.length ? 'invalid' : 'ok', run, upstream, problems, notes, cpuUsPerResponse, mainCpuUsPerResponse, restCpuUsPerResponse }
+  const rounds = live.runs.map((r) => ({ rps: r.rps, p99Ms: r.p99Ms }))
+  return { ...base, status: problems.length ? 'invalid' : 'ok', run, upstream, problems, notes, cpuUsPerResponse, mainCpuUsPerResponse, restCpuUsPerResponse, rounds }
 }
 
 async function main(): Promise<number> {

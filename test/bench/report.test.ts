@@ -1,6 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { ceilingRps, ceilings, type CheckResult, type RowResult } from '../../bench/report.js'
+import { ceilingRps, ceilings, evaluate, verdicts, type CheckResult, type RowResult } from '../../bench/report.js'
+import type { LoadResult } from '../../bench/load.js'
+import type { Target } from '../../bench/target.js'
 
 /** The bench's CPU ceilings: what a row's measured CPU per response allows on the machine's cores. */
 
@@ -33,4 +35,25 @@ test('ceilings are given for req/s checks only, as the ratio of the two rows', (
   assert.match(text, /check rps: at most 0\.50x \(10000 vs 20000 req\/s\)/)
   assert.doesNotMatch(text, /p99Ms/)
   assert.equal(ceilings(rows, [check('p99Ms')], 2), undefined)
+})
+
+test('a verdict is judged on the whole run and shows how far the ratio moved from round to round', () => {
+  const run = (rps: number, p99Ms: number) => ({ rps, p99Ms }) as LoadResult
+  const measuredRow = (id: string, whole: LoadResult, rounds: LoadResult[]): RowResult => ({ ...row(id, 50, 40, 50), run: whole, rounds })
+  const targets = [
+    { id: 'bare' },
+    { id: 'gw', checks: [{ label: 'gw >= 0.9x bare', metric: 'rps', op: '>=', factor: 0.9, against: 'bare' }] },
+  ] as unknown as Target[]
+  const rows = [
+    measuredRow('bare', run(1000, 10), [run(800, 10), run(1200, 10)]),
+    measuredRow('gw', run(850, 12), [run(880, 12), run(820, 12)]),
+  ]
+  const [check] = evaluate(targets, rows)
+  assert.equal(check.pass, false, '0.85x over the whole run')
+  assert.deepEqual(check.roundRatios?.map((r) => r.toFixed(3)), ['1.100', '0.683'])
+  assert.match(verdicts([check]), /^FAIL {2}gw >= 0\.9x bare {2}\(0\.85x: 850\.0 vs 1000\.0; rounds 0\.68–1\.10x\)$/)
+  // Rows with different numbers of rounds (or one round) give no spread.
+  const [single] = evaluate(targets, [measuredRow('bare', run(1000, 10), [run(1000, 10)]), measuredRow('gw', run(950, 12), [run(950, 12)])])
+  assert.equal(single.roundRatios, undefined)
+  assert.match(verdicts([single]), /^PASS {2}gw >= 0\.9x bare {2}\(0\.95x: 950\.0 vs 1000\.0\)$/)
 })
