@@ -19,6 +19,7 @@ import { bearer, rotate, tokenPool, type BenchContext } from './target.js'
 import { ABLATIONS } from './targets/ablation.js'
 import { BENCH_PATH, benchScript, gatewayCli, gatewayListeningUrl, listeningUrl } from './targets/common.js'
 import { writeGatewayConfig } from './targets/gateway.js'
+import { withPolicy } from './targets/limits.js'
 
 const REQUESTS = Number(process.env.BENCH_IR_REQUESTS ?? 2000)
 // Under valgrind V8 needs many requests before its optimizing compiler is done with the hot path;
@@ -69,6 +70,8 @@ const ALL: Row[] = [
     id: a.id === 'ablate-auth' ? 'gateway-public' : a.id,
     start: (ctx: BenchContext, dir: string, wrapper: readonly string[]) => startGateway(ctx, dir, wrapper, a.configure),
   })),
+  // The warm gateway with `npm run bench`'s rate limit and quota per client, in memory; on request.
+  { id: 'limits-memory', start: (ctx, dir, wrapper) => startGateway(ctx, dir, wrapper, withPolicy({ type: 'memory' })) },
 ]
 
 /** Total instructions in a callgrind dump ("summary:" or "totals:" line). */

@@ -26,7 +26,8 @@ const POLICY = {
   quotas: [{ limit: 1_000_000_000_000, period: 'day' }],
 }
 
-function withPolicy(store: Record<string, unknown>) {
+/** A config change: the bench policy on every route, counted in `store` (also bench:instructions' limits-memory row). */
+export function withPolicy(store: Record<string, unknown>) {
   return (config: Record<string, unknown>): Record<string, unknown> => ({
     ...config,
     routes: (config.routes as Array<Record<string, unknown>>).map((r) => ({ ...r, limits: [POLICY.id] })),

@@ -1,5 +1,5 @@
 import { GatewayError } from '../../errors/gateway-error.js'
-import type { RequestContext } from '../stage.js'
+import type { Identity, RequestContext } from '../stage.js'
 import { createBruteForceTracker, type Attempt, type BruteForceTracker, type GuardSet, type LockoutEvent } from './brute-force.js'
 import type { LimitKeyPart, LimitsConfig } from './config.js'
 import { createLimitStore } from './create-store.js'
@@ -78,12 +78,18 @@ function pickVariant(p: CompiledPolicy, ctx: Ctx): Variant {
 function toCheck(t: CheckTemplate, key: string, leaseId: () => string): PolicyCheck {
   switch (t.kind) {
     case 'rate':
-      return { kind: 'rate', key: t.prefix + key, intervalUs: t.intervalUs, burst: t.burst }
+      return { kind: 'rate', key, intervalUs: t.intervalUs, burst: t.burst }
     case 'quota':
-      return { kind: 'quota', key: t.prefix + key, limit: t.limit, period: t.period }
+      return { kind: 'quota', key, limit: t.limit, period: t.period }
     case 'concurrency':
-      return { kind: 'concurrency', key: t.prefix + key, limit: t.limit, leaseMs: t.leaseMs, leaseId: leaseId() }
+      return { kind: 'concurrency', key, limit: t.limit, leaseMs: t.leaseMs, leaseId: leaseId() }
   }
+}
+
+/** An identity's key parts, made on its first request (a cached identity serves many). */
+interface IdentityKeys {
+  client?: string
+  subject?: string
 }
 
 export function createLimitsStage(
@@ -106,6 +112,20 @@ export function createLimitsStage(
 
   const ipKey = boundedMemo((ip) => `ip=${addressKey(ip, v6)}`)
   const address = (ctx: Ctx) => ipKey(ctx.clientIp)
+  // Keys built on every request from recurring values are the same string objects each time
+  // (per cached identity, per template and key part), so the store's map lookups hash nothing new.
+  const identityKeys = new WeakMap<Identity, IdentityKeys>()
+  function keysOf(id: Identity): IdentityKeys {
+    let k = identityKeys.get(id)
+    if (k === undefined) identityKeys.set(id, (k = {}))
+    return k
+  }
+  const fullKeys = new WeakMap<CheckTemplate, (part: string) => string>()
+  function fullKey(t: CheckTemplate, key: string): string {
+    let memo = fullKeys.get(t)
+    if (memo === undefined) fullKeys.set(t, (memo = boundedMemo((k) => t.prefix + k)))
+    return memo(key)
+  }
   function part(p: LimitKeyPart, ctx: Ctx): string {
     const id = ctx.identity
     switch (p) {
@@ -114,9 +134,9 @@ export function createLimitsStage(
       case 'route':
         return `route=${ctx.route!.id}`
       case 'client':
-        return id?.clientId ? `client=${keyValue(`${id.issuerId}/${id.clientId}`)}` : address(ctx)
+        return id?.clientId ? (keysOf(id).client ??= `client=${keyValue(`${id.issuerId}/${id.clientId}`)}`) : address(ctx)
       case 'subject':
-        return id?.subject ? `sub=${keyValue(`${id.issuerId}/${id.subject}`)}` : address(ctx)
+        return id?.subject ? (keysOf(id).subject ??= `sub=${keyValue(`${id.issuerId}/${id.subject}`)}`) : address(ctx)
       case 'apiKey':
         return ctx.apiKeyId ? `key=${keyValue(ctx.apiKeyId)}` : address(ctx)
     }
@@ -197,7 +217,7 @@ export function createLimitsStage(
         if (tiered && v.policyField) policyField = policyField ? `${policyField}, ${v.policyField}` : v.policyField
         const key = keyOf(p.parts, ctx)
         for (const t of v.templates) {
-          checks.push(toCheck(t, key, leaseId))
+          checks.push(toCheck(t, fullKey(t, key), leaseId))
           names.push(t.name)
         }
       }
