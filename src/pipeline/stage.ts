@@ -53,8 +53,8 @@ export interface RequestContext {
   status: number
   /** Upstream response time in ms, when forwarded. */
   upstreamMs: number | undefined
-  /** RateLimit / RateLimit-Policy list members collected by the limits stages, for the response. */
-  rateLimitFields?: { policy: string[]; limit: string[] }
+  /** RateLimit / RateLimit-Policy lists (members joined by ", ") built by the limits stages, for the response. */
+  rateLimitFields?: { policy: string; limit: string }
   /** Id of the API key that authenticated the request (the "apiKey" limit key part reads it). */
   apiKeyId?: string
 }

@@ -65,8 +65,8 @@ export interface LimitsStageDeps {
 /** RateLimit-Policy and RateLimit for a response (forward sends them next to the upstream's). */
 export function rateLimitResponseHeaders(ctx: RequestContext): Record<string, string> | undefined {
   const f = ctx.rateLimitFields
-  if (!f || f.limit.length === 0) return undefined
-  return { 'ratelimit-policy': f.policy.join(', '), ratelimit: f.limit.join(', ') }
+  if (!f || f.limit === '') return undefined
+  return { 'ratelimit-policy': f.policy, ratelimit: f.limit }
 }
 
 function pickVariant(p: CompiledPolicy, ctx: Ctx): Variant {
@@ -170,8 +170,8 @@ export function createLimitsStage(
       }
       // Policies the earlier phase checked (and consumed) apply to this request too: list them first.
       const earlier = ctx.rateLimitFields
-      headers['ratelimit-policy'] = earlier?.policy.length ? `${earlier.policy.join(', ')}, ${policyField}` : policyField
-      headers.ratelimit = earlier?.limit.length ? `${earlier.limit.join(', ')}, ${limit}` : limit
+      headers['ratelimit-policy'] = earlier?.policy ? `${earlier.policy}, ${policyField}` : policyField
+      headers.ratelimit = earlier?.limit ? `${earlier.limit}, ${limit}` : limit
     }
     throw new GatewayError('ERR_LIMITS_EXCEEDED', { reason: `limit:${name}`, detail: `Limit "${name}" exceeded.`, headers })
   }
@@ -190,9 +190,14 @@ export function createLimitsStage(
       else ctx.res.once('close', d.release)
     }
     if (headersOn && names.length && d.results.length) {
-      const f = (ctx.rateLimitFields ??= { policy: [], limit: [] })
-      if (policyField) f.policy.push(policyField)
-      for (let i = 0; i < names.length; i++) f.limit.push(limitItem(names[i], d.results[i].remaining, d.results[i].resetMs))
+      const f = (ctx.rateLimitFields ??= { policy: '', limit: '' })
+      if (policyField) f.policy = f.policy ? `${f.policy}, ${policyField}` : policyField
+      let limit = f.limit
+      for (let i = 0; i < names.length; i++) {
+        const item = limitItem(names[i], d.results[i].remaining, d.results[i].resetMs)
+        limit = limit ? `${limit}, ${item}` : item
+      }
+      f.limit = limit
     }
   }
 
