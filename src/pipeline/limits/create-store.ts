@@ -20,6 +20,7 @@ export function createLimitStore(config: StoreConfig, deps: { readonly now: () =
     commandTimeoutMs: r.commandTimeoutMs,
     connectTimeoutMs: r.connectTimeoutMs,
     clock: r.clock,
+    pipelining: r.pipelining,
   })
   return createResilientStore({
     primary,

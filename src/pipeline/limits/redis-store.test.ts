@@ -163,32 +163,36 @@ test('redis client options never queue commands while disconnected and bound eve
   assert.ok(o.retryStrategy(1000) <= 1000)
 })
 
-test('the checks of requests handled in one event-loop turn reach Redis in one socket write', async (t) => {
-  const opened = await openStore(t, 'gateway')
-  if (!opened) return
-  const { store, url, keyPrefix } = opened
-  t.after(async () => {
-    await store.close()
-    await deleteByPrefix(url, keyPrefix)
+for (const pipelining of [true, false]) {
+  test(`with pipelining ${pipelining ? 'on (the default)' : 'off'}, eight concurrent checks reach Redis in ${pipelining ? 'one socket write' : 'eight writes'}`, async (t) => {
+    const url = await requireRedis(t)
+    if (!url) return
+    const keyPrefix = `${RUN}${Math.random().toString(36).slice(2)}:`
+    const store = createRedisStore({ url, keyPrefix, clock: 'gateway', ...TIMEOUTS, ...(pipelining ? {} : { pipelining: false }) })
+    t.after(async () => {
+      await store.close()
+      await deleteByPrefix(url, keyPrefix)
+    })
+    await store.ready()
+    const rate = (k: string): PolicyCheck[] => [{ kind: 'rate', key: `r:${k}`, intervalUs: intervalUs(10, 60), burst: 10 }]
+    await store.check(rate('warm'), T0) // the script is loaded and the connection settled
+    const stream = (store.client as unknown as { stream: { write: (...args: unknown[]) => boolean } }).stream
+    const write = stream.write
+    let writes = 0
+    stream.write = function (this: unknown, ...args: unknown[]) {
+      writes++
+      return write.apply(this, args)
+    }
+    try {
+      const decisions = await Promise.all(Array.from({ length: 8 }, (_, i) => store.check(rate(`k${i}`), T0)))
+      assert.deepEqual(
+        decisions.map((d) => [d.allowed, d.results[0].remaining]),
+        Array.from({ length: 8 }, () => [true, 9]),
+        'each check got its own answer',
+      )
+    } finally {
+      stream.write = write
+    }
+    assert.equal(writes, pipelining ? 1 : 8)
   })
-  const rate = (k: string): PolicyCheck[] => [{ kind: 'rate', key: `r:${k}`, intervalUs: intervalUs(10, 60), burst: 10 }]
-  await store.check(rate('warm'), T0) // the script is loaded and the connection settled
-  const stream = (store.client as unknown as { stream: { write: (...args: unknown[]) => boolean } }).stream
-  const write = stream.write
-  let writes = 0
-  stream.write = function (this: unknown, ...args: unknown[]) {
-    writes++
-    return write.apply(this, args)
-  }
-  try {
-    const decisions = await Promise.all(Array.from({ length: 8 }, (_, i) => store.check(rate(`k${i}`), T0)))
-    assert.deepEqual(
-      decisions.map((d) => [d.allowed, d.results[0].remaining]),
-      Array.from({ length: 8 }, () => [true, 9]),
-      'each check got its own answer',
-    )
-  } finally {
-    stream.write = write
-  }
-  assert.equal(writes, 1, 'eight checks, one write')
-})
+}

@@ -26,6 +26,8 @@ export interface RedisStoreOptions {
   readonly commandTimeoutMs: number
   readonly connectTimeoutMs: number
   readonly clock: 'redis' | 'gateway'
+  /** Automatic pipelining (default true); see redisClientOptions. */
+  readonly pipelining?: boolean
 }
 
 export interface RedisStore extends LimitStore {
@@ -46,7 +48,7 @@ const SHA = createHash('sha1').update(LIMITS_LUA).digest('hex')
 const PERIOD_CODE = { hour: 'h', day: 'd', month: 'm' } as const
 
 /** The client options that make Redis failures fast and bounded. */
-export function redisClientOptions(o: Pick<RedisStoreOptions, 'commandTimeoutMs' | 'connectTimeoutMs'>) {
+export function redisClientOptions(o: Pick<RedisStoreOptions, 'commandTimeoutMs' | 'connectTimeoutMs' | 'pipelining'>) {
   return {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -57,9 +59,9 @@ export function redisClientOptions(o: Pick<RedisStoreOptions, 'commandTimeoutMs'
     retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
     lazyConnect: false,
     // The commands of all requests handled in one event-loop turn go out in one socket write
-    // (ioredis queues them until setImmediate). One EVALSHA per request otherwise costs a write
-    // system call each, the largest part of the Redis limiter's CPU per request under load.
-    enableAutoPipelining: true,
+    // (ioredis queues them until setImmediate): one write system call per turn instead of one
+    // per request, and Redis reads them in one go (docs/limits.md has the measurements).
+    enableAutoPipelining: o.pipelining ?? true,
   } as const
 }
 
