@@ -45,7 +45,7 @@ test('a Redis store gets its defaults, failing over to memory unless told otherw
     clock: 'redis',
     onStoreError: 'fallback-memory',
     probeIntervalMs: 1000,
-    pipelining: true,
+    pipelining: false,
   })
 })
 

@@ -110,8 +110,9 @@ export const RedisStoreSchema = Type.Object(
     onStoreError: StoreErrorPolicy,
     probeIntervalMs: Type.Integer({ minimum: 1, default: 1_000, description: 'While Redis is failing, try it again at most this often.' }),
     pipelining: Type.Boolean({
-      default: true,
-      description: 'Send the calls of all requests handled in one event-loop turn in one write (fewer system calls, less Redis CPU per request); false sends each call at once.',
+      default: false,
+      description:
+        'true: send the calls of all requests handled in one event-loop turn in one write (fewer system calls, less Redis CPU per request), but a call made while a batch is out waits for it, so a hung Redis can hold a request up to about twice commandTimeoutMs. false: each call goes at once.',
     }),
   },
   closed,

@@ -272,7 +272,7 @@ test('createLimits with a Redis store is ready before the first request and deci
     store: {
       type: 'redis',
       maxKeys: 10_000,
-      redis: { url, keyPrefix, commandTimeoutMs: 2000, connectTimeoutMs: 2000, clock: 'redis', onStoreError: 'fallback-memory', probeIntervalMs: 1000, pipelining: true },
+      redis: { url, keyPrefix, commandTimeoutMs: 2000, connectTimeoutMs: 2000, clock: 'redis', onStoreError: 'fallback-memory', probeIntervalMs: 1000, pipelining: false },
     },
   })
   const limits = createLimits(config, new Map([['orders', ['per-client']]]), { now: () => Date.now(), onStoreEvent: (e) => storeEvents.push(e) })

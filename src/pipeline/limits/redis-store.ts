@@ -26,7 +26,7 @@ export interface RedisStoreOptions {
   readonly commandTimeoutMs: number
   readonly connectTimeoutMs: number
   readonly clock: 'redis' | 'gateway'
-  /** Automatic pipelining (default true); see redisClientOptions. */
+  /** Automatic pipelining (default false); see redisClientOptions. */
   readonly pipelining?: boolean
 }
 
@@ -58,10 +58,12 @@ export function redisClientOptions(o: Pick<RedisStoreOptions, 'commandTimeoutMs'
     // Reconnect forever in the background, at most once a second: recovery needs no restart.
     retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
     lazyConnect: false,
-    // The commands of all requests handled in one event-loop turn go out in one socket write
-    // (ioredis queues them until setImmediate): one write system call per turn instead of one
-    // per request, and Redis reads them in one go (docs/limits.md has the measurements).
-    enableAutoPipelining: o.pipelining ?? true,
+    // Opt-in (limits.store.redis.pipelining): the commands of all requests handled in one
+    // event-loop turn go out in one socket write, which saves system calls and Redis CPU. Off by
+    // default because ioredis holds calls made while a batch is out until that batch settles and
+    // only then starts their timeout: against a hung Redis a request could wait about twice
+    // commandTimeoutMs, and the fail-fast bound is worth more (docs/limits.md).
+    enableAutoPipelining: o.pipelining ?? false,
   } as const
 }
 
