@@ -61,7 +61,8 @@ function judge(c: Check, row: string, mineRow: RowResult | undefined, theirsRow:
   // The verdict uses the whole run; the per-round ratios only show how far the machine moved it.
   const a = mineRow!.rounds
   const b = theirsRow!.rounds
-  const roundRatios = a && b && a.length === b.length && a.length > 1 ? a.map((r, i) => r[c.metric] / b[i][c.metric]) : undefined
+  const comparable = a && b && a.length === b.length && a.length > 1 && b.every((r) => r[c.metric] > 0)
+  const roundRatios = comparable ? a.map((r, i) => r[c.metric] / b[i][c.metric]) : undefined
   return { ...base, value, reference, ratio, pass, ...(roundRatios && { roundRatios }) }
 }
 

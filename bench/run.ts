@@ -89,9 +89,11 @@ function processCpuMs(pid: number | undefined): { total: number; main: number } 
 
 /**
  * Read and write system calls a process has made so far (/proc/PID/io: syscr, syscw; socket
- * reads and writes included). Unlike CPU time they do not depend on what else the machine does,
- * and each one costs the kernel work that CPU per response includes (a loopback write wakes the
- * peer), so the count per response explains differences between rows.
+ * reads and writes included, and those of the process's other threads, such as log writes).
+ * They move much less with the machine's load than CPU time (how many requests one event-loop
+ * turn batches can still change them), and each one costs the kernel work that CPU per response
+ * includes (a loopback write wakes the peer), so the count per response explains differences
+ * between rows.
  */
 function processSyscalls(pid: number | undefined): { reads: number; writes: number } | undefined {
   if (pid === undefined) return undefined
