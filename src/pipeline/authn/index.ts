@@ -140,18 +140,25 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
     return identity
   }
 
+  /** The route's issuer restriction (no restriction: every configured issuer). */
+  function issuerAllowed(ctx: RequestContext, issuerId: string): boolean {
+    const accepted = ctx.route?.issuers
+    return accepted === undefined || accepted.has(issuerId)
+  }
+
+  /** The cache remembers who a token is, not where it may go: the route's issuers are checked on every hit. */
+  function acceptCached(ctx: RequestContext, identity: Identity): void {
+    if (!issuerAllowed(ctx, identity.issuerId)) throw invalidToken('issuer_not_allowed')
+    ctx.identity = identity
+  }
+
   function onRequest(ctx: RequestContext): void | Promise<void> {
     const route = ctx.route
     if (route !== undefined && route.auth === 'public') return
-    const accepted = route?.issuers
     const hit = cachedIdentity(ctx)
     if (hit !== undefined) {
       ctx.tokenDigest = hit.tokenDigest
-      // The cache remembers who the token is, not where it may go: the route's issuer
-      // restriction is applied on every hit.
-      if (accepted !== undefined && !accepted.has(hit.issuerId)) throw invalidToken('issuer_not_allowed')
-      ctx.identity = hit
-      return
+      return acceptCached(ctx, hit)
     }
     const req = ctx.req
     const token = extractBearer(req.rawHeaders, req.headers.authorization, ctx.query)
@@ -162,11 +169,7 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
     if (token.length > MAX_TOKEN_BYTES) throw invalidToken('too_large')
     // A cached token in a spelling of the field cachedIdentity does not look up (e.g. two spaces).
     const cached = cache.get(digest, now())
-    if (cached !== undefined) {
-      if (accepted !== undefined && !accepted.has(cached.issuerId)) throw invalidToken('issuer_not_allowed')
-      ctx.identity = cached
-      return
-    }
+    if (cached !== undefined) return acceptCached(ctx, cached)
     // Decoded already when the limits stage asked whom the token claims to be (null: it is not a
     // JWS, parsed again only to raise the error); otherwise decoded here, once, and remembered.
     const jwt = memo.jwt ?? (memo.jwt === null ? parseCompact(token) : (memo.jwt = parseCompact(token)))
@@ -174,7 +177,7 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
     const iss = jwt.payload.iss
     const issuer = typeof iss === 'string' ? byIss.get(iss) : undefined
     if (issuer === undefined) throw invalidToken('unknown_issuer')
-    if (accepted !== undefined && !accepted.has(issuer.id)) throw invalidToken('issuer_not_allowed')
+    if (!issuerAllowed(ctx, issuer.id)) throw invalidToken('issuer_not_allowed')
     checkHeaderPolicy(jwt.header, issuer.policy)
     return verifyToken(ctx, jwt, issuer, digest)
   }
@@ -188,8 +191,7 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
       // header, a token in the query, an issuer the route does not accept) must answer false here.
       // The same lookup onRequest starts with (the digest is computed once per request).
       const hit = cachedIdentity(ctx)
-      const accepted = ctx.route?.issuers
-      return hit !== undefined && (accepted === undefined || accepted.has(hit.issuerId))
+      return hit !== undefined && issuerAllowed(ctx, hit.issuerId)
     },
     presentedClaims(ctx) {
       const token = bearerHint(ctx.req.headers.authorization)
