@@ -115,6 +115,61 @@ test('spoofed identity headers never reach the upstream, whatever their case', a
   assert.equal(got.headers['x-harmless'], 'kept')
 })
 
+test('underscore spellings of stripped and gateway-owned headers never reach the upstream', async () => {
+  // node keeps underscores in field names; CGI-style upstreams (WSGI, Rack, PHP) map X_Auth_Subject
+  // and X-Auth-Subject to one variable, so the underscore twin would smuggle the identity in.
+  const r = await fetch(gw.url + '/public/underscore', {
+    ...bounded(),
+    headers: {
+      X_Auth_Subject: 'admin',
+      x_auth_scopes: 'admin:all',
+      X_User: 'admin',
+      X_Forwarded_For: '10.9.9.9',
+      x_request_id: 'forged-request-id',
+      x_portcullis_verified: 'true',
+      Remote_User: 'admin',
+      X_Harmless_Thing: 'kept',
+    },
+  })
+  assert.equal(r.status, 200)
+  await r.arrayBuffer()
+  const got = lastReceived(up, '/public/underscore')
+  const names = got.rawHeaders.filter((_: string, i: number) => i % 2 === 0).map((n: string) => n.toLowerCase())
+  for (const banned of ['x_auth_subject', 'x_auth_scopes', 'x_user', 'x_forwarded_for', 'x_request_id', 'x_portcullis_verified', 'remote_user']) {
+    assert.ok(!names.includes(banned), `${banned} reached the upstream`)
+  }
+  assert.ok(!JSON.stringify(got.rawHeaders).includes('admin'))
+  assert.ok(!JSON.stringify(got.rawHeaders).includes('10.9.9.9'))
+  assert.equal(got.headers['x_harmless_thing'], 'kept', 'an underscore name that matches nothing stripped is forwarded')
+})
+
+test('method and URL overrides and client-address claims never reach the upstream', async () => {
+  // The gateway authorizes the method and path it routed; an upstream honouring these would act
+  // on another one (e.g. POST + X-HTTP-Method-Override: DELETE where DELETE needs another scope).
+  const forged: Record<string, string> = {
+    'X-HTTP-Method-Override': 'DELETE',
+    'X-HTTP-Method': 'DELETE',
+    'X-Method-Override': 'DELETE',
+    'X-Original-URL': '/admin/keys',
+    'X-Rewrite-URL': '/admin/keys',
+    'X-Client-IP': '10.9.9.9',
+    'True-Client-IP': '10.9.9.9',
+    'CF-Connecting-IP': '10.9.9.9',
+    'X-Cluster-Client-IP': '10.9.9.9',
+    'Fastly-Client-IP': '10.9.9.9',
+    X_HTTP_Method_Override: 'DELETE',
+  }
+  const r = await fetch(gw.url + '/public/override', { ...bounded(), method: 'POST', body: 'x', headers: forged })
+  assert.equal(r.status, 200)
+  await r.arrayBuffer()
+  const got = lastReceived(up, '/public/override')
+  assert.equal(got.method, 'POST')
+  const names = got.rawHeaders.filter((_: string, i: number) => i % 2 === 0).map((n: string) => n.toLowerCase())
+  for (const banned of Object.keys(forged)) assert.ok(!names.includes(banned.toLowerCase()), `${banned} reached the upstream`)
+  assert.ok(!JSON.stringify(got.rawHeaders).includes('10.9.9.9'))
+  assert.ok(!JSON.stringify(got.rawHeaders).includes('DELETE'))
+})
+
 test('the upstream receives exactly the path and query, and its answer comes back', async () => {
   const r = await fetch(gw.url + '/public/a/b?x=%20y&z=1&z=2', bounded())
   assert.equal(r.status, 200)

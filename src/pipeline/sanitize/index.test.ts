@@ -131,6 +131,15 @@ test('configured identity header names are stripped even when not in stripHeader
   assert.equal(out['x-verified-iss'], undefined)
 })
 
+test('a configured name or prefix also strips its underscore spelling; other underscore names pass', () => {
+  const out = run(['X_Tenant', 'forged', 'x_tenant_id', 'forged', 'X_Custom_Trace', 'kept', 'x-request_id', 'forged'], { cfg: config({ stripHeaders: ['x-tenant', 'x-tenant-*'] }) })
+  assert.equal(out['x_tenant'], undefined)
+  assert.equal(out['x_tenant_id'], undefined)
+  assert.equal(out['x-request_id'], undefined, 'a mixed spelling of a gateway-owned name')
+  assert.equal(out['x_custom_trace'], 'kept')
+  assert.equal(out['x-request-id'], 'req-id-0001')
+})
+
 test('the header matcher compiles exact names and prefixes case-insensitively', () => {
   const m = createHeaderMatcher(['X-Auth*', 'x-auth-subject', 'X-Scopes'])
   assert.deepEqual([...m.exact], ['x-scopes'])

@@ -14,9 +14,24 @@ import { connectionListed, HOP_BY_HOP } from './hop-by-hop.js'
  */
 const GATEWAY_OWNED = ['x-request-id', 'traceparent', 'tracestate', 'x-forwarded-*', 'forwarded', 'x-real-ip', 'via']
 
+/**
+ * Other claims about the client's address, which upstream frameworks and CDNs read as the real
+ * client IP. Only the gateway knows the peer (X-Forwarded-For), so a client's value never passes.
+ */
+const ADDRESS_CLAIMS = ['x-client-ip', 'true-client-ip', 'cf-connecting-ip', 'x-cluster-client-ip', 'fastly-client-ip']
+
+/**
+ * Fields that make the upstream treat the request as another method or path than the one the
+ * gateway routed and authorized: method overrides (honoured on POST by Rails, Symfony, Laravel,
+ * Express's method-override) and URL overrides (IIS URL Rewrite, older Symfony and Zend). Scopes
+ * are granted per method and path, so these would bypass them; they are never forwarded.
+ */
+const REQUEST_OVERRIDES = ['x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-url', 'x-rewrite-url']
+
 /** Listeners are plain HTTP for now; a TLS listener will pass 'https'. */
 const OWN_PROTO = 'http'
 const VIA_NAME = 'portcullis'
+const UNDERSCORES = /_/g
 const TE_TRAILERS = /(?:^|,)\s*trailers\s*(?:;|,|$)/i
 
 /**
@@ -26,13 +41,18 @@ const TE_TRAILERS = /(?:^|,)\s*trailers\s*(?:;|,|$)/i
  */
 export function createSanitizeStage(config: Config, _deps: Deps, resolver: ClientAddressResolver) {
   const identity = config.identity
-  const strip = createHeaderMatcher([...identity.stripHeaders, ...Object.values(identity.headers), ...GATEWAY_OWNED])
+  const strip = createHeaderMatcher([...identity.stripHeaders, ...Object.values(identity.headers), ...GATEWAY_OWNED, ...ADDRESS_CLAIMS, ...REQUEST_OVERRIDES])
   // One Set answers "drop this name?" for everything exact; prefixes are the (short) rest.
   // `expect` is answered by node itself (100-continue) and undici refuses to send it.
   const drop = new Set<string>([...HOP_BY_HOP, 'host', 'expect', ...strip.exact])
   const prefixes = strip.prefixes
   const prefixCount = prefixes.length
   const via11 = `1.1 ${VIA_NAME}`
+  function dropped(name: string): boolean {
+    if (drop.has(name)) return true
+    for (let i = 0; i < prefixCount; i++) if (name.startsWith(prefixes[i])) return true
+    return false
+  }
   const maxBodyBytes = config.server.maxBodyBytes
 
   return {
@@ -44,9 +64,11 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
       checkDeclaredLength(h, maxBodyBytes)
       const listed = connectionListed(h.connection)
       const out: Record<string, string | string[]> = {}
-      next: for (const name in h) {
-        if (drop.has(name)) continue
-        for (let i = 0; i < prefixCount; i++) if (name.startsWith(prefixes[i])) continue next
+      for (const name in h) {
+        if (dropped(name)) continue
+        // CGI-style servers (WSGI, Rack, PHP) read X_Auth_Subject and X-Auth-Subject as one
+        // variable (HTTP_X_AUTH_SUBJECT): a name with an underscore is judged by its dashed twin.
+        if (name.indexOf('_') !== -1 && dropped(name.replace(UNDERSCORES, '-'))) continue
         if (listed !== undefined && listed.includes(name)) continue
         const value = h[name]
         if (value !== undefined) out[name] = value
