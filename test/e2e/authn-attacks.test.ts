@@ -189,6 +189,19 @@ for (const verifier of VERIFIERS) {
       await accepted('rotated-kid', await ks.sign({}, { key: rotated }))
     })
 
+    test('a cached token stops being accepted once its key leaves the JWKS', async () => {
+      const retiring = await ks.addKey()
+      const token = await ks.sign({}, { key: retiring })
+      // Sent three times: verified twice (a token is cached on its second verification), then a cache hit.
+      for (let i = 0; i < 3; i++) await accepted(`key-retiring-${i}`, token)
+      // The IdP drops the key (revoked after a compromise, say) and publishes another; a token with
+      // the new kid makes the gateway refresh the key set.
+      ks.keys.splice(ks.keys.indexOf(retiring), 1)
+      const successor = await ks.addKey()
+      await accepted('key-successor', await ks.sign({}, { key: successor }))
+      await invalid('key-removed-cached-token', token, 'unknown_kid')
+    })
+
     test('an expired token gets 401 ERR_AUTHN_EXPIRED with error="invalid_token"', async () => {
       const now = Math.floor(Date.now() / 1000)
       const token = await ks.sign({ iat: now - 600, exp: now - 300 })

@@ -58,7 +58,10 @@ export interface AuthnOptions {
  * await authn.start() // keys loaded (or first attempt failed; see authn.ready())
  */
 export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptions = {}): AuthnStage {
-  const issuers = config.issuers.map((cfg) => compileIssuer(cfg, deps, options.schedule))
+  const cache = new TokenCache(options.cacheSize ?? TOKEN_CACHE_MAX_ENTRIES)
+  // A key the issuer no longer publishes verifies no new token; the tokens it verified before
+  // leave the cache with it (a key removed after a compromise must stop working at once).
+  const issuers = config.issuers.map((cfg) => compileIssuer(cfg, deps, options.schedule, () => cache.dropIssuer(cfg.id)))
   const byIss = new Map<string, IssuerRuntime>()
   for (const issuer of issuers) {
     const other = byIss.get(issuer.iss)
@@ -66,7 +69,6 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
     if (other) throw new IssuerConfigError(issuer.id, `has the same issuer as "${other.id}"`)
     byIss.set(issuer.iss, issuer)
   }
-  const cache = new TokenCache(options.cacheSize ?? TOKEN_CACHE_MAX_ENTRIES)
   const now = deps.now
 
   function accept(ctx: RequestContext, jwt: ParsedJwt, issuer: IssuerRuntime, digest: string, verified: boolean): void {

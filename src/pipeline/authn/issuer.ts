@@ -48,7 +48,7 @@ export class IssuerConfigError extends Error {
  * "none" in any casing (RFC 8725 §3.1), and HS* without a sharedSecret (an HMAC alg is verified with
  * the shared secret only, never with a JWKS key, RFC 8725 §2.1).
  */
-export function compileIssuer(cfg: IssuerConfig, deps: Deps, schedule?: Scheduler): IssuerRuntime {
+export function compileIssuer(cfg: IssuerConfig, deps: Deps, schedule?: Scheduler, onKeysRemoved?: () => void): IssuerRuntime {
   const iss = cfg.issuer ?? (cfg.discoveryUrl !== undefined ? issuerFromDiscoveryUrl(cfg.discoveryUrl) : undefined)
   if (iss === undefined) {
     throw new IssuerConfigError(cfg.id, cfg.discoveryUrl ? 'set "issuer": it cannot be derived from this discoveryUrl' : 'set "issuer" or "discoveryUrl"')
@@ -97,6 +97,7 @@ export function compileIssuer(cfg: IssuerConfig, deps: Deps, schedule?: Schedule
           now: deps.now,
           events: deps.events,
           schedule,
+          onKeysRemoved,
         })
   return {
     id: cfg.id,

@@ -274,3 +274,25 @@ test('close stops refreshes and pending timers', async (t) => {
   assert.equal(h.store.refreshOnDemand('unknown_kid'), undefined)
   assert.equal(jwksCount(ks), 1)
 })
+
+test('onKeysRemoved fires when a refresh drops a key in use (by kid or by material), not when keys stay or are added', async (t) => {
+  const ks = await keyServer(t)
+  let removals = 0
+  const h = harness({ expectedIssuer: ks.issuer, jwksUri: ks.jwksUri, onKeysRemoved: () => removals++ })
+  await h.store.start()
+  await h.store.refresh('scheduled')
+  assert.equal(removals, 0, 'the same key set again (imported anew) removes nothing')
+  const added = await ks.addKey()
+  await h.store.refresh('scheduled')
+  assert.equal(removals, 0, 'a key added removes nothing')
+  ks.keys.splice(ks.keys.indexOf(added), 1)
+  await h.store.refresh('scheduled')
+  assert.equal(removals, 1, 'the added key is gone')
+  // Same kid, other key material: the key that verified earlier tokens is gone all the same.
+  const other = await ks.addKey()
+  await h.store.refresh('scheduled')
+  const swapped = await ks.addKey('RS256', { publish: false })
+  ks.keys.splice(ks.keys.indexOf(other), 1, { ...swapped, kid: other.kid, publicJwk: { ...swapped.publicJwk, kid: other.kid } })
+  await h.store.refresh('scheduled')
+  assert.equal(removals, 2, 'a kid whose key material changed')
+})

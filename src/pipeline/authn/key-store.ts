@@ -1,3 +1,4 @@
+import { KeyObject } from 'node:crypto'
 import type { EventSink } from '../../events/event.js'
 import { FetchError, fetchJson } from './fetch-json.js'
 import { importJwks, type VerificationKey } from './jwk-import.js'
@@ -20,6 +21,11 @@ export interface KeyStoreOptions {
   readonly now: () => number
   readonly events: EventSink
   readonly schedule?: Scheduler
+  /**
+   * Called after a refresh installed a key set from which a key in use before is gone (the IdP
+   * retired or revoked it): tokens that key verified must not stay accepted from a cache.
+   */
+  readonly onKeysRemoved?: () => void
 }
 
 export type RefreshSource = 'initial' | 'scheduled' | 'stale' | 'unknown_kid' | 'no_keys'
@@ -43,6 +49,14 @@ const defaultScheduler: Scheduler = (fn, delayMs) => {
   return () => clearTimeout(timer)
 }
 
+/** The KeyObject behind a key's node:crypto verify input (bare, or with padding options). */
+const keyObjectOf = (k: VerificationKey): KeyObject => (k.nodeKey instanceof KeyObject ? k.nodeKey : (k.nodeKey as { key: KeyObject }).key)
+
+/** The same key for the same algorithm and kid (a refresh imports every key anew, so compare material). */
+function sameKey(a: VerificationKey, b: VerificationKey): boolean {
+  return a.alg === b.alg && a.kid === b.kid && keyObjectOf(a).equals(keyObjectOf(b))
+}
+
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
 
 /**
@@ -59,6 +73,7 @@ export class KeyStore {
   private byAlgKid = new Map<string, VerificationKey[]>()
   private byAlg = new Map<string, VerificationKey[]>()
   private kids = new Set<string>()
+  private all: readonly VerificationKey[] = []
   private count = 0
   private jwksUri: string | undefined
   private discoveryFreshUntil = 0
@@ -267,9 +282,12 @@ export class KeyStore {
       if (!list) byAlg.set(key.alg, [key])
       else if (list.length < MAX_KIDLESS_CANDIDATES) list.push(key)
     }
+    const removed = this.all.some((old) => !keys.some((k) => sameKey(k, old)))
     this.byAlgKid = byAlgKid
     this.byAlg = byAlg
     this.kids = kids
+    this.all = keys
     this.count = usable
+    if (removed) this.o.onKeysRemoved?.()
   }
 }

@@ -72,3 +72,14 @@ test('the seen set is bounded: a flood of one-shot tokens forgets the oldest and
   cache.admit('e', identity(1e12, 'e'), 0)
   assert.equal(cache.get('e', 0)?.subject, 'e')
 })
+
+test('dropIssuer removes that issuer entries only', () => {
+  const cache = new TokenCache(10)
+  cache.set('a1', identity(10_000, 'a1'), 0)
+  cache.set('b1', { ...identity(10_000, 'b1'), issuerId: 'other' }, 0)
+  cache.set('a2', identity(10_000, 'a2'), 0)
+  cache.dropIssuer('main')
+  assert.equal(cache.get('a1', 1), undefined)
+  assert.equal(cache.get('a2', 1), undefined)
+  assert.equal(cache.get('b1', 1)?.subject, 'b1')
+})

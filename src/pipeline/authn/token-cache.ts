@@ -56,6 +56,11 @@ export class TokenCache {
     if (this.seen.size > this.maxEntries) this.seen.delete(this.seen.values().next().value as string)
   }
 
+  /** Drops every entry of this issuer (its key set lost a key); its tokens are verified anew. */
+  dropIssuer(issuerId: string): void {
+    for (const [digest, identity] of this.entries) if (identity.issuerId === issuerId) this.entries.delete(digest)
+  }
+
   clear(): void {
     this.entries.clear()
     this.seen.clear()
