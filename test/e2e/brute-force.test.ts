@@ -163,3 +163,35 @@ test('on two gateways sharing Redis, an attack spread over both is throttled and
   }
   assert.equal(up.received.length, 2)
 })
+
+test('bad tokens naming one client from many addresses lock that account (one event), yet its valid tokens, cached or new, are served', async (t) => {
+  // The account is read from tokens that fail, so anyone can name any client: refusing by it would
+  // let a few forged tokens lock every user of an OAuth client out of the gateway.
+  const { ks, up, gateways } = await fixture(t)
+  const gw = await startGateway(config(ks, up))
+  gateways.push(gw)
+  const cached = await ks.sign({ client_id: 'shared-app', scope: 'read' })
+  for (let i = 0; i < 2; i++) assert.equal((await send(gw.url, '/api/x', { localAddress: '127.0.0.20', headers: bearer(cached) })).status, 200)
+
+  // Three addresses, three failures each (all within each address's tolerance): 9 for the account.
+  for (const from of ['127.0.0.10', '127.0.0.11', '127.0.0.12']) {
+    for (let i = 0; i < 3; i++) {
+      const r = await send(gw.url, '/api/x', { localAddress: from, headers: bearer(await badToken(ks, 'shared-app')) })
+      assert.equal(r.status, 401)
+    }
+  }
+  const lockout = await gw.waitFor((l) => l.event === 'limits.lockout')
+  assert.equal(lockout.target, 'account')
+  assert.equal(lockout.account, `${ks.issuer} shared-app`)
+
+  // The client's users keep working, with a token already cached and with a new one, again and again.
+  const fresh = await ks.sign({ client_id: 'shared-app', scope: 'read' })
+  for (let i = 0; i < 3; i++) {
+    assert.equal((await send(gw.url, '/api/x', { localAddress: '127.0.0.20', headers: bearer(cached) })).status, 200)
+    assert.equal((await send(gw.url, '/api/x', { localAddress: '127.0.0.21', headers: bearer(fresh) })).status, 200)
+  }
+  // A further bad token naming the account is answered by authn, not refused by the account.
+  const more = await send(gw.url, '/api/x', { localAddress: '127.0.0.13', headers: bearer(await badToken(ks, 'shared-app')) })
+  assert.equal(more.status, 401)
+  assert.equal(up.received.length, 2 + 6)
+})

@@ -257,6 +257,8 @@ test('presentedClaims: unverified payload for a new token, verified claims once 
   assert.equal(stage.presentedClaims(ctx(route())), undefined)
   const forged = ctx(route(), `Bearer ${token.slice(0, -4)}AAAA`)
   assert.equal(stage.presentedClaims(forged)?.client_id, 'app-9', 'claimed, not verified')
+  const foreign = `${token.split('.')[0]}.${Buffer.from(JSON.stringify({ iss: 'https://not-configured.example', client_id: 'app-9' })).toString('base64url')}.AAAA`
+  assert.equal(stage.presentedClaims(ctx(route(), `Bearer ${foreign}`)), undefined, 'an issuer we do not accept names no account of ours')
   assert.equal((await run(stage, forged))?.code, 'ERR_AUTHN_INVALID_TOKEN')
 })
 

@@ -23,9 +23,9 @@ export interface AuthnStage extends Stage {
    */
   knownToken(ctx: RequestContext): boolean
   /**
-   * The claims of the request's bearer token for the limits stage before authn: the verified
-   * claims when the token is in the cache, else the UNVERIFIED payload (who the token claims to
-   * be). Undefined without a decodable bearer JWT. Never a basis for access.
+   * The claims of the request's bearer token for brute-force counting: the verified claims when
+   * the token is in the cache, else the UNVERIFIED payload (who the token claims to be) when its
+   * `iss` is a configured issuer. Undefined without a decodable bearer JWT. Never a basis for access.
    */
   presentedClaims(ctx: TokenHolder): Payload | undefined
   ready(): boolean
@@ -128,7 +128,7 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
 
   /**
    * The identity of a token verified before, found without parsing the Authorization field: the
-   * plain form "Bearer <token>" (one space, scheme in any case) whose token digest is in the cache.
+   * plain form "Bearer <token>" (one or more spaces, scheme in any case) whose token digest is in the cache.
    * A hit gives the answer the full parse would: the cache only holds tokens that passed it (so
    * the token's syntax is valid), and the other refusals of that parse (a token in the query, a
    * second Authorization field) are checked here. Anything else (a miss, another spelling of the
@@ -169,7 +169,7 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
     const digest = memo.digest
     ctx.tokenDigest = digest.slice(0, 16)
     if (token.length > MAX_TOKEN_BYTES) throw invalidToken('too_large')
-    // A cached token in a spelling of the field cachedIdentity does not look up (e.g. two spaces).
+    // cachedIdentity looked most tokens up already; this keeps the full path whole on its own.
     const cached = cache.get(digest, now())
     if (cached !== undefined) return acceptCached(ctx, cached)
     // Decoded already when the limits stage asked whom the token claims to be (null: it is not a
@@ -201,7 +201,9 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
       const memo = presented(ctx, token)
       const cached = cache.get(memo.digest, now())
       if (cached !== undefined) return cached.claims
-      return decodedJwt(memo)?.payload
+      const payload = decodedJwt(memo)?.payload
+      // A token naming an issuer we do not accept names no account of ours.
+      return payload !== undefined && typeof payload.iss === 'string' && byIss.has(payload.iss) ? payload : undefined
     },
     async start() {
       await Promise.all(issuers.map((i) => i.store?.start()))

@@ -43,16 +43,17 @@ export function decodedJwt(p: PresentedToken): ParsedJwt | null {
 }
 
 /**
- * The token of an Authorization value of the plain form "Bearer <token>" (scheme in any case, one
- * space), or undefined. Lenient on purpose: it finds a token to look up (is it cached, whom does
- * it claim to be) without a pass over its characters. On its own it decides nothing: authn accepts
- * what it finds only when the token is in its verified-token cache, which holds only tokens that
- * passed the strict parse; everything else is parsed strictly.
+ * The token of an Authorization value of the form "Bearer <token>" (scheme in any case, one or
+ * more spaces, as RFC 6750's `1*SP`), or undefined. Lenient on purpose: it finds a token to look
+ * up (is it cached, whom does it claim to be) without a pass over its characters. On its own it
+ * decides nothing: authn accepts what it finds only when the token is in its verified-token
+ * cache, which holds only tokens that passed the strict parse; everything else is parsed strictly.
  */
 export function bearerHint(authorization: string | string[] | undefined): string | undefined {
-  if (typeof authorization !== 'string' || authorization.length < 8 || authorization.length > MAX_TOKEN_BYTES + 7) return undefined
-  const c = authorization.charCodeAt(6)
-  if (c !== 32 || authorization.slice(0, 6).toLowerCase() !== 'bearer') return undefined
-  return authorization.slice(7)
+  if (typeof authorization !== 'string' || authorization.length < 8) return undefined
+  if (authorization.charCodeAt(6) !== 32 || authorization.slice(0, 6).toLowerCase() !== 'bearer') return undefined
+  let start = 7
+  while (authorization.charCodeAt(start) === 32) start++
+  if (start === authorization.length || authorization.length - start > MAX_TOKEN_BYTES) return undefined
+  return authorization.slice(start)
 }
-

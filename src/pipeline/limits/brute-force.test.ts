@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import { deleteByPrefix, requireRedis, uniquePrefix } from '../../../test/helpers/redis.js'
 import { countsAsAuthFailure, createBruteForceTracker, type BruteForceTracker, type LockoutEvent } from './brute-force.js'
 import type { BruteForceConfig } from './config.js'
-import { addressKey } from './keys.js'
+import { addressKey, keyValue } from './keys.js'
 import { createMemoryStore } from './memory-store.js'
 import { createRedisStore } from './redis-store.js'
 import type { LimitStore } from './store.js'
@@ -17,7 +17,9 @@ const CONFIG: BruteForceConfig = {
   lockout: { after: 30, ttlSec: 900 },
   perAccount: true,
 }
-const jwt = (payload: unknown) => `Bearer e30.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.c2ln`
+const ISS = 'https://idp.example'
+/** An unsigned token claiming `payload` (issued by ISS unless it says otherwise). */
+const jwt = (payload: Record<string, unknown>) => `Bearer e30.${Buffer.from(JSON.stringify({ iss: ISS, ...payload })).toString('base64url')}.c2ln`
 
 const asAttempt = (clientIp: string, authorization?: string) => ({ clientIp, req: { headers: { authorization } } })
 
@@ -77,17 +79,25 @@ test('throttling grows: each failure past the threshold doubles Retry-After', as
   assert.deepEqual(waits, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1000, 2000, 4000, 8000])
 })
 
-test('many addresses against one claimed account lock the account, and only that account', async () => {
+test('many addresses against one claimed account lock the account (one event), which never refuses a request', async () => {
   const store = createMemoryStore({ maxKeys: 10_000 })
   const clock = { now: T0 }
   const { bf, events } = tracker(store, clock)
   for (let i = 0; i < 30; i++) await attempt(bf, store, clock.now, `198.51.100.${i}`, jwt({ client_id: 'victim-app' }))
   assert.deepEqual(
     events.map((e) => [e.target, e.account]),
-    [['account', 'victim-app']],
+    [['account', `${ISS} victim-app`]],
   )
-  assert.equal(await attempt(bf, store, clock.now, '203.0.113.77', jwt({ client_id: 'victim-app' })), '429')
-  assert.equal(await attempt(bf, store, clock.now, '203.0.113.77', jwt({ client_id: 'other-app' })), '401')
+  // The account is whatever a failing token wrote: a request naming it is never refused for that
+  // (its token may be valid); authn decides. Only the address is guarded.
+  assert.equal(bf.guards(asAttempt('203.0.113.77', jwt({ client_id: 'victim-app' })))!.checks.length, 1)
+  assert.equal(await attempt(bf, store, clock.now, '203.0.113.77', jwt({ client_id: 'victim-app' })), '401')
+  // The same client of another issuer is another account.
+  for (let i = 0; i < 30; i++) await bf.onDenied({ clientIp: `192.0.2.${i}`, req: { headers: { authorization: jwt({ iss: 'https://other.example', client_id: 'victim-app' }) } } }, 'ERR_AUTHN_INVALID_TOKEN')
+  assert.deepEqual(
+    events.map((e) => e.account),
+    [`${ISS} victim-app`, 'https://other.example victim-app'],
+  )
 })
 
 test('a success never resets an address that attacks many accounts; it clears only its own account', async () => {
@@ -96,15 +106,30 @@ test('a success never resets an address that attacks many accounts; it clears on
   const { bf } = tracker(store, clock)
   for (let i = 0; i < 12; i++) await attempt(bf, store, clock.now, '198.51.100.9', jwt({ client_id: `target-${i}` }))
   // The attacker authenticates once with its own valid token …
-  bf.recordSuccess({ clientId: 'attacker-own', subject: undefined })
+  bf.recordSuccess({ issuer: ISS, clientId: 'attacker-own', subject: undefined })
   // … and is still throttled.
   assert.equal((await store.check(bf.guards(asAttempt('198.51.100.9', undefined))!.checks, clock.now)).allowed, false)
 
   // A legitimate client that fat-fingered a few times from its own address: its account count is cleared.
+  const accountGuard = (account: string) => [{ kind: 'guard' as const, key: `f:acct:${keyValue(account)}`, params: bf.params, countBlocked: false }]
   for (let i = 0; i < 11; i++) await bf.onDenied({ clientIp: `203.0.113.${i}`, req: { headers: { authorization: jwt({ client_id: 'app-7' }) } } }, 'ERR_AUTHN_INVALID_TOKEN')
-  assert.equal((await store.check(bf.guards(asAttempt('192.0.2.1', jwt({ client_id: 'app-7' })))!.checks, clock.now)).allowed, false)
-  bf.recordSuccess({ clientId: 'app-7', subject: undefined })
-  assert.equal((await store.check(bf.guards(asAttempt('192.0.2.1', jwt({ client_id: 'app-7' })))!.checks, clock.now)).allowed, true)
+  assert.equal((await store.check(accountGuard(`${ISS} app-7`), clock.now)).allowed, false, 'the account score is past the threshold')
+  bf.recordSuccess({ issuer: 'https://other.example', clientId: 'app-7', subject: undefined })
+  assert.equal((await store.check(accountGuard(`${ISS} app-7`), clock.now)).allowed, false, 'the same client id of another issuer clears nothing')
+  bf.recordSuccess({ issuer: ISS, clientId: 'app-7', subject: undefined })
+  assert.equal((await store.check(accountGuard(`${ISS} app-7`), clock.now)).allowed, true)
+})
+
+test('a token without iss, or with two spaces after Bearer, is counted as the token says', async () => {
+  const store = createMemoryStore({ maxKeys: 10_000 })
+  const clock = { now: T0 }
+  const { bf, events } = tracker(store, clock)
+  const noIss = `Bearer e30.${Buffer.from(JSON.stringify({ client_id: 'anon' })).toString('base64url')}.c2ln`
+  for (let i = 0; i < 30; i++) await bf.onDenied({ clientIp: `198.51.100.${i}`, req: { headers: { authorization: noIss } } }, 'ERR_AUTHN_INVALID_TOKEN')
+  assert.equal(events.length, 0, 'no issuer, no account: only the (distinct) addresses were counted')
+  const spaced = jwt({ client_id: 'spaced' }).replace('Bearer ', 'Bearer   ')
+  for (let i = 0; i < 30; i++) await bf.onDenied({ clientIp: `203.0.113.${i}`, req: { headers: { authorization: spaced } } }, 'ERR_AUTHN_INVALID_TOKEN')
+  assert.deepEqual(events.map((e) => e.account), [`${ISS} spaced`])
 })
 
 test('with perAccount off only addresses are counted', async () => {
@@ -147,19 +172,18 @@ test('with Redis, a lockout decided on one gateway instance holds on another and
   }
 })
 
-test('with the memory store, guards run only while a recorded failure can still block: none, addresses, or addresses and accounts', async () => {
+test('with the memory store, the address guard runs only while a recorded failure can still block', async () => {
   const clock = { now: T0 }
   const store = createMemoryStore({ maxKeys: 1000 })
   const { bf } = tracker(store, clock)
   const token = jwt({ client_id: 'victim' })
   assert.equal(bf.guards(asAttempt('192.0.2.1', token)), undefined, 'nothing failed yet: no guard, no store call')
-  // A failure without a token: addresses are checked from now on (all of them), accounts not yet.
-  await bf.onDenied({ clientIp: '203.0.113.9', req: { headers: { authorization: 'Basic eDp5' } } }, 'ERR_AUTHN_MALFORMED')
-  assert.deepEqual(bf.guards(asAttempt('192.0.2.1', token))?.checks.length, 1)
+  // A failure: addresses are checked from now on (all of them), and only addresses.
   await bf.onDenied({ clientIp: '192.0.2.1', req: { headers: { authorization: token } } }, 'ERR_AUTHN_INVALID_TOKEN')
-  const guards = bf.guards(asAttempt('198.51.100.9', token))!
-  assert.equal(guards.checks.length, 2, 'after a failure the claimed account is checked from every address')
-  assert.equal(guards.account, 'victim')
+  assert.deepEqual(
+    bf.guards(asAttempt('198.51.100.9', token))?.checks.map((c) => c.key),
+    [`f:ip:${addressKey('198.51.100.9', 64)}`],
+  )
   // Long after every score, throttle and lockout could have expired, the guard is skipped again.
   clock.now += 24 * 3600 * 1000
   assert.equal(bf.guards(asAttempt('198.51.100.9', token)), undefined)
@@ -199,20 +223,8 @@ test('after a reload to a shorter lockout, a lock the earlier config set on a ke
   const before = tracker(store, clock, { ...CONFIG, lockout: { after: 30, ttlSec: 3600 } }).bf
   for (let i = 0; i < 30; i++) await attempt(before, store, clock.now, '198.51.100.9', 'Bearer not-a-jwt')
   const config = { ...CONFIG, lockout: { after: 30, ttlSec: 60 } }
-  const after = createBruteForceTracker(config, store, { now: () => clock.now, addressKey: (ip) => addressKey(ip, 64), storeKept: true })
+  const after = createBruteForceTracker(config, store, { now: () => clock.now, addressKey: (ip) => addressKey(ip, 64) })
   // Past anything the new config could have locked for, but inside the old lock.
   clock.now += 40 * 60_000
   assert.equal(await attempt(after, store, clock.now, '198.51.100.9', 'Bearer not-a-jwt'), '429')
-})
-
-test('a tracker on a store kept across a reload checks accounts from the start (failures recorded before the reload still block)', async () => {
-  const clock = { now: T0 }
-  const store = createMemoryStore({ maxKeys: 1000 })
-  const before = tracker(store, clock).bf
-  const token = jwt({ client_id: 'victim' })
-  for (let i = 0; i < 40; i++) await before.onDenied({ clientIp: `203.0.113.${i}`, req: { headers: { authorization: token } } }, 'ERR_AUTHN_INVALID_TOKEN')
-  const after = createBruteForceTracker(CONFIG, store, { now: () => clock.now, addressKey: (ip) => addressKey(ip, 64), storeKept: true })
-  const guards = after.guards(asAttempt('192.0.2.77', token))!
-  assert.equal(guards.account, 'victim')
-  assert.equal((await store.check(guards.checks, clock.now)).allowed, false, 'the locked account stays locked after the reload')
 })

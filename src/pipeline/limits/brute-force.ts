@@ -10,11 +10,18 @@ import { isPromise, type Decision, type FailureOutcome, type GuardCheck, type Li
  * account (see claimed-id.ts), in the shared store, so a lockout decided on one gateway instance
  * holds on all of them. The rules (threshold, doubling throttle, lockout) are in failure-score.ts.
  *
- * Two halves:
- * - before authn, guards() adds one guard check per key to the request's store call: a blocked
- *   address or account is answered 429 without verifying anything, and, when the request carries
- *   a credential, the attempt counts as one more failure (ignoring Retry-After leads to a lockout);
- * - after a request ends with an authentication failure, onDenied() records it.
+ * - Before authn, guards() adds the address's guard check to the request's store call: a blocked
+ *   address is answered 429 without verifying anything, and, when the request carries a
+ *   credential, the attempt counts as one more failure (ignoring Retry-After leads to a lockout).
+ * - After a request ends with an authentication failure, onDenied() records it against the
+ *   address and the claimed account.
+ *
+ * An account's score never refuses a request. The account is read from a token that failed, so
+ * it is whatever the attacker wrote: refusing by it would let anyone lock every user of an OAuth
+ * client out with a few unsigned tokens naming its client_id. A valid token is not a guess, so
+ * there is nothing to refuse it for; and a flood of bad tokens can name a new account each time,
+ * so refusing by account would not bound the verification work either (the address guard does).
+ * The account's score shows a distributed attack on one account: its lockout event.
  *
  * A success never clears the address: an address attacking many accounts could otherwise reset
  * its count with one valid token of its own. It clears only the verified account's count, and
@@ -26,7 +33,7 @@ export interface LockoutEvent {
   readonly target: 'address' | 'account'
   /** Address of the request that caused the lockout. */
   readonly clientIp: string
-  /** For target "account": the claimed account, UNVERIFIED (it came from a failing token). */
+  /** For target "account": the claimed account ("<iss> <client>"), UNVERIFIED (it came from a failing token). */
   readonly account?: string
   readonly retryAfterMs: number
 }
@@ -40,23 +47,19 @@ export interface Attempt {
 export interface BruteForceDeps {
   readonly now: () => number
   /**
-   * The account the request's credential claims (see claimed-id.ts). The gateway passes authn's,
-   * which decodes a token once per request; default: decode the Authorization header.
+   * The account the request's credential claims (see claimed-id.ts), asked only when a failure is
+   * recorded. The gateway passes authn's, which names an account only for a configured issuer and
+   * reuses the request's decode; default: decode the Authorization header.
    */
   readonly claimedAccount?: (attempt: Attempt) => string | undefined
   /** Address → counted key (IPv6 prefix), the same function the policies use. */
   readonly addressKey: (ip: string) => string
   readonly onLockout?: (event: LockoutEvent) => void
-  /**
-   * The store was kept from an earlier tracker (config reload): it may hold account failures this
-   * tracker did not record, so accounts are checked while any failure in the store can block.
-   */
-  readonly storeKept?: boolean
 }
 
 export interface GuardSet {
+  /** The client address's guard. */
   readonly checks: readonly GuardCheck[]
-  readonly account: string | undefined
 }
 
 export interface BruteForceTracker {
@@ -67,7 +70,7 @@ export interface BruteForceTracker {
    * (in-memory store and no failure recorded for longer than a score can last).
    */
   guards(attempt: Attempt): GuardSet | undefined
-  /** Emits lockout events for guards (starting at `offset` in the decision) that just locked. */
+  /** Emits the lockout event when the address guard (at `offset` in the decision) just locked. */
   observe(decision: Decision, offset: number, guards: GuardSet, clientIp: string): void
   /** Records one failed authentication of this request. Never rejects. */
   recordFailure(attempt: Attempt): Promise<void> | void
@@ -109,15 +112,6 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
   // failures: there the guard always runs.
   const liveUntil = store.failuresLiveUntil?.bind(store)
   const anythingMayBeBlocked = () => liveUntil === undefined || deps.now() < liveUntil()
-  // Decoding the claimed account from a token costs a base64 and JSON decode for every new token,
-  // so it is skipped too while no account failure can block: this tracker counts its own account
-  // failures with its own config (the quiet horizon: a score drained, throttle and lockout over);
-  // scores in a store kept across a reload are covered by the store's time.
-  const quietHorizonMs = Math.ceil((params.lockAfter * params.intervalUs) / 1000) + params.lockMs + params.maxDelayMs
-  let accountsQuietAfterMs = 0
-  const accountsMayBeBlocked = () =>
-    liveUntil === undefined || deps.now() < accountsQuietAfterMs || (deps.storeKept === true && anythingMayBeBlocked())
-
   const addressKey = boundedMemo((ip) => `f:ip:${deps.addressKey(ip)}`)
   const accountKey = (account: string) => `f:acct:${keyValue(account)}`
 
@@ -141,7 +135,6 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
     failures++
     const clientIp = attempt.clientIp
     const account = perAccount ? accountOf(attempt) : undefined
-    if (account !== undefined) accountsQuietAfterMs = deps.now() + quietHorizonMs
     const keys = account === undefined ? [addressKey(clientIp)] : [addressKey(clientIp), accountKey(account)]
     if (account !== undefined) {
       recent.delete(account)
@@ -170,18 +163,11 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
     guards(attempt) {
       if (!anythingMayBeBlocked()) return undefined
       const countBlocked = attempt.req.headers.authorization !== undefined
-      const account = perAccount && accountsMayBeBlocked() ? accountOf(attempt) : undefined
-      const checks: GuardCheck[] = [{ kind: 'guard', key: addressKey(attempt.clientIp), params, countBlocked }]
-      if (account !== undefined) checks.push({ kind: 'guard', key: accountKey(account), params, countBlocked })
-      return { checks, account }
+      return { checks: [{ kind: 'guard', key: addressKey(attempt.clientIp), params, countBlocked }] }
     },
-    observe(decision, offset, guards, clientIp) {
-      for (let i = 0; i < guards.checks.length; i++) {
-        const r = decision.results[offset + i]
-        if (r?.newlyLocked) lockout(i === 0 ? 'address' : 'account', clientIp, guards.account, r.retryAfterMs)
-        // A blocked attempt is counted too, which prolongs the block: keep checking accounts.
-        if (i > 0 && r && r.retryAfterMs > 0) accountsQuietAfterMs = Math.max(accountsQuietAfterMs, deps.now() + quietHorizonMs)
-      }
+    observe(decision, offset, _guards, clientIp) {
+      const r = decision.results[offset]
+      if (r?.newlyLocked) lockout('address', clientIp, undefined, r.retryAfterMs)
     },
     recordFailure,
     onDenied(ctx, code) {

@@ -154,7 +154,7 @@ export const BruteForceSchema = Type.Object(
     ),
     perAccount: Type.Boolean({
       default: true,
-      description: 'Also count failures per claimed client id (read, unverified, from the failing token). Anyone can lock an account this way; turn off if that matters more.',
+      description: 'Also count failures per claimed account (iss and client id, read unverified from the failing token, configured issuers only), to reveal a distributed attack on one client (a lockout event). The score of an account never refuses a request.',
     }),
   },
   { ...closed, default: {}, description: 'Failed authentications per client address and per claimed client id.' },

@@ -302,7 +302,6 @@ export function createLimits(
     now: deps.now,
     addressKey: (ip) => addressKey(ip, config.ipv6PrefixLength),
     claimedAccount: deps.claimedAccount,
-    storeKept: existingStore !== undefined,
     onLockout: deps.onLockout,
   })
   const stageDeps = { now: deps.now, bruteForce, knownToken: store.kind === 'memory' ? undefined : deps.knownToken }
