@@ -78,6 +78,14 @@ describe('verify()', () => {
     assert.equal(identity.clientId, 'spa')
   })
 
+  test('an scp entry or scope part that is not an RFC 6749 scope-token refuses the token instead of becoming other scopes', async () => {
+    for (const claims of [{ scope: undefined, scp: ['basic', 'x orders:admin'] }, { scp: ['basic', 'a"b'] }, { scope: 'basic\torders:admin' }, { scope: 'ordérs' }]) {
+      const err = await refusal(verifier.verify(js.sign(AT, claims)))
+      assert.equal(err.code, 'ERR_AUTHN_INVALID_TOKEN', JSON.stringify(claims))
+      assert.equal(err.reason, 'claim_type', JSON.stringify(claims))
+    }
+  })
+
   test('an RFC 8693 actor claim, nested for a delegation chain, is exposed as identity.act', async () => {
     const act = { sub: 'gateway', iss: 'https://gw.example', act: { sub: 'batch-service' } }
     const identity = await verifier.verify(js.sign(AT, { act }))

@@ -149,8 +149,39 @@ test('without a required typ, a typ naming another kind of JWT is still refused'
 
 test('scopes come from the space-delimited scope claim, else from the scp array', () => {
   assert.deepEqual([...parseScopes({ scope: 'a  b c' })], ['a', 'b', 'c'])
+  assert.deepEqual([...parseScopes({ scope: ' a ' })], ['a'])
   assert.deepEqual([...parseScopes({ scp: ['x', 'y'] })], ['x', 'y'])
+  assert.deepEqual([...parseScopes({ scope: 'a', scp: ['b'] })], ['a'])
+  assert.deepEqual([...parseScopes({ scope: '', scp: ['b'] })], [])
   assert.deepEqual([...parseScopes({})], [])
+})
+
+// Scopes are forwarded joined with spaces (x-auth-scopes, internal tokens): an entry that is not a
+// scope-token would be read downstream as other scopes than the ones judged here.
+const BAD_SCOPES = ['x orders:admin', '', ' ', 'a\tb', 'a\nb', 'a\x00', 'a\x7f', 'a"b', 'a\\b', 'ordérs', 'a\u00a0b', 'a\u2028b']
+
+test('an scp entry that is not an RFC 6749 scope-token is refused as claim_type', () => {
+  for (const bad of BAD_SCOPES) {
+    for (const scp of [[bad], ['basic', bad]]) {
+      assert.equal(reasonOf(() => checkClaims(claims({ scp }), policy, NOW_MS)), 'claim_type', JSON.stringify(scp))
+      // Even when scope takes precedence, a bad scp is not let through.
+      assert.equal(reasonOf(() => checkClaims(claims({ scope: 'basic', scp }), policy, NOW_MS)), 'claim_type', JSON.stringify(scp))
+      assert.equal(reasonOf(() => parseScopes({ scp })), 'claim_type', JSON.stringify(scp))
+    }
+  }
+  assert.equal(reasonOf(() => checkClaims(claims({ scp: ['a', 1] }), policy, NOW_MS)), 'claim_type')
+})
+
+test('a scope string is split on spaces only, and each part must be a scope-token', () => {
+  for (const scope of ['a\tb', 'a\r\nb', 'basic "orders:admin"', 'a\\b', 'ordérs read', 'read\u00a0write', 'a\x00']) {
+    assert.equal(reasonOf(() => checkClaims(claims({ scope }), policy, NOW_MS)), 'claim_type', JSON.stringify(scope))
+    assert.equal(reasonOf(() => parseScopes({ scope })), 'claim_type', JSON.stringify(scope))
+  }
+  for (const scope of ['', '   ', ' a  b ', '!#$%&()*+,-./:;<=>?@[]^_`{|}~ https://api.example/orders.read']) {
+    checkClaims(claims({ scope }), policy, NOW_MS)
+  }
+  assert.deepEqual([...parseScopes({ scope: '!#[]~ a:b' })], ['!#[]~', 'a:b'])
+  checkClaims(claims({ scp: [] }), policy, NOW_MS)
 })
 
 test('the identity takes client_id, else azp, and expires at exp in milliseconds', () => {

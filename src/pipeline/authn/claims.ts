@@ -53,18 +53,16 @@ export function checkClaims(payload: Payload, policy: TokenPolicy, nowMs: number
 }
 
 /**
- * Scopes from `scope` (space-delimited, RFC 9068 §2.2.3 / RFC 8693 §4.2), else from `scp`
- * (array, used by several IdPs).
+ * The token's scopes by @portcullis/verify's rule (`scope`, else `scp`; every one an RFC 6749 §3.3
+ * scope-token), so the edge and the services behind it see the same set. checkClaims has already
+ * refused a token this would throw for.
  */
 export function parseScopes(payload: Payload): Set<string> {
-  const scope = payload.scope
-  if (typeof scope === 'string') {
-    const set = new Set<string>()
-    for (const s of scope.split(' ')) if (s) set.add(s)
-    return set
+  try {
+    return new Set(rules.scopesOf(payload))
+  } catch (err) {
+    throw asGatewayError(err)
   }
-  if (Array.isArray(payload.scp)) return new Set(payload.scp as string[])
-  return new Set()
 }
 
 /** The Identity later stages read. Frozen: the same object is shared by cached requests. */

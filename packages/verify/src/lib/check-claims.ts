@@ -8,6 +8,8 @@ const isNumericDate = (v: unknown): v is number => typeof v === 'number' && Numb
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string')
 const optionalString = (v: unknown): boolean => v === undefined || typeof v === 'string'
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
+// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), printable ASCII but space, '"' and '\'.
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/
 
 /**
  * RFC 7519 §4.1 and RFC 9068 §4 claim checks at `nowMs` (an injected clock), in the gateway's
@@ -80,7 +82,31 @@ function checkClaimTypes(p: Payload): void {
   if (!optionalString(p.sub) || !optionalString(p.client_id) || !optionalString(p.azp) || !optionalString(p.jti)) {
     throw invalidToken('claim_type')
   }
-  if (!optionalString(p.scope) || (p.scp !== undefined && !isStringArray(p.scp))) throw invalidToken('claim_type')
+  scopesOf(p)
+}
+
+/**
+ * The scopes a token grants: `scope` (space-delimited, RFC 9068 §2.2.3 / RFC 8693 §4.2) when
+ * present, else `scp` (an array, used by several IdPs). Every scope must be an RFC 6749 §3.3
+ * scope-token, in both claims, or the token is refused (`claim_type`): scopes leave the gateway
+ * joined with spaces (identity header, internal tokens), so an entry such as "x orders:admin"
+ * would reach services as scopes that were never judged.
+ */
+export function scopesOf(payload: Payload): string[] {
+  const scope = scopeList(payload.scope, 'string')
+  const scp = scopeList(payload.scp, 'array')
+  return scope ?? scp ?? []
+}
+
+function scopeList(claim: unknown, form: 'string' | 'array'): string[] | undefined {
+  if (claim === undefined) return undefined
+  let list: unknown[]
+  // Runs of spaces and edge spaces are tolerated; any other separator leaves an invalid token.
+  if (form === 'string' && typeof claim === 'string') list = claim.split(' ').filter((s) => s !== '')
+  else if (form === 'array' && Array.isArray(claim)) list = claim
+  else throw invalidToken('claim_type')
+  for (const s of list) if (typeof s !== 'string' || !SCOPE_TOKEN.test(s)) throw invalidToken('claim_type')
+  return list as string[]
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Actor, Identity } from '../types.js'
+import { scopesOf } from './check-claims.js'
 import type { Payload } from './jwt-parse.js'
 
 /**
@@ -23,16 +24,6 @@ class ReadonlyScopeSet extends Set<string> {
   }
 }
 
-/**
- * Scopes from `scope` (space-delimited, RFC 9068 §2.2.3 / RFC 8693 §4.2), else from `scp` (an
- * array, used by several IdPs). checkClaims has already checked their types.
- */
-function scopesOf(payload: Payload): string[] {
-  if (typeof payload.scope === 'string') return payload.scope.split(' ').filter((s) => s !== '')
-  if (Array.isArray(payload.scp)) return payload.scp as string[]
-  return []
-}
-
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value)
@@ -49,6 +40,7 @@ export function buildIdentity(payload: Payload, tokenDigest: string): Identity {
     subject: claims.sub as string | undefined,
     // RFC 9068 §2.2: client_id; OIDC-style providers put the client in azp instead.
     clientId: (claims.client_id ?? claims.azp) as string | undefined,
+    // The same rule checkClaims applied, so it cannot throw here.
     scopes: new ReadonlyScopeSet(scopesOf(claims)),
     issuer: claims.iss as string,
     audience: Object.freeze(typeof aud === 'string' ? [aud] : [...(aud as string[])]),
