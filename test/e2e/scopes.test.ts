@@ -118,4 +118,22 @@ describe('scopes through the gateway', () => {
     assert.equal(viaScp.status, 200)
     assert.deepEqual(serviceSaw.at(-1), ['orders:read', 'basic'])
   })
+
+  test('scp as a space-delimited string (Microsoft Entra ID) grants its scopes, and they travel on unchanged', async () => {
+    const token = await ks.sign({ scope: undefined, scp: 'basic orders:read' })
+    const res = await call('/orders/1', token)
+    assert.equal(res.status, 200, JSON.stringify(res.body))
+    assert.equal(up.received.at(-1)!.headers['x-auth-scopes'], 'basic orders:read')
+    assert.equal((await call('/svc/1', token)).status, 200)
+    assert.deepEqual(serviceSaw.at(-1), ['basic', 'orders:read'])
+    assert.equal((await call('/admin/1', token)).status, 403, 'and no other scope')
+    await refusedAsClaimType('/basic/x', await ks.sign({ scope: undefined, scp: 'basic orders\\admin' }), 'scp string with a backslash')
+  })
+
+  test('scope takes precedence over scp', async () => {
+    const token = await ks.sign({ scope: 'basic', scp: 'orders:read' })
+    assert.equal((await call('/basic/1', token)).status, 200)
+    assert.equal(up.received.at(-1)!.headers['x-auth-scopes'], 'basic')
+    assert.equal((await call('/orders/1', token)).status, 403)
+  })
 })

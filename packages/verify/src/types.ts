@@ -19,7 +19,10 @@ export interface Identity {
   readonly subject: string | undefined
   /** `client_id` (RFC 9068 §2.2), else `azp` (OIDC-style providers). */
   readonly clientId: string | undefined
-  /** From `scope` (space-delimited, RFC 9068 §2.2.3), else from `scp` (an array). Read-only. */
+  /**
+   * From `scope` (space-delimited, RFC 9068 §2.2.3), else from `scp` (an array, or a
+   * space-delimited string). Every scope is an RFC 6749 §3.3 scope-token. Read-only.
+   */
   readonly scopes: ReadonlySet<string>
   /** `iss`, exactly as configured. */
   readonly issuer: string

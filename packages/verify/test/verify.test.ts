@@ -78,6 +78,13 @@ describe('verify()', () => {
     assert.equal(identity.clientId, 'spa')
   })
 
+  test('scp may also be a space-delimited string, as in Microsoft Entra ID access tokens', async () => {
+    const identity = await verifier.verify(js.sign(AT, { scope: undefined, scp: 'User.Read  Mail.Send' }))
+    assert.deepEqual([...identity.scopes], ['User.Read', 'Mail.Send'])
+    const both = await verifier.verify(js.sign(AT, { scope: 'orders:read', scp: 'User.Read' }))
+    assert.deepEqual([...both.scopes], ['orders:read'], 'scope takes precedence')
+  })
+
   test('an scp entry or scope part that is not an RFC 6749 scope-token refuses the token instead of becoming other scopes', async () => {
     for (const claims of [{ scope: undefined, scp: ['basic', 'x orders:admin'] }, { scp: ['basic', 'a"b'] }, { scope: 'basic\torders:admin' }, { scope: 'ordérs' }]) {
       const err = await refusal(verifier.verify(js.sign(AT, claims)))
@@ -94,7 +101,7 @@ describe('verify()', () => {
   })
 
   test('claims of the wrong type are refused rather than exposed', async () => {
-    for (const claims of [{ act: 'gateway' }, { act: { sub: 42 } }, { scope: ['a'] }, { scp: 'a b' }, { sub: 7 }, { client_id: {} }, { exp: '9999999999' }, { nbf: 'soon' }]) {
+    for (const claims of [{ act: 'gateway' }, { act: { sub: 42 } }, { scope: ['a'] }, { scp: { a: 'b' } }, { sub: 7 }, { client_id: {} }, { exp: '9999999999' }, { nbf: 'soon' }]) {
       const err = await refusal(verifier.verify(js.sign(AT, claims)))
       assert.equal(err.reason, 'claim_type', JSON.stringify(claims))
     }

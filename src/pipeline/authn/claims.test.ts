@@ -102,7 +102,7 @@ test('ID-token markers (nonce, at_hash, c_hash) are never accepted in an access 
 })
 
 test('identity claims of the wrong type are refused', () => {
-  for (const over of [{ sub: 1 }, { client_id: {} }, { scope: ['a'] }, { scp: 'a b' }, { jti: 5 }]) {
+  for (const over of [{ sub: 1 }, { client_id: {} }, { scope: ['a'] }, { scp: { a: 'b' } }, { scp: 5 }, { jti: 5 }]) {
     assert.equal(reasonOf(() => checkClaims(claims(over), policy, NOW_MS)), 'claim_type', JSON.stringify(over))
   }
 })
@@ -147,11 +147,13 @@ test('without a required typ, a typ naming another kind of JWT is still refused'
   }
 })
 
-test('scopes come from the space-delimited scope claim, else from the scp array', () => {
+test('scopes come from the space-delimited scope claim, else from scp (an array or a space-delimited string)', () => {
   assert.deepEqual([...parseScopes({ scope: 'a  b c' })], ['a', 'b', 'c'])
   assert.deepEqual([...parseScopes({ scope: ' a ' })], ['a'])
   assert.deepEqual([...parseScopes({ scp: ['x', 'y'] })], ['x', 'y'])
+  assert.deepEqual([...parseScopes({ scp: ' User.Read  Mail.Send ' })], ['User.Read', 'Mail.Send'])
   assert.deepEqual([...parseScopes({ scope: 'a', scp: ['b'] })], ['a'])
+  assert.deepEqual([...parseScopes({ scope: 'a', scp: 'b c' })], ['a'])
   assert.deepEqual([...parseScopes({ scope: '', scp: ['b'] })], [])
   assert.deepEqual([...parseScopes({})], [])
 })
@@ -172,13 +174,16 @@ test('an scp entry that is not an RFC 6749 scope-token is refused as claim_type'
   assert.equal(reasonOf(() => checkClaims(claims({ scp: ['a', 1] }), policy, NOW_MS)), 'claim_type')
 })
 
-test('a scope string is split on spaces only, and each part must be a scope-token', () => {
-  for (const scope of ['a\tb', 'a\r\nb', 'basic "orders:admin"', 'a\\b', 'ordérs read', 'read\u00a0write', 'a\x00']) {
-    assert.equal(reasonOf(() => checkClaims(claims({ scope }), policy, NOW_MS)), 'claim_type', JSON.stringify(scope))
-    assert.equal(reasonOf(() => parseScopes({ scope })), 'claim_type', JSON.stringify(scope))
+test('a scope or scp string is split on spaces only, and each part must be a scope-token', () => {
+  for (const value of ['a\tb', 'a\r\nb', 'basic "orders:admin"', 'a\\b', 'ordérs read', 'read\u00a0write', 'a\x00']) {
+    for (const over of [{ scope: value }, { scp: value }]) {
+      assert.equal(reasonOf(() => checkClaims(claims(over), policy, NOW_MS)), 'claim_type', JSON.stringify(over))
+      assert.equal(reasonOf(() => parseScopes(over)), 'claim_type', JSON.stringify(over))
+    }
   }
-  for (const scope of ['', '   ', ' a  b ', '!#$%&()*+,-./:;<=>?@[]^_`{|}~ https://api.example/orders.read']) {
-    checkClaims(claims({ scope }), policy, NOW_MS)
+  for (const value of ['', '   ', ' a  b ', '!#$%&()*+,-./:;<=>?@[]^_`{|}~ https://api.example/orders.read']) {
+    checkClaims(claims({ scope: value }), policy, NOW_MS)
+    checkClaims(claims({ scp: value }), policy, NOW_MS)
   }
   assert.deepEqual([...parseScopes({ scope: '!#[]~ a:b' })], ['!#[]~', 'a:b'])
   checkClaims(claims({ scp: [] }), policy, NOW_MS)

@@ -53,8 +53,9 @@ export function checkClaims(payload: Payload, policy: TokenPolicy, nowMs: number
 }
 
 /**
- * The token's scopes by @portcullis/verify's rule (`scope`, else `scp`; every one an RFC 6749 §3.3
- * scope-token), so the edge and the services behind it see the same set. checkClaims has already
+ * The token's scopes by @portcullis/verify's rule (`scope`, else `scp` as an array or a
+ * space-delimited string; every one an RFC 6749 §3.3 scope-token), so the edge and the services
+ * behind it see the same set. checkClaims has already
  * refused a token this would throw for.
  */
 export function parseScopes(payload: Payload): Set<string> {

@@ -87,23 +87,24 @@ function checkClaimTypes(p: Payload): void {
 
 /**
  * The scopes a token grants: `scope` (space-delimited, RFC 9068 §2.2.3 / RFC 8693 §4.2) when
- * present, else `scp` (an array, used by several IdPs). Every scope must be an RFC 6749 §3.3
- * scope-token, in both claims, or the token is refused (`claim_type`): scopes leave the gateway
- * joined with spaces (identity header, internal tokens), so an entry such as "x orders:admin"
- * would reach services as scopes that were never judged.
+ * present, else `scp`: an array (several IdPs) or a space-delimited string like `scope` (Microsoft
+ * Entra ID access tokens). Every scope must be an RFC 6749 §3.3 scope-token, in both claims, or the
+ * token is refused (`claim_type`): scopes leave the gateway joined with spaces (identity header,
+ * internal tokens), so an entry such as "x orders:admin" would reach services as scopes that were
+ * never judged.
  */
 export function scopesOf(payload: Payload): string[] {
-  const scope = scopeList(payload.scope, 'string')
-  const scp = scopeList(payload.scp, 'array')
+  const scope = scopeList(payload.scope, false)
+  const scp = scopeList(payload.scp, true)
   return scope ?? scp ?? []
 }
 
-function scopeList(claim: unknown, form: 'string' | 'array'): string[] | undefined {
+function scopeList(claim: unknown, arrayAllowed: boolean): string[] | undefined {
   if (claim === undefined) return undefined
   let list: unknown[]
   // Runs of spaces and edge spaces are tolerated; any other separator leaves an invalid token.
-  if (form === 'string' && typeof claim === 'string') list = claim.split(' ').filter((s) => s !== '')
-  else if (form === 'array' && Array.isArray(claim)) list = claim
+  if (typeof claim === 'string') list = claim.split(' ').filter((s) => s !== '')
+  else if (arrayAllowed && Array.isArray(claim)) list = claim
   else throw invalidToken('claim_type')
   for (const s of list) if (typeof s !== 'string' || !SCOPE_TOKEN.test(s)) throw invalidToken('claim_type')
   return list as string[]
