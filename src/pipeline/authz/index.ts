@@ -4,7 +4,7 @@ import type { RequestContext, Stage } from '../stage.js'
 /**
  * Least privilege per route and method: every scope in allOf, and at least one of anyOf when it is
  * non-empty. Scopes come from `scope` (space-delimited, RFC 8693 §4.2 / RFC 9068 §2.2.3) or `scp`
- * (array), already parsed by authn into a Set.
+ * (an array, or a space-delimited string as Entra ID sends it), already parsed by authn into a Set.
  */
 export function hasRequiredScopes(granted: ReadonlySet<string>, allOf: readonly string[], anyOf: readonly string[]): boolean {
   for (const s of allOf) if (!granted.has(s)) return false
