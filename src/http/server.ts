@@ -111,8 +111,13 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     server.maxRequestsPerSocket = s.maxRequestsPerSocket || null
     // Idle or slow clients must not hold sockets forever (slowloris): close a socket with no traffic.
     server.timeout = Math.max(s.requestTimeoutMs, s.keepAliveTimeoutMs) + 1000
+    // Parse errors and request timeouts (408). A status line written while an earlier request's
+    // response is owed would be read as that response, or land inside its body: close instead.
+    // Answer only when no response is in flight (node's own handler reads _httpMessage too), or
+    // when it belongs to the failing request and nothing of it was written.
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-      if (!socket.writable) return socket.destroy()
+      const res = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
+      if (!socket.writable || (res && (res.headersSent || res.req.complete))) return socket.destroy()
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
       socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
     })

@@ -1,9 +1,9 @@
-import { test } from 'node:test'
+import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
-import { baseConfig, startGateway } from '../helpers/gateway.js'
-import { startUpstream } from '../helpers/upstream.js'
+import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
+import { startUpstream, type RecordingUpstream } from '../helpers/upstream.js'
 import { startKeyServer } from '../helpers/keys.js'
 
 const routeTo = (url: string, path: string) =>
@@ -207,4 +207,121 @@ test('connections over maxConnections are refused while the others keep working'
   })
   assert.equal(secondClosed, true)
   first.destroy()
+})
+
+/**
+ * A raw client connection: everything it received (latin1), a wait for what it receives, and its
+ * close. A generous safety net turns a gateway that never answers into a failure, not a hang.
+ */
+async function rawConnection(url: string) {
+  const { hostname, port } = new URL(url)
+  const sock = connect(Number(port), hostname)
+  sock.on('error', () => {})
+  let received = ''
+  let check = (): void => {}
+  sock.setEncoding('latin1').on('data', (c: string) => {
+    received += c
+    check()
+  })
+  const closed = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the connection stayed open; received: ${JSON.stringify(received)}`)), 20_000)
+    sock.once('close', () => (clearTimeout(timer), resolve()))
+  })
+  closed.catch(() => {})
+  await new Promise((r) => sock.once('connect', r))
+  return {
+    write: (text: string) => sock.write(text, 'latin1'),
+    received: () => received,
+    closed,
+    /** Resolves once what was received satisfies `pred`; rejects if the connection closes first. */
+    until(pred: (received: string) => boolean): Promise<void> {
+      return new Promise((resolve, reject) => {
+        check = () => {
+          if (pred(received)) resolve()
+        }
+        check()
+        void closed.then(() => reject(new Error(`closed before the expected bytes; received: ${JSON.stringify(received)}`)), reject)
+      })
+    },
+  }
+}
+
+const statusLines = (text: string) => text.match(/HTTP\/1\.1 \d{3}/g) ?? []
+
+describe('bytes the HTTP parser refuses, and request heads that time out', () => {
+  let up: RecordingUpstream
+  let gw: StartedGateway
+  const arrivals = new Map<string, () => void>()
+  /** Resolves when the upstream has the request for `path` (register before sending it). */
+  const arrival = (path: string) => new Promise<void>((r) => arrivals.set(path, r))
+
+  before(async () => {
+    up = await startUpstream((req, res) => {
+      if (req.url === '/p/stream') {
+        // A Content-Length body whose second half is never sent: the response stays in flight.
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '20' })
+        res.write('0123456789')
+      } else if (req.url === '/p/hold') {
+        // Never answered: the request ran upstream, its response is owed.
+      } else {
+        res.end('ok')
+      }
+      arrivals.get(req.url!)?.()
+    })
+    gw = await startGateway({ ...routeTo(up.url, '/p/**'), server: { headersTimeoutMs: 300, requestTimeoutMs: 600 } })
+  })
+
+  after(async () => {
+    await gw?.stop()
+    await up?.close()
+  })
+
+  for (const [what, bytes] of [
+    ['a request line the parser refuses', 'BAD\x01 REQUEST\r\n\r\n'],
+    ['a pipelined request head that never completes (408)', 'GET /p/ok HTTP/1.1\r\nHost: x\r\nX-Slow: '],
+  ]) {
+    test(`while a proxied body streams, ${what} closes the connection instead of a status line landing in the body`, async () => {
+      const c = await rawConnection(gw.url)
+      c.write('GET /p/stream HTTP/1.1\r\nHost: x\r\n\r\n')
+      // The response is under way once its first body bytes reached the client.
+      await c.until((r) => r.endsWith('\r\n\r\n0123456789'))
+      c.write(bytes)
+      await c.closed
+      const received = c.received()
+      assert.deepEqual(statusLines(received), ['HTTP/1.1 200'], JSON.stringify(received))
+      assert.ok(received.endsWith('\r\n\r\n0123456789'), `nothing follows the partial body: ${JSON.stringify(received)}`)
+    })
+  }
+
+  test('after the request reached the upstream, bad bytes close the connection instead of answering 400 for it', async () => {
+    const c = await rawConnection(gw.url)
+    const upstreamHasIt = arrival('/p/hold')
+    c.write('GET /p/hold HTTP/1.1\r\nHost: x\r\n\r\n')
+    await upstreamHasIt
+    c.write('BAD\x01 REQUEST\r\n\r\n')
+    await c.closed
+    assert.equal(c.received(), '', 'the client would read a 400 as the answer to the request the upstream ran')
+  })
+
+  test('when no earlier request\'s response is owed, they are still answered before the connection closes', async () => {
+    // A new connection.
+    const fresh = await rawConnection(gw.url)
+    fresh.write('BAD\x01 REQUEST\r\n\r\n')
+    await fresh.closed
+    assert.match(fresh.received(), /^HTTP\/1\.1 400 /)
+    // An idle keep-alive connection whose previous response is complete.
+    const idle = await rawConnection(gw.url)
+    idle.write('GET /p/ok HTTP/1.1\r\nHost: x\r\n\r\n')
+    await idle.until((r) => r.endsWith('\r\n\r\nok'))
+    idle.write('BAD\x01 REQUEST\r\n\r\n')
+    await idle.closed
+    assert.deepEqual(statusLines(idle.received()), ['HTTP/1.1 200', 'HTTP/1.1 400'])
+    // A request whose own body is malformed, before anything of its response was written: the
+    // 400 is its answer.
+    const body = await rawConnection(gw.url)
+    body.write('POST /p/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\n')
+    await body.closed
+    assert.match(body.received(), /^HTTP\/1\.1 400 /)
+    assert.deepEqual(statusLines(body.received()), ['HTTP/1.1 400'])
+  })
 })
