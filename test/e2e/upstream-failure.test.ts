@@ -119,6 +119,24 @@ for (const framing of ['chunked', 'content-length'] as const) {
   })
 }
 
+test('an upstream that ends its response short of its Content-Length cuts the client connection instead of ending the body', async (t) => {
+  // A clean end (Connection: close, then FIN) after half the declared body: undici reports a
+  // length mismatch, not a reset. Bodiless answers may carry a Content-Length; a 200 may not fall short of it.
+  const short = createServer((s) => {
+    s.on('error', () => {})
+    s.once('data', () => s.end('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 20\r\nConnection: close\r\n\r\n0123456789'))
+  })
+  await new Promise<void>((r) => short.listen(0, '127.0.0.1', r))
+  const url = `http://127.0.0.1:${(short.address() as AddressInfo).port}`
+  const gw = await gatewayBeside(t, { id: 'short', url }, () => new Promise<void>((r) => short.close(() => r())))
+  const r = await fetch(gw.url + '/short/x', bounded())
+  assert.equal(r.status, 200)
+  await assert.rejects(r.arrayBuffer())
+  const event = await securityEvent(gw, 'forward.unavailable', r.headers.get('x-request-id')!)
+  assert.equal(event.reason, 'response_aborted')
+  await assertStillServes(gw)
+})
+
 test('a client that hangs up makes the gateway abort the upstream request', async (t) => {
   const silent = await startSilentServer()
   // Long enough that only the client's hang-up, not the timeout, can free the upstream socket.
