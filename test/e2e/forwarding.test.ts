@@ -38,6 +38,7 @@ const streamDigest = (() => {
 let up: RecordingUpstream
 let based: RecordingUpstream
 let streamer: RecordingUpstream
+let bodiless: RecordingUpstream
 let gw: StartedGateway
 
 before(async () => {
@@ -60,17 +61,27 @@ before(async () => {
     }
     next()
   })
+  bodiless = await startUpstream((req, res) => {
+    // Answers without a body that still carry a Content-Length: the size of the representation
+    // (RFC 9110 §8.6 allows it on 304 and on the answer to HEAD; on a 204 it is forbidden, and sent anyway).
+    if (req.url === '/bodiless/304') res.writeHead(304, { etag: '"v1"', 'content-length': '1234' })
+    else if (req.url === '/bodiless/204') res.writeHead(204, { 'x-done': 'yes', 'content-length': '1234' })
+    else res.writeHead(200, { etag: '"v1"', 'content-type': 'application/json', 'content-length': '1234' })
+    res.end()
+  })
   gw = await startGateway(
     baseConfig({
       upstreams: [
         { id: 'demo', url: up.url },
         { id: 'based', url: based.url + '/base/' },
         { id: 'streamer', url: streamer.url },
+        { id: 'bodiless', url: bodiless.url },
       ],
       routes: [
         { path: '/public/**', methods: ['GET', 'POST', 'PUT'], upstream: 'demo', auth: 'public' },
         { path: '/svc/**', methods: ['GET'], upstream: 'based', auth: 'public', stripPrefix: '/svc' },
         { path: '/stream', methods: ['GET'], upstream: 'streamer', auth: 'public' },
+        { path: '/bodiless/**', methods: ['GET'], upstream: 'bodiless', auth: 'public' },
       ],
     }),
   )
@@ -78,7 +89,7 @@ before(async () => {
 
 after(async () => {
   await gw?.stop()
-  await Promise.all([up?.close(), based?.close(), streamer?.close()])
+  await Promise.all([up?.close(), based?.close(), streamer?.close(), bodiless?.close()])
 })
 
 function lastReceived(upstream: RecordingUpstream, path: string) {
@@ -339,6 +350,40 @@ test('a HEAD request is forwarded and answered without a body', async () => {
   assert.equal(r.status, 200)
   assert.equal((await r.arrayBuffer()).byteLength, 0)
   assert.equal(lastReceived(up, '/public/head').method, 'HEAD')
+})
+
+/** The status lines of two requests sent back to back on one connection: both answered means the first was framed right and kept the connection open. */
+async function twiceOnOneConnection(method: string, path: string, headers = ''): Promise<string[]> {
+  const head = `${method} ${path} HTTP/1.1\r\nHost: x\r\n${headers}`
+  const text = await rawRequest(gw.url, `${head}\r\n${head}Connection: close\r\n\r\n`)
+  return text.match(/^HTTP\/1\.1 \d{3}/gm) ?? []
+}
+
+test('a 304 that carries a Content-Length reaches the client with its ETag, and the connection stays open', async () => {
+  const r = await fetch(gw.url + '/bodiless/304', { ...bounded(), headers: { 'if-none-match': '"v1"' } })
+  assert.equal(r.status, 304)
+  assert.equal(r.headers.get('etag'), '"v1"')
+  // The size of the representation the client holds, relayed as the upstream sent it.
+  assert.equal(r.headers.get('content-length'), '1234')
+  assert.equal((await r.arrayBuffer()).byteLength, 0)
+  assert.deepEqual(await twiceOnOneConnection('GET', '/bodiless/304', 'If-None-Match: "v1"\r\n'), ['HTTP/1.1 304', 'HTTP/1.1 304'])
+})
+
+test('a 204 that carries a Content-Length reaches the client, and the connection stays open', async () => {
+  const r = await fetch(gw.url + '/bodiless/204', bounded())
+  assert.equal(r.status, 204)
+  assert.equal(r.headers.get('x-done'), 'yes')
+  assert.equal((await r.arrayBuffer()).byteLength, 0)
+  assert.deepEqual(await twiceOnOneConnection('GET', '/bodiless/204'), ['HTTP/1.1 204', 'HTTP/1.1 204'])
+})
+
+test('a HEAD answered with a Content-Length and no body reaches the client with that Content-Length', async () => {
+  const r = await fetch(gw.url + '/bodiless/head', { ...bounded(), method: 'HEAD' })
+  assert.equal(r.status, 200)
+  assert.equal(r.headers.get('content-length'), '1234')
+  assert.equal(r.headers.get('etag'), '"v1"')
+  assert.equal((await r.arrayBuffer()).byteLength, 0)
+  assert.deepEqual(await twiceOnOneConnection('HEAD', '/bodiless/head'), ['HTTP/1.1 200', 'HTTP/1.1 200'])
 })
 
 // Depends on the real authn stage (it verifies the token and sets ctx.identity).

@@ -72,6 +72,13 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // upstream sent (RFC 9110 §5.3: several field lines are one comma-joined list).
     if (rl !== undefined) headers.push('ratelimit-policy', rl['ratelimit-policy'], 'ratelimit', rl.ratelimit)
     ctx.res.writeHead(statusCode, headers)
+    // 204, 304 and answers to HEAD have no body, whatever their Content-Length says (RFC 9110
+    // §6.4.1): the response is complete now. On a 204/304 undici still holds that Content-Length
+    // against the zero bytes it read and fails the request afterwards; onError ignores it once Done.
+    if (statusCode === 204 || statusCode === 304 || ctx.method === 'HEAD') {
+      this.finish()
+      return true
+    }
     this.state = State.Streaming
     this.resume = resume
     return true
@@ -87,12 +94,19 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   onComplete(): void {
     // Upstream trailers are not relayed: Trailer/TE are hop-by-hop here and node would need them
     // declared before the body.
+    if (this.state !== State.Done) this.finish()
+  }
+
+  private finish(): void {
     this.state = State.Done
     this.ctx.res.end()
     this.resolve()
   }
 
   onError(err: Error): void {
+    // The client already has a complete bodiless response (onHeaders); undici only objects to
+    // its Content-Length, which described the representation, not a body.
+    if (this.state === State.Done) return
     const wasStreaming = this.state === State.Streaming
     this.state = State.Done
     const ctx = this.ctx
