@@ -140,3 +140,43 @@ test('the error code of a happy-eyeballs AggregateError is its first inner code'
   assert.equal(errorCode(agg), 'ECONNREFUSED')
   assert.equal(mapUpstreamError(agg, false).error.reason, 'connect_refused')
 })
+
+test('a bodiless answer (304) is complete at its headers: later body bytes and a length complaint are ignored', async () => {
+  const { EventEmitter } = await import('node:events')
+  const { ForwardHandler } = await import('./handler.js')
+  const pino = (await import('pino')).default
+  const written: string[] = []
+  const res = Object.assign(new EventEmitter(), {
+    destroyed: false,
+    headersSent: false,
+    writableEnded: false,
+    writeHead(status: number) {
+      written.push(`head ${status}`)
+      this.headersSent = true
+    },
+    write(chunk: Buffer) {
+      if (this.writableEnded) throw new Error('write after end')
+      written.push(`data ${chunk.length}`)
+      return true
+    },
+    end() {
+      written.push('end')
+      this.writableEnded = true
+    },
+    destroy() {
+      written.push('destroy')
+    },
+  })
+  let resolved = 0
+  let rejected = 0
+  const ctx = { id: 'req-1', method: 'GET', res } as never
+  const h = new ForwardHandler(ctx, () => resolved++, () => rejected++, pino({ level: 'silent' }), 'up')
+  h.onConnect(() => {})
+  h.onHeaders(304, [Buffer.from('content-length'), Buffer.from('1234')], () => {})
+  assert.equal(h.onData(Buffer.from('stray')), true)
+  h.onError(Object.assign(new Error('length'), { code: 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' }))
+  h.onComplete()
+  assert.deepEqual(written, ['head 304', 'end'])
+  assert.equal(resolved, 1)
+  assert.equal(rejected, 0)
+})

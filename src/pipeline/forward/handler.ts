@@ -85,6 +85,9 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    // A bodiless answer (204, 304, HEAD) is complete already: a body the parser still hands over
+    // is dropped, never written after end (which would emit an unhandled 'error' on the response).
+    if (this.state === State.Done) return true
     const res = this.ctx.res
     if (res.write(chunk)) return true
     res.once('drain', this.resume!)
