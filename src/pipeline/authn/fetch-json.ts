@@ -48,6 +48,17 @@ async function readCapped(res: Response, limit: number): Promise<string> {
 }
 
 /**
+ * What a failed request says in the keys.refresh_failed event: the system error code only. fetch's
+ * own messages may quote the URL, user info included ("Request cannot be constructed from a URL
+ * that includes credentials: https://user:password@…"), and events never carry a secret.
+ */
+function networkMessage(err: unknown): string {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | null
+  const code = e?.cause?.code ?? e?.code
+  return typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,40}$/.test(code) ? `request failed (${code})` : 'request failed'
+}
+
+/**
  * GETs a JSON document with a timeout and a size cap. Redirects are refused: keys come from the
  * configured URL (or the jwks_uri of the configured discovery document) and nowhere else.
  */
@@ -63,7 +74,7 @@ export async function fetchJson(url: string, timeoutMs: number, signal: AbortSig
   } catch (err) {
     if (timeout.aborted) throw new FetchError('timeout', `no response within ${timeoutMs} ms`)
     if (signal.aborted) throw new FetchError('closed', 'key store closed')
-    throw new FetchError('network', (err as Error).message)
+    throw new FetchError('network', networkMessage(err))
   }
   let text: string
   try {
@@ -75,7 +86,7 @@ export async function fetchJson(url: string, timeoutMs: number, signal: AbortSig
   } catch (err) {
     if (err instanceof FetchError) throw err
     if (timeout.aborted) throw new FetchError('timeout', `no complete response within ${timeoutMs} ms`)
-    throw new FetchError('network', (err as Error).message)
+    throw new FetchError('network', networkMessage(err))
   }
   let body: unknown
   try {
