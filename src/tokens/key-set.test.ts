@@ -61,6 +61,25 @@ test('the schedule: the previous key signs until the published-ahead key activat
   assert.match(scheduleProblem(s, 'ES256', T0) ?? '', /is EdDSA, but internalTokens.algorithm is ES256/)
 })
 
+test('an emergency rotation (no publish-ahead, no overlap) retires every earlier key at once, one still signing included', () => {
+  const first = newKeySet('EdDSA', T0)
+  const normal = rotateKeySet(first, { overlapSec: 300, publishAheadSec: 60, nowMs: T0 })
+  // Ten seconds later the first key still signs (the new one activates at T0 + 60 s); it leaks.
+  const s1 = createKeySchedule(parseKeySet(serializeKeySet(normal.set)).keys)
+  assert.equal(s1.signerAt(T0 + 10_000)?.kid, first.keys[0].kid)
+  const emergency = rotateKeySet(normal.set, { overlapSec: 0, publishAheadSec: 0, nowMs: T0 + 10_000 })
+  const s2 = createKeySchedule(parseKeySet(serializeKeySet(emergency.set)).keys)
+  assert.deepEqual(
+    s2.publishedAt(T0 + 10_000).map((k) => k.kid),
+    [emergency.added.kid],
+  )
+  assert.equal(s2.signerAt(T0 + 10_000)?.kid, emergency.added.kid)
+  // A normal rotation keeps an older key only as long as the new overlap, never longer than planned.
+  const later = rotateKeySet(normal.set, { overlapSec: 30, publishAheadSec: 0, nowMs: T0 + 10_000 })
+  const olderRetire = Date.parse(later.set.keys.find((k) => k.kid === first.keys[0].kid)!.retireAt!)
+  assert.equal(olderRetire, T0 + 40_000)
+})
+
 test('a current key that activates later with no previous key to sign until then is a problem', () => {
   const { set } = rotateKeySet(newKeySet('EdDSA', T0), { overlapSec: 0, publishAheadSec: 60, nowMs: T0 })
   const onlyCurrent: KeySetDocument = { ...set, keys: [set.keys[0]] }

@@ -106,8 +106,12 @@ export interface RotateOptions {
 
 /**
  * A rotation: a new current key (same alg unless given), active after `publishAheadSec`; the old
- * current key becomes `previous`, retired `overlapSec` after the new key activates. Previous keys
- * already retired are dropped from the file. The input is not changed.
+ * current key becomes `previous`, retired `overlapSec` after the new key activates. Older previous
+ * keys retire no later than that either: the overlap is how long tokens of the keys before the new
+ * one may still need checking, and one of them may have been the signer (when the replaced key had
+ * not activated yet). So an emergency rotation (`publishAheadSec` and `overlapSec` 0, a key
+ * compromised) takes every earlier key out of the JWKS at once. Previous keys retired by then are
+ * dropped from the file. The input is not changed.
  */
 export function rotateKeySet(set: KeySetDocument, options: RotateOptions): { set: KeySetDocument; added: KeyEntry; retiring: KeyEntry } {
   const { nowMs } = options
@@ -123,7 +127,11 @@ export function rotateKeySet(set: KeySetDocument, options: RotateOptions): { set
     retireAt: new Date(activateAt + options.overlapSec * 1000).toISOString(),
     privateJwk: current.privateJwk,
   }
-  const stillPublished = set.keys.filter((k) => k.state === 'previous' && k.retireAt !== undefined && Date.parse(k.retireAt) > nowMs)
+  const retireBy = Date.parse(retiring.retireAt!)
+  const stillPublished = set.keys
+    .filter((k) => k.state === 'previous' && k.retireAt !== undefined)
+    .map((k) => (Date.parse(k.retireAt!) > retireBy ? { ...k, retireAt: retiring.retireAt } : k))
+    .filter((k) => Date.parse(k.retireAt!) > nowMs)
   return { set: { kind: KEY_SET_KIND, version: KEY_SET_VERSION, keys: [added, retiring, ...stillPublished] }, added, retiring }
 }
 

@@ -11,6 +11,8 @@ import { authenticate, sendProblem } from '@portcullis/verify/node-http'
 import { baseConfig, CLI, startGateway, writeConfig, type StartedGateway } from '../helpers/gateway.js'
 import { startKeyServer, type KeyServer } from '../helpers/keys.js'
 import { startUpstream, type RecordingUpstream } from '../helpers/upstream.js'
+import { createKeySchedule } from '../../src/tokens/key-schedule.js'
+import { parseKeySet } from '../../src/tokens/key-set.js'
 
 const run = promisify(execFile)
 const JWKS_PATH = '/.well-known/portcullis/jwks.json'
@@ -311,6 +313,27 @@ test('key rotation: tokens signed before the rotation verify during the overlap,
   // Refused because its key is gone (the kid is looked up before any claim is checked).
   await assert.rejects(freshVerifier(gw, 'orders').verify(before), (err: unknown) => isVerifyError(err) && err.code === 'ERR_AUTHN_INVALID_TOKEN' && err.reason === 'unknown_kid')
   await freshVerifier(gw, 'orders').verify(afterRotation)
+})
+
+test('an emergency rotation right after a normal one takes every earlier key out of the JWKS, the one still signing included', async () => {
+  const keys = join(dirname(writeConfig({})), 'keys.json')
+  await cli('keys', 'generate', '--out', keys)
+  const first = keyFile(keys).keys[0].kid
+  // A normal rotation: the new key is published ahead, so the first key keeps signing for a minute.
+  await cli('keys', 'rotate-signing', '--keys', keys)
+  const pending = keyFile(keys).keys.find((k) => k.state === 'current')!.kid
+  // The signing key leaks within that minute: rotate it out at once.
+  const out = await cli('keys', 'rotate-signing', '--keys', keys, '--publish-ahead', '0', '--overlap', '0')
+  const now = Date.now()
+  const { document, keys: loaded } = parseKeySet(readFileSync(keys, 'utf8'))
+  const current = document.keys.find((k) => k.state === 'current')!.kid
+  assert.deepEqual(
+    createKeySchedule(loaded).publishedAt(now).map((k) => k.kid),
+    [current],
+    'only the new key is published',
+  )
+  assert.equal(createKeySchedule(loaded).signerAt(now)?.kid, current)
+  for (const kid of [first, pending]) assert.match(out, new RegExp(`previous key +${kid} \\(EdDSA\\): published no longer`))
 })
 
 test('check-config refuses an internal route without auth or without an upstream audience, one without internalTokens, and inline signing keys', async () => {

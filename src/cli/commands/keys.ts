@@ -87,13 +87,23 @@ export const keys: Command = {
       if (typeof publishAheadSec === 'string') return usageError(keys, io, publishAheadSec)
       const file = resolve(io.cwd, v.keys)
       try {
-        const rotated = rotateKeySet(readKeySetFile(file), { alg, overlapSec, publishAheadSec, nowMs: now })
+        const before = readKeySetFile(file)
+        const rotated = rotateKeySet(before, { alg, overlapSec, publishAheadSec, nowMs: now })
         writeKeySetFile(file, rotated.set, { overwrite: true })
-        const { added, retiring } = rotated
+        const { added } = rotated
+        // Every earlier key and when it leaves the JWKS, so an operator rotating out a compromised
+        // key sees that none stays published.
+        const earlier = before.keys
+          .filter((k) => k.state === 'current' || (k.retireAt !== undefined && Date.parse(k.retireAt) > now))
+          .map((k) => {
+            const kept = rotated.set.keys.find((r) => r.kid === k.kid)
+            const until = kept?.retireAt !== undefined && Date.parse(kept.retireAt) > now ? `until ${kept.retireAt}` : 'no longer (out of the JWKS now)'
+            return `  previous key    ${k.kid} (${k.alg}): published ${until}\n`
+          })
         io.out(
           `${v.keys}: rotated\n` +
             `  new current key ${added.kid} (${added.alg}): published now, signs ${added.activateAt ? `from ${added.activateAt}` : 'now'}\n` +
-            `  previous key    ${retiring.kid} (${retiring.alg}): published until ${retiring.retireAt}\n` +
+            earlier.join('') +
             `Reload every gateway now (SIGHUP) so the new key is published ahead of its use.\n`,
         )
         return EXIT_OK
