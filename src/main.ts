@@ -46,7 +46,13 @@ function configRejected(reasons: string): Error {
  * validation or the security lint is refused before anything listens.
  */
 export async function start(options: StartOptions): Promise<Running> {
-  const first = await loadConfigFile(options.configPath)
+  let first: Awaited<ReturnType<typeof loadConfigFile>>
+  try {
+    first = await loadConfigFile(options.configPath)
+  } catch (err) {
+    // As on reload: the error's own message may quote the file.
+    throw configRejected(`${options.configPath}  ${unexpectedLoadFailure(err)}`)
+  }
   if (!first.ok) {
     throw configRejected(formatIssues(first.errors))
   }
@@ -77,7 +83,7 @@ export async function start(options: StartOptions): Promise<Running> {
 
   let reloading: Promise<boolean> | undefined
   const reload = (): Promise<boolean> => {
-    reloading ??= doReload(options.configPath, listeners, logs, deps, onDone, config, metrics).finally(() => {
+    reloading ??= safeReload(options.configPath, listeners, logs, deps, onDone, config, metrics).finally(() => {
       reloading = undefined
     })
     return reloading
@@ -114,6 +120,41 @@ export async function start(options: StartOptions): Promise<Running> {
     }).unref()
   }
   return { urls: listeners.urls, reload, stop }
+}
+
+/**
+ * For an error thrown while loading (not a finding the loader reports): its message may quote the
+ * file, secrets included, so only the kind of error is named.
+ */
+function unexpectedLoadFailure(err: unknown): string {
+  const e = (err ?? {}) as Partial<NodeJS.ErrnoException>
+  const kind = `${typeof e.name === 'string' ? e.name : 'Error'}${typeof e.code === 'string' ? ` ${e.code}` : ''}`
+  return `the config could not be loaded (${kind})`
+}
+
+/**
+ * doReload, but never rejects: whatever fails in a reload (the loader included), the running config
+ * keeps serving and the failure is reported as config.rejected. A signal handler or a file watcher
+ * calls this; an unhandled rejection there would end the process.
+ */
+async function safeReload(
+  path: string,
+  listeners: Listeners,
+  logs: Logs,
+  deps: { now: () => number; events: Logs['events']; logger: Logs['logger'] },
+  onDone: (ctx: RequestContext) => void,
+  initial: Config,
+  metrics: Metrics,
+): Promise<boolean> {
+  try {
+    return await doReload(path, listeners, logs, deps, onDone, initial, metrics)
+  } catch (err) {
+    const message = `${unexpectedLoadFailure(err)}; still serving the previous config`
+    logs.events.emit({ type: 'config.rejected', time: new Date().toISOString(), file: path, errors: [{ message }] })
+    const stack = (err as Error | undefined)?.stack
+    logs.logger.error({ at: typeof stack === 'string' ? stack.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('at ')).slice(0, 5) : undefined }, `config reload failed: ${message}`)
+    return false
+  }
 }
 
 async function doReload(
@@ -153,8 +194,15 @@ async function doReload(
     logs.logger.error({ err }, 'config reload rejected; still serving the previous config')
     return false
   }
+  try {
+    await Promise.race([gateway.start(), new Promise((r) => setTimeout(r, READY_WAIT_MS).unref())])
+  } catch (err) {
+    // Dropped before it served: the limit store it shares stays with the running gateway.
+    if (sameStore) gateway.releaseLimitStore()
+    void gateway.close()
+    throw err
+  }
   if (sameStore) current.releaseLimitStore()
-  await Promise.race([gateway.start(), new Promise((r) => setTimeout(r, READY_WAIT_MS).unref())])
   const prev = listeners.swap(gateway)
   logs.events.emit({ type: 'config.loaded', time: new Date().toISOString(), file: path, routes: next.routes.length, issuers: next.issuers.length, reload: true })
   // Requests already running on the previous gateway finish there; close it once they had time.

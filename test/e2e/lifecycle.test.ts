@@ -1,13 +1,34 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
-import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
+import { baseConfig, CLI, startGateway, writeConfig, type StartedGateway } from '../helpers/gateway.js'
 import { startUpstream, type RecordingUpstream } from '../helpers/upstream.js'
 import { startKeyServer } from '../helpers/keys.js'
 
 const routeTo = (url: string, path: string) =>
   baseConfig({ upstreams: [{ id: 'u', url }], routes: [{ path, methods: ['GET', 'POST'], upstream: 'u', auth: 'public' }] })
+
+/** Runs the built CLI until it exits; a process still running after a generous bound is killed and fails the test. */
+function runToExit(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c))
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c))
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`the process did not exit; stdout: ${stdout} stderr: ${stderr}`))
+    }, 30_000)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
 
 test('SIGHUP swaps in a valid new config without dropping a keep-alive connection', async (t) => {
   const up = await startUpstream()
@@ -90,6 +111,45 @@ test('an invalid config on reload is rejected with its errors logged and the run
   assert.match(JSON.stringify(rejected.errors), /auth/)
   assert.equal((await fetch(gw.url + '/a/1')).status, 200)
   assert.equal((await fetch(gw.url + '/b/1')).status, 404)
+})
+
+test('a reload whose loading throws is rejected without a secret in the message, and the running config keeps serving', async (t) => {
+  const up = await startUpstream()
+  const gw = await startGateway(routeTo(up.url, '/a/**'))
+  t.after(async () => {
+    await gw.stop()
+    await up.close()
+  })
+  const secret = `sekret-${randomBytes(16).toString('hex')}`
+  // Files the YAML library throws on while building the document (not a syntax error it reports):
+  // an alias without its anchor, and aliases past the loader's alias budget.
+  const throwing = [
+    `version: 1\nnote: ${secret}\nlisteners: *nope\n`,
+    `version: 1\nnote: &s ${secret}\nlisteners: [${Array(200).fill('*s').join(', ')}]\n`,
+  ]
+  for (const [i, text] of throwing.entries()) {
+    writeFileSync(gw.configPath, text)
+    gw.child.kill('SIGHUP')
+    const rejected = await gw.waitFor((l) => l.event === 'config.rejected' && gw.lines.filter((x) => x.event === 'config.rejected').length === i + 1)
+    assert.ok(Array.isArray(rejected.errors) && (rejected.errors as unknown[]).length > 0, JSON.stringify(rejected))
+    assert.equal((await fetch(gw.url + '/a/1')).status, 200, 'the running config keeps serving')
+  }
+  assert.ok(!JSON.stringify(gw.lines).includes(secret) && !gw.stderr().includes(secret), 'no part of the file is echoed')
+  // Reloading still works afterwards.
+  writeFileSync(gw.configPath, JSON.stringify(routeTo(up.url, '/b/**')))
+  gw.child.kill('SIGHUP')
+  await gw.waitFor((l) => l.event === 'config.loaded' && l.reload === true)
+  assert.equal((await fetch(gw.url + '/b/1')).status, 200)
+  assert.equal(gw.child.exitCode, null)
+})
+
+test('a file whose loading throws is refused at start: exit 1, config rejected, no stack trace or file contents', async () => {
+  const secret = `sekret-${randomBytes(16).toString('hex')}`
+  const r = await runToExit(['start', '--config', writeConfig(`version: 1\nnote: ${secret}\nlisteners: *nope\n`, 'portcullis.yaml')])
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /config rejected/)
+  assert.doesNotMatch(r.stderr, /^\s+at /m)
+  assert.ok(!r.stderr.includes(secret) && !r.stdout.includes(secret))
 })
 
 test('a reload that changes settings only a restart applies names them in a warning; the rest applies', async (t) => {
