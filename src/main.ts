@@ -81,15 +81,31 @@ export async function start(options: StartOptions): Promise<Running> {
   void gateway.start().then(() => logs.logger.info({ ready: gateway.ready() }, 'initial key load settled'))
   logs.events.emit({ type: 'gateway.started', time: new Date().toISOString(), urls: listeners.urls, pid: process.pid })
 
+  let stopping: Promise<void> | undefined
+  // One reload at a time. A request during one may follow a write the running reload did not see,
+  // so it schedules exactly one more after it; further requests until then share that one.
   let reloading: Promise<boolean> | undefined
+  let queued: Promise<boolean> | undefined
   const reload = (): Promise<boolean> => {
-    reloading ??= safeReload(options.configPath, listeners, logs, deps, onDone, config, metrics).finally(() => {
-      reloading = undefined
-    })
-    return reloading
+    // Shutting down: a new pipeline now would never be closed.
+    if (stopping) return Promise.resolve(false)
+    if (!reloading) {
+      reloading = safeReload(options.configPath, listeners, logs, deps, onDone, config, metrics).finally(() => {
+        reloading = undefined
+      })
+      return reloading
+    }
+    if (!queued) {
+      logs.logger.info('reload requested during a reload; it runs once the current one ends')
+      // Runs after the finally above has cleared `reloading`.
+      queued = reloading.then(() => {
+        queued = undefined
+        return reload()
+      })
+    }
+    return queued
   }
 
-  let stopping: Promise<void> | undefined
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       logs.events.emit({ type: 'gateway.stopping', time: new Date().toISOString(), inFlight: listeners.inFlight() })

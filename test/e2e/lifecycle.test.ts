@@ -3,6 +3,8 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { connect } from 'node:net'
 import { baseConfig, CLI, startGateway, writeConfig, type StartedGateway } from '../helpers/gateway.js'
 import { startUpstream, type RecordingUpstream } from '../helpers/upstream.js'
@@ -141,6 +143,51 @@ test('a reload whose loading throws is rejected without a secret in the message,
   await gw.waitFor((l) => l.event === 'config.loaded' && l.reload === true)
   assert.equal((await fetch(gw.url + '/b/1')).status, 200)
   assert.equal(gw.child.exitCode, null)
+})
+
+test('a SIGHUP during a reload runs one more reload after it, so the last written config wins', async (t) => {
+  const up = await startUpstream()
+  const ks = await startKeyServer()
+  // A JWKS that answers only when told to: the first reload waits for its keys.
+  let jwksAsked!: () => void
+  const asked = new Promise<void>((r) => (jwksAsked = r))
+  let release!: () => void
+  const released = new Promise<void>((r) => (release = r))
+  const slowJwks = createServer((_req, res) => {
+    jwksAsked()
+    void released.then(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: ks.keys.map((k) => k.publicJwk) })))
+  })
+  await new Promise<void>((r) => slowJwks.listen(0, '127.0.0.1', r))
+  const gw = await startGateway(routeTo(up.url, '/a/**'))
+  t.after(async () => {
+    release()
+    await gw.stop()
+    slowJwks.closeAllConnections()
+    slowJwks.close()
+    await ks.close()
+    await up.close()
+  })
+  writeFileSync(
+    gw.configPath,
+    JSON.stringify(
+      baseConfig({
+        issuers: [{ id: 'slow', issuer: ks.issuer, jwksUri: `http://127.0.0.1:${(slowJwks.address() as AddressInfo).port}/jwks`, audiences: ['api://test'] }],
+        upstreams: [{ id: 'u', url: up.url }],
+        routes: [{ path: '/b/**', methods: ['GET'], upstream: 'u', auth: 'required' }],
+      }),
+    ),
+  )
+  gw.child.kill('SIGHUP')
+  // The first reload has read its file and waits for the keys: the second file comes now.
+  await asked
+  writeFileSync(gw.configPath, JSON.stringify(routeTo(up.url, '/c/**')))
+  gw.child.kill('SIGHUP')
+  // Both signals are handled once the slow reload is under way; let it finish.
+  await gw.waitFor((l) => /reload requested during a reload/.test(String(l.msg)))
+  release()
+  await gw.waitFor((l) => l.event === 'config.loaded' && l.reload === true && l.issuers === 0)
+  assert.equal((await fetch(gw.url + '/c/1')).status, 200, 'the second config serves')
+  assert.equal((await fetch(gw.url + '/b/1')).status, 404)
 })
 
 test('a file whose loading throws is refused at start: exit 1, config rejected, no stack trace or file contents', async () => {
