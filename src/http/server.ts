@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import type { Config } from '../config/schema.js'
 import type { Gateway } from '../gateway.js'
 import type { RequestContext } from '../pipeline/stage.js'
@@ -109,8 +109,20 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     )
     server.maxConnections = s.maxConnections
     server.maxRequestsPerSocket = s.maxRequestsPerSocket || null
-    // Idle or slow clients must not hold sockets forever (slowloris): close a socket with no traffic.
+    // node bounds idle and slow-sending clients itself: headersTimeout runs from the connection's
+    // start (one that sends nothing gets a 408), requestTimeout until the request is complete,
+    // keepAliveTimeout between requests. It does not bound a client that stops reading a
+    // response, and undici's bodyTimeout pauses while that client's backpressure pauses the
+    // upstream: this inactivity timeout does. While a response is in flight and nothing waits
+    // to be written, the gateway is waiting on the upstream, whose own timeouts decide (200 or
+    // 504), however long they are.
     server.timeout = Math.max(s.requestTimeoutMs, s.keepAliveTimeoutMs) + 1000
+    server.on('timeout', (socket: Socket) => {
+      const res = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
+      // Ignored, the timer starts again with the next bytes written or read.
+      if (res && socket.writableLength === 0) return
+      socket.destroy()
+    })
     // Parse errors and request timeouts (408). A status line written while an earlier request's
     // response is owed would be read as that response, or land inside its body: close instead.
     // Answer only when no response is in flight (node's own handler reads _httpMessage too), or

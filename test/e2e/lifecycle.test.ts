@@ -432,3 +432,93 @@ describe('bytes the HTTP parser refuses, and request heads that time out', () =>
     assert.deepEqual(statusLines(body.received()), ['HTTP/1.1 400'])
   })
 })
+
+describe('client timeouts do not cut a request waiting on its upstream, and still cut idle, slow and non-reading clients', () => {
+  // Short client timeouts: an inactivity timeout on the client socket derived from them would fire
+  // long before the slow upstream below answers.
+  const server = { headersTimeoutMs: 300, requestTimeoutMs: 600, keepAliveTimeoutMs: 300 }
+  const SLOW_ANSWER_MS = 4000
+  let up: RecordingUpstream
+  let gw: StartedGateway
+  let bigClosed!: () => void
+  const bigClosedP = new Promise<void>((r) => (bigClosed = r))
+
+  before(async () => {
+    up = await startUpstream((req, res) => {
+      if (req.url === '/slow') {
+        setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('slow answer'), SLOW_ANSWER_MS)
+      } else if (req.url === '/late') {
+        // Never answered: the upstream's headersTimeoutMs decides.
+      } else if (req.url === '/big') {
+        // Answers late, then streams without end as fast as the gateway takes it.
+        res.on('close', bigClosed)
+        setTimeout(() => {
+          res.writeHead(200, { 'content-type': 'application/octet-stream' })
+          const chunk = Buffer.alloc(64 * 1024, 120)
+          const pump = (): void => {
+            while (!res.destroyed && res.write(chunk));
+            if (!res.destroyed) res.once('drain', pump)
+          }
+          pump()
+        }, SLOW_ANSWER_MS)
+      } else {
+        res.end('ok')
+      }
+    })
+    gw = await startGateway(
+      baseConfig({
+        server,
+        upstreams: [
+          { id: 'patient', url: up.url, headersTimeoutMs: 10_000 },
+          { id: 'strict', url: up.url, headersTimeoutMs: 2500 },
+        ],
+        routes: [
+          { path: '/slow', methods: ['GET'], upstream: 'patient', auth: 'public' },
+          { path: '/big', methods: ['GET'], upstream: 'patient', auth: 'public' },
+          { path: '/late', methods: ['GET'], upstream: 'strict', auth: 'public' },
+        ],
+      }),
+    )
+  })
+
+  after(async () => {
+    await gw?.stop()
+    await up?.close()
+  })
+
+  test('an upstream answering within its own timeouts gets its 200 through; one past them is a 504', async () => {
+    const [slow, late] = await Promise.all([fetch(gw.url + '/slow'), fetch(gw.url + '/late')])
+    assert.equal(slow.status, 200)
+    assert.equal(await slow.text(), 'slow answer')
+    assert.equal(late.status, 504)
+    assert.equal(((await late.json()) as { code: string }).code, 'ERR_FORWARD_TIMEOUT')
+  })
+
+  test('a connection that never sends anything is closed', async () => {
+    const c = await rawConnection(gw.url)
+    await c.closed
+    assert.ok(c.received() === '' || c.received().startsWith('HTTP/1.1 408'), c.received())
+  })
+
+  test('a client trickling its headers (slowloris) is cut', async () => {
+    const c = await rawConnection(gw.url)
+    c.write('GET /slow HTTP/1.1\r\nHost: x\r\n')
+    const trickle = setInterval(() => c.write('X-Slow: 1\r\n'), 100)
+    await c.closed.finally(() => clearInterval(trickle))
+    assert.ok(c.received() === '' || c.received().startsWith('HTTP/1.1 408'), c.received())
+  })
+
+  test('a client that stops reading its response is cut', async () => {
+    const { hostname, port } = new URL(gw.url)
+    const sock = connect(Number(port), hostname)
+    sock.on('error', () => {})
+    await new Promise((r) => sock.once('connect', r))
+    // Never read: the response backs up into the gateway, which must give up on this client.
+    sock.pause()
+    sock.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n')
+    const line = await gw.waitFor((l) => l.name === 'access' && l.path === '/big', 60_000)
+    assert.equal(line.status, 499, 'the response did not complete')
+    await bigClosedP
+    sock.destroy()
+  })
+})
