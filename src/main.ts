@@ -4,7 +4,7 @@ import type { Config } from './config/schema.js'
 import { createLogs, type Logs } from './events/log.js'
 import { createGateway, type Gateway } from './gateway.js'
 import { createMetrics, startMetricsListener, type Metrics } from './metrics/metrics.js'
-import { startListeners, type Listeners } from './http/server.js'
+import { listenError, startListeners, type Listeners } from './http/server.js'
 import type { RequestContext } from './pipeline/stage.js'
 
 export interface StartOptions {
@@ -74,9 +74,25 @@ export async function start(options: StartOptions): Promise<Running> {
     throw configRejected(`${options.configPath}  ${(err as Error).message}`)
   }
   // Listen at once (health answers, readiness says "not ready" until keys are in), then load keys.
-  const listeners = await startListeners(config, gateway)
+  let listeners: Listeners | undefined
+  let metricsListener: Awaited<ReturnType<typeof startMetricsListener>> | undefined
+  try {
+    listeners = await startListeners(config, gateway)
+    if (config.metrics.enabled) {
+      const m = config.metrics
+      metricsListener = await startMetricsListener(metrics, m).catch((err: unknown) => {
+        throw listenError('metrics', m.host, m.port, err)
+      })
+    }
+  } catch (err) {
+    // A gateway runs whole or not at all: close what opened (the process then exits 1).
+    await listeners?.drain(0)
+    await Promise.race([gateway.close(), new Promise((r) => setTimeout(r, CLOSE_GRACE_MS).unref())])
+    logs.logger.error(`start failed: ${(err as Error).message}`)
+    await logs.flush()
+    throw err
+  }
   logs.events.emit({ type: 'config.loaded', time: new Date().toISOString(), file: options.configPath, routes: config.routes.length, issuers: config.issuers.length })
-  const metricsListener = config.metrics.enabled ? await startMetricsListener(metrics, config.metrics) : undefined
   logs.logger.info({ urls: listeners.urls, metrics: metricsListener?.url }, 'listening')
   void gateway.start().then(() => logs.logger.info({ ready: gateway.ready() }, 'initial key load settled'))
   logs.events.emit({ type: 'gateway.started', time: new Date().toISOString(), urls: listeners.urls, pid: process.pid })

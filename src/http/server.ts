@@ -21,6 +21,14 @@ export interface Listeners {
   drain(timeoutMs: number): Promise<void>
 }
 
+/** A listen failure, said plainly: what could not listen where, and why. */
+export function listenError(what: string, host: string, port: number, err: unknown): Error {
+  const code = (err as NodeJS.ErrnoException).code
+  const why = code === 'EADDRINUSE' ? 'address already in use' : code === 'EACCES' ? 'permission denied' : code === 'EADDRNOTAVAIL' ? 'address not available' : undefined
+  const where = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+  return new Error(`cannot listen on ${where} (${what}): ${why ? `${why} (${code})` : (err as Error).message}`)
+}
+
 const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' }
 
 export async function startListeners(config: Config, initial: Gateway): Promise<Listeners> {
@@ -133,13 +141,25 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
       socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
     })
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(l.port, l.host, () => {
-        server.off('error', reject)
-        resolve()
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(l.port, l.host, () => {
+          server.off('error', reject)
+          resolve()
+        })
       })
-    })
+    } catch (err) {
+      // All or nothing: the listeners already open would otherwise serve on, half-started.
+      await Promise.all(
+        servers.map((open) => {
+          const closed = new Promise((r) => open.close(r))
+          open.closeAllConnections()
+          return closed
+        }),
+      )
+      throw listenError(`listeners[${servers.length}]`, l.host, l.port, err)
+    }
     const addr = server.address() as AddressInfo
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
     urls.push(`http://${host}:${addr.port}`)

@@ -5,10 +5,11 @@ import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { connect } from 'node:net'
+import { connect, createServer as createNetServer } from 'node:net'
 import { baseConfig, CLI, startGateway, writeConfig, type StartedGateway } from '../helpers/gateway.js'
 import { startUpstream, type RecordingUpstream } from '../helpers/upstream.js'
 import { startKeyServer } from '../helpers/keys.js'
+import { freePort } from '../helpers/net.js'
 
 const routeTo = (url: string, path: string) =>
   baseConfig({ upstreams: [{ id: 'u', url }], routes: [{ path, methods: ['GET', 'POST'], upstream: 'u', auth: 'public' }] })
@@ -197,6 +198,37 @@ test('a file whose loading throws is refused at start: exit 1, config rejected, 
   assert.match(r.stderr, /config rejected/)
   assert.doesNotMatch(r.stderr, /^\s+at /m)
   assert.ok(!r.stderr.includes(secret) && !r.stdout.includes(secret))
+})
+
+describe('a start that cannot open every listener exits 1 and leaves nothing listening', () => {
+  const refused = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const sock = connect(port, '127.0.0.1')
+      sock.once('connect', () => (sock.destroy(), resolve(false)))
+      sock.once('error', () => resolve(true))
+    })
+
+  for (const [what, setup] of [
+    ['a port another process holds', async (free: number, taken: number) => ({ listeners: [{ host: '127.0.0.1', port: free }, { host: '127.0.0.1', port: taken }] })],
+    ['two listeners on one port', async (free: number) => ({ listeners: [{ host: '127.0.0.1', port: free }, { host: '127.0.0.1', port: free }] })],
+    ['the metrics listener on a listener\'s port', async (free: number) => ({ listeners: [{ host: '127.0.0.1', port: free }], metrics: { enabled: true, host: '127.0.0.1', port: free } })],
+  ] as const) {
+    test(what, async (t) => {
+      const holder = createNetServer()
+      await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r))
+      t.after(() => holder.close())
+      const taken = (holder.address() as AddressInfo).port
+      const free = await freePort()
+      const up = await startUpstream()
+      t.after(() => up.close())
+      const r = await runToExit(['start', '--config', writeConfig({ ...routeTo(up.url, '/a'), ...(await setup(free, taken)) })])
+      assert.equal(r.code, 1, r.stderr)
+      assert.match(r.stderr, /address already in use/)
+      assert.match(r.stderr, new RegExp(`127\\.0\\.0\\.1:(${free}|${taken})\\b`))
+      assert.doesNotMatch(r.stderr, /^\s+at /m, 'a message, not a stack trace')
+      assert.equal(await refused(free), true, 'the listener that did bind was closed')
+    })
+  }
 })
 
 test('a reload that changes settings only a restart applies names them in a warning; the rest applies', async (t) => {
