@@ -1,4 +1,6 @@
-import { watch } from 'node:fs'
+import { statSync, watch, type Stats } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { loadConfigFile, formatIssues } from './config/load.js'
 import type { Config } from './config/schema.js'
 import { createLogs, type Logs } from './events/log.js'
@@ -144,14 +146,38 @@ export async function start(options: StartOptions): Promise<Running> {
       void stop().then(() => process.exit(0))
     })
   }
-  if (options.watch) {
-    let timer: NodeJS.Timeout | undefined
-    watch(options.configPath, () => {
-      clearTimeout(timer)
-      timer = setTimeout(() => void reload(), 200)
-    }).unref()
-  }
+  if (options.watch) watchConfig(options.configPath, reload, logs)
   return { urls: listeners.urls, reload, stop }
+}
+
+/** How long after a change in the config's folder the file is looked at: a burst of events is one look. */
+const WATCH_SETTLE_MS = 200
+
+/**
+ * --watch. The folder is watched, not the file: editors, `sed -i` and ConfigMap updates replace the
+ * file (a new inode, or a swapped symlink) and a watch on the file stays on the one replaced. Any
+ * change in the folder leads to a look at the file; it is reloaded when it is another file than
+ * last time (device, inode) or its size or modification time changed.
+ */
+function watchConfig(path: string, reload: () => Promise<boolean>, logs: Logs): void {
+  const identity = (s: Stats | undefined) => (s ? `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}` : undefined)
+  let seen = identity(statSync(path, { throwIfNoEntry: false }))
+  let timer: NodeJS.Timeout | undefined
+  const look = async (): Promise<void> => {
+    // Cleared first: a change during the stat gets a look of its own.
+    timer = undefined
+    const now = identity(await stat(path).catch(() => undefined))
+    // Missing for a moment (between unlink and rename): its return is another change.
+    if (now === undefined || now === seen) return
+    seen = now
+    void reload()
+  }
+  // Not reset by later events: a folder that changes all the time (a log file in it) still gets looked at.
+  const watcher = watch(dirname(path), () => {
+    timer ??= setTimeout(() => void look(), WATCH_SETTLE_MS)
+  })
+  watcher.on('error', (err) => logs.logger.error({ err }, 'watching the config file stopped; SIGHUP still reloads'))
+  watcher.unref()
 }
 
 /**

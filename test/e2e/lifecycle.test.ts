@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { spawn } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { renameSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { connect, createServer as createNetServer } from 'node:net'
@@ -259,6 +259,24 @@ test('with --watch an edited config file is reloaded without a signal', async (t
   writeFileSync(gw.configPath, JSON.stringify(routeTo(up.url, '/c/**')))
   await gw.waitFor((l) => l.event === 'config.loaded' && l.reload === true)
   assert.equal((await fetch(gw.url + '/c/1')).status, 200)
+})
+
+test('with --watch every atomic replace of the file (write a copy, rename it over) is reloaded', async (t) => {
+  const up = await startUpstream()
+  const gw = await startGateway(routeTo(up.url, '/a/**'), { args: ['--watch'] })
+  t.after(async () => {
+    await gw.stop()
+    await up.close()
+  })
+  const reloads = () => gw.lines.filter((l) => l.event === 'config.loaded' && l.reload === true).length
+  // As editors, sed -i and config management do: the file name ends up on a new inode each time.
+  for (const [i, path] of ['/b/**', '/c/**', '/d/**'].entries()) {
+    writeFileSync(`${gw.configPath}.tmp`, JSON.stringify(routeTo(up.url, path)))
+    renameSync(`${gw.configPath}.tmp`, gw.configPath)
+    await gw.waitFor(() => reloads() === i + 1)
+    assert.equal((await fetch(gw.url + path.replace('**', '1'))).status, 200, `replace ${i + 1} serves`)
+  }
+  assert.equal((await fetch(gw.url + '/c/1')).status, 404)
 })
 
 test('SIGTERM lets an in-flight request finish, refuses new work, and exits 0', async (t) => {

@@ -21,7 +21,7 @@ SIGHUP reloads the config; a rejected reload keeps the running config.
 
 Options:
   -c, --config FILE   Config file (YAML or JSON). Required.
-  --watch             Reload when FILE changes
+  --watch             Reload when FILE changes or is replaced
   -h, --help          Show this help`,
     async run(argv, io) {
       const parsed = parseCommand(command, argv, io, { config: { type: 'string', short: 'c' }, watch: { type: 'boolean' } })
