@@ -9,6 +9,7 @@ import { locate } from './locate.js'
 import { schemaIssues } from './schema-errors.js'
 import { ConfigSchema, type Config } from './schema.js'
 import { semanticIssues } from './semantic.js'
+import { documentData } from './yaml-aliases.js'
 import { deepFreeze } from '../util/deep-freeze.js'
 
 /** One problem found in a config file. */
@@ -78,12 +79,23 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
     }
   }
 
+  const converted = documentData(doc as Document)
   const issue = (path: string, message: string, at = path, atKey = false, extra: Partial<ConfigIssue> = {}): ConfigIssue => {
-    const pos = locate(doc as Document, lines, at, { key: atKey })
+    const pos = locate(doc as Document, lines, at, { key: atKey, aliases: converted.aliases })
     return { file, line: pos?.line, column: pos?.column, path: path || '/', message, ...extra }
   }
-
-  const refs = resolveRefs(doc.toJS({ maxAliasCount: 100 }), { env, baseDir: dirname(resolve(file)) })
+  if (converted.issues.length) {
+    return {
+      ok: false,
+      errors: sortIssues(
+        converted.issues.map((a) => {
+          const pos = a.offset === undefined ? undefined : lines.linePos(a.offset)
+          return { file, line: pos?.line, column: pos?.col, path: a.path, message: a.message }
+        }),
+      ),
+    }
+  }
+  const refs = resolveRefs(converted.value, { env, baseDir: dirname(resolve(file)) })
   const errors: ConfigIssue[] = refs.errors.map((e) => issue(e.path, e.message))
   const refFailed = new Set(refs.errors.map((e) => e.path))
 

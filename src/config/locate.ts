@@ -1,4 +1,4 @@
-import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml'
+import { isAlias, isMap, isScalar, isSeq, type Alias, type Document, type LineCounter, type Node } from 'yaml'
 
 export interface Position {
   readonly line: number
@@ -18,14 +18,22 @@ export function pointerSegments(pointer: string): string[] {
  * Maps a JSON pointer back to a line:column of the source, using the node ranges the yaml parser
  * keeps. When the pointer goes further than the source (a field filled in by a default, a missing
  * field), the nearest node that exists is reported, so every issue still gets a line.
- * With `key`, the last segment is a mapping key and its key is reported (unknown fields).
+ * With `key`, the last segment is a mapping key and its key is reported (unknown fields);
+ * `aliases` maps each alias to its node (see documentData()).
  */
-export function locate(doc: Document, lines: LineCounter, pointer: string, options: { key?: boolean } = {}): Position | undefined {
+export function locate(
+  doc: Document,
+  lines: LineCounter,
+  pointer: string,
+  options: { key?: boolean; aliases?: ReadonlyMap<Alias, Node | undefined> } = {},
+): Position | undefined {
   const segs = pointerSegments(pointer)
   let node: Node | null | undefined = doc.contents as Node | null
   let best: Node | undefined = node ?? undefined
   for (let i = 0; i < segs.length; i++) {
-    if (isAlias(node)) node = node.resolve(doc) as Node | undefined
+    // Alias.resolve() scans the whole document each time: with many issues behind many aliases,
+    // the targets found once in advance keep this linear.
+    if (isAlias(node)) node = (options.aliases ? options.aliases.get(node) : node.resolve(doc)) as Node | undefined
     const seg = segs[i]
     if (isMap(node)) {
       const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === seg)

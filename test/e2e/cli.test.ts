@@ -107,6 +107,25 @@ test('check-config reports a YAML syntax error with its position', async () => {
   assert.match(r.stderr, /^broken-syntax\.yaml:5:1  \/  YAML syntax: /m)
 })
 
+test('check-config reports a YAML alias without an anchor, and an alias bomb, at the alias; an anchor reused 150 times is fine', async () => {
+  const unanchored = await cli(['check-config', 'alias-unanchored.yaml'])
+  assert.equal(unanchored.code, 1)
+  assert.equal(unanchored.stdout, '')
+  assert.equal(
+    unanchored.stderr,
+    'alias-unanchored.yaml: 1 error\nalias-unanchored.yaml:9:15  /routes/0/upstream  YAML alias "*u" has no anchor "&u" before it (an anchor must be defined before its aliases)\n',
+  )
+  const bomb = await cli(['check-config', 'alias-bomb.yaml'])
+  assert.equal(bomb.code, 1)
+  assert.match(bomb.stderr, /^alias-bomb\.yaml: 1 error\nalias-bomb\.yaml:\d+:\d+  \/l\d\/\d  YAML aliases expand the document past \d+ values at "\*a\d"/)
+  assert.doesNotMatch(bomb.stderr, /\n\s+at /, 'no stack trace')
+
+  let routes = 'version: 1\nlisteners: [{ port: 0 }]\nupstreams: [{ id: app, url: "http://127.0.0.1:1" }]\nroutes:\n'
+  for (let i = 0; i < 150; i++) routes += `  - { path: /r${i}, upstream: app, auth: ${i ? '*pub' : '&pub public'} }\n`
+  const reused = await cli(['check-config', writeConfig(routes, 'reused.yaml')])
+  assert.equal(reused.code, 0, reused.stderr)
+})
+
 test('unacknowledged lint findings fail check-config with their rule ids; alg-none fails even when acknowledged', async () => {
   const r = await cli(['check-config', 'lint-unacknowledged.yaml'])
   assert.equal(r.code, 1)
