@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { formatIssues, loadConfigFile, loadConfigText, type ConfigIssue, type LoadResult } from './load.js'
+import { newKeySet, serializeKeySet } from '../tokens/key-set.js'
 
 const FILE = 'portcullis.yaml'
 
@@ -83,7 +84,7 @@ test('format and type errors are said in words', () => {
     errors.map((e) => [e.path, e.message]),
     [
       ['/listeners/0/port', 'must be an integer'],
-      ['/issuers/0/discoveryUrl', 'must be a URL'],
+      ['/issuers/0/discoveryUrl', 'must be an http:// or https:// URL without credentials (user:password@)'],
     ],
   )
 })
@@ -343,4 +344,34 @@ test('a route on a path the gateway answers itself (health, ready, internal-toke
   const by = (p: string) => errors.find((e) => e.path === p)?.message ?? formatIssues(errors)
   assert.match(by('/routes/1/path'), /collides with server\.healthPath/)
   assert.match(by('/routes/2/path'), /collides with internalTokens\.jwksPath "\/\.well-known\/portcullis-jwks\.json"/)
+})
+
+test('a discovery or JWKS URL with credentials is refused without printing them; a query is fine', () => {
+  const password = 'pw-' + Math.random().toString(36).slice(2)
+  const jwks = VALID.replace(
+    '    discoveryUrl: https://idp.example.com/.well-known/openid-configuration\n',
+    '    issuer: https://idp.example.com/\n    jwksUri: ${env:IDP_JWKS_URL}\n',
+  )
+  const r = loadConfigText(jwks, FILE, { IDP_JWKS_URL: `https://gateway:${password}@idp.example.com/jwks` })
+  const e = only(r)
+  assert.deepEqual([e.line, e.path, e.message], [7, '/issuers/0/jwksUri', 'must be an http:// or https:// URL without credentials (user:password@)'])
+  assert.ok(!(formatIssues(errorsOf(r)) + JSON.stringify(r)).includes(password))
+
+  const discovery = loadConfigText(VALID.replace('discoveryUrl: https://', `discoveryUrl: https://user:${password}@`), FILE, {})
+  assert.equal(only(discovery).path, '/issuers/0/discoveryUrl')
+  assert.ok(!JSON.stringify(discovery).includes(password))
+
+  const query = loadConfigText(VALID.replace('openid-configuration', 'openid-configuration?p=b2c_1_signin\n    issuer: https://idp.example.com/'), FILE, {})
+  assert.ok(query.ok, query.ok ? '' : formatIssues(query.errors))
+})
+
+test('an internal-token issuer with credentials is refused: it would be written into every minted token', () => {
+  const keys = serializeKeySet(newKeySet('EdDSA', Date.now()))
+  const text = (issuer: string) => `${VALID}internalTokens:\n  issuer: ${issuer}\n  signingKeys: \${env:KEYS}\n`
+  const ok = loadConfigText(text('https://gateway.example'), FILE, { KEYS: keys })
+  assert.ok(ok.ok, ok.ok ? '' : formatIssues(ok.errors))
+  const e = only(loadConfigText(text('https://gw:hunter2@gateway.example'), FILE, { KEYS: keys }))
+  assert.deepEqual([e.line, e.path], [16, '/internalTokens/issuer'])
+  assert.match(e.message, /must not contain credentials/)
+  assert.ok(!e.message.includes('hunter2'))
 })

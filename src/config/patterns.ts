@@ -17,6 +17,13 @@ export const PATTERNS = {
     error: 'must be an http:// or https:// URL without credentials, query or fragment',
     doc: 'http(s) URL without credentials, query or fragment',
   },
+  // Discovery and JWKS URLs: a query is allowed (some IdPs select a policy with one). fetch()
+  // refuses credentials in a URL, and its error would quote the whole URL, password included.
+  fetchUrl: {
+    pattern: '^https?://[^/?#@\\s]+([/?#]\\S*)?$',
+    error: 'must be an http:// or https:// URL without credentials (user:password@)',
+    doc: 'http(s) URL without credentials',
+  },
   headerName: { pattern: "^[!#$%&'+.^_`|~0-9A-Za-z-]+$", error: 'must be an HTTP header name (an RFC 9110 §5.6.2 token)', doc: 'header name' },
 } as const
 

@@ -60,9 +60,9 @@ export const ServerSchema = Type.Object(
 export const IssuerSchema = Type.Object(
   {
     id: Type.String({ pattern: PATTERNS.id.pattern }),
-    discoveryUrl: Type.Optional(Type.String({ format: 'uri', description: 'OpenID Connect discovery document URL.' })),
+    discoveryUrl: Type.Optional(Type.String({ format: 'uri', pattern: PATTERNS.fetchUrl.pattern, description: 'OpenID Connect discovery document URL.' })),
     issuer: Type.Optional(Type.String({ description: 'Expected iss. Required unless discoveryUrl is given.' })),
-    jwksUri: Type.Optional(Type.String({ format: 'uri', description: 'JWKS URL. Required unless discoveryUrl is given.' })),
+    jwksUri: Type.Optional(Type.String({ format: 'uri', pattern: PATTERNS.fetchUrl.pattern, description: 'JWKS URL. Required unless discoveryUrl is given.' })),
     audiences: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'Accepted aud values (one must match).' }),
     algorithms: Type.Array(Algorithm, { minItems: 1, default: ['RS256', 'PS256', 'ES256', 'EdDSA'] }),
     clockSkewSec: Type.Integer({ minimum: 0, maximum: 300, default: 30 }),

@@ -37,6 +37,16 @@ export function ipOrCidrProblem(entry: string): string | undefined {
   return undefined
 }
 
+/** A URL with a user name or password in it (`scheme://user:password@host`). */
+export function hasCredentials(url: string): boolean {
+  try {
+    const u = new URL(url)
+    return u.username !== '' || u.password !== ''
+  } catch {
+    return false
+  }
+}
+
 export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string>): SemanticIssue[] {
   const issues: SemanticIssue[] = []
   const add = (path: string, message: string) => issues.push({ path, message })
@@ -135,6 +145,12 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
     const problem = ipOrCidrProblem(entry)
     if (problem) add(`/server/trustedProxies/${i}`, `${show(entry, `/server/trustedProxies/${i}`)} ${problem}`)
   })
+  // The gateway writes this into every token it mints (iss, act.sub): credentials in it would go
+  // to every upstream. Its schema lives with the internal tokens; the fetched URLs refuse them by
+  // pattern.
+  if (config.internalTokens !== undefined && hasCredentials(config.internalTokens.issuer)) {
+    add('/internalTokens/issuer', 'must not contain credentials (user:password@): it is the iss of every internal token')
+  }
   for (const issue of limitsSemanticIssues(config.limits, config.routes)) add(issue.path, issue.message)
   for (const issue of internalTokensIssues(config, show)) add(issue.path, issue.message)
   return issues

@@ -175,6 +175,32 @@ test('a resolved secret that is itself wrong (too short) is reported without bei
   assert.ok(!json.stdout.includes(secret), 'the secret leaked into the JSON output')
 })
 
+test('a JWKS URL with credentials from an environment variable is refused at its line, and the password is never printed', async () => {
+  const password = secretValue()
+  const file = writeConfig(
+    [
+      'version: 1',
+      'listeners: [{ port: 0 }]',
+      'issuers:',
+      '  - id: idp',
+      '    issuer: https://idp.example.com/',
+      '    jwksUri: ${env:IDP_JWKS_URL}',
+      '    audiences: [api://x]',
+      'upstreams: [{ id: app, url: "http://127.0.0.1:1" }]',
+      'routes: [{ path: /api/**, upstream: app, auth: required }]',
+      '',
+    ].join('\n'),
+    'portcullis.yaml',
+  )
+  const env = { IDP_JWKS_URL: `https://gateway:${password}@idp.example.com/jwks` }
+  const r = await cli(['check-config', file], env)
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /portcullis\.yaml:6:14  \/issuers\/0\/jwksUri  must be an http:\/\/ or https:\/\/ URL without credentials/)
+  const json = await cli(['check-config', '--json', file], env)
+  assert.equal(json.code, 1)
+  assert.ok(!(r.stdout + r.stderr + json.stdout + json.stderr).includes(password), 'the password leaked into the output')
+})
+
 test('start with an invalid config exits 1 with the errors on stderr and never listens', async () => {
   const child = spawn(process.execPath, [CLI, 'start', '--config', 'broken-semantic.yaml'], { cwd: FIXTURES, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
