@@ -375,3 +375,22 @@ test('an internal-token issuer with credentials is refused: it would be written 
   assert.match(e.message, /must not contain credentials/)
   assert.ok(!e.message.includes('hunter2'))
 })
+
+test('a tier name outside the id pattern is refused at its key, and its fields are no longer unchecked', () => {
+  const text = `${VALID}limits:
+  policies:
+    - id: plans
+      key: [client]
+      rate: { limit: 10, periodSec: 1 }
+      tiers:
+        claim: plan
+        values:
+          "free tier": { rate: { limitt: 1, periodSec: "x" }, nonsense: true }
+          pro: { rate: { limit: 100, periodSec: 1 } }
+`
+  const e = only(loadConfigText(text, FILE, {}))
+  assert.deepEqual(
+    [e.line, e.column, e.path, e.message],
+    [23, 11, '/limits/policies/0/tiers/values/free tier', 'invalid name "free tier": may contain only letters, digits, "_", "." and "-"'],
+  )
+})

@@ -82,6 +82,9 @@ export function didYouMean(name: string, candidates: readonly string[]): string 
 
 function unknownField(name: string, parent: Schema | undefined): string {
   const allowed = Object.keys((parent?.properties as Schema | undefined) ?? {})
+  // A map with free keys (tier names): the key is wrong, say how.
+  const keyPatterns = Object.keys((parent?.patternProperties as Schema | undefined) ?? {})
+  if (!allowed.length && keyPatterns.length) return `invalid name "${name}": ${keyPatterns.map(patternWords).join(', or ')}`
   if (!allowed.length) return `unknown field "${name}"`
   const hint = didYouMean(name, allowed)
   return `unknown field "${name}"${hint} (allowed: ${allowed.join(', ')})`

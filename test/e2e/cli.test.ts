@@ -201,6 +201,31 @@ test('a JWKS URL with credentials from an environment variable is refused at its
   assert.ok(!(r.stdout + r.stderr + json.stdout + json.stderr).includes(password), 'the password leaked into the output')
 })
 
+test('check-config refuses a limit tier whose name is outside the id pattern, at its key', async () => {
+  const file = writeConfig(
+    [
+      'version: 1',
+      'listeners: [{ port: 0 }]',
+      'upstreams: [{ id: app, url: "http://127.0.0.1:1" }]',
+      'routes: [{ path: /api/**, upstream: app, auth: public, limits: [plans] }]',
+      'limits:',
+      '  policies:',
+      '    - id: plans',
+      '      key: [ip]',
+      '      rate: { limit: 10, periodSec: 1 }',
+      '      tiers:',
+      '        claim: plan',
+      '        values:',
+      '          "free tier": { rate: { limitt: 1, periodSec: "x" }, nonsense: true }',
+      '',
+    ].join('\n'),
+    'portcullis.yaml',
+  )
+  const r = await cli(['check-config', file])
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /portcullis\.yaml:13:11  \/limits\/policies\/0\/tiers\/values\/free tier  invalid name "free tier": may contain only letters, digits/)
+})
+
 test('start with an invalid config exits 1 with the errors on stderr and never listens', async () => {
   const child = spawn(process.execPath, [CLI, 'start', '--config', 'broken-semantic.yaml'], { cwd: FIXTURES, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''

@@ -82,6 +82,8 @@ test('unknown fields, unknown key parts and bad values are schema errors', () =>
     { limits: { policies: [{ id: 'a', key: ['ip'], quotas: [{ limit: 1, period: 'week' }] }] } },
     { limits: { store: { type: 'redis', redis: { url: 'redis://x', onStoreError: 'retry' } } } },
     { limits: { bruteForce: { lockout: { after: 1 } } } },
+    // A tier name outside the id pattern once switched off every check of the tier.
+    { limits: { policies: [{ id: 'a', key: ['ip'], tiers: { claim: 'plan', values: { 'free tier': { rate: { limit: 1, periodSec: 1 } } } } }] } },
   ]
   for (const doc of bad) assert.throws(() => load(doc), /instancePath/, JSON.stringify(doc))
 })
@@ -120,4 +122,27 @@ test('semantic messages never echo the Redis URL (it may hold a password)', () =
   const issues = limitsSemanticIssues(limits, [])
   assert.equal(issues.length, 1)
   assert.ok(!issues[0].message.includes('s3cret'))
+})
+
+test('a tier or policy number that is not a whole number of at least 1 is refused by the semantic checks too', () => {
+  const { limits } = load({
+    limits: { policies: [{ id: 'a', key: ['ip'], tiers: { claim: 'plan', values: { gold: { rate: { limit: 1, periodSec: 1 } } } } }] },
+  })
+  // As if the schema had let them through (it refuses each of them itself).
+  const policy = limits.policies[0] as unknown as Record<string, unknown>
+  policy.rate = { periodSec: 'x' }
+  policy.quotas = [{ limit: Infinity, period: 'day' }]
+  policy.concurrency = { limit: 0.5, leaseSec: 300 }
+  ;(limits.policies[0].tiers!.values as Record<string, unknown>)['free/tier'] = { rate: { limit: NaN, periodSec: 1, burst: -1 } }
+  assert.deepEqual(
+    limitsSemanticIssues(limits, []).map((i) => [i.path, i.message]),
+    [
+      ['/limits/policies/0/rate/limit', 'must be a whole number of at least 1'],
+      ['/limits/policies/0/rate/periodSec', 'must be a whole number of at least 1'],
+      ['/limits/policies/0/quotas/0/limit', 'must be a whole number of at least 1'],
+      ['/limits/policies/0/concurrency/limit', 'must be a whole number of at least 1'],
+      ['/limits/policies/0/tiers/values/free~1tier/rate/limit', 'must be a whole number of at least 1'],
+      ['/limits/policies/0/tiers/values/free~1tier/rate/burst', 'must be a whole number of at least 1'],
+    ],
+  )
 })

@@ -1,4 +1,5 @@
 import { PATTERNS } from '../../config/patterns.js'
+import { pointerSegment } from '../../config/env-refs.js'
 import { Type, type Static } from '@sinclair/typebox'
 
 /**
@@ -80,7 +81,12 @@ export const PolicySchema = Type.Object(
       Type.Object(
         {
           claim: Type.String({ minLength: 1, description: 'Token claim holding the tier name (e.g. "plan").' }),
-          values: Type.Record(Type.String({ pattern: ID_PATTERN }), TierSchema, { description: 'Tier name → its limits. Unknown or absent tiers get the policy limits.' }),
+          // A key pattern becomes patternProperties, which on its own leaves any other key
+          // unchecked (its value too): a tier named "free tier" took any fields at all.
+          values: Type.Record(Type.String({ pattern: ID_PATTERN }), TierSchema, {
+            ...closed,
+            description: 'Tier name → its limits. Unknown or absent tiers get the policy limits.',
+          }),
         },
         closed,
       ),
@@ -213,17 +219,30 @@ export function limitsSemanticIssues(limits: LimitsConfig, routes: readonly { re
   const add = (path: string, message: string) => issues.push({ path, message })
   const ids = new Map<string, number>()
 
-  const checkVariant = (v: { rate?: RateConfig; quotas?: QuotaConfig[] }, p: string) => {
+  // The schema already says all this; repeated here because a number that is not one (NaN
+  // from a field the schema let through) makes a rate admit everything.
+  const count = (value: unknown, path: string) => {
+    if (!Number.isSafeInteger(value) || (value as number) < 1) add(path, 'must be a whole number of at least 1')
+  }
+  const checkVariant = (v: { rate?: RateConfig; quotas?: QuotaConfig[]; concurrency?: ConcurrencyConfig }, p: string) => {
     if (v.rate) {
+      count(v.rate.limit, `${p}/rate/limit`)
+      count(v.rate.periodSec, `${p}/rate/periodSec`)
+      if (v.rate.burst !== undefined) count(v.rate.burst, `${p}/rate/burst`)
       // The emission interval is kept in whole microseconds; below 1 µs it would round to 0.
       if ((v.rate.periodSec * 1e6) / v.rate.limit < 1) add(`${p}/rate/limit`, 'more than one request per microsecond cannot be enforced')
       if (v.rate.burst !== undefined && v.rate.burst * v.rate.periodSec * 1e6 > MAX_EXACT * v.rate.limit) add(`${p}/rate/burst`, 'is too large')
     }
     const periods = new Set<string>()
     v.quotas?.forEach((q, j) => {
+      count(q.limit, `${p}/quotas/${j}/limit`)
       if (periods.has(q.period)) add(`${p}/quotas/${j}/period`, `two quotas for the same period "${q.period}"`)
       periods.add(q.period)
     })
+    if (v.concurrency) {
+      count(v.concurrency.limit, `${p}/concurrency/limit`)
+      count(v.concurrency.leaseSec, `${p}/concurrency/leaseSec`)
+    }
   }
 
   limits.policies.forEach((pol, i) => {
@@ -234,7 +253,7 @@ export function limitsSemanticIssues(limits: LimitsConfig, routes: readonly { re
     if (!pol.rate && !pol.quotas && !pol.concurrency && !pol.tiers) add(p, 'sets no limit: give rate, quotas, concurrency or tiers')
     checkVariant(pol, p)
     if (pol.tiers) {
-      for (const [name, tier] of Object.entries(pol.tiers.values)) checkVariant(tier, `${p}/tiers/values/${name}`)
+      for (const [name, tier] of Object.entries(pol.tiers.values)) checkVariant(tier, `${p}/tiers/values/${pointerSegment(name)}`)
     }
   })
 
