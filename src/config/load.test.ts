@@ -394,3 +394,14 @@ test('a tier name outside the id pattern is refused at its key, and its fields a
     [23, 11, '/limits/policies/0/tiers/values/free tier', 'invalid name "free tier": may contain only letters, digits, "_", "." and "-"'],
   )
 })
+
+test('a header timeout longer than the request timeout is refused, at the field that was changed', () => {
+  const lowered = only(loadConfigText(VALID.replace('  - port: 0\n', '  - port: 0\nserver:\n  requestTimeoutMs: 5000\n'), FILE, {}))
+  assert.deepEqual([lowered.line, lowered.path], [5, '/server/requestTimeoutMs'])
+  assert.match(lowered.message, /^server\.headersTimeoutMs \(10000\) must not be longer than server\.requestTimeoutMs \(5000\)/)
+  const raised = only(loadConfigText(VALID.replace('  - port: 0\n', '  - port: 0\nserver:\n  headersTimeoutMs: 40000\n'), FILE, {}))
+  assert.deepEqual([raised.line, raised.path], [5, '/server/headersTimeoutMs'])
+  assert.match(raised.message, /server\.headersTimeoutMs \(40000\) must not be longer than server\.requestTimeoutMs \(30000\)/)
+  const equal = loadConfigText(VALID.replace('  - port: 0\n', '  - port: 0\nserver:\n  headersTimeoutMs: 5000\n  requestTimeoutMs: 5000\n'), FILE, {})
+  assert.ok(equal.ok, equal.ok ? '' : formatIssues(equal.errors))
+})

@@ -2,7 +2,7 @@ import { isIPv4, isIPv6 } from 'node:net'
 import { parseTrustedProxies } from '../http/client-address.js'
 import { showValue } from './env-refs.js'
 import { matchesExactly, patternProblem, patternShape, routeId, routeMethods } from './route-pattern.js'
-import type { Config } from './schema.js'
+import { ServerSchema, type Config } from './schema.js'
 import { limitsSemanticIssues } from '../pipeline/limits/config.js'
 import { internalTokensIssues } from '../tokens/config-checks.js'
 
@@ -141,6 +141,15 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
 
   const s = config.server
   if (s.healthPath === s.readyPath) add('/server/readyPath', 'must differ from server.healthPath')
+  // Node refuses to create the server otherwise (ERR_OUT_OF_RANGE, with no hint of the config).
+  // Reported at the field that was likely changed: headersTimeoutMs unless it is the default.
+  if (s.headersTimeoutMs > s.requestTimeoutMs) {
+    const at = s.headersTimeoutMs === ServerSchema.properties.headersTimeoutMs.default ? '/server/requestTimeoutMs' : '/server/headersTimeoutMs'
+    add(
+      at,
+      `server.headersTimeoutMs (${s.headersTimeoutMs}) must not be longer than server.requestTimeoutMs (${s.requestTimeoutMs}): the headers are part of the request; lower headersTimeoutMs or raise requestTimeoutMs`,
+    )
+  }
   s.trustedProxies.forEach((entry, i) => {
     const problem = ipOrCidrProblem(entry)
     if (problem) add(`/server/trustedProxies/${i}`, `${show(entry, `/server/trustedProxies/${i}`)} ${problem}`)

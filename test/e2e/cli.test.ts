@@ -226,6 +226,16 @@ test('check-config refuses a limit tier whose name is outside the id pattern, at
   assert.match(r.stderr, /portcullis\.yaml:13:11  \/limits\/policies\/0\/tiers\/values\/free tier  invalid name "free tier": may contain only letters, digits/)
 })
 
+test('check-config refuses a request timeout shorter than the header timeout, which node would refuse at start', async () => {
+  const file = writeConfig(
+    'version: 1\nlisteners: [{ port: 0 }]\nserver: { requestTimeoutMs: 5000 }\nupstreams: [{ id: app, url: "http://127.0.0.1:1" }]\nroutes: [{ path: /a, upstream: app, auth: public }]\n',
+    'portcullis.yaml',
+  )
+  const r = await cli(['check-config', file])
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /portcullis\.yaml:3:29  \/server\/requestTimeoutMs  server\.headersTimeoutMs \(10000\) must not be longer than server\.requestTimeoutMs \(5000\)/)
+})
+
 test('start with an invalid config exits 1 with the errors on stderr and never listens', async () => {
   const child = spawn(process.execPath, [CLI, 'start', '--config', 'broken-semantic.yaml'], { cwd: FIXTURES, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
