@@ -122,3 +122,20 @@ test('loopback means localhost names, 127.0.0.0/8 and ::1, nothing else', () => 
   for (const h of ['localhost', 'api.localhost', '127.0.0.1', '127.9.9.9', '::1', '[::1]', 'LOCALHOST.']) assert.ok(isLoopbackHost(h), h)
   for (const h of ['0.0.0.0', '::', '10.0.0.1', 'localhost.example.com', 'example.com', '128.0.0.1']) assert.ok(!isLoopbackHost(h), h)
 })
+
+test('trusted-proxies-any catches every range that trusts (nearly) all clients of a family, IPv4-mapped ranges included', () => {
+  const broad = ['0.0.0.0/0', '0.0.0.0/1', '64.0.0.0/7', '::/0', '::/1', '::ffff:0.0.0.0/96', '::/80', '::ffff:0.0.0.0/97', '::ffff:0:0/103', '2000::/3', '2a00::/12', 'fc00::/6']
+  const narrow = ['10.0.0.0/8', '172.16.0.0/12', '203.0.113.7', '::/96', '::ffff:10.0.0.0/104', '2001:db8::/32', '2a00::/16', 'fd00::/8', 'fc00::/7', 'fe80::/10', '::1']
+  const r = lint(config({ server: { trustedProxies: [...broad, ...narrow] } }))
+  assert.deepEqual(
+    r.errors.map((e) => [e.rule, e.path]),
+    broad.map((_, i) => ['trusted-proxies-any', `/server/trustedProxies/${i}`]),
+    formatIssues(r.errors),
+  )
+  assert.match(r.errors[broad.indexOf('::ffff:0.0.0.0/96')].message, /IPv4-mapped block ::ffff:0:0\/96, so it holds every IPv4 client/)
+  assert.match(r.errors[broad.indexOf('0.0.0.0/1')].message, /IPv4 \/1, wider than a \/8/)
+  // The acknowledgement mechanism is unchanged: the findings become warnings.
+  const acked = lint(config({ server: { trustedProxies: ['::ffff:0.0.0.0/96'] }, acknowledge: [{ rule: 'trusted-proxies-any', reason: 'proxies rewrite every address' }] }))
+  assert.deepEqual(acked.errors, [])
+  assert.deepEqual(rules(acked.warnings), ['trusted-proxies-any'])
+})

@@ -79,7 +79,8 @@ export const LINT_RULES = {
   'trusted-proxies-any': {
     level: 'error',
     acknowledgeable: true,
-    summary: 'server.trustedProxies contains a /0 range: any client can set its own address through X-Forwarded-For.',
+    summary:
+      'server.trustedProxies contains a range wider than an IPv4 /8 or an IPv6 /16 (private IPv6 ranges excepted), or one that holds IPv4-mapped addresses that wide: any client can set its own address through X-Forwarded-For.',
   },
   'signing-keys-inline': {
     level: 'error',
@@ -132,6 +133,75 @@ function plainHttpHost(url: string | undefined): string | undefined {
   return isLoopbackHost(u.hostname) ? undefined : u.hostname
 }
 
+const IPV6_BITS = 128n
+/** ::ffff:0:0/96, where node's BlockList also matches IPv4 peers (as ::ffff:a.b.c.d). */
+const IPV4_MAPPED = 0xffffn << 32n
+/** Unique local (fc00::/7) and link-local (fe80::/10): not routed on the internet, like 10/8. */
+const IPV6_PRIVATE: ReadonlyArray<readonly [bigint, number]> = [
+  [0xfcn << 120n, 7],
+  [0xfe8n << 116n, 10],
+]
+
+function ipv4Value(addr: string): number {
+  return addr.split('.').reduce((acc, part) => acc * 256 + Number(part), 0)
+}
+
+/** An IPv6 address as a 128-bit number; undefined for anything else (a zone id, say). */
+export function ipv6Value(addr: string): bigint | undefined {
+  if (!isIPv6(addr) || addr.includes('%')) return undefined
+  let text = addr.toLowerCase()
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text)
+  if (v4) {
+    const n = ipv4Value(v4[1])
+    text = `${text.slice(0, -v4[1].length)}${Math.floor(n / 65536).toString(16)}:${(n % 65536).toString(16)}`
+  }
+  const [head, tail] = text.split('::')
+  const h = head ? head.split(':') : []
+  const t = tail ? tail.split(':') : []
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t]
+  if (groups.length !== 8) return undefined
+  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n)
+}
+
+/** Whether net/prefix lies inside base/basePrefix. */
+function within(net: bigint, prefix: number, base: bigint, basePrefix: number): boolean {
+  const shift = IPV6_BITS - BigInt(basePrefix)
+  return prefix >= basePrefix && net >> shift === base >> shift
+}
+
+/**
+ * Why a server.trustedProxies entry trusts (nearly) every client, or undefined. The line is drawn
+ * at an IPv4 /8 (10.0.0.0/8, the largest private range, is fine) and an IPv6 /16, except inside
+ * the private IPv6 ranges. IPv6 ranges are also judged by the IPv4 addresses they hold, because
+ * the gateway matches IPv4 peers against IPv4-mapped ranges: ::/1 and ::ffff:0:0/96 trust every
+ * IPv4 client, ::ffff:0.0.0.0/97 half of them.
+ */
+export function broadProxyRange(entry: string): string | undefined {
+  const [addr, bits, ...rest] = entry.trim().split('/')
+  if (bits === undefined || rest.length || !/^\d{1,3}$/.test(bits)) return undefined
+  const prefix = Number(bits)
+  if (isIPv4(addr)) {
+    if (prefix > 32) return undefined
+    if (prefix === 0) return 'this range contains every IPv4 address'
+    return prefix < 8 ? `this range is an IPv4 /${prefix}, wider than a /8` : undefined
+  }
+  const value = ipv6Value(addr)
+  if (value === undefined || prefix > 128) return undefined
+  if (prefix === 0) return 'this range contains every address, IPv4 ones included'
+  const host = (1n << (IPV6_BITS - BigInt(prefix))) - 1n
+  const net = value & ~host
+  if (prefix <= 96 && within(IPV4_MAPPED, 96, net, prefix)) {
+    return 'this range contains the IPv4-mapped block ::ffff:0:0/96, so it holds every IPv4 client'
+  }
+  if (prefix < 104 && within(net, prefix, IPV4_MAPPED, 96)) {
+    return `this range is the IPv4-mapped form of an IPv4 /${prefix - 96}, wider than a /8`
+  }
+  if (prefix < 16 && !IPV6_PRIVATE.some(([base, basePrefix]) => within(net, prefix, base, basePrefix))) {
+    return `this range is an IPv6 /${prefix}, wider than a /16`
+  }
+  return undefined
+}
+
 /** Runs every rule on a resolved, schema-valid config. Order: by section, then by field. */
 export function lintConfig(config: Config, ctx: LintContext): LintFinding[] {
   const out: LintFinding[] = []
@@ -146,9 +216,8 @@ export function lintConfig(config: Config, ctx: LintContext): LintFinding[] {
   })
 
   config.server.trustedProxies.forEach((entry, i) => {
-    if (/\/0+$/.test(entry.trim())) {
-      add('trusted-proxies-any', undefined, `/server/trustedProxies/${i}`, 'this range contains every address: any client could choose the address the gateway logs and limits by')
-    }
+    const why = broadProxyRange(entry)
+    if (why) add('trusted-proxies-any', undefined, `/server/trustedProxies/${i}`, `${why}: any client in it could choose the address the gateway logs and limits by`)
   })
 
   config.issuers.forEach((iss, i) => {

@@ -236,6 +236,16 @@ test('check-config refuses a request timeout shorter than the header timeout, wh
   assert.match(r.stderr, /portcullis\.yaml:3:29  \/server\/requestTimeoutMs  server\.headersTimeoutMs \(10000\) must not be longer than server\.requestTimeoutMs \(5000\)/)
 })
 
+test('check-config refuses an IPv4-mapped trusted-proxy range that holds every IPv4 client, with the lint rule', async () => {
+  const file = writeConfig(
+    'version: 1\nlisteners: [{ port: 0 }]\nserver:\n  trustedProxies: [10.0.0.0/8, "::ffff:0.0.0.0/96"]\nupstreams: [{ id: app, url: "http://127.0.0.1:1" }]\nroutes: [{ path: /a, upstream: app, auth: public }]\n',
+    'portcullis.yaml',
+  )
+  const r = await cli(['check-config', file])
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /portcullis\.yaml:4:32  \/server\/trustedProxies\/1  this range contains the IPv4-mapped block .*  \[trusted-proxies-any\]$/m)
+})
+
 test('start with an invalid config exits 1 with the errors on stderr and never listens', async () => {
   const child = spawn(process.execPath, [CLI, 'start', '--config', 'broken-semantic.yaml'], { cwd: FIXTURES, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
