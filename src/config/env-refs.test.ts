@@ -62,3 +62,14 @@ test('showValue never shows a value that came from a reference', () => {
   assert.doesNotMatch(showValue('s3cret', '/x', resolved), /s3cret/)
   assert.equal(showValue('plain', '/y', resolved), '"plain"')
 })
+
+test('a "__proto__" key is refused at its key and its value is neither resolved nor made a prototype', () => {
+  const input = JSON.parse('{"route": {"path": "/a", "__proto__": {"auth": "public", "upstream": "${env:SECRET}"}}}') as unknown
+  const r = resolveRefs(input, { env: { SECRET: 'not-to-be-read' }, baseDir })
+  assert.deepEqual(r.errors, [{ path: '/route/__proto__', message: 'a field named "__proto__" is not allowed', atKey: true }])
+  const route = (r.value as { route: Record<string, unknown> }).route
+  assert.equal(Object.getPrototypeOf(route), Object.prototype)
+  assert.equal(route.auth, undefined)
+  assert.deepEqual(Object.keys(route), ['path'])
+  assert.equal(r.resolvedPaths.size, 0)
+})

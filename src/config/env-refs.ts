@@ -16,6 +16,8 @@ export interface RefIssue {
   /** JSON pointer of the string value that holds the reference. */
   readonly path: string
   readonly message: string
+  /** The issue is the key itself, not its value (locate the key). */
+  readonly atKey?: boolean
 }
 
 export interface ResolvedRefs {
@@ -113,7 +115,17 @@ export function resolveRefs(doc: unknown, sources: RefSources): ResolvedRefs {
     if (Array.isArray(value)) return value.map((v, i) => walk(v, `${path}/${i}`))
     if (value && typeof value === 'object') {
       const out: Record<string, unknown> = {}
-      for (const [k, v] of Object.entries(value)) out[k] = walk(v, `${path}/${pointerSegment(k)}`)
+      for (const [k, v] of Object.entries(value)) {
+        const p = `${path}/${pointerSegment(k)}`
+        // Assigning out["__proto__"] would set the prototype instead: its fields would pass as
+        // inherited ones, unseen by the closed schema and by the redaction of resolved paths.
+        // No config field has that name, so it is refused and its value left unread.
+        if (k === '__proto__') {
+          errors.push({ path: p, message: 'a field named "__proto__" is not allowed', atKey: true })
+          continue
+        }
+        out[k] = walk(v, p)
+      }
       return out
     }
     return value

@@ -405,3 +405,26 @@ test('a header timeout longer than the request timeout is refused, at the field 
   const equal = loadConfigText(VALID.replace('  - port: 0\n', '  - port: 0\nserver:\n  headersTimeoutMs: 5000\n  requestTimeoutMs: 5000\n'), FILE, {})
   assert.ok(equal.ok, equal.ok ? '' : formatIssues(equal.errors))
 })
+
+test('a "__proto__" key is refused at its line; its fields count for nothing and a secret in it is never printed', () => {
+  const secret = 'S3cr3t-' + Math.random().toString(36).slice(2)
+  const text = VALID.replace('    upstream: orders\n    auth: required\n', '    auth: public\n    __proto__: { upstream: "${env:SOME_SECRET}" }\n') +
+    '  - path: /b\n    upstream: orders\n    __proto__: { auth: public }\n'
+  const r = loadConfigText(text, FILE, { SOME_SECRET: secret })
+  assert.equal(r.ok, false)
+  assert.deepEqual(
+    (r.ok ? [] : r.errors).map((e) => [e.line, e.column, e.path, e.message]),
+    [
+      [12, 5, '/routes/0/upstream', 'missing required field "upstream"'],
+      [14, 5, '/routes/0/__proto__', 'a field named "__proto__" is not allowed'],
+      [15, 5, '/routes/1/auth', 'missing required field "auth"'],
+      [17, 5, '/routes/1/__proto__', 'a field named "__proto__" is not allowed'],
+    ],
+  )
+  assert.ok(!JSON.stringify(r).includes(secret))
+  const json = loadConfigText(JSON.stringify({ version: 1, listeners: [{ port: 0 }], upstreams: [{ id: 'a', url: 'http://127.0.0.1:1' }], routes: [{ path: '/b', upstream: 'a' }] }).replace('"upstream":"a"', '"upstream":"a","__proto__":{"auth":"public"}'), 'c.json', {})
+  assert.deepEqual(
+    (json.ok ? [] : json.errors).map((e) => e.path),
+    ['/routes/0/auth', '/routes/0/__proto__'],
+  )
+})

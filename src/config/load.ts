@@ -96,7 +96,7 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
     }
   }
   const refs = resolveRefs(converted.value, { env, baseDir: dirname(resolve(file)) })
-  const errors: ConfigIssue[] = refs.errors.map((e) => issue(e.path, e.message))
+  const errors: ConfigIssue[] = refs.errors.map((e) => issue(e.path, e.message, e.path, e.atKey === true))
   const refFailed = new Set(refs.errors.map((e) => e.path))
 
   const data = refs.value

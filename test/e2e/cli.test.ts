@@ -246,6 +246,19 @@ test('check-config refuses an IPv4-mapped trusted-proxy range that holds every I
   assert.match(r.stderr, /portcullis\.yaml:4:32  \/server\/trustedProxies\/1  this range contains the IPv4-mapped block .*  \[trusted-proxies-any\]$/m)
 })
 
+test('a "__proto__" key is refused at its line and a secret referenced inside it is never printed', async () => {
+  const secret = secretValue()
+  const file = writeConfig(
+    'version: 1\nlisteners: [{ port: 0 }]\nupstreams: [{ id: app, url: "http://127.0.0.1:1" }]\nroutes:\n  - path: /a\n    auth: public\n    __proto__: { upstream: "${env:SOME_SECRET}" }\n',
+    'portcullis.yaml',
+  )
+  const r = await cli(['check-config', file], { SOME_SECRET: secret })
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /portcullis\.yaml:7:5  \/routes\/0\/__proto__  a field named "__proto__" is not allowed/)
+  const json = await cli(['check-config', '--json', file], { SOME_SECRET: secret })
+  assert.ok(!(r.stdout + r.stderr + json.stdout + json.stderr).includes(secret), 'the secret leaked into the output')
+})
+
 test('start with an invalid config exits 1 with the errors on stderr and never listens', async () => {
   const child = spawn(process.execPath, [CLI, 'start', '--config', 'broken-semantic.yaml'], { cwd: FIXTURES, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
