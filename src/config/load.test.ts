@@ -428,3 +428,14 @@ test('a "__proto__" key is refused at its line; its fields count for nothing and
     ['/routes/0/auth', '/routes/0/__proto__'],
   )
 })
+
+test('a discoveryUrl the issuer cannot be derived from needs "issuer", as start would otherwise refuse it', () => {
+  const b2c = 'https://tenant.b2clogin.com/tenant.onmicrosoft.com/v2.0/.well-known/openid-configuration?p=b2c_1_signin'
+  const e = only(loadConfigText(VALID.replace('https://idp.example.com/.well-known/openid-configuration', b2c), FILE, {}))
+  assert.deepEqual([e.line, e.path], [6, '/issuers/0/discoveryUrl'])
+  assert.match(e.message, /the issuer cannot be derived from this discoveryUrl.*; set "issuer"$/)
+  const withIssuer = loadConfigText(VALID.replace('https://idp.example.com/.well-known/openid-configuration', `${b2c}\n    issuer: https://tenant.b2clogin.com/tid/v2.0/`), FILE, {})
+  assert.ok(withIssuer.ok, withIssuer.ok ? '' : formatIssues(withIssuer.errors))
+  const rfc8414 = loadConfigText(VALID.replace('https://idp.example.com/.well-known/openid-configuration', 'https://idp.example.com/.well-known/oauth-authorization-server/tenant1'), FILE, {})
+  assert.ok(rfc8414.ok, rfc8414.ok ? '' : formatIssues(rfc8414.errors))
+})

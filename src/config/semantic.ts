@@ -1,5 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net'
 import { parseTrustedProxies } from '../http/client-address.js'
+import { issuerFromDiscoveryUrl } from '../pipeline/authn/issuer.js'
 import { showValue } from './env-refs.js'
 import { matchesExactly, patternProblem, patternShape, routeId, routeMethods } from './route-pattern.js'
 import { ServerSchema, type Config } from './schema.js'
@@ -88,6 +89,13 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
       add(`${p}/jwksCacheMinAgeSec`, `must not exceed jwksCacheMaxAgeSec (${iss.jwksCacheMaxAgeSec})`)
     }
     const hmac = iss.algorithms.filter((a) => HMAC_ALGORITHMS.has(a))
+    // The same derivation the gateway makes at start, which refuses the issuer without one.
+    if (iss.discoveryUrl && !iss.issuer && issuerFromDiscoveryUrl(iss.discoveryUrl) === undefined) {
+      add(
+        `${p}/discoveryUrl`,
+        'the issuer cannot be derived from this discoveryUrl (it is neither <issuer>/.well-known/openid-configuration nor <origin>/.well-known/oauth-authorization-server<path> without a query); set "issuer"',
+      )
+    }
     if (!iss.discoveryUrl) {
       // An issuer that only uses HMAC verifies with its sharedSecret and has no key set to fetch.
       const hmacOnly = hmac.length === iss.algorithms.length

@@ -259,6 +259,26 @@ test('a "__proto__" key is refused at its line and a secret referenced inside it
   assert.ok(!(r.stdout + r.stderr + json.stdout + json.stderr).includes(secret), 'the secret leaked into the output')
 })
 
+test('check-config refuses a discoveryUrl without "issuer" when the issuer cannot be derived from it, as start does', async () => {
+  const file = writeConfig(
+    [
+      'version: 1',
+      'listeners: [{ port: 0 }]',
+      'issuers:',
+      '  - id: b2c',
+      '    discoveryUrl: "https://tenant.b2clogin.com/tenant.onmicrosoft.com/v2.0/.well-known/openid-configuration?p=b2c_1_signin"',
+      '    audiences: [api://x]',
+      'upstreams: [{ id: app, url: "http://127.0.0.1:1" }]',
+      'routes: [{ path: /a, upstream: app, auth: required }]',
+      '',
+    ].join('\n'),
+    'portcullis.yaml',
+  )
+  const r = await cli(['check-config', file])
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /portcullis\.yaml:5:19  \/issuers\/0\/discoveryUrl  the issuer cannot be derived from this discoveryUrl/)
+})
+
 test('start with an invalid config exits 1 with the errors on stderr and never listens', async () => {
   const child = spawn(process.execPath, [CLI, 'start', '--config', 'broken-semantic.yaml'], { cwd: FIXTURES, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
