@@ -439,3 +439,18 @@ test('a discoveryUrl the issuer cannot be derived from needs "issuer", as start 
   const rfc8414 = loadConfigText(VALID.replace('https://idp.example.com/.well-known/openid-configuration', 'https://idp.example.com/.well-known/oauth-authorization-server/tenant1'), FILE, {})
   assert.ok(rfc8414.ok, rfc8414.ok ? '' : formatIssues(rfc8414.errors))
 })
+
+test('two listeners, or the metrics listener, on one port are refused at the second one (a wildcard host takes every interface)', () => {
+  const twice = only(loadConfigText(VALID.replace('  - port: 0\n', '  - port: 8080\n  - port: 8080\n'), FILE, {}))
+  assert.equal(twice.path, '/listeners/1/port')
+  assert.match(twice.message, /127\.0\.0\.1:8080 is also used by \/listeners\/0/)
+  // (0.0.0.0 is also a lint finding, plain HTTP on the network: only the port clash matters here.)
+  const wildcard = errorsOf(loadConfigText(VALID.replace('  - port: 0\n', '  - { host: 0.0.0.0, port: 8080 }\n  - { host: 127.0.0.1, port: 8080 }\n'), FILE, {}))
+  assert.deepEqual(
+    wildcard.filter((e) => e.path.endsWith('/port')).map((e) => e.path),
+    ['/listeners/1/port'],
+  )
+  const metrics = only(loadConfigText(VALID.replace('  - port: 0\n', '  - port: 9464\nmetrics:\n  enabled: true\n'), FILE, {}))
+  assert.equal(metrics.path, '/metrics/port')
+  assert.equal(loadConfigText(VALID.replace('  - port: 0\n', '  - port: 0\n  - port: 0\n  - { host: 127.0.0.2, port: 8080 }\n  - port: 8080\n'), FILE, {}).ok, true, 'port 0, and one port on two specific hosts, are fine')
+})

@@ -63,6 +63,19 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
     })
     return new Set(first.keys())
   }
+  // Two sockets on one port fail at start (EADDRINUSE); a wildcard host takes the port on every
+  // interface. Port 0 picks a free port each time.
+  const WILDCARD = new Set(['0.0.0.0', '::', '[::]', ''])
+  const bound: Array<{ path: string; host: string; port: number }> = []
+  const bind = (path: string, host: string, port: number) => {
+    if (port === 0) return
+    const clash = bound.find((b) => b.port === port && (b.host === host || WILDCARD.has(b.host) || WILDCARD.has(host)))
+    if (clash) add(`${path}/port`, `${host}:${port} is also used by ${clash.path} (${clash.host}:${clash.port}); two listeners cannot share a port`)
+    else bound.push({ path, host, port })
+  }
+  config.listeners.forEach((l, i) => bind(`/listeners/${i}`, l.host, l.port))
+  if (config.metrics.enabled) bind('/metrics', config.metrics.host, config.metrics.port)
+
   const issuerIds = uniqueIds('issuers', config.issuers, 'issuer')
   const upstreamIds = uniqueIds('upstreams', config.upstreams, 'upstream')
   // Routes without an id are named route-<index>: an explicit id must not take one of those names,
