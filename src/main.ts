@@ -108,7 +108,7 @@ export async function start(options: StartOptions): Promise<Running> {
     // Shutting down: a new pipeline now would never be closed.
     if (stopping) return Promise.resolve(false)
     if (!reloading) {
-      reloading = safeReload(options.configPath, listeners, logs, deps, onDone, config, metrics).finally(() => {
+      reloading = safeReload({ path: options.configPath, listeners, logs, deps, onDone, initial: config, metrics }).finally(() => {
         reloading = undefined
       })
       return reloading
@@ -190,22 +190,27 @@ function unexpectedLoadFailure(err: unknown): string {
   return `the config could not be loaded (${kind})`
 }
 
+/** What a reload works with: the file, the running listeners and logs, and the config started with. */
+interface ReloadContext {
+  readonly path: string
+  readonly listeners: Listeners
+  readonly logs: Logs
+  readonly deps: { now: () => number; events: Logs['events']; logger: Logs['logger'] }
+  readonly onDone: (ctx: RequestContext) => void
+  /** The config the process started with: settings only a restart applies are compared with it. */
+  readonly initial: Config
+  readonly metrics: Metrics
+}
+
 /**
  * doReload, but never rejects: whatever fails in a reload (the loader included), the running config
  * keeps serving and the failure is reported as config.rejected. A signal handler or a file watcher
  * calls this; an unhandled rejection there would end the process.
  */
-async function safeReload(
-  path: string,
-  listeners: Listeners,
-  logs: Logs,
-  deps: { now: () => number; events: Logs['events']; logger: Logs['logger'] },
-  onDone: (ctx: RequestContext) => void,
-  initial: Config,
-  metrics: Metrics,
-): Promise<boolean> {
+async function safeReload(rc: ReloadContext): Promise<boolean> {
+  const { path, logs } = rc
   try {
-    return await doReload(path, listeners, logs, deps, onDone, initial, metrics)
+    return await doReload(rc)
   } catch (err) {
     const message = `${unexpectedLoadFailure(err)}; still serving the previous config`
     logs.events.emit({ type: 'config.rejected', time: new Date().toISOString(), file: path, errors: [{ message }] })
@@ -215,15 +220,7 @@ async function safeReload(
   }
 }
 
-async function doReload(
-  path: string,
-  listeners: Listeners,
-  logs: Logs,
-  deps: { now: () => number; events: Logs['events']; logger: Logs['logger'] },
-  onDone: (ctx: RequestContext) => void,
-  initial: Config,
-  metrics: Metrics,
-): Promise<boolean> {
+async function doReload({ path, listeners, logs, deps, onDone, initial, metrics }: ReloadContext): Promise<boolean> {
   const result = await loadConfigFile(path)
   if (!result.ok) {
     // The running config keeps serving; the reasons are logged for the operator.
