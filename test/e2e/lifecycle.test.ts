@@ -116,7 +116,7 @@ test('an invalid config on reload is rejected with its errors logged and the run
   assert.equal((await fetch(gw.url + '/b/1')).status, 404)
 })
 
-test('a reload whose loading throws is rejected without a secret in the message, and the running config keeps serving', async (t) => {
+test('a reload of a file with alias errors (a missing anchor, an alias bomb) is rejected without a secret in the message, and the running config keeps serving', async (t) => {
   const up = await startUpstream()
   const gw = await startGateway(routeTo(up.url, '/a/**'))
   t.after(async () => {
@@ -124,11 +124,13 @@ test('a reload whose loading throws is rejected without a secret in the message,
     await up.close()
   })
   const secret = `sekret-${randomBytes(16).toString('hex')}`
-  // Files the YAML library throws on while building the document (not a syntax error it reports):
-  // an alias without its anchor, and aliases past the loader's alias budget.
+  // Files the YAML library throws on while building the document (the loader turns that into
+  // located errors; before, the exception ended the process): an alias without its anchor, and
+  // an alias bomb past the loader's expansion budget.
   const throwing = [
     `version: 1\nnote: ${secret}\nlisteners: *nope\n`,
-    `version: 1\nnote: &s ${secret}\nlisteners: [${Array(200).fill('*s').join(', ')}]\n`,
+    // Ten times ten times … seven levels: 10^7 values from a few hundred bytes.
+    `version: 1\nnote: &l0 ${secret}\n${[1, 2, 3, 4, 5, 6, 7].map((n) => `l${n}: &l${n} [${Array(10).fill(`*l${n - 1}`).join(', ')}]`).join('\n')}\n`,
   ]
   for (const [i, text] of throwing.entries()) {
     writeFileSync(gw.configPath, text)
@@ -191,7 +193,7 @@ test('a SIGHUP during a reload runs one more reload after it, so the last writte
   assert.equal((await fetch(gw.url + '/b/1')).status, 404)
 })
 
-test('a file whose loading throws is refused at start: exit 1, config rejected, no stack trace or file contents', async () => {
+test('a file with an alias error is refused at start: exit 1, config rejected, no stack trace or file contents', async () => {
   const secret = `sekret-${randomBytes(16).toString('hex')}`
   const r = await runToExit(['start', '--config', writeConfig(`version: 1\nnote: ${secret}\nlisteners: *nope\n`, 'portcullis.yaml')])
   assert.equal(r.code, 1)
