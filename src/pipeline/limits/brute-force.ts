@@ -174,6 +174,8 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
       if (countsAsAuthFailure(code)) return recordFailure(ctx)
     },
     recordSuccess(identity) {
+      // Runs for every authenticated request: nothing to clear, nothing to build.
+      if (recent.size === 0) return
       const account = verifiedAccount(identity)
       if (account === undefined || !recent.delete(account)) return
       try {
