@@ -71,19 +71,22 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
   }
   const now = deps.now
 
-  function accept(ctx: RequestContext, jwt: ParsedJwt, issuer: IssuerRuntime, digest: string, verified: boolean): void {
+  function accept(ctx: RequestContext, jwt: ParsedJwt, issuer: IssuerRuntime, digest: string, verified: boolean, cacheable: boolean): void {
     if (!verified) throw invalidToken('bad_signature')
     const t = now()
     checkClaims(jwt.payload, issuer.policy, t)
     const identity = buildIdentity(jwt.payload, issuer.id, ctx.tokenDigest!)
-    cache.admit(digest, identity, t)
+    if (cacheable) cache.admit(digest, identity, t)
     ctx.identity = identity
   }
 
   function verifyWith(ctx: RequestContext, jwt: ParsedJwt, issuer: IssuerRuntime, digest: string, keys: readonly SigningKey[]): void | Promise<void> {
     const result = tryKeys(jwt, keys, issuer.verify, 0)
-    if (typeof result === 'boolean') return accept(ctx, jwt, issuer, digest, result)
-    return result.then((ok) => accept(ctx, jwt, issuer, digest, ok))
+    if (typeof result === 'boolean') return accept(ctx, jwt, issuer, digest, result, true)
+    // The key set may lose the key while an asynchronous check runs: the request was verified
+    // with keys valid when it arrived, but its token is cached only if no key left meanwhile.
+    const removals = issuer.store?.keyRemovals
+    return result.then((ok) => accept(ctx, jwt, issuer, digest, ok, issuer.store?.keyRemovals === removals))
   }
 
   function idpUnavailable(store: KeyStore): GatewayError {

@@ -295,4 +295,5 @@ test('onKeysRemoved fires when a refresh drops a key in use (by kid or by materi
   ks.keys.splice(ks.keys.indexOf(other), 1, { ...swapped, kid: other.kid, publicJwk: { ...swapped.publicJwk, kid: other.kid } })
   await h.store.refresh('scheduled')
   assert.equal(removals, 2, 'a kid whose key material changed')
+  assert.equal(h.store.keyRemovals, 2, 'the count an asynchronous verification compares before caching')
 })

@@ -74,6 +74,7 @@ export class KeyStore {
   private byAlg = new Map<string, VerificationKey[]>()
   private kids = new Set<string>()
   private all: readonly VerificationKey[] = []
+  private removals = 0
   private count = 0
   private jwksUri: string | undefined
   private discoveryFreshUntil = 0
@@ -288,6 +289,17 @@ export class KeyStore {
     this.kids = kids
     this.all = keys
     this.count = usable
-    if (removed) this.o.onKeysRemoved?.()
+    if (removed) {
+      this.removals++
+      this.o.onKeysRemoved?.()
+    }
+  }
+
+  /**
+   * How many refreshes removed a key so far. An asynchronous verification (jose) that started
+   * before a removal must not put its token in the cache after the removal dropped the others.
+   */
+  get keyRemovals(): number {
+    return this.removals
   }
 }

@@ -82,4 +82,7 @@ test('dropIssuer removes that issuer entries only', () => {
   assert.equal(cache.get('a1', 1), undefined)
   assert.equal(cache.get('a2', 1), undefined)
   assert.equal(cache.get('b1', 1)?.subject, 'b1')
+  // A dropped token was seen: its next successful verification caches it again at once.
+  cache.admit('a1', identity(10_000, 'a1'), 2)
+  assert.equal(cache.get('a1', 3)?.subject, 'a1')
 })

@@ -52,13 +52,24 @@ export class TokenCache {
       this.set(digest, identity, nowMs)
       return
     }
+    this.remember(digest)
+  }
+
+  private remember(digest: string): void {
     this.seen.add(digest)
     if (this.seen.size > this.maxEntries) this.seen.delete(this.seen.values().next().value as string)
   }
 
-  /** Drops every entry of this issuer (its key set lost a key); its tokens are verified anew. */
+  /**
+   * Drops every entry of this issuer (its key set lost a key); its tokens are verified anew. They
+   * count as seen, so the next verification that succeeds caches them again at once.
+   */
   dropIssuer(issuerId: string): void {
-    for (const [digest, identity] of this.entries) if (identity.issuerId === issuerId) this.entries.delete(digest)
+    for (const [digest, identity] of this.entries) {
+      if (identity.issuerId !== issuerId) continue
+      this.entries.delete(digest)
+      this.remember(digest)
+    }
   }
 
   clear(): void {
