@@ -138,6 +138,11 @@ test('a configured name or prefix also strips its underscore spelling; other und
   assert.equal(out['x-request_id'], undefined, 'a mixed spelling of a gateway-owned name')
   assert.equal(out['x_custom_trace'], 'kept')
   assert.equal(out['x-request-id'], 'req-id-0001')
+  // And the other way: a configured name with an underscore strips its dashed spelling too.
+  const other = run(['X-Tenant', 'forged', 'X_Tenant', 'forged', 'X-Auth-User', 'admin'], { cfg: config({ stripHeaders: ['x_tenant'], headers: { subject: 'x_auth_user' } }) })
+  assert.equal(other['x-tenant'], undefined)
+  assert.equal(other['x_tenant'], undefined)
+  assert.equal(other['x-auth-user'], undefined)
 })
 
 test('the header matcher compiles exact names and prefixes case-insensitively', () => {

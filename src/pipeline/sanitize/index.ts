@@ -41,7 +41,11 @@ const TE_TRAILERS = /(?:^|,)\s*trailers\s*(?:;|,|$)/i
  */
 export function createSanitizeStage(config: Config, _deps: Deps, resolver: ClientAddressResolver) {
   const identity = config.identity
-  const strip = createHeaderMatcher([...identity.stripHeaders, ...Object.values(identity.headers), ...GATEWAY_OWNED, ...ADDRESS_CLAIMS, ...REQUEST_OVERRIDES])
+  // Names are matched in their dashed spelling: a configured `x_tenant` also strips `X-Tenant`, and
+  // (below) a client's `X_Tenant` is judged as `x-tenant`, since CGI-style servers read them as one.
+  const strip = createHeaderMatcher(
+    [...identity.stripHeaders, ...Object.values(identity.headers), ...GATEWAY_OWNED, ...ADDRESS_CLAIMS, ...REQUEST_OVERRIDES].map((n) => n.replace(UNDERSCORES, '-')),
+  )
   // One Set answers "drop this name?" for everything exact; prefixes are the (short) rest.
   // `expect` is answered by node itself (100-continue) and undici refuses to send it.
   const drop = new Set<string>([...HOP_BY_HOP, 'host', 'expect', ...strip.exact])
