@@ -452,5 +452,11 @@ test('two listeners, or the metrics listener, on one port are refused at the sec
   )
   const metrics = only(loadConfigText(VALID.replace('  - port: 0\n', '  - port: 9464\nmetrics:\n  enabled: true\n'), FILE, {}))
   assert.equal(metrics.path, '/metrics/port')
-  assert.equal(loadConfigText(VALID.replace('  - port: 0\n', '  - port: 0\n  - port: 0\n  - { host: 127.0.0.2, port: 8080 }\n  - port: 8080\n'), FILE, {}).ok, true, 'port 0, and one port on two specific hosts, are fine')
+  assert.equal(loadConfigText(VALID.replace('  - port: 0\n', '  - port: 0\n  - port: 0\n  - { host: 127.0.0.2, port: 8080 }\n  - port: 8080\n  - { host: "::1", port: 8080 }\n'), FILE, {}).ok, true, 'port 0, and one port on specific hosts, are fine')
+  // 0.0.0.0 takes every IPv4 interface only; "::" takes both families.
+  const mixed = errorsOf(loadConfigText(VALID.replace('  - port: 0\n', '  - { host: 0.0.0.0, port: 8080 }\n  - { host: "::1", port: 8080 }\n  - { host: "::", port: 8081 }\n  - { host: 127.0.0.1, port: 8081 }\n'), FILE, {}))
+  assert.deepEqual(
+    mixed.filter((e) => e.path.endsWith('/port')).map((e) => e.path),
+    ['/listeners/3/port'],
+  )
 })

@@ -63,13 +63,17 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
     })
     return new Set(first.keys())
   }
-  // Two sockets on one port fail at start (EADDRINUSE); a wildcard host takes the port on every
-  // interface. Port 0 picks a free port each time.
-  const WILDCARD = new Set(['0.0.0.0', '::', '[::]', ''])
+  // Two sockets on one port fail at start (EADDRINUSE). `::` takes the port on every interface
+  // of both families (node binds it dual-stack), `0.0.0.0` on every IPv4 one; a specific IPv6
+  // address next to `0.0.0.0` is fine. Port 0 picks a free port each time.
+  const ANY6 = new Set(['::', '[::]', ''])
+  const v6 = (host: string) => isIPv6(host.replace(/^\[|\]$/g, ''))
+  const overlaps = (a: string, b: string) =>
+    a === b || ANY6.has(a) || ANY6.has(b) || (a === '0.0.0.0' && !v6(b)) || (b === '0.0.0.0' && !v6(a))
   const bound: Array<{ path: string; host: string; port: number }> = []
   const bind = (path: string, host: string, port: number) => {
     if (port === 0) return
-    const clash = bound.find((b) => b.port === port && (b.host === host || WILDCARD.has(b.host) || WILDCARD.has(host)))
+    const clash = bound.find((b) => b.port === port && overlaps(b.host, host))
     if (clash) add(`${path}/port`, `${host}:${port} is also used by ${clash.path} (${clash.host}:${clash.port}); two listeners cannot share a port`)
     else bound.push({ path, host, port })
   }
