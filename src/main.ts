@@ -1,4 +1,4 @@
-import { statSync, watch, type Stats } from 'node:fs'
+import { realpathSync, statSync, watch, type FSWatcher, type Stats } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { loadConfigFile, formatIssues } from './config/load.js'
@@ -152,32 +152,69 @@ export async function start(options: StartOptions): Promise<Running> {
 
 /** How long after a change in the config's folder the file is looked at: a burst of events is one look. */
 const WATCH_SETTLE_MS = 200
+/** A file still being written is looked at again, this many times at most, once it is quiet. */
+const WATCH_SETTLE_TRIES = 25
 
 /**
- * --watch. The folder is watched, not the file: editors, `sed -i` and ConfigMap updates replace the
- * file (a new inode, or a swapped symlink) and a watch on the file stays on the one replaced. Any
- * change in the folder leads to a look at the file; it is reloaded when it is another file than
- * last time (device, inode) or its size or modification time changed.
+ * --watch. Folders are watched, not the file: editors, `sed -i` and ConfigMap updates replace the
+ * file (a new inode, or a swapped symlink) and a watch on the file stays on the one replaced. The
+ * config's folder is watched, and, when the path is a symlink into another folder, the target's
+ * folder too (re-resolved at every look, so a swapped link is followed). Any change there leads
+ * to a look at the file; it is reloaded when it is another file than last time (device, inode) or
+ * its size or modification time changed, and once it has been quiet for WATCH_SETTLE_MS (a file
+ * written in several chunks is not read half-written).
  */
 function watchConfig(path: string, reload: () => Promise<boolean>, logs: Logs): void {
   const identity = (s: Stats | undefined) => (s ? `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}` : undefined)
   let seen = identity(statSync(path, { throwIfNoEntry: false }))
   let timer: NodeJS.Timeout | undefined
-  const look = async (): Promise<void> => {
+  const watchers = new Map<string, FSWatcher>()
+  const schedule = (fn: () => void) => (timer ??= setTimeout(fn, WATCH_SETTLE_MS))
+  // Not reset by later events: a folder that changes all the time (a log file in it) still gets looked at.
+  const onEvent = () => schedule(() => void look(0))
+  function follow(): void {
+    let target = path
+    try {
+      target = realpathSync(path)
+    } catch {
+      // Missing for a moment: keep what is watched.
+    }
+    const wanted = new Set([dirname(path), dirname(target)])
+    for (const [dir, w] of watchers) {
+      if (!wanted.has(dir)) {
+        w.close()
+        watchers.delete(dir)
+      }
+    }
+    for (const dir of wanted) {
+      if (watchers.has(dir)) continue
+      try {
+        const w = watch(dir, onEvent)
+        w.on('error', (err) => logs.logger.error({ err, dir }, 'watching the config folder stopped; SIGHUP still reloads'))
+        w.unref()
+        watchers.set(dir, w)
+      } catch (err) {
+        logs.logger.error({ err, dir }, 'cannot watch the config folder; SIGHUP still reloads')
+      }
+    }
+  }
+  async function look(tries: number): Promise<void> {
     // Cleared first: a change during the stat gets a look of its own.
     timer = undefined
-    const now = identity(await stat(path).catch(() => undefined))
+    follow()
+    const stats = await stat(path).catch(() => undefined)
+    const now = identity(stats)
     // Missing for a moment (between unlink and rename): its return is another change.
     if (now === undefined || now === seen) return
+    // Modified within the settle time: maybe still being written; look again once it is quiet.
+    if (tries < WATCH_SETTLE_TRIES && Date.now() - stats!.mtimeMs < WATCH_SETTLE_MS) {
+      schedule(() => void look(tries + 1))
+      return
+    }
     seen = now
     void reload()
   }
-  // Not reset by later events: a folder that changes all the time (a log file in it) still gets looked at.
-  const watcher = watch(dirname(path), () => {
-    timer ??= setTimeout(() => void look(), WATCH_SETTLE_MS)
-  })
-  watcher.on('error', (err) => logs.logger.error({ err }, 'watching the config file stopped; SIGHUP still reloads'))
-  watcher.unref()
+  follow()
 }
 
 /**

@@ -2,7 +2,9 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { spawn } from 'node:child_process'
-import { renameSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { connect, createServer as createNetServer } from 'node:net'
@@ -292,6 +294,33 @@ test('with --watch every atomic replace of the file (write a copy, rename it ove
     assert.equal((await fetch(gw.url + path.replace('**', '1'))).status, 200, `replace ${i + 1} serves`)
   }
   assert.equal((await fetch(gw.url + '/c/1')).status, 404)
+})
+
+test('with --watch a config path that is a symlink into another folder follows the target: edits and replaces of it reload', async (t) => {
+  const up = await startUpstream()
+  const root = mkdtempSync(join(tmpdir(), 'portcullis-watch-'))
+  mkdirSync(join(root, 'etc'))
+  mkdirSync(join(root, 'srv'))
+  const target = join(root, 'srv', 'real.json')
+  writeFileSync(target, JSON.stringify(routeTo(up.url, '/a/**')))
+  const link = join(root, 'etc', 'portcullis.json')
+  symlinkSync(join('..', 'srv', 'real.json'), link)
+  const gw = await startGateway(link, { args: ['--watch'] })
+  t.after(async () => {
+    await gw.stop()
+    await up.close()
+    rmSync(root, { recursive: true, force: true })
+  })
+  const reloads = () => gw.lines.filter((l) => l.event === 'config.loaded' && l.reload === true).length
+  // In place, in the target's folder (the link's folder sees nothing of it).
+  writeFileSync(target, JSON.stringify(routeTo(up.url, '/b/**')))
+  await gw.waitFor(() => reloads() === 1)
+  assert.equal((await fetch(gw.url + '/b/1')).status, 200)
+  // Replaced by rename in the target's folder.
+  writeFileSync(`${target}.tmp`, JSON.stringify(routeTo(up.url, '/c/**')))
+  renameSync(`${target}.tmp`, target)
+  await gw.waitFor(() => reloads() === 2)
+  assert.equal((await fetch(gw.url + '/c/1')).status, 200)
 })
 
 test('SIGTERM lets an in-flight request finish, refuses new work, and exits 0', async (t) => {
