@@ -108,7 +108,7 @@ export async function start(options: StartOptions): Promise<Running> {
     // Shutting down: a new pipeline now would never be closed.
     if (stopping) return Promise.resolve(false)
     if (!reloading) {
-      reloading = safeReload({ path: options.configPath, listeners, logs, deps, onDone, initial: config, metrics }).finally(() => {
+      reloading = safeReload({ path: options.configPath, listeners, logs, deps, onDone, initial: config, metrics, stopping: () => stopping !== undefined }).finally(() => {
         reloading = undefined
       })
       return reloading
@@ -237,6 +237,8 @@ interface ReloadContext {
   /** The config the process started with: settings only a restart applies are compared with it. */
   readonly initial: Config
   readonly metrics: Metrics
+  /** True once shutdown began: a pipeline built by then would never be closed. */
+  readonly stopping: () => boolean
 }
 
 /**
@@ -257,7 +259,7 @@ async function safeReload(rc: ReloadContext): Promise<boolean> {
   }
 }
 
-async function doReload({ path, listeners, logs, deps, onDone, initial, metrics }: ReloadContext): Promise<boolean> {
+async function doReload({ path, listeners, logs, deps, onDone, initial, metrics, stopping }: ReloadContext): Promise<boolean> {
   const result = await loadConfigFile(path)
   if (!result.ok) {
     // The running config keeps serving; the reasons are logged for the operator.
@@ -293,6 +295,14 @@ async function doReload({ path, listeners, logs, deps, onDone, initial, metrics 
     if (sameStore) gateway.releaseLimitStore()
     void gateway.close()
     throw err
+  }
+  if (stopping()) {
+    // Shutdown began while the new pipeline waited for its keys: the running one is being closed
+    // with the listeners, so this one is dropped rather than swapped in and never closed.
+    if (sameStore) gateway.releaseLimitStore()
+    void gateway.close()
+    logs.logger.info('reload abandoned: the gateway is stopping')
+    return false
   }
   if (sameStore) current.releaseLimitStore()
   const prev = listeners.swap(gateway)
