@@ -34,6 +34,10 @@ export const catalog = {
   ERR_INTERNAL: { status: 500, title: 'Internal error', challenge: 'none', event: 'internal' },
   ERR_LIMITS_EXCEEDED: { status: 429, title: 'Too many requests', challenge: 'none', event: 'limits.exceeded' },
   ERR_LIMITS_UNAVAILABLE: { status: 503, title: 'Rate limiting unavailable', challenge: 'none', event: 'limits.unavailable' },
+  // Answered by the listener when node's HTTP parser refuses a request (src/http/server.ts).
+  ERR_HTTP_BAD_REQUEST: { status: 400, title: 'Malformed HTTP request', challenge: 'none', event: 'http.bad_request' },
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, title: 'Request not received in time', challenge: 'none', event: 'http.request_timeout' },
+  ERR_HTTP_HEADERS_TOO_LARGE: { status: 431, title: 'Request header fields too large', challenge: 'none', event: 'http.headers_too_large' },
 } as const satisfies Record<string, CatalogEntry>
 
 export type ErrorCode = keyof typeof catalog

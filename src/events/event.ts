@@ -21,6 +21,9 @@ export type DenialEventType =
   | 'internal'
   | 'limits.exceeded'
   | 'limits.unavailable'
+  | 'http.bad_request'
+  | 'http.request_timeout'
+  | 'http.headers_too_large'
 
 export type LifecycleEventType =
   | 'config.loaded'

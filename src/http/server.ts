@@ -31,6 +31,20 @@ export function listenError(what: string, host: string, port: number, err: unkno
 
 const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' }
 
+const REASON_PHRASES: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }
+
+/**
+ * The raw answer to a request node's parser refused (it never became a request object, so no
+ * ServerResponse exists): problem+json like every other refusal, with a request id of its own
+ * that nothing else carries, and the connection closed (its framing can no longer be trusted).
+ */
+function parserRefusal(code: 'ERR_HTTP_BAD_REQUEST' | 'ERR_HTTP_REQUEST_TIMEOUT' | 'ERR_HTTP_HEADERS_TOO_LARGE'): string {
+  const problem = toProblem(new GatewayError(code), resolveRequestId(undefined), '')
+  let head = `HTTP/1.1 ${problem.status} ${REASON_PHRASES[problem.status]}\r\nconnection: close\r\n`
+  for (const [name, value] of Object.entries(problem.headers)) head += `${name}: ${value}\r\n`
+  return `${head}\r\n${problem.body}`
+}
+
 export async function startListeners(config: Config, initial: Gateway): Promise<Listeners> {
   let gateway = initial
   let draining = false
@@ -138,8 +152,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       const res = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
       if (!socket.writable || (res && (res.headersSent || res.req.complete))) return socket.destroy()
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
-      socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+      socket.end(parserRefusal(err.code === 'HPE_HEADER_OVERFLOW' ? 'ERR_HTTP_HEADERS_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'ERR_HTTP_REQUEST_TIMEOUT' : 'ERR_HTTP_BAD_REQUEST'))
     })
     try {
       await new Promise<void>((resolve, reject) => {

@@ -510,6 +510,23 @@ describe('bytes the HTTP parser refuses, and request heads that time out', () =>
     fresh.write('BAD\x01 REQUEST\r\n\r\n')
     await fresh.closed
     assert.match(fresh.received(), /^HTTP\/1\.1 400 /)
+    // Like every refusal: problem+json with a stable code, and the connection closed.
+    const problemOf = (raw: string) => {
+      const [head, body] = [raw.slice(0, raw.indexOf('\r\n\r\n')), raw.slice(raw.indexOf('\r\n\r\n') + 4)]
+      assert.match(head, /\r\ncontent-type: application\/problem\+json\r\n/)
+      assert.match(head, /\r\nconnection: close\r\n/)
+      assert.match(head, new RegExp(`\r\ncontent-length: ${Buffer.byteLength(body)}(\r\n|$)`))
+      return JSON.parse(body) as { code: string; status: number }
+    }
+    assert.equal(problemOf(fresh.received()).code, 'ERR_HTTP_BAD_REQUEST')
+    const huge = await rawConnection(gw.url)
+    huge.write(`GET /p/ok HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)
+    await huge.closed
+    assert.match(huge.received(), /^HTTP\/1\.1 431 /)
+    assert.deepEqual(
+      [problemOf(huge.received()).code, problemOf(huge.received()).status],
+      ['ERR_HTTP_HEADERS_TOO_LARGE', 431],
+    )
     // An idle keep-alive connection whose previous response is complete.
     const idle = await rawConnection(gw.url)
     idle.write('GET /p/ok HTTP/1.1\r\nHost: x\r\n\r\n')
