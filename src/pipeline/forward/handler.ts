@@ -18,6 +18,11 @@ function onClientClose(this: TrackedResponse): void {
   this[kHandler]?.clientClosed()
 }
 
+/** Removes every content-length pair from a flat [name, value, …] header list. */
+function withoutContentLength(headers: string[]): void {
+  for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i].toLowerCase() === 'content-length') headers.splice(i, 2)
+}
+
 const enum State {
   Waiting,
   Streaming,
@@ -67,6 +72,9 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     ctx.status = statusCode
     // If writeHead throws (a header node refuses), undici aborts the request and onError answers 502.
     const headers = responseHeaders(rawHeaders, ctx.id)
+    // RFC 9110 §8.6: a server MUST NOT send Content-Length in a 204; an upstream that does is
+    // corrected here rather than passed on to clients that may wait for that many bytes.
+    if (statusCode === 204) withoutContentLength(headers)
     const rl = rateLimitResponseHeaders(ctx)
     // RateLimit / RateLimit-Policy are list fields: ours go on lines of their own, next to any the
     // upstream sent (RFC 9110 §5.3: several field lines are one comma-joined list).
