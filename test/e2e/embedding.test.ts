@@ -1,12 +1,10 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { dirname, join } from 'node:path'
 import { writeFileSync } from 'node:fs'
 import { start } from '../../src/main.js'
 import { baseConfig, writeConfig } from '../helpers/gateway.js'
-import { startKeyServer } from '../helpers/keys.js'
+import { startHeldJwks, startKeyServer } from '../helpers/keys.js'
 import { startUpstream } from '../helpers/upstream.js'
 
 /**
@@ -17,19 +15,9 @@ import { startUpstream } from '../helpers/upstream.js'
 test('a reload still waiting for its keys when stop() begins is dropped, not swapped in after the shutdown', async (t) => {
   const up = await startUpstream()
   const ks = await startKeyServer()
-  let jwksAsked!: () => void
-  const asked = new Promise<void>((r) => (jwksAsked = r))
-  let release!: () => void
-  const released = new Promise<void>((r) => (release = r))
-  const slowJwks = createServer((_req, res) => {
-    jwksAsked()
-    void released.then(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: ks.keys.map((k) => k.publicJwk) })))
-  })
-  await new Promise<void>((r) => slowJwks.listen(0, '127.0.0.1', r))
+  const jwks = await startHeldJwks(ks)
   t.after(async () => {
-    release()
-    slowJwks.closeAllConnections()
-    slowJwks.close()
+    jwks.close()
     await ks.close()
     await up.close()
   })
@@ -42,11 +30,11 @@ test('a reload still waiting for its keys when stop() begins is dropped, not swa
   const url = running.urls[0]
   assert.equal((await fetch(url + '/a/1')).status, 200)
 
-  writeFileSync(path, JSON.stringify(routes('/b/**', { issuers: [{ id: 'slow', issuer: ks.issuer, jwksUri: `http://127.0.0.1:${(slowJwks.address() as AddressInfo).port}/jwks`, audiences: ['api://test'] }] })))
+  writeFileSync(path, JSON.stringify(routes('/b/**', { issuers: [{ id: 'slow', issuer: ks.issuer, jwksUri: jwks.url, audiences: ['api://test'] }] })))
   const reloaded = running.reload()
-  await asked
+  await jwks.asked
   const stopped = running.stop()
-  release()
+  jwks.release()
   assert.equal(await reloaded, false, 'the reload that finished during the shutdown did not take over')
   await stopped
 })

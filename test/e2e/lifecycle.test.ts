@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net'
 import { connect, createServer as createNetServer } from 'node:net'
 import { baseConfig, CLI, startGateway, writeConfig, type StartedGateway } from '../helpers/gateway.js'
 import { startUpstream, type RecordingUpstream } from '../helpers/upstream.js'
-import { startKeyServer } from '../helpers/keys.js'
+import { startHeldJwks, startKeyServer } from '../helpers/keys.js'
 import { freePort } from '../helpers/net.js'
 
 const routeTo = (url: string, path: string) =>
@@ -154,21 +154,12 @@ test('a SIGHUP during a reload runs one more reload after it, so the last writte
   const up = await startUpstream()
   const ks = await startKeyServer()
   // A JWKS that answers only when told to: the first reload waits for its keys.
-  let jwksAsked!: () => void
-  const asked = new Promise<void>((r) => (jwksAsked = r))
-  let release!: () => void
-  const released = new Promise<void>((r) => (release = r))
-  const slowJwks = createServer((_req, res) => {
-    jwksAsked()
-    void released.then(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: ks.keys.map((k) => k.publicJwk) })))
-  })
-  await new Promise<void>((r) => slowJwks.listen(0, '127.0.0.1', r))
+  const jwks = await startHeldJwks(ks)
   const gw = await startGateway(routeTo(up.url, '/a/**'))
   t.after(async () => {
-    release()
+    jwks.release()
     await gw.stop()
-    slowJwks.closeAllConnections()
-    slowJwks.close()
+    jwks.close()
     await ks.close()
     await up.close()
   })
@@ -176,7 +167,7 @@ test('a SIGHUP during a reload runs one more reload after it, so the last writte
     gw.configPath,
     JSON.stringify(
       baseConfig({
-        issuers: [{ id: 'slow', issuer: ks.issuer, jwksUri: `http://127.0.0.1:${(slowJwks.address() as AddressInfo).port}/jwks`, audiences: ['api://test'] }],
+        issuers: [{ id: 'slow', issuer: ks.issuer, jwksUri: jwks.url, audiences: ['api://test'] }],
         upstreams: [{ id: 'u', url: up.url }],
         routes: [{ path: '/b/**', methods: ['GET'], upstream: 'u', auth: 'required' }],
       }),
@@ -184,12 +175,12 @@ test('a SIGHUP during a reload runs one more reload after it, so the last writte
   )
   gw.child.kill('SIGHUP')
   // The first reload has read its file and waits for the keys: the second file comes now.
-  await asked
+  await jwks.asked
   writeFileSync(gw.configPath, JSON.stringify(routeTo(up.url, '/c/**')))
   gw.child.kill('SIGHUP')
   // Both signals are handled once the slow reload is under way; let it finish.
   await gw.waitFor((l) => /reload requested during a reload/.test(String(l.msg)))
-  release()
+  jwks.release()
   await gw.waitFor((l) => l.event === 'config.loaded' && l.reload === true && l.issuers === 0)
   assert.equal((await fetch(gw.url + '/c/1')).status, 200, 'the second config serves')
   assert.equal((await fetch(gw.url + '/b/1')).status, 404)

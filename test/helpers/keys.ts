@@ -138,3 +138,35 @@ export function signCompact(header: Record<string, unknown>, payload: Record<str
   }
   return `${input}.${sig.toString('base64url')}`
 }
+
+/** A JWKS endpoint for `ks`'s keys that answers only once released: a reload that needs it waits. */
+export interface HeldJwks {
+  readonly url: string
+  /** Resolves when the first request for the keys arrived. */
+  readonly asked: Promise<void>
+  /** Lets every request waiting (and every later one) get the keys. */
+  release(): void
+  close(): void
+}
+
+export async function startHeldJwks(ks: KeyServer): Promise<HeldJwks> {
+  let jwksAsked!: () => void
+  const asked = new Promise<void>((r) => (jwksAsked = r))
+  let release!: () => void
+  const released = new Promise<void>((r) => (release = r))
+  const server = createServer((_req, res) => {
+    jwksAsked()
+    void released.then(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: ks.keys.map((k) => k.publicJwk) })))
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`,
+    asked,
+    release,
+    close() {
+      release()
+      server.closeAllConnections()
+      server.close()
+    },
+  }
+}
