@@ -288,19 +288,21 @@ async function doReload({ path, listeners, logs, deps, onDone, initial, metrics,
     logs.logger.error({ err }, 'config reload rejected; still serving the previous config')
     return false
   }
+  // Dropped before it served: the limit store it shares stays with the running gateway.
+  const discard = () => {
+    if (sameStore) gateway.releaseLimitStore()
+    void gateway.close()
+  }
   try {
     await Promise.race([gateway.start(), new Promise((r) => setTimeout(r, READY_WAIT_MS).unref())])
   } catch (err) {
-    // Dropped before it served: the limit store it shares stays with the running gateway.
-    if (sameStore) gateway.releaseLimitStore()
-    void gateway.close()
+    discard()
     throw err
   }
   if (stopping()) {
     // Shutdown began while the new pipeline waited for its keys: the running one is being closed
     // with the listeners, so this one is dropped rather than swapped in and never closed.
-    if (sameStore) gateway.releaseLimitStore()
-    void gateway.close()
+    discard()
     logs.logger.info('reload abandoned: the gateway is stopping')
     return false
   }

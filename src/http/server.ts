@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import type { Config } from '../config/schema.js'
 import type { Gateway } from '../gateway.js'
 import type { RequestContext } from '../pipeline/stage.js'
@@ -30,6 +31,11 @@ export function listenError(what: string, host: string, port: number, err: unkno
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' }
+
+/** The response a connection currently owes (node keeps it on the socket), if any. */
+function owedResponse(socket: Duplex): ServerResponse | null | undefined {
+  return (socket as { _httpMessage?: ServerResponse | null })._httpMessage
+}
 
 const REASON_PHRASES: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }
 
@@ -140,7 +146,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     // 504), however long they are.
     server.timeout = Math.max(s.requestTimeoutMs, s.keepAliveTimeoutMs) + 1000
     server.on('timeout', (socket: Socket) => {
-      const res = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
+      const res = owedResponse(socket)
       // Ignored, the timer starts again with the next bytes written or read.
       if (res && socket.writableLength === 0) return
       socket.destroy()
@@ -150,7 +156,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     // Answer only when no response is in flight (node's own handler reads _httpMessage too), or
     // when it belongs to the failing request and nothing of it was written.
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-      const res = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
+      const res = owedResponse(socket)
       if (!socket.writable || (res && (res.headersSent || res.req.complete))) return socket.destroy()
       socket.end(parserRefusal(err.code === 'HPE_HEADER_OVERFLOW' ? 'ERR_HTTP_HEADERS_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'ERR_HTTP_REQUEST_TIMEOUT' : 'ERR_HTTP_BAD_REQUEST'))
     })

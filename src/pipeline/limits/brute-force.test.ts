@@ -34,7 +34,7 @@ async function attempt(bf: BruteForceTracker, store: LimitStore, now: number, ip
   const guards = bf.guards(asAttempt(ip, authorization))
   if (guards !== undefined) {
     const d = await store.check(guards.checks, now)
-    bf.observe(d, 0, guards, ip)
+    bf.observe(d, 0, ip)
     if (!d.allowed) return '429'
   }
   await bf.onDenied({ clientIp: ip, req: { headers: { authorization } } }, 'ERR_AUTHN_INVALID_TOKEN')

@@ -71,7 +71,7 @@ export interface BruteForceTracker {
    */
   guards(attempt: Attempt): GuardSet | undefined
   /** Emits the lockout event when the address guard (at `offset` in the decision) just locked. */
-  observe(decision: Decision, offset: number, guards: GuardSet, clientIp: string): void
+  observe(decision: Decision, offset: number, clientIp: string): void
   /** Records one failed authentication of this request. Never rejects. */
   recordFailure(attempt: Attempt): Promise<void> | void
   /** Runner hook: records the failure when `code` is one brute force counts. */
@@ -165,7 +165,7 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
       const countBlocked = attempt.req.headers.authorization !== undefined
       return { checks: [{ kind: 'guard', key: addressKey(attempt.clientIp), params, countBlocked }] }
     },
-    observe(decision, offset, _guards, clientIp) {
+    observe(decision, offset, clientIp) {
       const r = decision.results[offset]
       if (r?.newlyLocked) lockout('address', clientIp, undefined, r.retryAfterMs)
     },

@@ -180,7 +180,7 @@ export function createLimitsStage(
     if (d.unavailable) {
       throw new GatewayError('ERR_LIMITS_UNAVAILABLE', { reason: 'store_unavailable', headers: { 'retry-after': retryAfterSeconds(d.retryAfterMs) } })
     }
-    if (guards && d.results.length) bf!.observe(d, offset, guards, ctx.clientIp)
+    if (guards && d.results.length) bf!.observe(d, offset, ctx.clientIp)
     if (!d.allowed) deny(ctx, d, names, policyField, offset)
     // 'close' fires once the response is done or the connection is gone, whichever way the
     // request ended (later stage denial, upstream error, client abort): the slot always returns.

@@ -43,20 +43,10 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
   const identity = config.identity
   // Names are matched in their dashed spelling: a configured `x_tenant` also strips `X-Tenant`, and
   // (below) a client's `X_Tenant` is judged as `x-tenant`, since CGI-style servers read them as one.
-  const strip = createHeaderMatcher(
-    [...identity.stripHeaders, ...Object.values(identity.headers), ...GATEWAY_OWNED, ...ADDRESS_CLAIMS, ...REQUEST_OVERRIDES].map((n) => n.replace(UNDERSCORES, '-')),
-  )
-  // One Set answers "drop this name?" for everything exact; prefixes are the (short) rest.
   // `expect` is answered by node itself (100-continue) and undici refuses to send it.
-  const drop = new Set<string>([...HOP_BY_HOP, 'host', 'expect', ...strip.exact])
-  const prefixes = strip.prefixes
-  const prefixCount = prefixes.length
+  const configured = [...identity.stripHeaders, ...Object.values(identity.headers), ...GATEWAY_OWNED, ...ADDRESS_CLAIMS, ...REQUEST_OVERRIDES]
+  const dropped = createHeaderMatcher([...HOP_BY_HOP, 'host', 'expect', ...configured.map((n) => n.replace(UNDERSCORES, '-'))]).matches
   const via11 = `1.1 ${VIA_NAME}`
-  function dropped(name: string): boolean {
-    if (drop.has(name)) return true
-    for (let i = 0; i < prefixCount; i++) if (name.startsWith(prefixes[i])) return true
-    return false
-  }
   const maxBodyBytes = config.server.maxBodyBytes
 
   return {
@@ -69,10 +59,9 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
       const listed = connectionListed(h.connection)
       const out: Record<string, string | string[]> = {}
       for (const name in h) {
-        if (dropped(name)) continue
         // CGI-style servers (WSGI, Rack, PHP) read X_Auth_Subject and X-Auth-Subject as one
         // variable (HTTP_X_AUTH_SUBJECT): a name with an underscore is judged by its dashed twin.
-        if (name.indexOf('_') !== -1 && dropped(name.replace(UNDERSCORES, '-'))) continue
+        if (dropped(name.indexOf('_') === -1 ? name : name.replace(UNDERSCORES, '-'))) continue
         if (listed !== undefined && listed.includes(name)) continue
         const value = h[name]
         if (value !== undefined) out[name] = value
