@@ -10,7 +10,18 @@ import { compileRoute, type CompiledRoute } from '../route/router.js'
 import type { Deps, RequestContext } from '../stage.js'
 import { createAuthnStage, type AuthnStage } from './index.js'
 
-const clock = { now: Date.now() }
+// The stage's clock: real time plus an offset that some tests move. Tokens are signed at the real
+// time, so a frozen clock would see them "from the future" once the file has run longer than the
+// clock skew (which a loaded machine can take).
+let offsetMs = 0
+const clock = {
+  get now(): number {
+    return Date.now() + offsetMs
+  },
+  set now(ms: number) {
+    offsetMs = ms - Date.now()
+  },
+}
 const events: Array<Record<string, unknown>> = []
 const deps: Deps = {
   now: () => clock.now,
@@ -114,8 +125,7 @@ for (const verifier of ['node-crypto', 'jose'] as const) {
 
   test(`[${verifier}] the cache never lets a token through after it expires`, async (t) => {
     const { a, stage } = await setup(t, { verifier })
-    const saved = clock.now
-    t.after(() => void (clock.now = saved))
+    t.after(() => void (offsetMs = 0))
     const exp = nowSec() + 60
     const token = await a.sign({ iat: nowSec(), exp })
     assert.equal(await run(stage, ctx(route(), `Bearer ${token}`)), undefined)
@@ -135,8 +145,7 @@ for (const verifier of ['node-crypto', 'jose'] as const) {
 
   test(`[${verifier}] an unknown kid refreshes the JWKS once per interval`, async (t) => {
     const { a, stage } = await setup(t, { verifier, unknownKidRefreshIntervalSec: 30 })
-    const saved = clock.now
-    t.after(() => void (clock.now = saved))
+    t.after(() => void (offsetMs = 0))
     const rotated = await a.addKey()
     const token = await a.sign({}, { key: rotated })
     assert.equal(await run(stage, ctx(route(), `Bearer ${token}`)), undefined, 'the refresh finds the rotated key')
