@@ -1,3 +1,4 @@
+import { entry, OrderedTable, type Entry } from '../../util/ordered-table.js'
 import type { Identity } from '../stage.js'
 
 /**
@@ -5,7 +6,7 @@ import type { Identity } from '../stage.js'
  *
  * - An entry is dropped at the token's `exp` (checked on every read, with the injected clock), and
  *   never trusted past it: the cache is stricter than full verification, which allows clock skew.
- * - Bounded: beyond `maxEntries` the oldest entry goes (a Map iterates in insertion order).
+ * - Bounded: beyond `maxEntries` the oldest entry goes, in constant time (OrderedTable).
  * - It stores the identity only. Route-dependent rules (which issuers a route accepts) are checked
  *   by the caller on every hit, so a cached identity never widens what a route accepts.
  * - Admission on second sight (admit()): a token is cached the second time it verifies, its first
@@ -15,8 +16,8 @@ import type { Identity } from '../stage.js'
  *   pays one extra signature verification in its lifetime.
  */
 export class TokenCache {
-  private readonly entries = new Map<string, Identity>()
-  private readonly seen = new Set<string>()
+  private readonly entries = new OrderedTable<string, Entry<string, Identity>>()
+  private readonly seen = new OrderedTable<string, Entry<string, undefined>>()
 
   constructor(readonly maxEntries: number) {
     if (!(maxEntries >= 1)) throw new RangeError('maxEntries must be at least 1')
@@ -27,28 +28,24 @@ export class TokenCache {
   }
 
   get(digest: string, nowMs: number): Identity | undefined {
-    const identity = this.entries.get(digest)
-    if (identity === undefined) return undefined
-    if (nowMs >= identity.expiresAt) {
+    const found = this.entries.get(digest)
+    if (found === undefined) return undefined
+    if (nowMs >= found.value.expiresAt) {
       this.entries.delete(digest)
       return undefined
     }
-    return identity
+    return found.value
   }
 
   set(digest: string, identity: Identity, nowMs: number): void {
     if (nowMs >= identity.expiresAt) return
-    this.entries.delete(digest)
-    this.entries.set(digest, identity)
-    if (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next().value as string
-      this.entries.delete(oldest)
-    }
+    this.entries.add(entry(digest, identity))
+    if (this.entries.size > this.maxEntries) this.entries.shift()
   }
 
   /** Caches the identity if this digest was verified before; otherwise only remembers the digest. */
   admit(digest: string, identity: Identity, nowMs: number): void {
-    if (this.seen.delete(digest)) {
+    if (this.seen.delete(digest) !== undefined) {
       this.set(digest, identity, nowMs)
       return
     }
@@ -56,8 +53,8 @@ export class TokenCache {
   }
 
   private remember(digest: string): void {
-    this.seen.add(digest)
-    if (this.seen.size > this.maxEntries) this.seen.delete(this.seen.values().next().value as string)
+    this.seen.add(entry(digest, undefined))
+    if (this.seen.size > this.maxEntries) this.seen.shift()
   }
 
   /**
@@ -65,10 +62,10 @@ export class TokenCache {
    * count as seen, so the next verification that succeeds caches them again at once.
    */
   dropIssuer(issuerId: string): void {
-    for (const [digest, identity] of this.entries) {
-      if (identity.issuerId !== issuerId) continue
-      this.entries.delete(digest)
-      this.remember(digest)
+    const dropped = [...this.entries].filter((e) => e.value.issuerId === issuerId)
+    for (const e of dropped) {
+      this.entries.delete(e.key)
+      this.remember(e.key)
     }
   }
 

@@ -4,6 +4,7 @@ import type { BruteForceConfig } from './config.js'
 import { failureParams, type FailureParams } from './failure-score.js'
 import { boundedMemo, keyValue } from './keys.js'
 import { isPromise, type Decision, type FailureOutcome, type GuardCheck, type LimitStore } from './store.js'
+import { entry, OrderedTable, type Entry } from '../../util/ordered-table.js'
 
 /**
  * Brute-force protection: failed authentications are counted per client address and per claimed
@@ -99,7 +100,7 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
   const perAccount = config.perAccount
   const accountOf = deps.claimedAccount ?? ((a: Attempt) => claimedAccount(a.req.headers.authorization))
   /** Accounts this instance recorded failures for, oldest first (bounded). */
-  const recent = new Set<string>()
+  const recent = new OrderedTable<string, Entry<string, undefined>>()
   let failures = 0
   let lockouts = 0
   let storeErrors = 0
@@ -137,9 +138,10 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
     const account = perAccount ? accountOf(attempt) : undefined
     const keys = account === undefined ? [addressKey(clientIp)] : [addressKey(clientIp), accountKey(account)]
     if (account !== undefined) {
-      recent.delete(account)
-      recent.add(account)
-      if (recent.size > RECENT_ACCOUNTS) recent.delete(recent.values().next().value!)
+      recent.add(entry(account, undefined))
+      // The least recently failed account goes, in constant time: the accounts come from tokens
+      // that failed, so anyone can send new ones.
+      if (recent.size > RECENT_ACCOUNTS) recent.shift()
     }
     let result: readonly FailureOutcome[] | Promise<readonly FailureOutcome[]>
     try {
@@ -177,7 +179,7 @@ export function createBruteForceTracker(config: BruteForceConfig, store: LimitSt
       // Runs for every authenticated request: nothing to clear, nothing to build.
       if (recent.size === 0) return
       const account = verifiedAccount(identity)
-      if (account === undefined || !recent.delete(account)) return
+      if (account === undefined || recent.delete(account) === undefined) return
       try {
         const r = store.clearFailures([accountKey(account)])
         if (isPromise(r)) r.catch(() => storeErrors++)

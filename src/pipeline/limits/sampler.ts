@@ -1,3 +1,5 @@
+import { OrderedTable, type OrderedNode } from '../../util/ordered-table.js'
+
 /**
  * Sampling of limits.exceeded events, so that a flood of denied requests cannot flood the event
  * log (which would turn the limiter into a disk-filling amplifier). Per key (e.g. client address)
@@ -22,7 +24,7 @@ export interface SamplerOptions {
   readonly maxKeys?: number
 }
 
-interface Entry {
+interface Entry extends OrderedNode<string, Entry> {
   second: number
   count: number
   suppressed: number
@@ -32,7 +34,7 @@ export function createEventSampler(o: SamplerOptions): EventSampler {
   const perKey = o.perKeyPerSec
   const maxPerSec = o.maxPerSec ?? 100
   const maxKeys = o.maxKeys ?? 10_000
-  const entries = new Map<string, Entry>()
+  const entries = new OrderedTable<string, Entry>()
   let globalSecond = -1
   let globalCount = 0
   let emitted = 0
@@ -43,16 +45,17 @@ export function createEventSampler(o: SamplerOptions): EventSampler {
       const second = Math.floor(nowMs / 1000)
       let e = entries.get(key)
       if (e === undefined) {
-        if (entries.size >= maxKeys) entries.delete(entries.keys().next().value!)
-        e = { second, count: 0, suppressed: 0 }
+        // The least recently seen key goes, in constant time (a flood of new keys is what this bounds).
+        if (entries.size >= maxKeys) entries.shift()
+        e = { key, older: undefined, newer: undefined, second, count: 0, suppressed: 0 }
+        entries.add(e)
       } else {
-        entries.delete(key) // re-inserted below: most recently seen last
+        entries.touch(e) // most recently seen last
         if (e.second !== second) {
           e.second = second
           e.count = 0
         }
       }
-      entries.set(key, e)
       if (globalSecond !== second) {
         globalSecond = second
         globalCount = 0

@@ -1,6 +1,9 @@
+import { OrderedTable, type OrderedNode } from '../../util/ordered-table.js'
+
 /**
- * The bounded key table of the memory store: a Map kept in least-recently-written order (a write
- * re-inserts the key at the end), with two ways out for a key:
+ * The bounded key table of the memory store: a table kept in least-recently-written order (a
+ * write moves the key to the newest end; OrderedTable, so that eviction takes constant time),
+ * with two ways out for a key:
  * - expiry: each slot knows when it becomes idle (a full GCRA bucket, an ended quota window, a
  *   drained failure score). A cursor walks the table a few entries per write and drops idle
  *   slots, so idle keys go without a timer and without a stop-the-world sweep;
@@ -8,7 +11,10 @@
  *   key only makes that key's limit start afresh (fail open for that key); refusing new keys
  *   instead would let anyone who can spray addresses deny service to every new client.
  */
-export class Slot {
+export class Slot implements OrderedNode<string, Slot> {
+  key = ''
+  older: Slot | undefined = undefined
+  newer: Slot | undefined = undefined
   /** rate: TAT (µs) · quota: window start (ms) · guard: failure TAT (µs) */
   a = 0
   /** quota: count · guard: blocked until (ms) */
@@ -33,8 +39,7 @@ export interface SlotTableStats {
 const SWEEP_PER_WRITE = 2
 
 export class SlotTable {
-  private readonly map = new Map<string, Slot>()
-  private cursor: Iterator<[string, Slot]> | undefined
+  private readonly table = new OrderedTable<string, Slot>()
   private evicted = 0
   private expired = 0
 
@@ -43,15 +48,15 @@ export class SlotTable {
   }
 
   get size(): number {
-    return this.map.size
+    return this.table.size
   }
 
   /** The live slot of a key, or undefined (an idle slot found here is dropped). */
   get(key: string, nowMs: number): Slot | undefined {
-    const slot = this.map.get(key)
+    const slot = this.table.get(key)
     if (slot === undefined) return undefined
     if (slot.exp <= nowMs) {
-      this.map.delete(key)
+      this.table.delete(key)
       this.expired++
       return undefined
     }
@@ -60,45 +65,45 @@ export class SlotTable {
 
   /** The slot of a key whatever its expiry (for removing a lease: no clock needed). */
   peek(key: string): Slot | undefined {
-    return this.map.get(key)
+    return this.table.get(key)
   }
 
   /** Stores a slot as most recently written, evicting the least recently written one when full. */
   put(key: string, slot: Slot, nowMs: number): void {
-    if (!this.map.delete(key) && this.map.size >= this.maxKeys) this.evictOne(nowMs)
-    this.map.set(key, slot)
+    const current = this.table.get(key)
+    if (current === slot) this.table.touch(slot)
+    else {
+      if (current === undefined && this.table.size >= this.maxKeys) this.evictOne(nowMs)
+      slot.key = key
+      this.table.add(slot)
+    }
     this.sweep(nowMs, SWEEP_PER_WRITE)
   }
 
   delete(key: string): void {
-    this.map.delete(key)
+    this.table.delete(key)
   }
 
-  /** Drops idle slots among the next `budget` entries of the rolling cursor. */
+  /** Drops idle slots among the next `budget` entries of a rolling walk over the table. */
   sweep(nowMs: number, budget: number): void {
     for (let i = 0; i < budget; i++) {
-      if (this.cursor === undefined) this.cursor = this.map.entries()
-      const next = this.cursor.next()
-      if (next.done) {
-        this.cursor = undefined
-        return
-      }
-      if (next.value[1].exp <= nowMs) {
-        this.map.delete(next.value[0])
+      const slot = this.table.step()
+      if (slot === undefined) return
+      if (slot.exp <= nowMs) {
+        this.table.delete(slot.key)
         this.expired++
       }
     }
   }
 
   stats(): SlotTableStats {
-    return { size: this.map.size, evicted: this.evicted, expired: this.expired }
+    return { size: this.table.size, evicted: this.evicted, expired: this.expired }
   }
 
   private evictOne(nowMs: number): void {
-    const first = this.map.entries().next()
-    if (first.done) return
-    this.map.delete(first.value[0])
-    if (first.value[1].exp <= nowMs) this.expired++
+    const oldest = this.table.shift()
+    if (oldest === undefined) return
+    if (oldest.exp <= nowMs) this.expired++
     else this.evicted++
   }
 }
