@@ -193,6 +193,16 @@ describe('the verified-token cache', () => {
     assert.deepEqual(again, first)
   })
 
+  test('a token cached twice (two verifications at once) holds one place, and is not evicted by its first', async () => {
+    const verifier = createVerifier({ issuer: js.issuer, audience: AUDIENCE, jwksUri: js.jwksUri, tokenCacheSize: 2 })
+    const [a, b] = [js.sign(AT, { sub: 'a' }), js.sign(AT, { sub: 'b' })]
+    const both = await Promise.all([verifier.verify(a), verifier.verify(a)])
+    assert.notEqual(both[0], both[1], 'both verified: neither found the other in the cache')
+    await verifier.verify(b)
+    const again = await verifier.verify(a)
+    assert.ok(again === both[0] || again === both[1], 'a is still cached after one newer token')
+  })
+
   test('is off with tokenCacheSize 0', async () => {
     const verifier = createVerifier({ issuer: js.issuer, audience: AUDIENCE, jwksUri: js.jwksUri, tokenCacheSize: 0 })
     const token = js.sign(AT)
