@@ -214,6 +214,23 @@ test('an event for a request refused before normalization carries the raw path b
   assert.ok(!JSON.stringify(e).includes('secret'))
 })
 
+test('an event for an absolute-form request-target never carries the user info (a credential) it holds', () => {
+  const { deps, events } = fakeDeps()
+  const p = createPipeline([{ name: 'normalize', onRequest: () => { throw new GatewayError('ERR_NORMALIZE_REJECTED') } }], deps, { realm: 'r' })
+  for (const url of ['http://alice:s3cret@example.com/x?q=1', 'https://alice:s3cret@example.com', 'HTTP://:s3cret@[::1]:8080/a@b']) {
+    const { ctx } = fakeCtx()
+    ;(ctx.req as { url: string }).url = url
+    ctx.path = ''
+    p.handle(ctx)
+    const e = events.at(-1) as unknown as Record<string, unknown>
+    assert.ok(!JSON.stringify(e).includes('s3cret'), JSON.stringify(e))
+    assert.ok(!JSON.stringify(e).includes('alice'), JSON.stringify(e))
+  }
+  assert.equal((events[0] as unknown as Record<string, unknown>).path, 'http://example.com/x')
+  assert.equal((events[1] as unknown as Record<string, unknown>).path, 'https://example.com')
+  assert.equal((events[2] as unknown as Record<string, unknown>).path, 'HTTP://[::1]:8080/a@b')
+})
+
 test('a client that hung up before any response is not reported as an internal error', () => {
   const { deps, events, errors } = fakeDeps()
   let done = 0

@@ -3,6 +3,7 @@ import { GatewayError, isGatewayError } from '../errors/gateway-error.js'
 import { catalog, type ErrorCode } from '../errors/catalog.js'
 import { toProblem } from '../errors/problem.js'
 import type { DenialEventType, RequestEvent } from '../events/event.js'
+import { loggedPath } from '../events/logged-path.js'
 import type { Deps, RequestContext, Stage } from './stage.js'
 
 export interface Pipeline {
@@ -84,7 +85,7 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
       traceId: ctx.traceId,
       clientIp: ctx.clientIp,
       method: ctx.method,
-      path: ctx.path || rawPathForEvent(ctx),
+      path: loggedPath(ctx),
       route: ctx.route?.id,
       decision: err.status >= 500 ? 'error' : 'deny',
       code: err.code,
@@ -98,17 +99,6 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
       ...(suppressed > 0 ? { suppressed } : undefined),
     }
     deps.events.emit(event)
-  }
-
-  /**
-   * The path as sent, for events about requests refused before normalization finished (probing
-   * shows up here). Only the part before '?', so a token put in the query never reaches a log.
-   */
-  function rawPathForEvent(ctx: RequestContext): string {
-    const url = ctx.req.url ?? ''
-    const q = url.indexOf('?')
-    const path = q === -1 ? url : url.slice(0, q)
-    return path.length > 256 ? path.slice(0, 256) + '…' : path
   }
 
   function done(ctx: RequestContext): void {
