@@ -58,3 +58,13 @@ test('control characters, quotes, backslashes and non-ASCII in any field are esc
     assert.equal(JSON.parse(lines.at(-1)!).subject, subject)
   }
 })
+
+test('a request refused before normalization is logged with the path it sent, as in its event (no query, no user info)', () => {
+  const { lines, dest } = capture()
+  const log = createAccessLog(dest)
+  log(ctx({ path: '', req: { url: '/a/%2e%2e/etc?access_token=secret' } as never, route: undefined, status: 400 }))
+  log(ctx({ path: '', req: { url: 'http://alice:s3cret@example.com/x' } as never, route: undefined, status: 400 }))
+  assert.equal(JSON.parse(lines[0]).path, '/a/%2e%2e/etc')
+  assert.equal(JSON.parse(lines[1]).path, 'http://example.com/x')
+  assert.ok(!lines.join('').includes('secret') && !lines.join('').includes('s3cret'))
+})
