@@ -1,5 +1,22 @@
 import { randomUUID } from 'node:crypto'
+import { GatewayError } from '../errors/gateway-error.js'
 import type { Identity } from '../pipeline/stage.js'
+
+/**
+ * Nesting depth of `act` that @portcullis/verify accepts (its MAX_ACTOR_DEPTH): the chain of a
+ * minted token is the gateway plus the caller's own, so the caller's may be one level shorter.
+ */
+const MAX_ACTOR_DEPTH = 8
+
+const optionalString = (v: unknown): boolean => v === undefined || typeof v === 'string'
+
+/** RFC 8693 §4.1 actor, checked as @portcullis/verify checks it (sub, iss, client_id strings; nested act). */
+function isActor(v: unknown, depth: number): boolean {
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || depth > MAX_ACTOR_DEPTH) return false
+  const a = v as Record<string, unknown>
+  if (!optionalString(a.sub) || !optionalString(a.iss) || !optionalString(a.client_id)) return false
+  return a.act === undefined || isActor(a.act, depth + 1)
+}
 
 export interface ClaimsInput {
   /** internalTokens.issuer: the gateway. */
@@ -30,7 +47,9 @@ export interface InternalClaims {
  * - `orig_iss` and `orig_jti`: the caller token's issuer (the namespace `sub` belongs to) and id,
  *   so a service can log and correlate the original token without ever seeing it;
  * - `act` (RFC 8693 §4.1): the gateway is the actor, the caller stays the subject. An `act` the
- *   caller token already had becomes the nested prior actor, keeping the delegation chain.
+ *   caller token already had becomes the nested prior actor, keeping the delegation chain; one
+ *   that @portcullis/verify would refuse (not an actor, or too deep with the gateway added) makes
+ *   the request fail with ERR_AUTHN_INVALID_TOKEN (reason claim_type) instead.
  *
  * `exp` is the earliest of iat + ttl, the caller token's exp (the gateway never extends a caller's
  * access) and the signing key's retirement (a token never outlives the key that verifies it).
@@ -41,7 +60,13 @@ export function buildClaims(input: ClaimsInput): InternalClaims {
   const exp = Math.min(iat + input.ttlSec, Math.floor(identity.expiresAt / 1000), Math.floor(input.keyRetireAt / 1000))
   const prior = identity.claims.act
   const act: Record<string, unknown> = { sub: input.issuer }
-  if (prior !== null && typeof prior === 'object' && !Array.isArray(prior)) act.act = prior
+  if (prior !== undefined) {
+    // The edge does not judge `act` (only a verifier exposes it), but the gateway signs it here: a
+    // value that is no actor, or a chain too deep once the gateway is added, is refused as the
+    // service would refuse it, rather than signed (or silently dropped, hiding who acted).
+    if (!isActor(prior, 2)) throw new GatewayError('ERR_AUTHN_INVALID_TOKEN', { reason: 'claim_type' })
+    act.act = prior
+  }
   const claims: Record<string, unknown> = {
     iss: input.issuer,
     sub: identity.subject,

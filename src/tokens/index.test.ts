@@ -188,3 +188,19 @@ test('signing is deterministic in shape: header encoded once per key, ES256 sign
   assert.deepEqual(JSON.parse(Buffer.from(h, 'base64url').toString()), { alg: 'ES256', typ: INTERNAL_TOKEN_TYP, kid: keys[0].kid })
   assert.equal(Buffer.from(sig, 'base64url').length, 64)
 })
+
+test('a caller act the service would refuse (not an RFC 8693 actor, or a chain too deep once the gateway is added) is refused at the edge, not signed', () => {
+  const s = setup()
+  const chain = (depth: number): Record<string, unknown> => (depth === 1 ? { sub: `actor-${depth}` } : { sub: `actor-${depth}`, act: chain(depth - 1) })
+  const refused = (act: unknown) =>
+    assert.throws(
+      () => s.call('o1', identity({ tokenDigest: `digest-act-${JSON.stringify(act).length}`, claims: { act } })),
+      (err: Error & { code?: string; reason?: string }) => err.code === 'ERR_AUTHN_INVALID_TOKEN' && err.reason === 'claim_type',
+    )
+  refused('batch-job')
+  refused({ sub: 42 })
+  refused({ sub: 'a', act: { iss: ['x'] } })
+  refused(chain(8))
+  const ok = s.call('o1', identity({ tokenDigest: 'digest-act-ok-001', claims: { act: chain(7) } }))!
+  assert.deepEqual(payloadOf(ok).act, { sub: ISS, act: chain(7) })
+})
