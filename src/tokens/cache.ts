@@ -1,6 +1,7 @@
 import type { Identity } from '../pipeline/stage.js'
+import { OrderedTable, type OrderedNode } from '../util/ordered-table.js'
 
-interface Entry {
+interface Entry extends OrderedNode<string, Entry> {
   /** The whole Authorization value, "Bearer <token>", built once. */
   readonly authorization: string
   readonly reuseUntil: number
@@ -17,10 +18,10 @@ interface Entry {
  *
  * - An entry is reused only until a margin before its exp (the token must still be valid when the
  *   service checks it): the margin is 5 s, or half the token's lifetime when that is shorter.
- * - Bounded: beyond `maxEntries` the oldest entry goes (a Map iterates in insertion order).
+ * - Bounded: beyond `maxEntries` the oldest entry goes, in constant time (OrderedTable).
  */
 export class MintedTokenCache {
-  private readonly entries = new Map<string, Entry>()
+  private readonly entries = new OrderedTable<string, Entry>()
 
   constructor(readonly maxEntries: number) {}
 
@@ -45,9 +46,8 @@ export class MintedTokenCache {
     const reuseUntil = expiresAtMs - margin
     if (nowMs >= reuseUntil) return
     const key = identity.tokenDigest
-    this.entries.delete(key)
-    this.entries.set(key, { authorization, reuseUntil, subject: identity.subject, callerExpiresAt: identity.expiresAt, issuerId: identity.issuerId })
-    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string)
+    this.entries.add({ key, older: undefined, newer: undefined, authorization, reuseUntil, subject: identity.subject, callerExpiresAt: identity.expiresAt, issuerId: identity.issuerId })
+    if (this.entries.size > this.maxEntries) this.entries.shift()
   }
 
   clear(): void {
