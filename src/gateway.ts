@@ -1,4 +1,6 @@
 import { routeId } from './config/route-pattern.js'
+import { catalog } from './errors/catalog.js'
+import type { DenialEventType } from './events/event.js'
 import type { Config } from './config/schema.js'
 import { createClientAddressResolver, type ClientAddressResolver } from './http/client-address.js'
 import { createAuthnStage } from './pipeline/authn/index.js'
@@ -15,6 +17,17 @@ import { createSanitizeStage } from './pipeline/sanitize/index.js'
 import type { Deps, RequestContext, Stage } from './pipeline/stage.js'
 import { createInternalTokens, type JwksEndpoint } from './tokens/index.js'
 
+/** A request node's HTTP parser refused: it never became a request, so it never reached the pipeline. */
+export interface ParserRefusal {
+  readonly code: 'ERR_HTTP_BAD_REQUEST' | 'ERR_HTTP_REQUEST_TIMEOUT' | 'ERR_HTTP_HEADERS_TOO_LARGE'
+  /** The id the answer carries (a new one: no header of the request was read). */
+  readonly requestId: string
+  /** The connection's peer address (no X-Forwarded-For was read either). */
+  readonly peerIp: string
+  /** The parser's error, e.g. "invalid_header_token" for llhttp's HPE_INVALID_HEADER_TOKEN. */
+  readonly reason: string
+}
+
 /** One loaded configuration, built into a pipeline. A reload builds a new one and swaps it in. */
 export interface Gateway {
   readonly config: Config
@@ -28,6 +41,8 @@ export interface Gateway {
   readonly jwks: JwksEndpoint | undefined
   /** The limit store (memory or Redis) this gateway's limits stages use. */
   readonly limitStore: LimitStore
+  /** Records a request the HTTP parser refused: a denial metric and a sampled security event. */
+  parserRefused(r: ParserRefusal): void
   /**
    * Called once the next gateway (a reload with the same store settings) has taken over the limit
    * store, so counters and quotas survive the reload; this gateway will then not close it.
@@ -107,6 +122,36 @@ export function createGateway(config: Config, deps: Deps, options: GatewayOption
     ready: () => config.upstreams.length > 0 && authn.ready(),
     jwks: internalTokens?.jwks,
     limitStore: limits.store,
+    parserRefused(r) {
+      options.metrics?.denials.inc({ code: r.code })
+      const clientIp = resolveClient(r.peerIp, undefined)
+      // Malformed requests are what smuggling attempts and scanners send, so they are recorded; a
+      // flood of them must not flood the log, so their events are sampled per address, as
+      // limits.exceeded events are (under keys of their own, one per kind of refusal).
+      const suppressed = limits.sampler.sample(`${r.code} ${clientIp}`, deps.now())
+      if (suppressed < 0) return
+      const entry = catalog[r.code]
+      deps.events.emit({
+        type: entry.event as DenialEventType,
+        time: new Date(deps.now()).toISOString(),
+        requestId: r.requestId,
+        traceId: '',
+        clientIp,
+        method: '',
+        path: '',
+        route: undefined,
+        decision: 'deny',
+        code: r.code,
+        status: entry.status,
+        reason: r.reason,
+        subject: undefined,
+        clientId: undefined,
+        issuer: undefined,
+        jti: undefined,
+        tokenDigest: undefined,
+        ...(suppressed > 0 ? { suppressed } : undefined),
+      })
+    },
     releaseLimitStore() {
       ownsLimitStore = false
     },

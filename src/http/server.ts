@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Config } from '../config/schema.js'
-import type { Gateway } from '../gateway.js'
+import type { Gateway, ParserRefusal } from '../gateway.js'
 import type { RequestContext } from '../pipeline/stage.js'
 import { GatewayError } from '../errors/gateway-error.js'
 import { toProblem } from '../errors/problem.js'
@@ -44,11 +44,22 @@ const REASON_PHRASES: Record<number, string> = { 400: 'Bad Request', 408: 'Reque
  * ServerResponse exists): problem+json like every other refusal, with a request id of its own
  * that nothing else carries, and the connection closed (its framing can no longer be trusted).
  */
-function parserRefusal(code: 'ERR_HTTP_BAD_REQUEST' | 'ERR_HTTP_REQUEST_TIMEOUT' | 'ERR_HTTP_HEADERS_TOO_LARGE'): string {
-  const problem = toProblem(new GatewayError(code), resolveRequestId(undefined), '')
+function parserRefusal(code: ParserRefusal['code'], requestId: string): string {
+  const problem = toProblem(new GatewayError(code), requestId, '')
   let head = `HTTP/1.1 ${problem.status} ${REASON_PHRASES[problem.status]}\r\nconnection: close\r\n`
   for (const [name, value] of Object.entries(problem.headers)) head += `${name}: ${value}\r\n`
   return `${head}\r\n${problem.body}`
+}
+
+/**
+ * What a clientError was, when it was the parser refusing the request (llhttp's HPE_* codes) or the
+ * request not arriving in time; undefined for a failing socket (ECONNRESET and the like).
+ */
+function refusalOf(err: NodeJS.ErrnoException): Pick<ParserRefusal, 'code' | 'reason'> | undefined {
+  const code = err.code
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return { code, reason: 'request_timeout' }
+  if (typeof code !== 'string' || !/^HPE_[A-Z_]{1,48}$/.test(code)) return undefined
+  return { code: code === 'HPE_HEADER_OVERFLOW' ? 'ERR_HTTP_HEADERS_TOO_LARGE' : 'ERR_HTTP_BAD_REQUEST', reason: code.slice(4).toLowerCase() }
 }
 
 export async function startListeners(config: Config, initial: Gateway): Promise<Listeners> {
@@ -156,9 +167,12 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     // Answer only when no response is in flight (node's own handler reads _httpMessage too), or
     // when it belongs to the failing request and nothing of it was written.
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      const refusal = refusalOf(err)
+      const requestId = resolveRequestId(undefined)
+      if (refusal !== undefined) gateway.parserRefused({ ...refusal, requestId, peerIp: (socket as Socket).remoteAddress ?? '' })
       const res = owedResponse(socket)
       if (!socket.writable || (res && (res.headersSent || res.req.complete))) return socket.destroy()
-      socket.end(parserRefusal(err.code === 'HPE_HEADER_OVERFLOW' ? 'ERR_HTTP_HEADERS_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'ERR_HTTP_REQUEST_TIMEOUT' : 'ERR_HTTP_BAD_REQUEST'))
+      socket.end(parserRefusal(refusal?.code ?? 'ERR_HTTP_BAD_REQUEST', requestId))
     })
     try {
       await new Promise<void>((resolve, reject) => {

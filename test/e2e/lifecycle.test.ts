@@ -535,6 +535,77 @@ describe('bytes the HTTP parser refuses, and request heads that time out', () =>
   })
 })
 
+describe('a request the HTTP parser refuses is a security event, sampled per address', () => {
+  let up: RecordingUpstream
+  let gw: StartedGateway
+  before(async () => {
+    up = await startUpstream((_req, res) => res.end('ok'))
+    // A gateway of its own: events are sampled per address and second, so no earlier refusal may
+    // have used this second's budget.
+    gw = await startGateway({ ...routeTo(up.url, '/p/**'), server: { headersTimeoutMs: 300, requestTimeoutMs: 600 }, metrics: { enabled: true, port: 0 } })
+  })
+  after(async () => {
+    await gw?.stop()
+    await up?.close()
+  })
+
+  const refused = async (bytes: string) => {
+    const c = await rawConnection(gw.url)
+    c.write(bytes)
+    await c.closed
+    const raw = c.received()
+    return JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { requestId: string; code: string }
+  }
+
+  test('the event names the answer\'s request id, the client address, the code and the parser\'s reason; a flood is sampled and its count carried', async () => {
+    const first = await refused('GET /p/ok HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n')
+    const event = await gw.waitFor((l) => l.requestId === first.requestId)
+    assert.equal(event.event, 'http.bad_request')
+    assert.equal(event.code, 'ERR_HTTP_BAD_REQUEST')
+    assert.equal(event.status, 400)
+    assert.equal(event.decision, 'deny')
+    assert.equal(event.clientIp, '127.0.0.1')
+    assert.equal(event.reason, 'invalid_header_token')
+    assert.equal(first.code, 'ERR_HTTP_BAD_REQUEST')
+
+    // A flood from one address: at most one event per second gets through, the rest are counted.
+    const flood: string[] = []
+    for (let i = 0; i < 20; i++) flood.push((await refused('BAD\x01 REQUEST\r\n\r\n')).requestId)
+    const seconds = new Set(flood)
+    const written = () => gw.events().filter((e) => typeof e.requestId === 'string' && seconds.has(e.requestId))
+    assert.ok(written().length < flood.length, `sampled: ${written().length} of ${flood.length} written`)
+    // The next event of this kind for this address, a second later, carries what was skipped.
+    await new Promise((r) => setTimeout(r, 1100))
+    const later = await refused('BAD\x01 REQUEST\r\n\r\n')
+    const last = await gw.waitFor((l) => l.requestId === later.requestId)
+    const shown = written().length
+    assert.equal(last.suppressed, flood.length - shown, `${shown} of the flood written`)
+    // Another kind of refusal is sampled apart: the flood did not use its budget.
+    const big = await refused(`GET /p/ok HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)
+    const overflow = await gw.waitFor((l) => l.requestId === big.requestId)
+    assert.equal(overflow.event, 'http.headers_too_large')
+    assert.equal(overflow.reason, 'header_overflow')
+
+    // The metric counts every refusal, sampled or not.
+    const metricsUrl = String(gw.lines.find((l) => l.msg === 'listening')!.metrics)
+    const text = await (await fetch(metricsUrl)).text()
+    assert.match(text, /^gateway_denials_total\{code="ERR_HTTP_BAD_REQUEST"\} 22$/m)
+    assert.match(text, /^gateway_denials_total\{code="ERR_HTTP_HEADERS_TOO_LARGE"\} 1$/m)
+  })
+
+  test('a head that does not arrive in time is a request_timeout event', async () => {
+    const c = await rawConnection(gw.url)
+    c.write('GET /p/ok HTTP/1.1\r\nHost: x\r\nX-Slow: ')
+    await c.closed
+    const raw = c.received()
+    const { requestId, code } = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { requestId: string; code: string }
+    assert.equal(code, 'ERR_HTTP_REQUEST_TIMEOUT')
+    const event = await gw.waitFor((l) => l.requestId === requestId)
+    assert.equal(event.event, 'http.request_timeout')
+    assert.equal(event.reason, 'request_timeout')
+  })
+})
+
 describe('client timeouts do not cut a request waiting on its upstream, and still cut idle, slow and non-reading clients', () => {
   // Short client timeouts: an inactivity timeout on the client socket derived from them would fire
   // long before the slow upstream below answers.
