@@ -200,3 +200,33 @@ for (const pipelining of [true, false]) {
     assert.equal(writes, pipelining ? 1 : 8)
   })
 }
+
+test('a check that timed out gives back the concurrency slot Redis took for it once Redis runs it late', async (t) => {
+  // A hung Redis (SIGSTOP) of our own: the shared one must never be paused.
+  const own = await startRedisServer(t)
+  if (!own) return
+  const store = createRedisStore({ url: own.url, keyPrefix: 'p:', clock: 'gateway', commandTimeoutMs: 100, connectTimeoutMs: 2000 })
+  const admin = new Redis(own.url)
+  t.after(async () => {
+    own.resume()
+    admin.disconnect()
+    await store.close()
+    await own.close()
+  })
+  await store.ready()
+  const slot = (leaseId: string): PolicyCheck[] => [
+    { kind: 'rate', key: 'r:late', intervalUs: intervalUs(100, 60), burst: 100 },
+    { kind: 'concurrency', key: 'c:late', limit: 2, leaseMs: 300_000, leaseId },
+  ]
+  await store.check(slot('warm'), T0).then((d) => d.release?.()) // the script is loaded
+  own.pause()
+  // The command times out, the gateway answers by its failure policy (no slot to release)...
+  await assert.rejects(store.check(slot('late-1'), T0))
+  await assert.rejects(store.check(slot('late-2'), T0))
+  own.resume()
+  // ...but Redis still runs the script once it is back, and each run takes a slot.
+  await store.client.ping() // after everything this connection sent before it
+  assert.equal(await admin.zcard('p:c:late'), 0, 'no slot left behind by a timed-out check')
+  const d = await store.check(slot('after'), T0)
+  assert.deepEqual([d.allowed, d.results[1].remaining], [true, 1])
+})

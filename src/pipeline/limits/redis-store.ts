@@ -118,7 +118,22 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         }
       }
     }
-    const reply = await run(keys, args)
+    let reply: number[]
+    try {
+      reply = await run(keys, args)
+    } catch (err) {
+      // A call that timed out may still run: Redis has it, only slower than commandTimeoutMs. Its
+      // slots would then stay taken for a whole lease, and enough of them would fill the cap of a
+      // key long after Redis recovered. The removal goes out after the script on this connection,
+      // so it undoes the script if it runs, and removes nothing if it never does.
+      let lost: string[] | undefined
+      for (let i = 0; i < checks.length; i++) {
+        const c = checks[i]
+        if (c.kind === 'concurrency') (lost ??= []).push(keys[i], c.leaseId)
+      }
+      if (lost) releaser(lost)()
+      throw err
+    }
     const allowed = reply[0] === 1
     const results: CheckResult[] = new Array(checks.length)
     let leased: string[] | undefined
