@@ -76,7 +76,6 @@ export function createGateway(config: Config, deps: Deps, options: GatewayOption
       onStoreEvent: (e) => {
         deps.events.emit({ time: new Date(deps.now()).toISOString(), ...e })
         options.metrics?.limitStoreEvents.inc({ event: e.type })
-        options.metrics?.limitStoreUp.set(e.type === 'limits.store_unavailable' ? 0 : 1)
       },
       onLockout: (e) => {
         deps.events.emit({ time: new Date(deps.now()).toISOString(), ...e })

@@ -6,6 +6,7 @@ import type { Config } from './config/schema.js'
 import { createLogs, type Logs } from './events/log.js'
 import { createGateway, type Gateway } from './gateway.js'
 import { createMetrics, startMetricsListener, type Metrics } from './metrics/metrics.js'
+import { storeAnswers } from './pipeline/limits/resilient-store.js'
 import { listenError, startListeners, type Listeners } from './http/server.js'
 import type { RequestContext } from './pipeline/stage.js'
 
@@ -80,6 +81,9 @@ export async function start(options: StartOptions): Promise<Running> {
   let metricsListener: Awaited<ReturnType<typeof startMetricsListener>> | undefined
   try {
     listeners = await startListeners(config, gateway)
+    // The gauge follows the running gateway's store, also after a reload replaced it.
+    const running = listeners
+    metrics.limitStoreUpFrom(() => storeAnswers(running.current().limitStore))
     if (config.metrics.enabled) {
       const m = config.metrics
       metricsListener = await startMetricsListener(metrics, m).catch((err: unknown) => {

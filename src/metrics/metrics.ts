@@ -14,11 +14,17 @@ export interface Metrics {
   readonly limitStoreEvents: Counter<'event'>
   readonly limitStoreUp: Gauge
   readonly lockouts: Counter<'target'>
+  /**
+   * Where gateway_limits_store_up is read at each scrape: the running gateway's store. A reload
+   * may replace the store; a replaced store's last state must not stay on the gauge.
+   */
+  limitStoreUpFrom(source: () => boolean): void
 }
 
 export function createMetrics(): Metrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'portcullis_process_' })
+  let storeUp: () => boolean = () => true
   const metrics: Metrics = {
     registry,
     requests: new Counter({ name: 'gateway_requests_total', help: 'Requests handled by the pipeline.', registers: [registry] }),
@@ -29,10 +35,19 @@ export function createMetrics(): Metrics {
       labelNames: ['event'],
       registers: [registry],
     }),
-    limitStoreUp: new Gauge({ name: 'gateway_limits_store_up', help: '1 while the shared limit store answers, 0 while it is down.', registers: [registry] }),
+    limitStoreUp: new Gauge({
+      name: 'gateway_limits_store_up',
+      help: '1 while the shared limit store answers, 0 while it is down.',
+      registers: [registry],
+      collect() {
+        this.set(storeUp() ? 1 : 0)
+      },
+    }),
     lockouts: new Counter({ name: 'gateway_limits_lockouts_total', help: 'Brute-force lockouts, by target.', labelNames: ['target'], registers: [registry] }),
+    limitStoreUpFrom(source) {
+      storeUp = source
+    },
   }
-  metrics.limitStoreUp.set(1)
   return metrics
 }
 

@@ -184,6 +184,11 @@ export function createResilientStore(o: ResilientStoreOptions): ResilientStore {
   }
 }
 
+/** False while a store wrapping Redis is failing (its circuit is open); true for any other store. */
+export function storeAnswers(store: LimitStore): boolean {
+  return store.kind !== 'resilient' || (store as ResilientStore).stats().state === 'up'
+}
+
 function describe(err: unknown): string {
   if (err && typeof err === 'object') {
     const code = (err as { code?: unknown }).code
