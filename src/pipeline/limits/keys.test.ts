@@ -54,3 +54,10 @@ test('boundedMemo answers as the function does, asks it once per value, and forg
   assert.equal(key('2001:db8::1'), 'ip=2001:db8:0:0::/64')
   assert.deepEqual(asked, ['2001:db8::1', '192.0.2.1', '192.0.2.2', '2001:db8::1'])
 })
+
+test('an IPv4-mapped IPv6 address in any spelling is counted as its IPv4 address, not as the one /64 all of them share', () => {
+  for (const mapped of ['::ffff:203.0.113.7', '::FFFF:203.0.113.7', '0:0:0:0:0:ffff:203.0.113.7', '::ffff:cb00:7107']) {
+    assert.equal(addressKey(mapped, 64), '203.0.113.7', mapped)
+  }
+  assert.notEqual(addressKey('::ffff:cb00:7108', 64), addressKey('::ffff:cb00:7107', 64))
+})

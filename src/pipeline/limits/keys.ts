@@ -39,12 +39,18 @@ export function boundedMemo(fn: (value: string) => string, max = 4096): (value: 
 /**
  * The address a limit counts: IPv4 as is; IPv6 truncated to its first `prefixLength` bits, since
  * one subscriber usually holds a whole /64 and could otherwise rotate addresses to escape any
- * per-address limit. Anything unparseable is used as is (through keyValue).
+ * per-address limit. An IPv4-mapped IPv6 address is its IPv4 address. Anything unparseable is
+ * used as is (through keyValue).
  */
 export function addressKey(ip: string, prefixLength: number): string {
   if (isIPv4(ip) || !isIPv6(ip)) return keyValue(ip)
   const groups = expandIPv6(ip)
   if (!groups) return keyValue(ip)
+  // IPv4-mapped (::ffff:a.b.c.d, however it is spelled): one IPv4 client, not a slice of the
+  // ::/64 that every mapped address would otherwise share.
+  if (groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0 && groups[5] === 0xffff) {
+    return `${groups[6] >> 8}.${groups[6] & 0xff}.${groups[7] >> 8}.${groups[7] & 0xff}`
+  }
   if (prefixLength >= 128) return groups.map((g) => g.toString(16)).join(':')
   const out: string[] = []
   for (let i = 0, bits = prefixLength; i < 8 && bits > 0; i++, bits -= 16) {
