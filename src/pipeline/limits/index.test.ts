@@ -179,6 +179,16 @@ test('anonymous requests on a client-keyed policy are counted by address', async
   assert.equal(await run(s, ctx({ auth: 'public', ip: '198.51.100.2' })), undefined)
 })
 
+test('a token without client_id or azp is counted by its subject on a client-keyed policy, not by address', async () => {
+  const s = stage(limitsConfig([perClient]), { orders: ['per-client'] }, 'afterAuthn')
+  const clientless = (subject: string): Identity => ({ ...identity('x'), clientId: undefined, subject })
+  // One holder spread over addresses is still one client.
+  for (let i = 0; i < 3; i++) assert.equal(await run(s, ctx({ identity: clientless('svc-a'), ip: `198.51.100.${i + 1}` })), undefined)
+  assert.equal((await run(s, ctx({ identity: clientless('svc-a'), ip: '198.51.100.9' })))?.code, 'ERR_LIMITS_EXCEEDED')
+  // Another subject, from the same address, is another client.
+  assert.equal(await run(s, ctx({ identity: clientless('svc-b'), ip: '198.51.100.9' })), undefined)
+})
+
 test('a concurrency slot is held until the response closes', async () => {
   const capped: PolicyConfig = { id: 'slots', key: ['client'], concurrency: { limit: 2, leaseSec: 60 } }
   const s = stage(limitsConfig([capped]), { orders: ['slots'] }, 'afterAuthn')

@@ -134,7 +134,10 @@ export function createLimitsStage(
       case 'route':
         return `route=${ctx.route!.id}`
       case 'client':
-        return id?.clientId ? (keysOf(id).client ??= `client=${keyValue(`${id.issuerId}/${id.clientId}`)}`) : address(ctx)
+        if (id?.clientId) return (keysOf(id).client ??= `client=${keyValue(`${id.issuerId}/${id.clientId}`)}`)
+        // A token without client_id or azp (RFC 9068 requires client_id; not every IdP sends it) is
+        // counted by its subject: by address, its holder would escape the limit by spreading out.
+        return part('subject', ctx)
       case 'subject':
         return id?.subject ? (keysOf(id).subject ??= `sub=${keyValue(`${id.issuerId}/${id.subject}`)}`) : address(ctx)
       case 'apiKey':
