@@ -90,7 +90,9 @@ async function untilRecovered(gw: StartedGateway, token: string, what: string): 
 }
 
 test('Redis killed under two gateways: each keeps limiting with its local limiter, and both share Redis again once it restarts', async (t) => {
-  const s = await setup(t, {})
+  // A generous command timeout: while Redis is up, a loaded machine must not turn a slow answer into
+  // an outage. A killed Redis fails calls at once (no offline queue), whatever the timeout.
+  const s = await setup(t, { commandTimeoutMs: 2000 })
   if (!s) return
   const [a, b] = [await s.start(), await s.start()]
   const sign = (client: string) => s.ks.sign({ client_id: client, scope: 'read' })
@@ -127,7 +129,7 @@ test('Redis killed under two gateways: each keeps limiting with its local limite
 })
 
 test('onStoreError deny: 503 ERR_LIMITS_UNAVAILABLE while Redis is down, admitted again once it is back', async (t) => {
-  const s = await setup(t, { onStoreError: 'deny' })
+  const s = await setup(t, { onStoreError: 'deny', commandTimeoutMs: 2000 })
   if (!s) return
   const gw = await s.start()
   const token = await s.ks.sign({ client_id: 'a', scope: 'read' })
