@@ -117,6 +117,28 @@ test('semantic checks catch references to unknown policies, duplicates and contr
   ])
 })
 
+test('a policy id that is how the RateLimit fields name another policy\'s quota or concurrency cap is refused', () => {
+  const { limits } = load({
+    limits: {
+      policies: [
+        { id: 'api', key: ['client'], rate: { limit: 10, periodSec: 1 }, quotas: [{ limit: 1000, period: 'day' }] },
+        { id: 'api.day', key: ['ip'], rate: { limit: 5, periodSec: 1 } },
+        { id: 'api.concurrency', key: ['ip'], rate: { limit: 5, periodSec: 1 } },
+        // Fine: not a name the fields give any limit of "api", or no policy "v1".
+        { id: 'api.week', key: ['ip'], rate: { limit: 5, periodSec: 1 } },
+        { id: 'v1.day', key: ['ip'], rate: { limit: 5, periodSec: 1 } },
+      ],
+    },
+  })
+  assert.deepEqual(
+    limitsSemanticIssues(limits, []).map((i) => [i.path, i.message]),
+    [
+      ['/limits/policies/1/id', '"api.day" is how the RateLimit fields name the day quota of policy "api": choose another id'],
+      ['/limits/policies/2/id', '"api.concurrency" is how the RateLimit fields name the concurrency cap of policy "api": choose another id'],
+    ],
+  )
+})
+
 test('semantic messages never echo the Redis URL (it may hold a password)', () => {
   const { limits } = load({ limits: { store: { type: 'redis', redis: { url: 'http://user:s3cret@host' } } } })
   const issues = limitsSemanticIssues(limits, [])

@@ -257,6 +257,17 @@ export function limitsSemanticIssues(limits: LimitsConfig, routes: readonly { re
     }
   })
 
+  // Quotas and concurrency caps are named "<policy>.<period>" and "<policy>.concurrency" in the
+  // RateLimit fields: a policy id of that shape would make two limits share a name there.
+  limits.policies.forEach((pol, i) => {
+    const dot = pol.id.lastIndexOf('.')
+    const owner = dot > 0 ? pol.id.slice(0, dot) : undefined
+    const suffix = pol.id.slice(dot + 1)
+    if (owner !== undefined && ids.has(owner) && (suffix === 'concurrency' || QuotaPeriod.anyOf.some((l) => l.const === suffix))) {
+      add(`/limits/policies/${i}/id`, `"${pol.id}" is how the RateLimit fields name the ${suffix === 'concurrency' ? 'concurrency cap' : `${suffix} quota`} of policy "${owner}": choose another id`)
+    }
+  })
+
   const known = () => (ids.size ? `defined: ${[...ids.keys()].join(', ')}` : 'none are defined')
   limits.defaultPolicies.forEach((id, j) => {
     if (!ids.has(id)) add(`/limits/defaultPolicies/${j}`, `unknown limit policy "${id}" (${known()})`)
