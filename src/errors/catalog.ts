@@ -12,7 +12,11 @@ export interface CatalogEntry {
   readonly challenge: Challenge
   /** Security event type emitted when a request ends with this code. */
   readonly event: string
-  /** Whether this denial is an authentication failure (counted by brute-force protection). */
+  /**
+   * Whether this denial is an authentication failure. Brute-force protection counts those that can
+   * be guesses: not ERR_AUTHN_MISSING (no credential) nor ERR_AUTHN_EXPIRED (a genuine token that
+   * aged), see limits/brute-force.ts.
+   */
   readonly authFailure?: boolean
 }
 

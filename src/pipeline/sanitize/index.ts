@@ -9,8 +9,8 @@ import { connectionListed, HOP_BY_HOP } from './hop-by-hop.js'
 
 /**
  * Headers the gateway writes itself. Whatever the client sent under these names is dropped first,
- * so an upstream only ever sees the gateway's value (ARCHITECTURE §2 "identity forwarding is
- * explicit"). x-forwarded-* covers X-Forwarded-User and any other forwarding claim, too.
+ * so an upstream only ever sees the gateway's value: identity reaches a service only as the gateway
+ * states it. x-forwarded-* covers X-Forwarded-User and any other forwarding claim, too.
  */
 const GATEWAY_OWNED = ['x-request-id', 'traceparent', 'tracestate', 'x-forwarded-*', 'forwarded', 'x-real-ip', 'via']
 
