@@ -1,22 +1,7 @@
 import { randomUUID } from 'node:crypto'
+import { isActor } from '@portcullis/verify/rules'
 import { GatewayError } from '../errors/gateway-error.js'
 import type { Identity } from '../pipeline/stage.js'
-
-/**
- * Nesting depth of `act` that @portcullis/verify accepts (its MAX_ACTOR_DEPTH): the chain of a
- * minted token is the gateway plus the caller's own, so the caller's may be one level shorter.
- */
-const MAX_ACTOR_DEPTH = 8
-
-const optionalString = (v: unknown): boolean => v === undefined || typeof v === 'string'
-
-/** RFC 8693 §4.1 actor, checked as @portcullis/verify checks it (sub, iss, client_id strings; nested act). */
-function isActor(v: unknown, depth: number): boolean {
-  if (v === null || typeof v !== 'object' || Array.isArray(v) || depth > MAX_ACTOR_DEPTH) return false
-  const a = v as Record<string, unknown>
-  if (!optionalString(a.sub) || !optionalString(a.iss) || !optionalString(a.client_id)) return false
-  return a.act === undefined || isActor(a.act, depth + 1)
-}
 
 export interface ClaimsInput {
   /** internalTokens.issuer: the gateway. */
@@ -63,7 +48,8 @@ export function buildClaims(input: ClaimsInput): InternalClaims {
   if (prior !== undefined) {
     // The edge does not judge `act` (only a verifier exposes it), but the gateway signs it here: a
     // value that is no actor, or a chain too deep once the gateway is added, is refused as the
-    // service would refuse it, rather than signed (or silently dropped, hiding who acted).
+    // service would refuse it, rather than signed (or silently dropped, hiding who acted). At
+    // depth 2: the gateway's own actor is level 1 of the minted token.
     if (!isActor(prior, 2)) throw new GatewayError('ERR_AUTHN_INVALID_TOKEN', { reason: 'claim_type' })
     act.act = prior
   }

@@ -7,7 +7,7 @@
 export { parseCompact } from './lib/jwt-parse.js'
 export type { Header, ParsedJwt, Payload } from './lib/jwt-parse.js'
 export { checkHeaderPolicy, checkHeaderShape } from './lib/check-header.js'
-export { checkAccessTokenClaims, scopesOf } from './lib/check-claims.js'
+export { checkAccessTokenClaims, isActor, scopesOf } from './lib/check-claims.js'
 export { normalizeTyp } from './lib/policy.js'
 export type { TokenPolicy } from './lib/policy.js'
 export { countAuthorizationHeaders, hasQueryToken, parseAuthorization } from './lib/bearer.js'

@@ -112,9 +112,11 @@ function scopeList(claim: unknown, arrayAllowed: boolean): string[] | undefined 
 
 /**
  * RFC 8693 §4.1: `act` is a JSON object whose claims identify the acting party (`sub`, maybe
- * `iss`), and may itself carry an `act` for the previous actor in a delegation chain.
+ * `iss`), and may itself carry an `act` for the previous actor in a delegation chain, at most
+ * MAX_ACTOR_DEPTH deep. `depth` is the level `v` sits at (1 for a token's own `act`): the gateway
+ * nests a caller's `act` one level down in the token it mints, and checks it at 2.
  */
-function isActor(v: unknown, depth: number): boolean {
+export function isActor(v: unknown, depth: number): boolean {
   if (!isObject(v) || depth > MAX_ACTOR_DEPTH) return false
   if (!optionalString(v.sub) || !optionalString(v.iss) || !optionalString(v.client_id)) return false
   return v.act === undefined || isActor(v.act, depth + 1)
