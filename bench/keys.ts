@@ -14,8 +14,9 @@ export interface BenchIssuer {
   readonly scope: string
   /** SPKI PEM of the public key, for stacks that verify with a static key (the Fastify row). */
   readonly publicKeyPem: string
-  /** Signs `count` access tokens, each with its own jti. */
-  mint(count: number, label: string): Promise<string[]>
+  /** Signs `count` access tokens, each with its own jti; with `budgetMs`, stops once that much
+   *  time has passed (after at least 1,000) and returns the tokens signed so far. */
+  mint(count: number, label: string, budgetMs?: number): Promise<string[]>
   close(): Promise<void>
 }
 
@@ -47,12 +48,13 @@ export async function startIssuer(options: { audience: string; scope: string }):
     audience: options.audience,
     scope: options.scope,
     publicKeyPem,
-    async mint(count, label) {
+    async mint(count, label, budgetMs = Infinity) {
       const now = Math.floor(Date.now() / 1000)
+      const stopAt = performance.now() + budgetMs
       const out = new Array<string>(count)
       let next = 0
       const lane = async () => {
-        while (next < count) {
+        while (next < count && (next < 1000 || performance.now() < stopAt)) {
           const i = next++
           out[i] = await sign(privateKey, {
             iss: url,
@@ -68,6 +70,7 @@ export async function startIssuer(options: { audience: string; scope: string }):
         }
       }
       await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, count) }, lane))
+      out.length = next
       return out
     },
     close: () =>
