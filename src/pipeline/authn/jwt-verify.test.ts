@@ -68,3 +68,29 @@ test('non-canonical base64url in the signature is refused when parsing', async (
   const sibling = alphabet[alphabet.indexOf(last) ^ 1]
   assert.throws(() => parseCompact(token.slice(0, -1) + sibling), (e: { reason?: string }) => e.reason === 'malformed')
 })
+
+test('a header or payload that is not valid UTF-8 is refused when parsing, valid non-ASCII text is not', () => {
+  const seg = (bytes: number[] | string) => Buffer.from(typeof bytes === 'string' ? bytes : Uint8Array.from(bytes)).toString('base64url')
+  const header = seg('{"alg":"RS256"}')
+  const payload = seg('{"sub":"Zoë"}')
+  assert.equal(parseCompact(`${header}.${payload}.AAAA`).payload.sub, 'Zoë')
+  // A lone 0xFF, a UTF-16 surrogate (ED A0 80) and an overlong "/" (C0 AF) inside a string value.
+  for (const bad of [[0xff], [0xed, 0xa0, 0x80], [0xc0, 0xaf]]) {
+    const json = (prefix: string) => seg([...Buffer.from(prefix + '"x":"'), ...bad, ...Buffer.from('"}')])
+    assert.throws(() => parseCompact(`${json('{"alg":"RS256",')}.${payload}.AAAA`), (e: { reason?: string }) => e.reason === 'malformed', `header ${bad}`)
+    assert.throws(() => parseCompact(`${header}.${json('{"sub":"a",')}.AAAA`), (e: { reason?: string }) => e.reason === 'malformed', `payload ${bad}`)
+  }
+})
+
+test('a header or payload segment of 4n+1 characters is refused when parsing, though node would decode it', () => {
+  const seg = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const header = seg({ alg: 'RS256' })
+  const payload = seg({ sub: 'abcdefgh' })
+  assert.equal(payload.length % 4, 0)
+  assert.deepEqual(Buffer.from(payload + 'A', 'base64url'), Buffer.from(payload, 'base64url'), 'Buffer drops the dangling character')
+  assert.equal(parseCompact(`${header}.${payload}.AAAA`).payload.sub, 'abcdefgh')
+  assert.throws(() => parseCompact(`${header}.${payload}A.AAAA`), (e: { reason?: string }) => e.reason === 'malformed')
+  const h4 = seg({ alg: 'RS256', x: 'yy' })
+  assert.equal(h4.length % 4, 0)
+  assert.throws(() => parseCompact(`${h4}A.${payload}.AAAA`), (e: { reason?: string }) => e.reason === 'malformed')
+})

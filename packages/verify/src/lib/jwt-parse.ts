@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import { invalidToken } from './reject.js'
 
 export type Header = Readonly<Record<string, unknown>>
@@ -17,9 +18,17 @@ export interface ParsedJwt {
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 
 function decodeJsonObject(segment: string): Record<string, unknown> {
+  // No base64url text has 4n+1 characters (RFC 4648 §5). Buffer's decoder drops the dangling one,
+  // jose refuses the segment: without this the gateway's two signature paths would disagree.
+  if (segment.length % 4 === 1) throw invalidToken('malformed')
+  const bytes = Buffer.from(segment, 'base64url')
+  // RFC 7515 §5.2 and RFC 7519 §7.2: the header and the claims must be valid UTF-8. Buffer's
+  // decoder would turn a broken sequence into U+FFFD, so two byte strings would read as one, and
+  // jose (which decodes strictly) would refuse a header the gateway's node:crypto path accepted.
+  if (!isUtf8(bytes)) throw invalidToken('malformed')
   let value: unknown
   try {
-    value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
+    value = JSON.parse(bytes.toString('utf8'))
   } catch {
     throw invalidToken('malformed')
   }
