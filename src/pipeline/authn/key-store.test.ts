@@ -216,6 +216,35 @@ test('a discovery document whose issuer differs from the expected one is refused
   assert.equal(jwksCount(ks), 0)
 })
 
+test('a discovery document fetched over https cannot send the keys over plain http', async (t) => {
+  const { publicKey } = await generateKeyPair('RS256', { extractable: true })
+  const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: 'k1' }] }
+  let jwksUri = 'http://keys.idp.example/jwks'
+  const requested: string[] = []
+  // A unit test has no TLS server: fetch is stubbed, for these made-up hosts only.
+  const realFetch = globalThis.fetch
+  globalThis.fetch = (async (input: string | URL | Request) => {
+    const url = String(input)
+    requested.push(url)
+    const body = url.endsWith('/openid-configuration') ? { issuer: 'https://idp.example', jwks_uri: jwksUri } : jwks
+    return new Response(JSON.stringify(body), { status: 200, headers: { 'content-type': 'application/json' } })
+  }) as typeof fetch
+  t.after(() => {
+    globalThis.fetch = realFetch
+  })
+  const discoveryUrl = 'https://idp.example/.well-known/openid-configuration'
+  const h = harness({ expectedIssuer: 'https://idp.example', discoveryUrl })
+  await h.store.start()
+  assert.equal(h.store.ready(), false)
+  assert.equal(h.events.at(-1)!.reason, 'bad_discovery')
+  assert.deepEqual(requested, [discoveryUrl], 'the plain-http jwks_uri is never fetched')
+  // Another host is fine, over https (OIDC Discovery lets jwks_uri live anywhere).
+  jwksUri = 'https://keys.idp.example/jwks'
+  await h.store.refresh('scheduled')
+  assert.equal(h.store.ready(), true)
+  assert.deepEqual(requested.slice(1), [discoveryUrl, jwksUri])
+})
+
 test('redirects are not followed: keys come from the configured URL only', async (t) => {
   const ks = await keyServer(t)
   const url = await serve(t, (_req, res) => res.writeHead(302, { location: ks.jwksUri }).end())

@@ -261,6 +261,12 @@ export class KeyStore {
     if (typeof jwksUri !== 'string' || !/^https?:\/\//i.test(jwksUri) || !URL.canParse(jwksUri)) {
       throw new FetchError('bad_discovery', 'discovery document has no usable jwks_uri')
     }
+    // No downgrade: keys named by a document fetched over TLS are fetched over TLS too. A plain
+    // http jwks_uri would let anyone on the path replace the keys (what the issuer-insecure-url
+    // lint refuses in a configured URL).
+    if (/^https:/i.test(url) && !/^https:/i.test(jwksUri)) {
+      throw new FetchError('bad_discovery', 'discovery document fetched over https names a jwks_uri without https')
+    }
     this.jwksUri = jwksUri
     this.discoveryFreshUntil = this.o.now() + this.clampAge(maxAgeSec) * 1000
     return jwksUri

@@ -134,6 +134,9 @@ export function createKeySource(options: KeySourceOptions): KeySource {
       throw new FetchFailure('discovery_invalid')
     }
     if (jwksUri.protocol !== 'https:' && jwksUri.protocol !== 'http:') throw new FetchFailure('discovery_invalid')
+    // No downgrade: keys named by a document fetched over TLS are fetched over TLS too; a plain
+    // http jwks_uri would let anyone on the path replace them.
+    if (url.protocol === 'https:' && jwksUri.protocol !== 'https:') throw new FetchFailure('discovery_invalid')
     return makeRemote(jwksUri)
   }
 
