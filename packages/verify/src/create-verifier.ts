@@ -70,16 +70,22 @@ export function createVerifier(options: VerifierOptions): Verifier {
       // A token without kid, and several published keys fit its alg: try a few of them, never all
       // (a kid-less forgery must not cost one verification per published key).
       let tried = 0
+      let usable = false
       for await (const key of err as AsyncIterable<CryptoKey>) {
         if (tried++ >= MAX_KIDLESS_CANDIDATES) break
         try {
           await compactVerify(token, key, { algorithms })
           return
         } catch (e) {
-          if (!(e instanceof errors.JWSSignatureVerificationFailed)) throw signatureError(e)
+          const refused = signatureError(e)
+          // A published key jose will not use (an RSA key under 2048 bits, say) is skipped, as the
+          // gateway skips it when it imports the JWKS: the next candidate may be the signer.
+          if (refused.reason === 'no_matching_key') continue
+          if (refused.reason !== 'bad_signature') throw refused
+          usable = true
         }
       }
-      throw invalidToken('bad_signature')
+      throw invalidToken(usable ? 'bad_signature' : 'no_matching_key')
     }
   }
 

@@ -1,5 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { generateKeyPairSync } from 'node:crypto'
 import { exportJWK, generateKeyPair } from 'jose'
 import { createVerifier } from '@portcullis/verify'
 import { signCompact } from './fixtures/attack-tokens.js'
@@ -37,4 +38,22 @@ test('a discovery document fetched over https cannot send the keys over plain ht
   const verifier = createVerifier({ issuer: ISSUER, audience: 'api://x', discoveryUrl: DISCOVERY })
   assert.equal((await verifier.verify(token)).subject, 's')
   assert.equal(requested.at(-1), jwksUri)
+})
+
+test('a kid-less token is verified by its key even when a key jose will not use comes first in the JWKS', async () => {
+  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true })
+  // jose refuses an RSA key under 2048 bits (RFC 7518 §3.3); the gateway skips it at import.
+  const short = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' })
+  const good = await exportJWK(publicKey)
+  const claims = { iss: ISSUER, aud: 'api://x', sub: 's', iat: nowSec(), exp: nowSec() + 60 }
+  const token = signCompact({ alg: 'RS256' }, claims, 'RS256', privateKey)
+  const verifier = createVerifier({ issuer: ISSUER, audience: 'api://x', jwks: { keys: [{ ...short, alg: 'RS256' }, { ...good, alg: 'RS256' }] } })
+  assert.equal((await verifier.verify(token)).subject, 's')
+  // With no key but the short one, the token is still refused for want of a usable key.
+  const shortOnly = createVerifier({ issuer: ISSUER, audience: 'api://x', jwks: { keys: [{ ...short, alg: 'RS256' }, { ...short, alg: 'RS256', e: 'AQAB' }] } })
+  assert.equal((await refusal(shortOnly.verify(token))).reason, 'no_matching_key')
+  // And a forgery among usable keys is a bad signature, as before.
+  const other = await exportJWK((await generateKeyPair('RS256', { extractable: true })).publicKey)
+  const forged = createVerifier({ issuer: ISSUER, audience: 'api://x', jwks: { keys: [{ ...short, alg: 'RS256' }, { ...other, alg: 'RS256' }] } })
+  assert.equal((await refusal(forged.verify(token))).reason, 'bad_signature')
 })
