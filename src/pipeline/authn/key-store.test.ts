@@ -280,6 +280,21 @@ test('keys that cannot sign for an allowed algorithm are skipped and the rest ar
   assert.equal(h.store.keysFor(undefined, 'RS256').length, 1)
 })
 
+test('a kid the JWKS repeats gives at most as many candidate keys as a token without kid', async (t) => {
+  const jwks = { keys: [] as Array<Record<string, unknown>> }
+  for (let i = 0; i < 6; i++) {
+    const { publicKey } = await generateKeyPair('RS256', { extractable: true })
+    jwks.keys.push({ ...(await exportJWK(publicKey)), kid: 'same', alg: 'RS256' })
+  }
+  const url = await serve(t, (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks)))
+  const h = harness({ expectedIssuer: url, jwksUri: `${url}/jwks` })
+  await h.store.start()
+  assert.equal(h.store.state().keys, 6)
+  // Each candidate costs a signature verification per forged token naming that kid.
+  assert.equal(h.store.keysFor('same', 'RS256').length, 3)
+  assert.equal(h.store.keysFor(undefined, 'RS256').length, 3)
+})
+
 test('a rotation replaces the key set at once', async (t) => {
   const ks = await keyServer(t)
   const h = harness({ expectedIssuer: ks.issuer, jwksUri: ks.jwksUri })

@@ -108,9 +108,9 @@ export class KeyStore {
   }
 
   /**
-   * Keys that may verify a token with this kid and alg. Without a kid, the keys fitting alg (at
-   * most MAX_KIDLESS_CANDIDATES). Also starts a background refresh if the set went stale and no
-   * timer fired (e.g. the process was suspended).
+   * Keys that may verify a token with this kid and alg (several only when the JWKS repeats a kid);
+   * without a kid, the keys fitting alg. At most MAX_KIDLESS_CANDIDATES either way. Also starts a
+   * background refresh if the set went stale and no timer fired (e.g. the process was suspended).
    */
   keysFor(kid: string | undefined, alg: string): readonly VerificationKey[] {
     if (!this.inflight && !this.closed) {
@@ -281,9 +281,11 @@ export class KeyStore {
       if (key.kid !== undefined) {
         kids.add(key.kid)
         const k = key.alg + ' ' + key.kid
+        // RFC 7517 §4.5 wants distinct kids, but a JWKS may repeat one: a forgery naming it is
+        // tried against a bounded number of keys too, as a kid-less one is.
         const list = byAlgKid.get(k)
-        if (list) list.push(key)
-        else byAlgKid.set(k, [key])
+        if (!list) byAlgKid.set(k, [key])
+        else if (list.length < MAX_KIDLESS_CANDIDATES) list.push(key)
       }
       const list = byAlg.get(key.alg)
       if (!list) byAlg.set(key.alg, [key])

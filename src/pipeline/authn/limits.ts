@@ -17,7 +17,8 @@ export const MAX_JWKS_KEYS = 100
 
 /**
  * A token without `kid` is tried against at most this many of the issuer's keys that fit its
- * `alg`, so a kid-less forgery cannot make us run one verification per published key.
+ * `alg`, so a kid-less forgery cannot make us run one verification per published key. The same
+ * bound holds for the keys of one `kid` when a JWKS repeats it.
  */
 export const MAX_KIDLESS_CANDIDATES = 3
 
