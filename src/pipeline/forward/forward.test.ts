@@ -1,5 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { errors as undiciErrors } from 'undici'
 import type { Identity } from '../stage.js'
 import { createIdentityHeaderWriter, headerSafe } from './identity-headers.js'
 import { responseHeaders } from './response-headers.js'
@@ -128,6 +129,20 @@ test('connection failures map to ERR_FORWARD_UNAVAILABLE without upstream text',
   const other = mapUpstreamError(new Error('???'), false)
   assert.equal(other.error.reason, 'upstream_error')
   assert.equal(other.known, false)
+})
+
+test('undici\'s own errors for a malformed or oversized response head map to invalid_response', () => {
+  // undici 7 leaves HTTPParserError's code undefined: only its name tells it apart.
+  const parser = new undiciErrors.HTTPParserError('Response does not match the HTTP/1.1 protocol (Invalid header value char)')
+  for (const err of [parser, new undiciErrors.HeadersOverflowError()]) {
+    const { error, known } = mapUpstreamError(err, false)
+    assert.equal(error.code, 'ERR_FORWARD_UNAVAILABLE')
+    assert.equal(error.reason, 'invalid_response')
+    assert.ok(known)
+  }
+  const tls = mapUpstreamError(coded('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), false)
+  assert.equal(tls.error.reason, 'tls_failure')
+  assert.ok(tls.known)
 })
 
 test('a failure after the response started is reported as an aborted response', () => {

@@ -14,7 +14,9 @@ export function mapUpstreamError(err: unknown, afterHeaders: boolean): { error: 
   }
   let reason: string | undefined
   let timeout = false
-  switch (code) {
+  // undici's HTTP parser errors carry no code (it looks their llhttp error up by number in a
+  // table keyed by name): they are told by their name.
+  switch (code ?? (isParserError(err) ? PARSER_ERROR : undefined)) {
     case 'UND_ERR_CONNECT_TIMEOUT':
       reason = 'connect_timeout'
       timeout = true
@@ -73,9 +75,20 @@ export function mapUpstreamError(err: unknown, afterHeaders: boolean): { error: 
     case 'HPE_INVALID_STATUS':
     case 'HPE_INVALID_VERSION':
     case 'HPE_HEADER_OVERFLOW':
+    case PARSER_ERROR:
+    case 'UND_ERR_HEADERS_OVERFLOW':
     case 'ERR_INVALID_CHAR':
     case 'ERR_INVALID_HTTP_TOKEN':
       reason = 'invalid_response'
+      break
+    // OpenSSL's certificate verification failures whose names do not say CERT.
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY':
+    case 'INVALID_CA':
+    case 'PATH_LENGTH_EXCEEDED':
+    case 'INVALID_PURPOSE':
+    case 'HOSTNAME_MISMATCH':
+      reason = 'tls_failure'
       break
     default:
       if (code !== undefined && (code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || code.includes('CERT'))) {
@@ -90,6 +103,13 @@ export function mapUpstreamError(err: unknown, afterHeaders: boolean): { error: 
     ? new GatewayError('ERR_FORWARD_TIMEOUT', { reason, cause: err })
     : new GatewayError('ERR_FORWARD_UNAVAILABLE', { reason, cause: err })
   return { error, known }
+}
+
+/** The name of undici's error for a malformed upstream response, which has no code. */
+const PARSER_ERROR = 'HTTPParserError'
+
+function isParserError(err: unknown): boolean {
+  return err !== null && typeof err === 'object' && (err as { name?: unknown }).name === PARSER_ERROR
 }
 
 /** The error code, looking inside an AggregateError (happy-eyeballs connect tries every address). */

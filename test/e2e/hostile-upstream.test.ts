@@ -1,0 +1,92 @@
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createServer, type Server, type Socket } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
+
+/**
+ * Upstreams that break HTTP/1.1 on purpose, written byte by byte on a raw socket: what the
+ * client gets must be a clean problem+json, or the upstream's answer relayed whole, never a
+ * message the gateway re-framed into something the upstream did not say.
+ */
+
+/** A generous bound so a broken gateway fails the test instead of hanging it. */
+const bounded = () => ({ signal: AbortSignal.timeout(20_000) })
+
+/** What the raw upstream answers to GET /hostile/<name>, as latin1 bytes. */
+const ANSWERS: Record<string, string> = {
+  'nul-in-value': 'HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 2\r\n\r\nok',
+  'cr-in-value': 'HTTP/1.1 200 OK\r\nX-A: a\rInjected: yes\r\nContent-Length: 2\r\n\r\nok',
+  'obs-fold': 'HTTP/1.1 200 OK\r\nX-A: a\r\n  folded\r\nContent-Length: 2\r\n\r\nok',
+  'space-in-name': 'HTTP/1.1 200 OK\r\nX A: a\r\nContent-Length: 2\r\n\r\nok',
+  'invalid-content-length': 'HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nok',
+  'huge-head': `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\nContent-Length: 2\r\n\r\nok`,
+  'early-hints': 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+}
+
+let upstream: Server
+const upstreamSockets: Socket[] = []
+let gw: StartedGateway
+
+before(async () => {
+  upstream = createServer((s) => {
+    upstreamSockets.push(s)
+    s.on('error', () => {})
+    let head = ''
+    s.on('data', (d: Buffer) => {
+      head += d.toString('latin1')
+      const end = head.indexOf('\r\n\r\n')
+      if (end === -1) return
+      const name = head.slice(0, end).split(' ')[1].split('/')[2]
+      head = head.slice(end + 4)
+      s.write(Buffer.from(ANSWERS[name] ?? 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', 'latin1'))
+    })
+  })
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r))
+  gw = await startGateway(
+    baseConfig({
+      upstreams: [{ id: 'hostile', url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` }],
+      routes: [{ path: '/hostile/**', methods: ['GET'], upstream: 'hostile', auth: 'public' }],
+    }),
+  )
+})
+
+after(async () => {
+  await gw.stop()
+  for (const s of upstreamSockets) s.destroy()
+  await new Promise<void>((r) => upstream.close(() => r()))
+})
+
+function securityEvent(type: string, requestId: string) {
+  return gw.waitFor((l) => l.name === 'security' && l.event === type && l.requestId === requestId, 20_000)
+}
+
+async function assertInvalidResponse(name: string): Promise<void> {
+  const r = await fetch(`${gw.url}/hostile/${name}`, bounded())
+  assert.equal(r.status, 502, name)
+  assert.equal(r.headers.get('content-type'), 'application/problem+json')
+  assert.equal(r.headers.get('x-a'), null)
+  assert.equal(r.headers.get('injected'), null)
+  const text = await r.text()
+  const body = JSON.parse(text) as Record<string, unknown>
+  assert.equal(body.code, 'ERR_FORWARD_UNAVAILABLE')
+  // Nothing of undici's complaint (or the upstream's address) reaches the client.
+  for (const leak of ['HTTP/1.1 protocol', 'Overflow', 'Transfer', '127.0.0.1']) assert.ok(!text.includes(leak), `${name}: ${text}`)
+  const event = await securityEvent('forward.unavailable', r.headers.get('x-request-id')!)
+  assert.equal(event.reason, 'invalid_response', name)
+}
+
+test('a malformed upstream response head gives 502 with reason invalid_response', async () => {
+  for (const name of ['nul-in-value', 'cr-in-value', 'obs-fold', 'space-in-name', 'invalid-content-length', 'huge-head']) {
+    await assertInvalidResponse(name)
+  }
+  // Known failures are the operator's debug lines, not warnings about an unmapped error.
+  assert.equal(gw.lines.filter((l) => l.msg === 'upstream request failed' && l.level === 40).length, 0)
+})
+
+test('a 103 Early Hints before the final answer is not relayed and does not fail the request', async () => {
+  const r = await fetch(`${gw.url}/hostile/early-hints`, bounded())
+  assert.equal(r.status, 200)
+  assert.equal(r.headers.get('link'), null)
+  assert.equal(await r.text(), 'ok')
+})
