@@ -21,6 +21,10 @@ const ANSWERS: Record<string, string> = {
   'space-in-name': 'HTTP/1.1 200 OK\r\nX A: a\r\nContent-Length: 2\r\n\r\nok',
   'invalid-content-length': 'HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nok',
   'huge-head': `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\nContent-Length: 2\r\n\r\nok`,
+  // The body is still gzip-coded after undici takes the chunking off; relaying it without the
+  // coding would hand the client bytes nothing tells it how to read.
+  'gzip-chunked': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n',
+  'chunked-then-identity': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n2\r\nok\r\n0\r\n\r\n',
   'early-hints': 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
 }
 
@@ -82,6 +86,10 @@ test('a malformed upstream response head gives 502 with reason invalid_response'
   }
   // Known failures are the operator's debug lines, not warnings about an unmapped error.
   assert.equal(gw.lines.filter((l) => l.msg === 'upstream request failed' && l.level === 40).length, 0)
+})
+
+test('an upstream response with a transfer coding other than chunked gives 502 with reason invalid_response', async () => {
+  for (const name of ['gzip-chunked', 'chunked-then-identity']) await assertInvalidResponse(name)
 })
 
 test('a 103 Early Hints before the final answer is not relayed and does not fail the request', async () => {

@@ -43,6 +43,13 @@ test('response hop-by-hop headers are dropped, content-length is kept and x-requ
   assert.deepEqual(out, ['Content-Type', 'text/plain', 'Content-Length', '5', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'x-request-id', 'our-id'])
 })
 
+test('a response transfer coding other than chunked is refused, chunked in any case is not', () => {
+  assert.deepEqual(responseHeaders(raw('Transfer-Encoding', 'Chunked'), 'id'), ['x-request-id', 'id'])
+  for (const coding of ['gzip, chunked', 'gzip', 'identity', 'chunked, chunked']) {
+    assert.throws(() => responseHeaders(raw('Transfer-Encoding', coding), 'id'), (err: Error & { code?: string }) => mapUpstreamError(err, false).error.reason === 'invalid_response')
+  }
+})
+
 test('response header bytes outside ASCII pass through unchanged', () => {
   const value = Buffer.from('café', 'utf8')
   const out = responseHeaders([Buffer.from('X-Name'), value], 'id')

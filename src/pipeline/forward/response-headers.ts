@@ -3,10 +3,24 @@ import { HOP_BY_HOP, connectionListed } from '../sanitize/hop-by-hop.js'
 /** Upstream response fields never relayed: hop-by-hop ones (RFC 9110 §7.6.1) and the request id we set. */
 const DROP: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'x-request-id'])
 
+/** The code upstream-error.ts maps to `invalid_response`. */
+export const RESPONSE_TRANSFER_CODING = 'PORTCULLIS_RESPONSE_TRANSFER_CODING'
+
+const CHUNKED = Buffer.from('chunked')
+
+/** A Transfer-Encoding field line that is exactly `chunked` (any case), compared without a copy. */
+function isChunked(v: Buffer | string): boolean {
+  if (typeof v === 'string') return v.toLowerCase() === 'chunked'
+  if (v.length !== CHUNKED.length) return false
+  for (let i = 0; i < v.length; i++) if ((v[i] | 0x20) !== CHUNKED[i]) return false
+  return true
+}
+
 /**
  * undici's raw response headers (name, value, name, value, … as Buffers) → the flat string array
  * `res.writeHead` takes as is. latin1 both ways keeps every byte of a value exactly (node writes
- * header strings as latin1). Content-Length is kept; node re-frames everything else.
+ * header strings as latin1). Content-Length is kept; node re-frames everything else. Throws on a
+ * transfer coding other than chunked.
  */
 export function responseHeaders(raw: ReadonlyArray<Buffer | string>, requestId: string): string[] {
   const out: string[] = []
@@ -15,6 +29,11 @@ export function responseHeaders(raw: ReadonlyArray<Buffer | string>, requestId: 
     const name = raw[i].toString('latin1')
     const lower = name.toLowerCase()
     if (DROP.has(lower)) {
+      // undici takes chunked off; any other coding (gzip, chunked) would reach the client still
+      // applied, with nothing left to say so: refused (onHeaders throws, undici aborts, 502).
+      if (lower === 'transfer-encoding' && !isChunked(raw[i + 1])) {
+        throw Object.assign(new Error('response transfer coding other than chunked'), { code: RESPONSE_TRANSFER_CODING })
+      }
       if (lower === 'connection') {
         const more = connectionListed(raw[i + 1].toString('latin1'))
         if (more) listed = listed ? listed.concat(more) : more

@@ -1,5 +1,6 @@
 import { GatewayError } from '../../errors/gateway-error.js'
 import { BODY_TOO_LARGE } from './body-limit.js'
+import { RESPONSE_TRANSFER_CODING } from './response-headers.js'
 
 /**
  * Maps an undici / socket error to the gateway's answer. The client only ever sees the code; the
@@ -76,6 +77,7 @@ export function mapUpstreamError(err: unknown, afterHeaders: boolean): { error: 
     case 'HPE_INVALID_VERSION':
     case 'HPE_HEADER_OVERFLOW':
     case PARSER_ERROR:
+    case RESPONSE_TRANSFER_CODING:
     case 'UND_ERR_HEADERS_OVERFLOW':
     case 'ERR_INVALID_CHAR':
     case 'ERR_INVALID_HTTP_TOKEN':
