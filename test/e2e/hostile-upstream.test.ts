@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, type Server, type Socket } from 'node:net'
+import { connect, createServer, type Server, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
 
@@ -26,6 +26,8 @@ const ANSWERS: Record<string, string> = {
   'gzip-chunked': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n',
   'chunked-then-identity': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n2\r\nok\r\n0\r\n\r\n',
   'early-hints': 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+  // Answers before reading the request body (an upstream's own 401 or 413), and keeps the connection.
+  early: 'HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope',
 }
 
 let upstream: Server
@@ -38,11 +40,12 @@ before(async () => {
     s.on('error', () => {})
     let head = ''
     s.on('data', (d: Buffer) => {
+      if (head === '\0') return // the request body, if any: left unread
       head += d.toString('latin1')
       const end = head.indexOf('\r\n\r\n')
       if (end === -1) return
       const name = head.slice(0, end).split(' ')[1].split('/')[2]
-      head = head.slice(end + 4)
+      head = name === 'early' ? '\0' : head.slice(end + 4)
       s.write(Buffer.from(ANSWERS[name] ?? 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', 'latin1'))
     })
   })
@@ -50,7 +53,7 @@ before(async () => {
   gw = await startGateway(
     baseConfig({
       upstreams: [{ id: 'hostile', url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` }],
-      routes: [{ path: '/hostile/**', methods: ['GET'], upstream: 'hostile', auth: 'public' }],
+      routes: [{ path: '/hostile/**', methods: ['GET', 'POST'], upstream: 'hostile', auth: 'public' }],
     }),
   )
 })
@@ -97,4 +100,55 @@ test('a 103 Early Hints before the final answer is not relayed and does not fail
   assert.equal(r.status, 200)
   assert.equal(r.headers.get('link'), null)
   assert.equal(await r.text(), 'ok')
+})
+
+/** Reads from a socket until `count` complete responses (each with a Content-Length) arrived. */
+function responses(socket: Socket, count: number): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    let data = ''
+    const done: string[] = []
+    const timer = setTimeout(() => reject(new Error(`only ${done.length} of ${count} responses arrived: ${JSON.stringify(data)}`)), 20_000)
+    const onData = (c: Buffer) => {
+      data += c.toString('latin1')
+      for (;;) {
+        const end = data.indexOf('\r\n\r\n')
+        const length = /\r\ncontent-length: *(\d+)/i.exec(data.slice(0, end))
+        if (end === -1 || length === null || data.length < end + 4 + Number(length[1])) break
+        done.push(data.slice(0, end + 4 + Number(length[1])))
+        data = data.slice(end + 4 + Number(length[1]))
+      }
+      if (done.length >= count) {
+        clearTimeout(timer)
+        socket.off('data', onData)
+        resolve(done)
+      }
+    }
+    socket.on('data', onData)
+    socket.once('close', () => (clearTimeout(timer), reject(new Error(`connection closed after ${done.length} of ${count} responses`))))
+  })
+}
+
+test('an upstream answering before the client finished its body leaves the client connection usable', async () => {
+  const { hostname, port } = new URL(gw.url)
+  const socket = connect(Number(port), hostname)
+  socket.on('error', () => {})
+  try {
+    await new Promise<void>((r) => socket.once('connect', r))
+    const first = responses(socket, 1)
+    socket.write(`POST /hostile/early HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n${'a'.repeat(10_000)}`)
+    const [answer] = await first
+    assert.match(answer, /^HTTP\/1\.1 401 /)
+    assert.match(answer, /\r\nConnection: keep-alive\r\n/i)
+    assert.ok(answer.endsWith('\r\n\r\nnope'))
+    // The connection was promised to stay open: the rest of the body, then the next request,
+    // must get the next answer instead of a connection nobody reads any more.
+    const second = responses(socket, 1)
+    socket.write('a'.repeat(90_000))
+    socket.write('GET /hostile/next HTTP/1.1\r\nHost: x\r\n\r\n')
+    const [next] = await second
+    assert.match(next, /^HTTP\/1\.1 200 /)
+    assert.ok(next.endsWith('\r\n\r\nok'))
+  } finally {
+    socket.destroy()
+  }
 })

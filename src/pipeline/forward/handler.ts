@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
 import type { RequestContext } from '../stage.js'
@@ -8,6 +8,8 @@ import { mapUpstreamError } from './upstream-error.js'
 
 const kHandler = Symbol('portcullis.forward')
 type TrackedResponse = ServerResponse & { [kHandler]?: ForwardHandler }
+/** node's own discard of a request body nobody read (what its server calls when a response ends before it). */
+type DumpableRequest = IncomingMessage & { _dump(): void }
 
 /**
  * One listener function shared by every request (no closure per request): it finds the request's
@@ -110,6 +112,12 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   private finish(): void {
     this.state = State.Done
+    const req = this.ctx.req
+    // The upstream answered in full before the client finished sending its body (an early 401 or
+    // 413): undici stops sending it and destroys the request stream, after which node would stop
+    // reading the connection, so the client's next request on it would never be answered. Discard
+    // the rest instead, as node does with a body nobody read, and the connection stays in step.
+    if (!req.complete) (req as DumpableRequest)._dump()
     this.ctx.res.end()
     this.resolve()
   }
