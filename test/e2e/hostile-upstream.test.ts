@@ -28,6 +28,8 @@ const ANSWERS: Record<string, string> = {
   'early-hints': 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
   // Answers before reading the request body (an upstream's own 401 or 413), and keeps the connection.
   early: 'HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope',
+  // 2 of 100 bytes, then nothing more.
+  'body-stall': 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nab',
 }
 
 let upstream: Server
@@ -50,10 +52,19 @@ before(async () => {
     })
   })
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r))
+  const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`
   gw = await startGateway(
     baseConfig({
-      upstreams: [{ id: 'hostile', url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` }],
-      routes: [{ path: '/hostile/**', methods: ['GET', 'POST'], upstream: 'hostile', auth: 'public' }],
+      upstreams: [
+        { id: 'hostile', url },
+        { id: 'stall', url, bodyTimeoutMs: 300 },
+        { id: 'single', url, connections: 1 },
+      ],
+      routes: [
+        { path: '/hostile/**', methods: ['GET', 'POST'], upstream: 'hostile', auth: 'public' },
+        { path: '/stall/**', methods: ['GET'], upstream: 'stall', auth: 'public' },
+        { path: '/single/**', methods: ['GET'], upstream: 'single', auth: 'public' },
+      ],
     }),
   )
 })
@@ -151,4 +162,21 @@ test('an upstream answering before the client finished its body leaves the clien
   } finally {
     socket.destroy()
   }
+})
+
+test('an upstream stalling mid-body past bodyTimeoutMs cuts the client connection, with a forward.timeout event', async () => {
+  const r = await fetch(`${gw.url}/stall/body-stall`, bounded())
+  assert.equal(r.status, 200)
+  // Two bytes of a declared hundred: the body must not complete.
+  await assert.rejects(r.arrayBuffer())
+  const event = await securityEvent('forward.timeout', r.headers.get('x-request-id')!)
+  assert.equal(event.code, 'ERR_FORWARD_TIMEOUT')
+  assert.equal(event.reason, 'body_timeout')
+})
+
+test('more concurrent requests than the pool has connections wait their turn and are all answered', async () => {
+  const before = upstreamSockets.length
+  const statuses = await Promise.all(Array.from({ length: 8 }, (_, i) => fetch(`${gw.url}/single/q${i}`, bounded()).then(async (r) => [r.status, await r.text()])))
+  assert.deepEqual(statuses, Array.from({ length: 8 }, () => [200, 'ok']))
+  assert.equal(upstreamSockets.length - before, 1, 'one pooled connection served them all')
 })
