@@ -75,6 +75,21 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
   }
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
+    // node hands over pipelined requests as soon as they are parsed, while the responses before
+    // them are still owed; their response gets the socket once those are written (node queues
+    // it with no socket until then). A request only starts when it does: one connection runs
+    // one request at a time, however many it pipelines, instead of filling the upstream pool.
+    const socket = res.socket
+    if (socket === null) {
+      res.once('socket', () => handle(req, res))
+      return
+    }
+    // An earlier response closed the connection (a refusal whose body was not read,
+    // Connection: close, HTTP/1.0) and node still parses what the client sent after it
+    // (RFC 9112 §9.6: a server that sends close MUST NOT process further requests). Node never
+    // hands such a request's response a socket, or hands it one it has ended: nothing would
+    // answer it, so it never starts, and never reaches an upstream.
+    if (!socket.writable) return
     const url = req.url ?? '/'
     if (url === s.healthPath) {
       res.writeHead(draining ? 503 : 200, JSON_HEADERS).end(draining ? '{"status":"draining"}' : '{"status":"ok"}')
