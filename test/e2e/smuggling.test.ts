@@ -129,3 +129,35 @@ for (const [name, framing] of [
     for (const url of urls()) assert.ok(!url.startsWith('/admin') && url !== `/public/after-refusal-${name}`, `the upstream received ${url}`)
   })
 }
+
+/** Sends one exchange that the gateway must refuse with 400 ERR_SANITIZE_REJECTED, closing the connection, before any upstream. */
+async function assertRefused(text: string, path: string): Promise<void> {
+  const out = await exchange(gw.url, text)
+  assert.deepEqual(statuses(out), [400], out)
+  assert.match(out, /"code":"ERR_SANITIZE_REJECTED"/)
+  assert.match(out, /^connection: close\r$/im)
+  await marker(path.slice(1).replace(/\//g, '-'))
+  assert.ok(!urls().includes(path), `the upstream received ${path}`)
+}
+
+test('Transfer-Encoding on an HTTP/1.0 request is refused before any upstream, and the connection closed', async () => {
+  // An HTTP/1.0 intermediary knows no chunked coding: it would read the chunks as another request.
+  const smuggled = `GET /admin/smuggled HTTP/1.0\r\n\r\n`
+  await assertRefused(`POST /public/http10-chunked HTTP/1.0\r\nHost: ${host}\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`, '/public/http10-chunked')
+})
+
+test('a request line without an HTTP version, or of a version other than 1.0 and 1.1, is refused before any upstream', async () => {
+  await assertRefused(`GET /public/http09\r\n\r\n`, '/public/http09')
+  await assertRefused(`GET /public/http20 HTTP/2.0\r\nHost: ${host}\r\n\r\n`, '/public/http20')
+})
+
+test('several Host field lines are refused before any upstream', async () => {
+  await assertRefused(`GET /public/two-hosts HTTP/1.1\r\nHost: ${host}\r\nHost: evil.example\r\n\r\n`, '/public/two-hosts')
+})
+
+for (const bad of ['', 'good.example, evil.example', 'evil.example/x?y', 'user@evil.example']) {
+  test(`a Host of ${JSON.stringify(bad)} is refused before any upstream, which would take it as X-Forwarded-Host`, async () => {
+    const path = `/public/bad-host-${encodeURIComponent(bad).replace(/%/g, '')}`
+    await assertRefused(`GET ${path} HTTP/1.1\r\nHost: ${bad}\r\n\r\n`, path)
+  })
+}

@@ -17,11 +17,17 @@ function rejected(reason: string): GatewayError {
  *   we refuse it the same way as any other ambiguous framing).
  * - Several Content-Length fields that disagree, or one that is not a plain number (§6.3 item 5).
  */
-export function checkFraming(headers: IncomingHttpHeaders, rawHeaders: readonly string[]): void {
+export function checkFraming(headers: IncomingHttpHeaders, rawHeaders: readonly string[], httpVersion: string): void {
+  // HTTP/1.0 and HTTP/1.1 only: node's parser also takes HTTP/0.9-style request lines and other
+  // versions (2.0), whose framing rules are not the ones checked here.
+  if (httpVersion !== '1.1' && httpVersion !== '1.0') throw rejected('http_version')
   const te = headers['transfer-encoding']
   const cl = headers['content-length']
   if (te !== undefined) {
     if (cl !== undefined) throw rejected('content_length_with_transfer_encoding')
+    // §6.1: an HTTP/1.0 message with Transfer-Encoding "MUST" be treated as faulty framing, since
+    // HTTP/1.0 intermediaries do not know chunked and would read the chunks as the next request.
+    if (httpVersion === '1.0') throw rejected('transfer_encoding_http10')
     if (te.trim().toLowerCase() !== 'chunked') throw rejected('transfer_encoding')
     return
   }
@@ -34,6 +40,30 @@ export function checkFraming(headers: IncomingHttpHeaders, rawHeaders: readonly 
       const v = rawHeaders[i + 1].trim()
       if (v !== cl && (!DIGITS.test(v) || Number(v) !== Number(cl))) throw rejected('conflicting_content_length')
     }
+  }
+}
+
+/**
+ * RFC 9112 §3.2: a server MUST answer 400 to a request with more than one Host field line or
+ * with an invalid Host. The value becomes the upstream's X-Forwarded-Host, which services behind
+ * the gateway believe (it is their trusted proxy) to build links and check allowed hosts: it has
+ * to be one host, as the client's other intermediaries read it.
+ * - uri-host [ ":" port ] (RFC 3986 §3.2.2): an IP literal in brackets, or a reg-name, which
+ *   here may not be empty (an "http" URI needs a host, RFC 9110 §4.2.1) and may not hold a
+ *   comma, the list separator of X-Forwarded-Host.
+ */
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+;=]|%[0-9A-Fa-f]{2})+)(?::[0-9]{0,5})?$/
+
+export function checkHost(headers: IncomingHttpHeaders, rawHeaders: readonly string[]): void {
+  const host = headers.host
+  if (host === undefined) return
+  const detail = 'The Host header is invalid.'
+  if (!HOST.test(host)) throw new GatewayError('ERR_SANITIZE_REJECTED', { reason: 'invalid_host', detail })
+  // node keeps only the first Host in req.headers: count the raw field lines.
+  let count = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]
+    if (name.length === 4 && name.toLowerCase() === 'host' && ++count > 1) throw new GatewayError('ERR_SANITIZE_REJECTED', { reason: 'multiple_host', detail })
   }
 }
 

@@ -41,6 +41,9 @@ function request(raw: string[], httpVersion = '1.1'): IncomingMessage {
   return { headers, rawHeaders: raw, httpVersion } as unknown as IncomingMessage
 }
 
+/** The response of the last run, to see whether the stage asked for the connection to close. */
+let lastRes: { shouldKeepAlive: boolean } | undefined
+
 function run(raw: string[], opts: { peer?: string; trusted?: string[]; cfg?: Config; traceparent?: string; traceId?: string; httpVersion?: string } = {}) {
   const stage = createSanitizeStage(opts.cfg ?? config(), deps, createClientAddressResolver(opts.trusted ?? []))
   const ctx = {
@@ -50,7 +53,9 @@ function run(raw: string[], opts: { peer?: string; trusted?: string[]; cfg?: Con
     req: request(raw, opts.httpVersion),
     peerIp: opts.peer ?? '10.0.0.7',
     upstreamHeaders: {},
+    res: { shouldKeepAlive: true },
   } as unknown as RequestContext
+  lastRes = ctx.res
   stage.onRequest(ctx)
   return ctx.upstreamHeaders
 }
@@ -213,6 +218,31 @@ test('Content-Length together with Transfer-Encoding is refused', () => {
 test('a Transfer-Encoding other than chunked is refused', () => {
   assert.equal(rejectionReason(() => run(['Transfer-Encoding', 'gzip, chunked'])), 'transfer_encoding')
   assert.doesNotThrow(() => run(['Transfer-Encoding', 'Chunked']))
+})
+
+test('Transfer-Encoding on an HTTP/1.0 request is refused, and the connection is closed after the answer', () => {
+  assert.equal(rejectionReason(() => run(['Transfer-Encoding', 'chunked'], { httpVersion: '1.0' })), 'transfer_encoding_http10')
+  assert.equal(lastRes?.shouldKeepAlive, false)
+  assert.doesNotThrow(() => run(['Content-Length', '3'], { httpVersion: '1.0' }))
+  assert.equal(lastRes?.shouldKeepAlive, true)
+})
+
+test('a request line of another HTTP version than 1.0 or 1.1 is refused', () => {
+  assert.equal(rejectionReason(() => run([], { httpVersion: '0.9' })), 'http_version')
+  assert.equal(rejectionReason(() => run(['Host', 'gw.example'], { httpVersion: '2.0' })), 'http_version')
+})
+
+test('several Host field lines or an invalid Host are refused, and the connection is closed after the answer', () => {
+  assert.equal(rejectionReason(() => run(['Host', 'good.example', 'host', 'evil.example'])), 'multiple_host')
+  assert.equal(lastRes?.shouldKeepAlive, false)
+  assert.equal(rejectionReason(() => run(['Host', 'good.example', 'Host', 'good.example'])), 'multiple_host')
+  for (const bad of ['', 'good.example, evil.example', 'good.example,evil.example', 'evil.example/x', 'a@evil.example', 'evil.example:80x', 'good example', '[::1', 'evil.example:123456', '%zz']) {
+    assert.equal(rejectionReason(() => run(['Host', bad])), 'invalid_host', JSON.stringify(bad))
+  }
+  for (const good of ['gw.example', 'gw.example:8080', '127.0.0.1:1', '[::1]:8080', '[2001:db8::1]', 'under_score.example', 'xn--caf-dma.example', 'gw.example:']) {
+    assert.equal(run(['Host', good])['x-forwarded-host'], good, good)
+    assert.equal(lastRes?.shouldKeepAlive, true)
+  }
 })
 
 test('duplicate Content-Length fields with different values are refused, equal ones are not', () => {

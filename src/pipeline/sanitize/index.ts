@@ -3,7 +3,7 @@ import type { ClientAddressResolver } from '../../http/client-address.js'
 import type { Deps, RequestContext, Stage } from '../stage.js'
 import { normalizeIp } from '../../http/client-address.js'
 import { appendForwarded, forwardedFor, forwardedProto } from './forwarded.js'
-import { checkDeclaredLength, checkFraming } from './framing.js'
+import { checkDeclaredLength, checkFraming, checkHost } from './framing.js'
 import { createHeaderMatcher } from './header-matcher.js'
 import { connectionListed, HOP_BY_HOP } from './hop-by-hop.js'
 
@@ -54,7 +54,15 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
     onRequest(ctx: RequestContext): void {
       const req = ctx.req
       const h = req.headers
-      checkFraming(h, req.rawHeaders)
+      try {
+        checkFraming(h, req.rawHeaders, req.httpVersion)
+        checkHost(h, req.rawHeaders)
+      } catch (err) {
+        // A message the gateway refuses to read one way is not one to read what follows it by:
+        // the connection is closed after the answer, even when node read the whole of it.
+        ctx.res.shouldKeepAlive = false
+        throw err
+      }
       checkDeclaredLength(h, maxBodyBytes)
       const listed = connectionListed(h.connection)
       const out: Record<string, string | string[]> = {}
