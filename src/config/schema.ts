@@ -132,8 +132,8 @@ export const RouteSchema = Type.Object(
 export const IdentitySchema = Type.Object(
   {
     stripHeaders: Type.Array(Type.String({ pattern: "^[!#$%&'+.^_`|~0-9A-Za-z-]+\\*?$", description: 'A header name (RFC 9110 §5.1 token), or a prefix of one followed by *.' }), {
-      default: ['x-user*', 'x-auth*', 'x-forwarded-user', 'x-scopes', 'x-client-id', 'x-subject', 'x-remote-user', 'remote-user', 'x-portcullis*'],
-      description: 'Inbound headers removed before forwarding. A trailing * matches a prefix. Headers the gateway sets are always stripped too.',
+      default: ['x-user*', 'x-auth*', 'x-forwarded-user', 'x-scopes', 'x-client-id', 'x-subject', 'x-remote-*', 'remote-*', 'x-portcullis*', 'x-webauth-*', 'x-authentik-*', 'x-pomerium-*', 'x-goog-authenticated-user-*', 'x-goog-iap-jwt-assertion', 'x-amzn-oidc-*', 'cf-access-*', 'x-consumer-*', 'x-credential-identifier', 'x-anonymous-consumer', 'x-ms-client-principal*', 'x-jwt-*', 'x-access-token', 'x-id-token'],
+      description: 'Inbound headers removed before forwarding. A trailing * matches a prefix. Headers the gateway sets are always stripped too. The default covers the identity headers of common auth proxies and gateways (oauth2-proxy, Authelia, Authentik, Pomerium, Grafana auth proxy, Google IAP, AWS ALB, Cloudflare Access, Kong, Azure App Service), which services behind them often trust.',
     }),
     headers: Type.Object(
       {

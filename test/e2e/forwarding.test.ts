@@ -112,6 +112,10 @@ test('spoofed identity headers never reach the upstream, whatever their case', a
       'X-Client-Id': 'trusted-client',
       'x-Portcullis-Verified': 'true',
       'Remote-User': 'admin',
+      'Remote-Groups': 'admins',
+      'X-Forwarded-Email': 'admin@example.com',
+      'X-Amzn-Oidc-Identity': 'admin',
+      'Cf-Access-Jwt-Assertion': 'admin',
       'X-Harmless': 'kept',
     },
   })
@@ -119,7 +123,7 @@ test('spoofed identity headers never reach the upstream, whatever their case', a
   await r.arrayBuffer()
   const got = lastReceived(up, '/public/spoof')
   const names = got.rawHeaders.filter((_: string, i: number) => i % 2 === 0).map((n: string) => n.toLowerCase())
-  for (const banned of ['x-user-id', 'x-auth-subject', 'x-auth-scopes', 'x-forwarded-user', 'x-scopes', 'x-auth-issuer', 'x-client-id', 'x-portcullis-verified', 'remote-user']) {
+  for (const banned of ['x-user-id', 'x-auth-subject', 'x-auth-scopes', 'x-forwarded-user', 'x-scopes', 'x-auth-issuer', 'x-client-id', 'x-portcullis-verified', 'remote-user', 'remote-groups', 'x-forwarded-email', 'x-amzn-oidc-identity', 'cf-access-jwt-assertion']) {
     assert.ok(!names.includes(banned), `${banned} reached the upstream`)
   }
   assert.ok(!JSON.stringify(got.headers).includes('admin'))

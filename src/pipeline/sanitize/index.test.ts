@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { IncomingMessage } from 'node:http'
 import pino from 'pino'
-import type { Config } from '../../config/schema.js'
+import { IdentitySchema, type Config } from '../../config/schema.js'
 import { isGatewayError } from '../../errors/gateway-error.js'
 import { createClientAddressResolver } from '../../http/client-address.js'
 import type { Deps, RequestContext } from '../stage.js'
@@ -10,7 +10,8 @@ import { createHeaderMatcher } from './header-matcher.js'
 import { connectionListed } from './hop-by-hop.js'
 import { createSanitizeStage } from './index.js'
 
-const DEFAULT_STRIP = ['x-user*', 'x-auth*', 'x-forwarded-user', 'x-scopes', 'x-client-id', 'x-subject', 'x-remote-user', 'remote-user', 'x-portcullis*']
+/** The configuration's own default, so these tests judge what a user who sets nothing gets. */
+const DEFAULT_STRIP = IdentitySchema.properties.stripHeaders.default as string[]
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736'
 const OUR_PARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`
 
@@ -108,6 +109,29 @@ test('headers named in Connection are removed, but never Content-Length', () => 
   assert.equal(out['content-length'], '0')
   assert.deepEqual(connectionListed('keep-alive'), undefined)
   assert.deepEqual(connectionListed(' Close , Foo,,content-length, TE'), ['foo'])
+})
+
+test('the default list strips the identity headers of common auth proxies, and keeps look-alikes', () => {
+  const spoofed = [
+    'Remote-Groups', 'Remote-Email', 'X-Remote-Group', 'X-Forwarded-Email', 'X-Forwarded-Groups',
+    'X-Forwarded-Access-Token', 'X-WEBAUTH-USER', 'X-authentik-username', 'X-Pomerium-Jwt-Assertion',
+    'X-Goog-Authenticated-User-Email', 'X-Goog-IAP-JWT-Assertion', 'X-Amzn-Oidc-Data', 'Cf-Access-Jwt-Assertion',
+    'X-Consumer-Username', 'X-Credential-Identifier', 'X-Anonymous-Consumer', 'X-MS-CLIENT-PRINCIPAL-NAME',
+    'X-JWT-Assertion', 'X-Access-Token', 'X-ID-Token',
+  ]
+  const out = run([...spoofed.flatMap((n) => [n, 'admin']), 'Remotely', 'kept', 'X-Consumers', 'kept', 'X-Jwt', 'kept'])
+  for (const name of spoofed) assert.equal(out[name.toLowerCase()], undefined, name)
+  assert.equal(out.remotely, 'kept')
+  assert.equal(out['x-consumers'], 'kept')
+  assert.equal(out['x-jwt'], 'kept')
+})
+
+test('the header matcher compares a name only with prefixes of its first character, and misses nothing', () => {
+  const m = createHeaderMatcher(['x-a*', 'y-b*', 'x-ab*', 'exact', 'x-abc'])
+  assert.deepEqual(m.prefixes, ['x-a', 'y-b', 'x-ab'])
+  assert.ok(!m.exact.has('x-abc'), 'an exact name under a prefix is dropped as redundant')
+  for (const name of ['x-a', 'x-abc', 'x-ab-d', 'y-b', 'y-bz', 'exact']) assert.ok(m.matches(name), name)
+  for (const name of ['x-', 'y-a', 'z-a', 'exact2', '', '\u00e9x']) assert.ok(!m.matches(name), name)
 })
 
 test('client identity headers are stripped by exact name and by prefix, whatever their case', () => {
