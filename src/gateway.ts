@@ -17,14 +17,18 @@ import { createSanitizeStage } from './pipeline/sanitize/index.js'
 import type { Deps, RequestContext, Stage } from './pipeline/stage.js'
 import { createInternalTokens, type JwksEndpoint } from './tokens/index.js'
 
-/** A request node's HTTP parser refused: it never became a request, so it never reached the pipeline. */
+/**
+ * A request the listener refuses before the pipeline: node's HTTP parser refused it (it never
+ * became a request), or it asks for what a gateway does not do (CONNECT tunnels, an Expect other
+ * than 100-continue).
+ */
 export interface ParserRefusal {
-  readonly code: 'ERR_HTTP_BAD_REQUEST' | 'ERR_HTTP_REQUEST_TIMEOUT' | 'ERR_HTTP_HEADERS_TOO_LARGE'
-  /** The id the answer carries (a new one: no header of the request was read). */
+  readonly code: 'ERR_HTTP_BAD_REQUEST' | 'ERR_HTTP_REQUEST_TIMEOUT' | 'ERR_HTTP_HEADERS_TOO_LARGE' | 'ERR_HTTP_EXPECTATION_FAILED' | 'ERR_HTTP_METHOD_NOT_SUPPORTED'
+  /** The id the answer carries (a new one: the request's own X-Request-Id is not trusted here). */
   readonly requestId: string
   /** The connection's peer address (no X-Forwarded-For was read either). */
   readonly peerIp: string
-  /** The parser's error, e.g. "invalid_header_token" for llhttp's HPE_INVALID_HEADER_TOKEN. */
+  /** The parser's error, e.g. "invalid_header_token" for llhttp's HPE_INVALID_HEADER_TOKEN, or "connect", "expect". */
   readonly reason: string
 }
 

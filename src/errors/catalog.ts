@@ -42,6 +42,8 @@ export const catalog = {
   ERR_HTTP_BAD_REQUEST: { status: 400, title: 'Malformed HTTP request', challenge: 'none', event: 'http.bad_request' },
   ERR_HTTP_REQUEST_TIMEOUT: { status: 408, title: 'Request not received in time', challenge: 'none', event: 'http.request_timeout' },
   ERR_HTTP_HEADERS_TOO_LARGE: { status: 431, title: 'Request header fields too large', challenge: 'none', event: 'http.headers_too_large' },
+  ERR_HTTP_EXPECTATION_FAILED: { status: 417, title: 'Expectation not supported', challenge: 'none', event: 'http.expectation_failed' },
+  ERR_HTTP_METHOD_NOT_SUPPORTED: { status: 501, title: 'Method not supported by the gateway', challenge: 'none', event: 'http.method_not_supported' },
 } as const satisfies Record<string, CatalogEntry>
 
 export type ErrorCode = keyof typeof catalog

@@ -24,6 +24,8 @@ export type DenialEventType =
   | 'http.bad_request'
   | 'http.request_timeout'
   | 'http.headers_too_large'
+  | 'http.expectation_failed'
+  | 'http.method_not_supported'
 
 export type LifecycleEventType =
   | 'config.loaded'

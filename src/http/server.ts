@@ -37,7 +37,7 @@ function owedResponse(socket: Duplex): ServerResponse | null | undefined {
   return (socket as { _httpMessage?: ServerResponse | null })._httpMessage
 }
 
-const REASON_PHRASES: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }
+const REASON_PHRASES: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 417: 'Expectation Failed', 431: 'Request Header Fields Too Large', 501: 'Not Implemented' }
 
 /**
  * The raw answer to a request node's parser refused (it never became a request object, so no
@@ -154,7 +154,9 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
         // node:http keeps only the first of duplicate singleton headers (Authorization among
         // them); authn reads req.rawHeaders to refuse a request that carries two.
         joinDuplicateHeaders: false,
-        requireHostHeader: true,
+        // RFC 9112 §3.2 still holds: the sanitize stage refuses an HTTP/1.1 request without Host,
+        // in problem+json and with an event, where node would answer a plain-text 400.
+        requireHostHeader: false,
         // How often node checks headersTimeout/requestTimeout; its 30 s default would let a
         // slowloris client hold a socket far longer than the configured timeouts.
         connectionsCheckingInterval: Math.min(1000, Math.ceil(s.headersTimeoutMs / 2)),
@@ -188,6 +190,27 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       const res = owedResponse(socket)
       if (!socket.writable || (res && (res.headersSent || res.req.complete))) return socket.destroy()
       socket.end(parserRefusal(refusal?.code ?? 'ERR_HTTP_BAD_REQUEST', requestId))
+    })
+    // An Expect other than 100-continue (RFC 9110 §10.1.1: 417). Without this listener node
+    // answers a plain-text 417 that no event records.
+    server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+      const requestId = resolveRequestId(undefined)
+      gateway.parserRefused({ code: 'ERR_HTTP_EXPECTATION_FAILED', reason: 'expect', requestId, peerIp: req.socket.remoteAddress ?? '' })
+      const p = toProblem(new GatewayError('ERR_HTTP_EXPECTATION_FAILED'), requestId, s.realm)
+      // The body the client may send anyway was never read: close rather than parse it as a request.
+      res.shouldKeepAlive = false
+      res.writeHead(p.status, { ...p.headers, connection: 'close' }).end(p.body)
+    })
+    // CONNECT asks for a tunnel, which a gateway that authorizes each request never opens.
+    // Without this listener node drops the connection without a word.
+    server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+      const requestId = resolveRequestId(undefined)
+      gateway.parserRefused({ code: 'ERR_HTTP_METHOD_NOT_SUPPORTED', reason: 'connect', requestId, peerIp: req.socket.remoteAddress ?? '' })
+      // node has let go of this socket: its errors (a reset) are ours to catch.
+      socket.on('error', () => socket.destroy())
+      // Nor do its timeouts apply any more: a client that never closes its side is cut.
+      ;(socket as Socket).setTimeout(s.keepAliveTimeoutMs, () => socket.destroy())
+      socket.end(parserRefusal('ERR_HTTP_METHOD_NOT_SUPPORTED', requestId))
     })
     try {
       await new Promise<void>((resolve, reject) => {

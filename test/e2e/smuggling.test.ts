@@ -161,3 +161,54 @@ for (const bad of ['', 'good.example, evil.example', 'evil.example/x?y', 'user@e
     await assertRefused(`GET ${path} HTTP/1.1\r\nHost: ${bad}\r\n\r\n`, path)
   })
 }
+
+test('an HTTP/1.1 request without Host is refused in problem+json with an event, before any upstream; HTTP/1.0 needs none', async () => {
+  const refused = await exchange(gw.url, `GET /public/no-host HTTP/1.1\r\nConnection: keep-alive\r\n\r\n`)
+  assert.deepEqual(statuses(refused), [400], refused)
+  assert.match(refused, /^content-type: application\/problem\+json/im)
+  assert.match(refused, /"code":"ERR_SANITIZE_REJECTED"/)
+  assert.match(refused, /^connection: close\r$/im)
+  const id = /"requestId":"([^"]+)"/.exec(refused)?.[1]
+  const event = await eventWhere((e) => e.event === 'sanitize.rejected' && e.requestId === id)
+  assert.equal(event.reason, 'missing_host')
+  await marker('no-host')
+  assert.ok(!urls().includes('/public/no-host'))
+  const out = await exchange(gw.url, `GET /public/no-host-10 HTTP/1.0\r\n\r\n`)
+  assert.deepEqual(statuses(out), [200], out)
+  assert.ok(urls().includes('/public/no-host-10'))
+})
+
+/** Waits until a security event matches (the listener writes it as it answers). */
+async function eventWhere(match: (e: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 200; i++) {
+    const e = gw.events().find(match)
+    if (e) return e
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  throw new Error('no such event')
+}
+
+test('an Expect other than 100-continue gets 417 problem+json and an event, before any upstream, and the connection closed', async () => {
+  const out = await exchange(gw.url, `POST /public/expect HTTP/1.1\r\nHost: ${host}\r\nExpect: 200-ok\r\nContent-Length: 5\r\n\r\nhello`)
+  assert.deepEqual(statuses(out), [417], out)
+  assert.match(out, /^content-type: application\/problem\+json/im)
+  assert.match(out, /"code":"ERR_HTTP_EXPECTATION_FAILED"/)
+  assert.match(out, /^connection: close\r$/im)
+  const id = /"requestId":"([^"]+)"/.exec(out)?.[1]
+  const event = await eventWhere((e) => e.event === 'http.expectation_failed' && e.requestId === id)
+  assert.equal(event.reason, 'expect')
+  assert.equal(event.status, 417)
+  await marker('expect')
+  assert.ok(!urls().includes('/public/expect'))
+})
+
+test('CONNECT gets 501 problem+json and an event instead of a dropped connection, and opens no tunnel', async () => {
+  const out = await exchange(gw.url, `CONNECT ${new URL(up.url).host} HTTP/1.1\r\nHost: ${new URL(up.url).host}\r\n\r\n`)
+  assert.deepEqual(statuses(out), [501], out)
+  assert.match(out, /^content-type: application\/problem\+json/im)
+  assert.match(out, /"code":"ERR_HTTP_METHOD_NOT_SUPPORTED"/)
+  const id = /"requestId":"([^"]+)"/.exec(out)?.[1]
+  const event = await eventWhere((e) => e.event === 'http.method_not_supported' && e.requestId === id)
+  assert.equal(event.reason, 'connect')
+  assert.equal(event.decision, 'deny')
+})

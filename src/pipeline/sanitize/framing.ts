@@ -54,9 +54,15 @@ export function checkFraming(headers: IncomingHttpHeaders, rawHeaders: readonly 
  */
 const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+;=]|%[0-9A-Fa-f]{2})+)(?::[0-9]{0,5})?$/
 
-export function checkHost(headers: IncomingHttpHeaders, rawHeaders: readonly string[]): void {
+export function checkHost(headers: IncomingHttpHeaders, rawHeaders: readonly string[], httpVersion: string): void {
   const host = headers.host
-  if (host === undefined) return
+  if (host === undefined) {
+    // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request that lacks Host. node would
+    // too (requireHostHeader), in plain text; the listener leaves it to this stage, so the answer
+    // is problem+json and the refusal an event like every other.
+    if (httpVersion === '1.1') throw new GatewayError('ERR_SANITIZE_REJECTED', { reason: 'missing_host', detail: 'An HTTP/1.1 request must carry a Host header.' })
+    return
+  }
   const detail = 'The Host header is invalid.'
   if (!HOST.test(host)) throw new GatewayError('ERR_SANITIZE_REJECTED', { reason: 'invalid_host', detail })
   // node keeps only the first Host in req.headers: count the raw field lines.

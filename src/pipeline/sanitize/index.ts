@@ -56,7 +56,7 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
       const h = req.headers
       try {
         checkFraming(h, req.rawHeaders, req.httpVersion)
-        checkHost(h, req.rawHeaders)
+        checkHost(h, req.rawHeaders, req.httpVersion)
       } catch (err) {
         // A message the gateway refuses to read one way is not one to read what follows it by:
         // the connection is closed after the answer, even when node read the whole of it.
