@@ -48,6 +48,12 @@ before(async () => {
       if (end === -1) return
       const name = head.slice(0, end).split(' ')[1].split('/')[2]
       head = name === 'early' ? '\0' : head.slice(end + 4)
+      if (name === 'processing') {
+        // 102 Processing every 100 ms, and never a final answer.
+        const timer = setInterval(() => s.write('HTTP/1.1 102 Processing\r\n\r\n'), 100)
+        s.on('close', () => clearInterval(timer))
+        return
+      }
       s.write(Buffer.from(ANSWERS[name] ?? 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', 'latin1'))
     })
   })
@@ -59,11 +65,13 @@ before(async () => {
         { id: 'hostile', url },
         { id: 'stall', url, bodyTimeoutMs: 300 },
         { id: 'single', url, connections: 1 },
+        { id: 'slow-head', url, headersTimeoutMs: 500 },
       ],
       routes: [
         { path: '/hostile/**', methods: ['GET', 'POST'], upstream: 'hostile', auth: 'public' },
         { path: '/stall/**', methods: ['GET'], upstream: 'stall', auth: 'public' },
         { path: '/single/**', methods: ['GET'], upstream: 'single', auth: 'public' },
+        { path: '/slow-head/**', methods: ['GET'], upstream: 'slow-head', auth: 'public' },
       ],
     }),
   )
@@ -179,4 +187,13 @@ test('more concurrent requests than the pool has connections wait their turn and
   const statuses = await Promise.all(Array.from({ length: 8 }, (_, i) => fetch(`${gw.url}/single/q${i}`, bounded()).then(async (r) => [r.status, await r.text()])))
   assert.deepEqual(statuses, Array.from({ length: 8 }, () => [200, 'ok']))
   assert.equal(upstreamSockets.length - before, 1, 'one pooled connection served them all')
+})
+
+test('interim 1xx answers do not stretch headersTimeoutMs: an upstream that never sends a final answer gets 504', async () => {
+  const r = await fetch(`${gw.url}/slow-head/processing`, bounded())
+  assert.equal(r.status, 504)
+  const body = (await r.json()) as Record<string, unknown>
+  assert.equal(body.code, 'ERR_FORWARD_TIMEOUT')
+  const event = await securityEvent('forward.timeout', r.headers.get('x-request-id')!)
+  assert.equal(event.reason, 'headers_timeout')
 })

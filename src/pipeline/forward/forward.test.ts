@@ -192,7 +192,7 @@ test('a bodiless answer (304) is complete at its headers: later body bytes and a
   let resolved = 0
   let rejected = 0
   const ctx = { id: 'req-1', method: 'GET', req: { complete: true }, res } as never
-  const h = new ForwardHandler(ctx, () => resolved++, () => rejected++, pino({ level: 'silent' }), 'up')
+  const h = new ForwardHandler(ctx, () => resolved++, () => rejected++, pino({ level: 'silent' }), 'up', 30_000)
   h.onConnect(() => {})
   h.onHeaders(304, [Buffer.from('content-length'), Buffer.from('1234')], () => {})
   assert.equal(h.onData(Buffer.from('stray')), true)

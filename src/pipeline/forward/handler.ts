@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Dispatcher } from 'undici'
+import { errors, type Dispatcher } from 'undici'
 import type { Logger } from 'pino'
 import type { RequestContext } from '../stage.js'
 import { rateLimitResponseHeaders } from '../limits/index.js'
@@ -43,6 +43,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   private state = State.Waiting
   private clientGone = false
   private readonly startedAt = performance.now()
+  /** When the first interim (1xx) answer came, if one did. */
+  private interimAt = 0
 
   constructor(
     private readonly ctx: RequestContext,
@@ -50,6 +52,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     private readonly reject: (err: unknown) => void,
     private readonly logger: Logger,
     private readonly upstreamId: string,
+    private readonly headersTimeoutMs: number,
   ) {
     const res = ctx.res as TrackedResponse
     res[kHandler] = this
@@ -68,7 +71,15 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     // 1xx are interim answers on the upstream hop only (node answers the client's 100-continue).
-    if (statusCode < 200) return true
+    if (statusCode < 200) {
+      // undici starts its headers timer again at each one: an upstream sending 102 Processing
+      // forever would hold the request and a pooled connection for good. The final answer must
+      // come within headersTimeoutMs of the first interim one.
+      const now = performance.now()
+      if (this.interimAt === 0) this.interimAt = now
+      else if (now - this.interimAt > this.headersTimeoutMs) this.abort?.(new errors.HeadersTimeoutError())
+      return true
+    }
     const ctx = this.ctx
     ctx.upstreamMs = Math.round((performance.now() - this.startedAt) * 100) / 100
     ctx.status = statusCode

@@ -28,6 +28,7 @@ interface Target {
   readonly pool: Pool
   /** The upstream URL's path ("" or "/base"), prepended to every request path. */
   readonly prefix: string
+  readonly headersTimeoutMs: number
 }
 
 function createTarget(u: UpstreamConfig): Target {
@@ -41,7 +42,7 @@ function createTarget(u: UpstreamConfig): Target {
     // A Keep-Alive hint from the upstream may shorten the idle time, never lengthen it past config.
     keepAliveMaxTimeout: u.keepAliveTimeoutMs,
   })
-  return { id: u.id, pool, prefix: basePathOf(url) }
+  return { id: u.id, pool, prefix: basePathOf(url), headersTimeoutMs: u.headersTimeoutMs }
 }
 
 /** How long closing waits for queued upstream requests before destroying the pools. */
@@ -87,7 +88,7 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
         body: !hasBody(req.headers) ? null : maxBodyBytes > 0 && req.headers['transfer-encoding'] !== undefined ? Readable.from(limitedBody(req, maxBodyBytes), { objectMode: false }) : req,
       }
       return new Promise<void>((resolve, reject) => {
-        target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id))
+        target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id, target.headersTimeoutMs))
       })
     },
     async close(): Promise<void> {
