@@ -4,6 +4,7 @@ import { catalog, type ErrorCode } from '../errors/catalog.js'
 import { toProblem } from '../errors/problem.js'
 import type { DenialEventType, RequestEvent } from '../events/event.js'
 import { loggedPath } from '../events/logged-path.js'
+import { bearerHint, presented } from './authn/presented.js'
 import type { Deps, RequestContext, Stage } from './stage.js'
 
 export interface Pipeline {
@@ -95,10 +96,19 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
       clientId: id?.clientId,
       issuer: id?.issuer,
       jti: id?.jti,
-      tokenDigest: id?.tokenDigest ?? ctx.tokenDigest,
+      tokenDigest: id?.tokenDigest ?? ctx.tokenDigest ?? presentedDigest(ctx),
       ...(suppressed > 0 ? { suppressed } : undefined),
     }
     deps.events.emit(event)
+  }
+
+  /**
+   * The digest of the bearer token a request refused before authn looked at it presented (a 429
+   * of a limit or of brute-force protection, a 404): computed here, only for an event written.
+   */
+  function presentedDigest(ctx: RequestContext): string | undefined {
+    const token = bearerHint(ctx.req.headers.authorization)
+    return token === undefined ? undefined : presented(ctx, token).digest.slice(0, 16)
   }
 
   function done(ctx: RequestContext): void {
