@@ -4,6 +4,7 @@ import type { DenialEventType } from './events/event.js'
 import type { Config } from './config/schema.js'
 import { createClientAddressResolver, type ClientAddressResolver } from './http/client-address.js'
 import { createAuthnStage } from './pipeline/authn/index.js'
+import type { KeyStore } from './pipeline/authn/key-store.js'
 import { createAuthzStage } from './pipeline/authz/index.js'
 import { createForwardStage } from './pipeline/forward/index.js'
 import { createNormalizeStage } from './pipeline/normalize/index.js'
@@ -39,6 +40,8 @@ export interface Gateway {
   readonly resolveClient: ClientAddressResolver
   /** Loads keys; resolves when every issuer's first load settled (success or failure). */
   start(): Promise<void>
+  /** An issuer's key store (by config id), which the next config's gateway takes over on reload. */
+  keyStore(issuerId: string): KeyStore | undefined
   /** True when every issuer has keys and upstreams are configured. */
   ready(): boolean
   /** The gateway's public signing keys (internalTokens.jwksPath), answered by the listeners; undefined without internalTokens. */
@@ -59,6 +62,8 @@ export interface GatewayOptions {
   readonly onDone?: (ctx: RequestContext) => void
   /** Process-wide metrics (kept across reloads). */
   readonly metrics?: Metrics
+  /** The running gateway on a reload: issuers fetching their keys from the same place start with its keys. */
+  readonly previous?: Pick<Gateway, 'keyStore'>
   /** Limit store taken over from the previous gateway (see handOverLimitStore). */
   readonly limitStore?: LimitStore
 }
@@ -69,7 +74,7 @@ export function createGateway(config: Config, deps: Deps, options: GatewayOption
   // First, so that a key set that cannot be used rejects the config before anything is opened.
   const internalTokens = createInternalTokens(config, deps)
   const resolveClient = createClientAddressResolver(config.server.trustedProxies)
-  const authn = createAuthnStage(config, deps)
+  const authn = createAuthnStage(config, deps, { previousKeys: options.previous?.keyStore })
   const forward = createForwardStage(config, deps, { upstreamAuthorization: internalTokens?.upstreamAuthorization })
   const routeLimits = new Map(config.routes.map((r, i) => [routeId(r, i), r.limits ?? []] as const))
   const limits = createLimits(
@@ -123,6 +128,7 @@ export function createGateway(config: Config, deps: Deps, options: GatewayOption
       await Promise.all([authn.start(), limits.ready()])
     },
     ready: () => config.upstreams.length > 0 && authn.ready(),
+    keyStore: authn.keyStore,
     jwks: internalTokens?.jwks,
     limitStore: limits.store,
     parserRefused(r) {

@@ -285,7 +285,7 @@ async function doReload({ path, listeners, logs, deps, onDone, initial, metrics,
   const sameStore = JSON.stringify(current.config.limits.store) === JSON.stringify(next.limits.store)
   let gateway: Gateway
   try {
-    gateway = createGateway(next, deps, { onDone, metrics, limitStore: sameStore ? current.limitStore : undefined })
+    gateway = createGateway(next, deps, { onDone, metrics, previous: current, limitStore: sameStore ? current.limitStore : undefined })
   } catch (err) {
     // A config that validates but cannot be built (e.g. a key that will not import) is rejected too.
     logs.events.emit({ type: 'config.rejected', time: new Date().toISOString(), file: path, errors: [{ message: (err as Error).message }] })

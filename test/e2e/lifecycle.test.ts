@@ -102,6 +102,37 @@ test('readiness stays false and protected routes answer 503 until the issuer key
   assert.equal((await fetch(gw.url + '/p', { headers: { authorization: `Bearer ${token}` } })).status, 200)
 })
 
+test('a reload while the identity provider is down keeps the keys the running config loaded: ready, and tokens still verify', async (t) => {
+  const ks = await startKeyServer()
+  const up = await startUpstream()
+  const config = (paths: string[]) =>
+    baseConfig({
+      issuers: [{ id: 'test', issuer: ks.issuer, discoveryUrl: ks.discoveryUrl, audiences: ['api://test'] }],
+      upstreams: [{ id: 'u', url: up.url }],
+      routes: paths.map((path) => ({ path, methods: ['GET'], upstream: 'u', auth: 'required' })),
+    })
+  const gw = await startGateway(config(['/p']))
+  t.after(async () => {
+    await gw.stop()
+    await up.close()
+    await ks.close()
+  })
+  const token = await ks.sign()
+  assert.equal((await fetch(gw.url + '/p', { headers: { authorization: `Bearer ${token}` } })).status, 200)
+  ks.down = true
+  writeFileSync(gw.configPath, JSON.stringify(config(['/p', '/q'])))
+  gw.child.kill('SIGHUP')
+  await gw.waitFor((l) => l.event === 'config.loaded' && l.reload === true)
+  const failed = await gw.waitFor((l) => l.event === 'keys.refresh_failed' && l.source === 'initial')
+  assert.equal(failed.keptKeys, 1)
+  assert.equal((await fetch(gw.url + '/readyz')).status, 200, 'still ready')
+  // The new config's token cache is empty: these verify against the keys taken over.
+  const fresh = await ks.sign({ jti: 'after-reload' })
+  for (const [path, bearer] of [['/q', fresh], ['/p', token]] as const) {
+    assert.equal((await fetch(gw.url + path, { headers: { authorization: `Bearer ${bearer}` } })).status, 200, path)
+  }
+})
+
 test('an invalid config on reload is rejected with its errors logged and the running config keeps serving', async (t) => {
   const up = await startUpstream()
   const gw = await startGateway(routeTo(up.url, '/a/**'))

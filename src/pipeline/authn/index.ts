@@ -29,11 +29,15 @@ export interface AuthnStage extends Stage {
    */
   presentedClaims(ctx: TokenHolder): Payload | undefined
   ready(): boolean
+  /** The key store of an issuer (by config id), for the next config's stage to take over. */
+  keyStore(issuerId: string): KeyStore | undefined
   close(): Promise<void>
 }
 
-/** Test seams; production uses the defaults. */
+/** Test seams and the reload hand-over; production uses the defaults. */
 export interface AuthnOptions {
+  /** The running config's key stores (a reload): each issuer takes over the keys of its namesake when they fetch from the same place (KeyStore.adopt). */
+  readonly previousKeys?: (issuerId: string) => KeyStore | undefined
   /** Timer for background key refresh (default: unref'd setTimeout). */
   readonly schedule?: Scheduler
   /** Bound of the verified-token cache (default TOKEN_CACHE_MAX_ENTRIES). */
@@ -62,6 +66,12 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
   // A key the issuer no longer publishes verifies no new token; the tokens it verified before
   // leave the cache with it (a key removed after a compromise must stop working at once).
   const issuers = config.issuers.map((cfg) => compileIssuer(cfg, deps, options.schedule, () => cache.dropIssuer(cfg.id)))
+  if (options.previousKeys !== undefined) {
+    for (const issuer of issuers) {
+      const prev = options.previousKeys(issuer.id)
+      if (issuer.store !== undefined && prev !== undefined) issuer.store.adopt(prev)
+    }
+  }
   const byIss = new Map<string, IssuerRuntime>()
   for (const issuer of issuers) {
     const other = byIss.get(issuer.iss)
@@ -212,6 +222,7 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
       await Promise.all(issuers.map((i) => i.store?.start()))
     },
     ready: () => issuers.every((i) => i.store === undefined || i.store.ready()),
+    keyStore: (issuerId) => issuers.find((i) => i.id === issuerId)?.store,
     async close() {
       await Promise.all(issuers.map((i) => i.store?.close()))
       cache.clear()

@@ -341,3 +341,42 @@ test('onKeysRemoved fires when a refresh drops a key in use (by kid or by materi
   assert.equal(removals, 2, 'a kid whose key material changed')
   assert.equal(h.store.keyRemovals, 2, 'the count an asynchronous verification compares before caching')
 })
+
+test('a reloaded store takes over the keys of the store it replaces when they come from the same place, and keeps them while the provider is down', async (t) => {
+  const ks = await keyServer(t)
+  const running = harness({ expectedIssuer: ks.issuer, jwksUri: ks.jwksUri })
+  await running.store.start()
+  ks.down = true
+  const next = harness({ expectedIssuer: ks.issuer, jwksUri: ks.jwksUri })
+  assert.equal(next.store.adopt(running.store), true)
+  assert.equal(next.store.ready(), true, 'ready before its first load')
+  await next.store.start()
+  assert.equal(next.store.ready(), true, 'a failed first load keeps the keys taken over')
+  assert.equal(next.store.keysFor(ks.keys[0].kid, 'RS256').length, 1)
+  const failed = next.events.find((e) => e.type === 'keys.refresh_failed')
+  assert.equal(failed?.keptKeys, 1)
+  // Once the provider is back, the first refresh installs what it publishes then.
+  ks.down = false
+  const rotated = await ks.addKey('RS256')
+  await next.store.refresh('scheduled')
+  assert.ok(next.store.state().kids.includes(rotated.kid))
+})
+
+test('keys are not taken over from a store that fetches elsewhere, for other algorithms or for another issuer, nor from one that has none', async (t) => {
+  const ks = await keyServer(t)
+  const running = harness({ expectedIssuer: ks.issuer, jwksUri: ks.jwksUri })
+  await running.store.start()
+  const others: Array<Partial<KeyStoreOptions> & Pick<KeyStoreOptions, 'expectedIssuer'>> = [
+    { expectedIssuer: ks.issuer, jwksUri: `${ks.jwksUri}?other` },
+    { expectedIssuer: ks.issuer, jwksUri: ks.jwksUri, algorithms: new Set(['RS256']) },
+    { expectedIssuer: `${ks.issuer}/other`, jwksUri: ks.jwksUri },
+    { expectedIssuer: ks.issuer, jwksUri: undefined, discoveryUrl: ks.discoveryUrl },
+  ]
+  for (const over of others) {
+    const next = harness(over)
+    assert.equal(next.store.adopt(running.store), false, JSON.stringify(over, (_k, v) => (v instanceof Set ? [...v] : v)))
+    assert.equal(next.store.ready(), false)
+  }
+  const empty = harness({ expectedIssuer: ks.issuer, jwksUri: ks.jwksUri })
+  assert.equal(harness({ expectedIssuer: ks.issuer, jwksUri: ks.jwksUri }).store.adopt(empty.store), false)
+})

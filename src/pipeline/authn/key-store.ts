@@ -93,6 +93,34 @@ export class KeyStore {
     this.schedule = o.schedule ?? defaultScheduler
   }
 
+  /**
+   * Takes over the keys of the store this one replaces (a config reload), when both fetch the same
+   * issuer's keys from the same place for the same algorithms: the first load then refreshes
+   * them, and if the provider is down meanwhile, the reload keeps serving with the last good keys
+   * as a running store would, instead of swapping in a gateway that has none. Returns whether it
+   * took them.
+   */
+  adopt(prev: KeyStore): boolean {
+    const a = this.o
+    const b = prev.o
+    const same =
+      a.expectedIssuer === b.expectedIssuer &&
+      a.discoveryUrl === b.discoveryUrl &&
+      a.jwksUri === b.jwksUri &&
+      a.algorithms.size === b.algorithms.size &&
+      [...a.algorithms].every((alg) => b.algorithms.has(alg))
+    if (!same || prev.count === 0 || this.count > 0) return false
+    this.byAlgKid = prev.byAlgKid
+    this.byAlg = prev.byAlg
+    this.kids = prev.kids
+    this.all = prev.all
+    this.count = prev.count
+    this.jwksUri = prev.jwksUri
+    this.discoveryFreshUntil = prev.discoveryFreshUntil
+    this.freshUntil = prev.freshUntil
+    return true
+  }
+
   /** First load. Resolves when it settled, whatever the outcome; never rejects. */
   start(): Promise<void> {
     return this.refresh('initial')
