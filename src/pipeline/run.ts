@@ -78,7 +78,7 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
   }
 
   function emitDenial(ctx: RequestContext, err: GatewayError, suppressed: number): void {
-    const id = ctx.identity
+    const id = ctx.identity ?? ctx.refusedToken
     const event: RequestEvent = {
       type: catalog[err.code].event as DenialEventType,
       time: new Date(deps.now()).toISOString(),
@@ -96,7 +96,7 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
       clientId: id?.clientId,
       issuer: id?.issuer,
       jti: id?.jti,
-      tokenDigest: id?.tokenDigest ?? ctx.tokenDigest ?? presentedDigest(ctx),
+      tokenDigest: ctx.identity?.tokenDigest ?? ctx.tokenDigest ?? presentedDigest(ctx),
       ...(suppressed > 0 ? { suppressed } : undefined),
     }
     deps.events.emit(event)

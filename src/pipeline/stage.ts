@@ -43,6 +43,12 @@ export interface RequestContext {
   /** Digest of a presented token even when it failed to verify, for events. */
   tokenDigest: string | undefined
   /**
+   * Who a token names whose signature verified but whose claims were refused (expired, another
+   * audience, too long a lifetime): authentic, so its denial event says who it was. Never a
+   * basis for access: ctx.identity stays unset.
+   */
+  refusedToken?: { readonly subject?: string; readonly clientId?: string; readonly issuer?: string; readonly jti?: string }
+  /**
    * authn's memo of the bearer token this request presented (digest, decoded JWS), so that the
    * limits stage before authn and authn itself hash and decode it once. Only authn reads or writes it.
    */

@@ -88,6 +88,35 @@ describe('request events name the presented token by digest, also when refused b
     assert.ok(!JSON.stringify(gw.lines).includes(token.split('.')[2]), 'no token on any line')
   })
 
+  test('a token whose signature verified but whose claims are refused (expired, another audience) is named by subject in its event, and authenticates nothing', async () => {
+    const now = Math.floor(Date.now() / 1000)
+    const cases = [
+      { claims: { sub: 'expired-user', client_id: 'app-1', jti: 'jti-expired', iat: now - 600, exp: now - 300 }, event: 'authn.expired' },
+      { claims: { sub: 'other-aud-user', client_id: undefined, azp: 'app-2', jti: 'jti-aud', aud: 'api://other' }, event: 'authn.invalid_token' },
+    ]
+    for (const { claims, event } of cases) {
+      const token = await ks.sign(claims)
+      const r = await fetch(gw.url + '/by-subject', { headers: { authorization: `Bearer ${token}` } })
+      assert.equal(r.status, 401)
+      const e = await eventFor(r.headers.get('x-request-id'))
+      assert.equal(e.event, event)
+      assert.equal(e.subject, claims.sub)
+      assert.equal(e.clientId, claims.client_id ?? claims.azp)
+      assert.equal(e.issuer, ks.issuer)
+      assert.equal(e.jti, claims.jti)
+      assert.equal(e.tokenDigest, digestOf(token))
+      const access = await gw.waitFor((l) => l.name === 'access' && l.requestId === r.headers.get('x-request-id'))
+      assert.equal(access.subject, null, 'the access log names only who was authenticated')
+    }
+    // A forged signature names nobody: its claims are not believed.
+    const forged = (await ks.sign({ sub: 'forged-user' })).slice(0, -4) + 'AAAA'
+    const r = await fetch(gw.url + '/by-subject', { headers: { authorization: `Bearer ${forged}` } })
+    assert.equal(r.status, 401)
+    const e = await eventFor(r.headers.get('x-request-id'))
+    assert.equal(e.reason, 'bad_signature')
+    assert.equal(e.subject, undefined)
+  })
+
   test('random paths, methods and hosts sprayed at the gateway add no metric series', async () => {
     const scrape = async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
     const series = (text: string) => text.split('\n').filter((l) => l.startsWith('gateway_')).map((l) => l.replace(/ \S+$/, ''))

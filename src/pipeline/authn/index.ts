@@ -84,7 +84,14 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
   function accept(ctx: RequestContext, jwt: ParsedJwt, issuer: IssuerRuntime, digest: string, verified: boolean, cacheable: boolean): void {
     if (!verified) throw invalidToken('bad_signature')
     const t = now()
-    checkClaims(jwt.payload, issuer.policy, t)
+    try {
+      checkClaims(jwt.payload, issuer.policy, t)
+    } catch (err) {
+      const p = jwt.payload
+      const str = (v: unknown) => (typeof v === 'string' ? v : undefined)
+      ctx.refusedToken = { subject: str(p.sub), clientId: str(p.client_id) ?? str(p.azp), issuer: issuer.iss, jti: str(p.jti) }
+      throw err
+    }
     const identity = buildIdentity(jwt.payload, issuer.id, ctx.tokenDigest!)
     if (cacheable) cache.admit(digest, identity, t)
     ctx.identity = identity
