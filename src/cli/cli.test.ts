@@ -73,6 +73,13 @@ test('an unknown command or option is a usage error with exit code 2', async () 
   assert.match(missing.stderr, /missing FILE/)
 })
 
+test('"help" with an unknown command names that command, not "help", and exits 2', async () => {
+  const io = fakeIo()
+  assert.equal(await runCli(['help', 'frobnicate'], io), 2)
+  assert.equal(io.stdout, '')
+  assert.match(io.stderr, /^portcullis: unknown command "frobnicate"\n[\s\S]*Usage: portcullis <command>/)
+})
+
 test('check-config on a valid file prints a one-line summary and exits 0', async () => {
   const io = fakeIo()
   assert.equal(await checkConfig.run(['valid.yaml'], io), 0)

@@ -42,6 +42,8 @@ export async function runCli(argv: readonly string[], io: CliIo, commands: reado
       io.out(`${target ? target.usage : topUsage(commands)}\n`)
       return EXIT_OK
     }
+    io.err(`portcullis: unknown command "${rest[0]}"\n\n${topUsage(commands)}\n`)
+    return EXIT_USAGE
   }
   const command = commands.find((c) => c.name === first)
   if (!command) {

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { CliIo } from '../command.js'
@@ -95,6 +95,13 @@ test('keys: usage errors exit 2; an unreadable or broken key set exits 1 without
   const bad = fakeIo(dir)
   assert.equal(await runCli(['keys', 'rotate-signing', '--keys', 'bad.json'], bad), 1)
   assert.match(bad.stderr, /has no keys/)
+  // A folder is not "a file that exists": --force would not help, so it is not suggested.
+  mkdirSync(join(dir, 'folder'))
+  for (const argv of [['keys', 'generate', '--out', 'folder'], ['keys', 'generate', '--out', 'folder', '--force']]) {
+    const folder = fakeIo(dir)
+    assert.equal(await runCli(argv, folder), 1, argv.join(' '))
+    assert.equal(folder.stderr, 'portcullis keys: cannot write folder: it is a directory\n', argv.join(' '))
+  }
   const help = fakeIo(dir)
   assert.equal(await runCli(['keys', '--help'], help), 0)
   assert.match(help.stdout, /^Usage: portcullis keys/)

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { KEY_ALGS, KeySetError, newKeySet, rotateKeySet, type KeyAlg } from '../../tokens/key-set.js'
 import { readKeySetFile, writeKeySetFile } from '../../tokens/key-set-file.js'
@@ -28,6 +29,8 @@ Subcommands:
 
 Options:
   -h, --help   Show this help`
+
+const isDirectory = (path: string) => statSync(path, { throwIfNoEntry: false })?.isDirectory() === true
 
 const isAlg = (v: string): v is KeyAlg => (KEY_ALGS as readonly string[]).includes(v)
 
@@ -69,7 +72,9 @@ export const keys: Command = {
         writeKeySetFile(resolve(io.cwd, v.out), set, { overwrite: v.force ?? false })
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code
-        if (code === 'EEXIST') io.err(`portcullis keys: ${v.out} exists; use --force to replace it (its keys would be lost)\n`)
+        // --force cannot replace a folder: say what it is instead of suggesting it.
+        if (code === 'EISDIR' || (code === 'EEXIST' && isDirectory(resolve(io.cwd, v.out)))) io.err(`portcullis keys: cannot write ${v.out}: it is a directory\n`)
+        else if (code === 'EEXIST') io.err(`portcullis keys: ${v.out} exists; use --force to replace it (its keys would be lost)\n`)
         else io.err(`portcullis keys: cannot write ${v.out}: ${code ?? (err as Error).message}\n`)
         return EXIT_FAILURE
       }
