@@ -32,7 +32,10 @@ export async function startDevIdp(options: {
   const host = options.host ?? '127.0.0.1'
   const accessTokenTtlSec = options.accessTokenTtlSec ?? 300
   const server = createServer()
-  await new Promise<void>((r) => server.listen(options.port ?? 0, host, r))
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port ?? 0, host, () => (server.off('error', reject), resolve()))
+  })
   const issuer = `http://${host}:${(server.address() as AddressInfo).port}`
   const { privateKey } = await generateKeyPair('RS256', { extractable: true })
   const jwk = { ...(await exportJWK(privateKey)), kid: 'dev-rs256', alg: 'RS256', use: 'sig' }

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startOrdersService } from '../examples/services/orders.js'
 import { startUsersService } from '../examples/services/users.js'
+import { listenError } from '../src/http/server.js'
 import { startDevIdp } from './dev-idp.js'
 
 /**
@@ -32,7 +33,22 @@ try {
   rmSync(keysDir, { recursive: true, force: true })
 }
 
-const idp = await startDevIdp({
+// A port already taken is said plainly, like the gateway's own listeners, and whatever started
+// already is stopped again.
+const started: { close(): Promise<void> }[] = []
+async function starting<T extends { close(): Promise<void> }>(what: string, port: number, start: () => Promise<T>): Promise<T> {
+  try {
+    const service = await start()
+    started.push(service)
+    return service
+  } catch (err) {
+    process.stderr.write(`${listenError(what, '127.0.0.1', port, err).message}; stop what uses it, then run npm start again\n`)
+    await Promise.allSettled(started.map((s) => s.close()))
+    process.exit(1)
+  }
+}
+
+const idp = await starting('dev identity provider', 9000, () => startDevIdp({
   port: 9000,
   audience: AUDIENCE,
   scopes: ['orders:read', 'orders:write', 'users:read'],
@@ -40,9 +56,9 @@ const idp = await startDevIdp({
     { clientId: 'demo-reader', clientSecret: 'demo-reader-secret', scope: 'orders:read users:read' },
     { clientId: 'demo-writer', clientSecret: 'demo-writer-secret', scope: 'orders:read orders:write users:read' },
   ],
-})
-const orders = await startOrdersService({ port: 9001, gatewayIssuer: GATEWAY_ISSUER, jwksUri: JWKS_URI })
-const users = await startUsersService({ port: 9002, gatewayIssuer: GATEWAY_ISSUER, jwksUri: JWKS_URI })
+}))
+const orders = await starting('orders example service', 9001, () => startOrdersService({ port: 9001, gatewayIssuer: GATEWAY_ISSUER, jwksUri: JWKS_URI }))
+const users = await starting('users example service', 9002, () => startUsersService({ port: 9002, gatewayIssuer: GATEWAY_ISSUER, jwksUri: JWKS_URI }))
 
 const gateway = spawn(process.execPath, [cli, 'start', '--config', join(root, 'examples', 'portcullis.yaml')], {
   stdio: ['ignore', 'pipe', 'inherit'],

@@ -74,7 +74,10 @@ export async function startOrdersService(options: ServiceOptions): Promise<Runni
     if (req.url === '/status') return sendJson(res, 200, { service: 'orders', status: 'ok' })
     void orders(req, res)
   })
-  await new Promise<void>((r) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', r))
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => (server.off('error', reject), resolve()))
+  })
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     server,

@@ -121,3 +121,18 @@ describe('examples: client → gateway → example services, identity verified t
     assert.equal(await code(users), 'ERR_AUTHN_INVALID_TOKEN')
   })
 })
+
+test('the services launcher answers --help, and refuses an unknown option or a bad port with exit 2 and its usage, without a stack trace', async () => {
+  const help = await run(process.execPath, [LAUNCHER, '--help'])
+  assert.match(help.stdout, /^Usage: node dist\/scripts\/example-services\.js/)
+  for (const args of [['--frob'], ['--orders-port', 'abc'], ['--users-port', '70000']]) {
+    const failed = await run(process.execPath, [LAUNCHER, ...args]).then(
+      () => assert.fail(`${args.join(' ')} was accepted`),
+      (err: { code: number; stdout: string; stderr: string }) => err,
+    )
+    assert.equal(failed.code, 2, args.join(' '))
+    assert.equal(failed.stdout, '')
+    assert.match(failed.stderr, /^example-services: .*\n\nUsage: /)
+    assert.doesNotMatch(failed.stderr, /\n\s+at /, 'no stack trace')
+  }
+})

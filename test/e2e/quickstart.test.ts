@@ -68,3 +68,26 @@ test('npm start: the README flow works — token from the dev IdP, allowed GET v
   assert.equal(bypass.status, 401)
   assert.equal(((await bypass.json()) as { code: string }).code, 'ERR_AUTHN_INVALID_TOKEN')
 })
+
+test('npm start with a quick-start port already taken says which one and why, stops what it started and exits 1, without a stack trace', async (t) => {
+  const free = await Promise.all(PORTS.map(portFree))
+  if (free.includes(false)) {
+    t.skip(`quick-start ports ${PORTS.join(', ')} are in use on this machine`)
+    return
+  }
+  const squatter = createServer()
+  await new Promise<void>((r) => squatter.listen(9001, '127.0.0.1', r))
+  t.after(() => new Promise<void>((r) => squatter.close(() => r())))
+  const child = spawn(process.execPath, [QUICKSTART], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.after(() => new Promise<void>((r) => (child.exitCode !== null ? r() : (child.once('exit', () => r()), child.kill('SIGTERM')))))
+  let out = ''
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c))
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (out += c))
+  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)))
+  assert.equal(code, 1, out)
+  assert.match(out, /cannot listen on 127\.0\.0\.1:9001 \(orders example service\): address already in use \(EADDRINUSE\)/)
+  assert.doesNotMatch(out, /Unhandled|\n\s+at /, 'no stack trace')
+  assert.doesNotMatch(out, /Portcullis is running/)
+  // The identity provider it had started on 9000 is stopped again.
+  assert.equal(await portFree(9000), true)
+})
