@@ -113,6 +113,21 @@ test('YAML syntax errors and repeated keys are reported with their position and 
   assert.match(e.message, /^YAML syntax: Map keys must be unique$/)
 })
 
+test('a YAML syntax error names the field it lies in; a value the parser takes for a key is never part of the path', () => {
+  assert.equal(only(loadConfigText(VALID.replace('    auth: required', '    auth: required\n    auth: public'), FILE, {})).path, '/routes/0/auth')
+  // An unclosed quote swallows the rest of the file: the field is where the quote opened.
+  const unclosed = errorsOf(loadConfigText(VALID.replace('    url: http://127.0.0.1:3000', '    url: "http://127.0.0.1:3000'), FILE, {}))
+  assert.ok(unclosed.length > 0)
+  for (const e of unclosed) assert.equal(e.path, '/upstreams/0/url', formatIssues(unclosed))
+  // A compact mapping inside a value: the parser sees "s3cr3t-part" as a key; the path stops before it.
+  const nested = errorsOf(loadConfigText(VALID.replace('    auth: required', '    auth: s3cr3t-part: x'), FILE, {}))
+  assert.ok(nested.length > 0)
+  for (const e of nested) {
+    assert.equal(e.path, '/routes/0/auth', formatIssues(nested))
+    assert.doesNotMatch(formatIssues([e]), /s3cr3t/)
+  }
+})
+
 test('cross-references, ids, issuer sources and route rules are checked after the schema, each at its line', () => {
   const text = `version: 1
 listeners:

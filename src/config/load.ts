@@ -5,7 +5,7 @@ import addFormatsModule from 'ajv-formats'
 import { LineCounter, parseDocument, type Document } from 'yaml'
 import { resolveRefs } from './env-refs.js'
 import { judgeFindings, lintConfig } from './lint.js'
-import { locate } from './locate.js'
+import { locate, pointerAt } from './locate.js'
 import { schemaIssues } from './schema-errors.js'
 import { ConfigSchema, type Config } from './schema.js'
 import { semanticIssues } from './semantic.js'
@@ -70,7 +70,10 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
           file,
           line: e.linePos?.[0].line,
           column: e.linePos?.[0].col,
-          path: '',
+          // An unclosed quote is reported at the end of the text: it lies in the value that runs up to it.
+          path: pointerAt(doc as Document, /quote/.test(e.message) ? Math.min(e.pos[0], Math.max(0, text.length - 1)) : e.pos[0], {
+            duplicateKey: e.code === 'DUPLICATE_KEY',
+          }),
           // The parser appends a copy of the source line; the position already says where, and the
           // line itself could hold an inline secret.
           message: `YAML syntax: ${e.message.split(/ at line \d+, column \d+/)[0].split('\n')[0]}`,

@@ -66,3 +66,43 @@ function hasSource(node: Node | null | undefined): node is Node {
   if (!node?.range) return false
   return !(isScalar(node) && node.value === null && node.range[0] === node.range[1])
 }
+
+/**
+ * The JSON pointer of the field a YAML syntax error at `offset` lies in, from what the parser
+ * built: the keys that start before the error, and a repeated key itself (`duplicateKey`). A key
+ * that starts where the error does may be a value the parser mistook for a key (an inline secret),
+ * so it is never part of the pointer. "" when the error is outside every field.
+ */
+export function pointerAt(doc: Document, offset: number, options: { duplicateKey?: boolean } = {}): string {
+  const within = (n: Node | null | undefined) => {
+    const r = n?.range
+    return r != null && r[0] <= offset && offset < Math.max(r[1], r[2])
+  }
+  const escape = (seg: string) => seg.replace(/~/g, '~0').replace(/\//g, '~1')
+  let node = doc.contents as Node | null | undefined
+  let pointer = ''
+  for (;;) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => {
+        const key = p.key as Node | null
+        if (!isScalar(key) || !key.range || (typeof key.value !== 'string' && typeof key.value !== 'number')) return false
+        const start = key.range[0]
+        if (start > offset || (start === offset && !options.duplicateKey)) return false
+        const value = p.value as Node | null
+        return start === offset || within(value) || offset < (value?.range?.[0] ?? key.range[2])
+      })
+      if (!pair) break
+      pointer += `/${escape(String((pair.key as { value: string | number }).value))}`
+      if (!within(pair.value as Node | null)) break
+      node = pair.value as Node
+    } else if (isSeq(node)) {
+      const index = node.items.findIndex((item) => within(item as Node | null))
+      if (index < 0) break
+      pointer += `/${index}`
+      node = node.items[index] as Node
+    } else {
+      break
+    }
+  }
+  return pointer
+}
