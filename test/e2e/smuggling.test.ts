@@ -162,14 +162,19 @@ for (const bad of ['', 'good.example, evil.example', 'evil.example/x?y', 'user@e
   })
 }
 
+/** Asserts one problem+json refusal that closes the connection, and returns its security event. */
+async function refusal(out: string, status: number, code: string, event: string): Promise<Record<string, unknown>> {
+  assert.deepEqual(statuses(out), [status], out)
+  assert.match(out, /^content-type: application\/problem\+json/im)
+  assert.match(out, new RegExp(`"code":"${code}"`))
+  assert.match(out, /^connection: close\r$/im)
+  const id = /"requestId":"([^"]+)"/.exec(out)?.[1]
+  return gw.waitFor((l) => l.name === 'security' && l.event === event && l.requestId === id, 20_000)
+}
+
 test('an HTTP/1.1 request without Host is refused in problem+json with an event, before any upstream; HTTP/1.0 needs none', async () => {
   const refused = await exchange(gw.url, `GET /public/no-host HTTP/1.1\r\nConnection: keep-alive\r\n\r\n`)
-  assert.deepEqual(statuses(refused), [400], refused)
-  assert.match(refused, /^content-type: application\/problem\+json/im)
-  assert.match(refused, /"code":"ERR_SANITIZE_REJECTED"/)
-  assert.match(refused, /^connection: close\r$/im)
-  const id = /"requestId":"([^"]+)"/.exec(refused)?.[1]
-  const event = await eventWhere((e) => e.event === 'sanitize.rejected' && e.requestId === id)
+  const event = await refusal(refused, 400, 'ERR_SANITIZE_REJECTED', 'sanitize.rejected')
   assert.equal(event.reason, 'missing_host')
   await marker('no-host')
   assert.ok(!urls().includes('/public/no-host'))
@@ -178,24 +183,9 @@ test('an HTTP/1.1 request without Host is refused in problem+json with an event,
   assert.ok(urls().includes('/public/no-host-10'))
 })
 
-/** Waits until a security event matches (the listener writes it as it answers). */
-async function eventWhere(match: (e: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-  for (let i = 0; i < 200; i++) {
-    const e = gw.events().find(match)
-    if (e) return e
-    await new Promise((r) => setTimeout(r, 10))
-  }
-  throw new Error('no such event')
-}
-
 test('an Expect other than 100-continue gets 417 problem+json and an event, before any upstream, and the connection closed', async () => {
   const out = await exchange(gw.url, `POST /public/expect HTTP/1.1\r\nHost: ${host}\r\nExpect: 200-ok\r\nContent-Length: 5\r\n\r\nhello`)
-  assert.deepEqual(statuses(out), [417], out)
-  assert.match(out, /^content-type: application\/problem\+json/im)
-  assert.match(out, /"code":"ERR_HTTP_EXPECTATION_FAILED"/)
-  assert.match(out, /^connection: close\r$/im)
-  const id = /"requestId":"([^"]+)"/.exec(out)?.[1]
-  const event = await eventWhere((e) => e.event === 'http.expectation_failed' && e.requestId === id)
+  const event = await refusal(out, 417, 'ERR_HTTP_EXPECTATION_FAILED', 'http.expectation_failed')
   assert.equal(event.reason, 'expect')
   assert.equal(event.status, 417)
   await marker('expect')
@@ -203,12 +193,8 @@ test('an Expect other than 100-continue gets 417 problem+json and an event, befo
 })
 
 test('CONNECT gets 501 problem+json and an event instead of a dropped connection, and opens no tunnel', async () => {
-  const out = await exchange(gw.url, `CONNECT ${new URL(up.url).host} HTTP/1.1\r\nHost: ${new URL(up.url).host}\r\n\r\n`)
-  assert.deepEqual(statuses(out), [501], out)
-  assert.match(out, /^content-type: application\/problem\+json/im)
-  assert.match(out, /"code":"ERR_HTTP_METHOD_NOT_SUPPORTED"/)
-  const id = /"requestId":"([^"]+)"/.exec(out)?.[1]
-  const event = await eventWhere((e) => e.event === 'http.method_not_supported' && e.requestId === id)
+  const target = new URL(up.url).host
+  const event = await refusal(await exchange(gw.url, `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`), 501, 'ERR_HTTP_METHOD_NOT_SUPPORTED', 'http.method_not_supported')
   assert.equal(event.reason, 'connect')
   assert.equal(event.decision, 'deny')
 })
