@@ -34,6 +34,8 @@ const ANSWERS: Record<string, string> = {
 
 let upstream: Server
 const upstreamSockets: Socket[] = []
+/** The request line of every request the raw upstream read, and the connection it came on. */
+const requestLines: Array<{ line: string; socket: Socket }> = []
 let gw: StartedGateway
 
 before(async () => {
@@ -46,8 +48,14 @@ before(async () => {
       head += d.toString('latin1')
       const end = head.indexOf('\r\n\r\n')
       if (end === -1) return
+      requestLines.push({ line: head.slice(0, head.indexOf('\r\n')), socket: s })
       const name = head.slice(0, end).split(' ')[1].split('/')[2]
       head = name === 'early' ? '\0' : head.slice(end + 4)
+      if (name === 'slow') {
+        // The answer comes a while later: requests behind it wait for the connection.
+        setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'), 400)
+        return
+      }
       if (name === 'processing') {
         // 102 Processing every 100 ms, and never a final answer.
         const timer = setInterval(() => s.write('HTTP/1.1 102 Processing\r\n\r\n'), 100)
@@ -196,4 +204,24 @@ test('interim 1xx answers do not stretch headersTimeoutMs: an upstream that neve
   assert.equal(body.code, 'ERR_FORWARD_TIMEOUT')
   const event = await securityEvent('forward.timeout', r.headers.get('x-request-id')!)
   assert.equal(event.reason, 'headers_timeout')
+})
+
+test('a request whose client left while it waited for a pooled connection never reaches the upstream, and the connection it would have used stays open', async () => {
+  const slow = fetch(`${gw.url}/single/slow`, bounded())
+  // A client that asks for the same upstream (one connection, busy) and hangs up while queued.
+  const { hostname, port } = new URL(gw.url)
+  const leaver = connect(Number(port), hostname)
+  leaver.on('error', () => {})
+  await new Promise((r) => leaver.once('connect', r))
+  leaver.write('GET /single/left HTTP/1.1\r\nHost: gw\r\n\r\n')
+  await new Promise((r) => setTimeout(r, 100))
+  leaver.destroy()
+  assert.equal((await slow).status, 200)
+  const left = await gw.waitFor((l) => l.name === 'access' && l.path === '/single/left', 20_000)
+  assert.equal(left.status, 499)
+  assert.equal((await fetch(`${gw.url}/single/after`, bounded())).status, 200)
+  const socketOf = (path: string) => requestLines.find((r) => r.line.includes(path))?.socket
+  assert.ok(socketOf('/single/slow'))
+  assert.equal(socketOf('/single/after'), socketOf('/single/slow'), 'the request after the one that left used the same upstream connection')
+  assert.equal(socketOf('/single/left'), undefined, 'the upstream never received the request of the client that left')
 })

@@ -25,6 +25,9 @@ function withoutContentLength(headers: string[]): void {
   for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i].toLowerCase() === 'content-length') headers.splice(i, 2)
 }
 
+/** Thrown from onConnect for a request whose client left while it was queued (no stack needed). */
+const CLIENT_GONE = Object.assign(new Error('client closed the connection'), { code: 'PORTCULLIS_CLIENT_GONE' })
+
 const enum State {
   Waiting,
   Streaming,
@@ -64,9 +67,13 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onConnect(abort: (err?: Error) => void): void {
-    // The client may have gone while the request waited for a pooled connection.
-    if (this.clientGone) abort()
-    else this.abort = abort
+    // The client may have gone while the request waited for a pooled connection. abort() would
+    // also destroy that connection, healthy and idle (undici cannot tell an abort before the
+    // request was written from one after); an error thrown here instead fails just this request
+    // (undici hands it to onError) and the connection serves the next one. Clients that give up
+    // on a saturated upstream thus do not make the pool reconnect for each of them.
+    if (this.clientGone) throw CLIENT_GONE
+    this.abort = abort
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
