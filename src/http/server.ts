@@ -210,6 +210,9 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       socket.on('error', () => socket.destroy())
       // Nor do its timeouts apply any more: a client that never closes its side is cut.
       ;(socket as Socket).setTimeout(s.keepAliveTimeoutMs, () => socket.destroy())
+      // A CONNECT pipelined behind a request whose response is still owed: a status line now
+      // would be read as that response, or land inside its body. Close instead, as clientError does.
+      if (!socket.writable || owedResponse(socket)) return socket.destroy()
       socket.end(parserRefusal('ERR_HTTP_METHOD_NOT_SUPPORTED', requestId))
     })
     try {

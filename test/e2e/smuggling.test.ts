@@ -198,3 +198,23 @@ test('CONNECT gets 501 problem+json and an event instead of a dropped connection
   assert.equal(event.reason, 'connect')
   assert.equal(event.decision, 'deny')
 })
+
+test('a CONNECT pipelined behind a request still being answered closes the connection instead of writing its 501 where that answer belongs', async () => {
+  const target = new URL(up.url).host
+  const { hostname, port } = new URL(gw.url)
+  const out = await new Promise<string>((resolve) => {
+    const socket = connect(Number(port), hostname, () =>
+      socket.write(`GET /public/hold HTTP/1.1\r\nHost: ${host}\r\n\r\nCONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`),
+    )
+    let data = ''
+    socket.setEncoding('latin1')
+    socket.setTimeout(20_000, () => socket.destroy())
+    socket.on('data', (c: string) => (data += c))
+    // A reset is an answer here too: only what was written before it matters.
+    socket.on('error', () => {})
+    socket.on('close', () => resolve(data))
+  })
+  // The first status line on the connection is read as the answer to GET /public/hold.
+  assert.ok(!statuses(out).includes(501), out)
+  await gw.waitFor((l) => l.name === 'security' && l.event === 'http.method_not_supported' && l.reason === 'connect', 20_000)
+})
