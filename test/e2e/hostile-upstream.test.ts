@@ -56,6 +56,15 @@ before(async () => {
         setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'), 400)
         return
       }
+      if (name === 'processing-late') {
+        // Two 102s, each within headersTimeoutMs (500 ms) of the one before, and a final answer
+        // later than that after the first.
+        s.write('HTTP/1.1 102 Processing\r\n\r\n')
+        const second = setTimeout(() => s.write('HTTP/1.1 102 Processing\r\n\r\n'), 350)
+        const final = setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'), 700)
+        s.on('close', () => (clearTimeout(second), clearTimeout(final)))
+        return
+      }
       if (name === 'processing') {
         // 102 Processing every 100 ms, and never a final answer.
         const timer = setInterval(() => s.write('HTTP/1.1 102 Processing\r\n\r\n'), 100)
@@ -202,6 +211,13 @@ test('interim 1xx answers do not stretch headersTimeoutMs: an upstream that neve
   assert.equal(r.status, 504)
   const body = (await r.json()) as Record<string, unknown>
   assert.equal(body.code, 'ERR_FORWARD_TIMEOUT')
+  const event = await securityEvent('forward.timeout', r.headers.get('x-request-id')!)
+  assert.equal(event.reason, 'headers_timeout')
+})
+
+test('interim 1xx answers do not stretch headersTimeoutMs: a final answer later than that after the first 1xx gets 504', async () => {
+  const r = await fetch(`${gw.url}/slow-head/processing-late`, bounded())
+  assert.equal(r.status, 504)
   const event = await securityEvent('forward.timeout', r.headers.get('x-request-id')!)
   assert.equal(event.reason, 'headers_timeout')
 })

@@ -87,6 +87,11 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       else if (now - this.interimAt > this.headersTimeoutMs) this.abort?.(new errors.HeadersTimeoutError())
       return true
     }
+    // undici's own timer ran from the last 1xx: the final answer is held to the first one too.
+    if (this.interimAt !== 0 && performance.now() - this.interimAt > this.headersTimeoutMs) {
+      this.abort?.(new errors.HeadersTimeoutError())
+      return true
+    }
     const ctx = this.ctx
     ctx.upstreamMs = Math.round((performance.now() - this.startedAt) * 100) / 100
     ctx.status = statusCode
