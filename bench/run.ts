@@ -266,17 +266,15 @@ async function main(): Promise<number> {
   const issuer = await startIssuer({ audience: 'api://bench', scope: 'bench:read' })
   let upstream: ChildServer | undefined
   const rows: RowResult[] = []
-  /** Cold tokens actually signed (fewer than asked when BENCH_COLD_SIGN_SEC stopped the signing). */
-  let coldSigned = 0
+  /** Fewer than asked when BENCH_COLD_SIGN_SEC stopped the signing. */
+  let coldTokens: string[] = []
   const lives: Live[] = targets.map((target) => ({ target, runs: [], upstream: noStats, problems: [], failed: false, cpuMs: 0, mainCpuMs: 0, restCpuMs: 0, syscalls: undefined }))
   try {
     const warmTokens = await issuer.mint(settings.warmTokens, 'warm')
-    let coldTokens: string[] = []
     if (needsCold) {
       const ts = performance.now()
       coldTokens = await issuer.mint(settings.coldTokens, 'cold', settings.coldSignSec * 1000)
       const sec = (performance.now() - ts) / 1000
-      coldSigned = coldTokens.length
       const cut = coldTokens.length < settings.coldTokens ? ` (stopped at BENCH_COLD_SIGN_SEC=${settings.coldSignSec})` : ''
       log(`signed ${coldTokens.length} distinct RS256 tokens for the cold row in ${sec.toFixed(1)} s (${Math.round(coldTokens.length / sec)}/s)${cut}`)
     }
@@ -352,7 +350,7 @@ async function main(): Promise<number> {
         cpus: cpus().length,
         cpuModel: cpus()[0]?.model,
         loadAverage: { before: load0, after: load1 },
-        settings: { ...shownSettings, warmTokenCount: _w, coldTokenCount: _c, coldTokensSigned: coldSigned },
+        settings: { ...shownSettings, warmTokenCount: _w, coldTokenCount: _c, coldTokensSigned: coldTokens.length },
         rows: rows.map(({ files: _f, run, ...r }) => ({ ...r, run: run && { ...run, latencies: undefined } })),
         checks,
       },

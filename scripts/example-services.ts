@@ -9,7 +9,7 @@
 import { parseArgs } from 'node:util'
 import { startOrdersService } from '../examples/services/orders.js'
 import { startUsersService } from '../examples/services/users.js'
-import { listenError } from '../src/http/server.js'
+import { startOrExit } from './start-or-exit.js'
 
 const USAGE = `Usage: node dist/scripts/example-services.js [options]
 
@@ -60,16 +60,9 @@ const ordersPort = port('orders-port')
 const usersPort = port('users-port')
 
 const common = { gatewayIssuer: values['gateway-issuer'], jwksUri: values['jwks-uri'], host: values.host }
-async function starting<T>(what: string, listenPort: number, start: () => Promise<T>): Promise<T> {
-  try {
-    return await start()
-  } catch (err) {
-    process.stderr.write(`example-services: ${listenError(what, values.host, listenPort, err).message}\n`)
-    process.exit(1)
-  }
-}
-const orders = await starting('orders', ordersPort, () => startOrdersService({ ...common, port: ordersPort }))
-const users = await starting('users', usersPort, () => startUsersService({ ...common, port: usersPort }))
+const prefix = 'example-services: '
+const orders = await startOrExit('orders', values.host, ordersPort, () => startOrdersService({ ...common, port: ordersPort }), { prefix })
+const users = await startOrExit('users', values.host, usersPort, () => startUsersService({ ...common, port: usersPort }), { prefix })
 process.stdout.write(`${JSON.stringify({ service: 'orders', listening: orders.url })}\n${JSON.stringify({ service: 'users', listening: users.url })}\n`)
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {

@@ -5,8 +5,8 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startOrdersService } from '../examples/services/orders.js'
 import { startUsersService } from '../examples/services/users.js'
-import { listenError } from '../src/http/server.js'
 import { startDevIdp } from './dev-idp.js'
+import { startOrExit, type Closable } from './start-or-exit.js'
 
 /**
  * `npm start`: the gateway with examples/portcullis.yaml, a local OpenID provider, and the two
@@ -35,18 +35,9 @@ try {
 
 // A port already taken is said plainly, like the gateway's own listeners, and whatever started
 // already is stopped again.
-const started: { close(): Promise<void> }[] = []
-async function starting<T extends { close(): Promise<void> }>(what: string, port: number, start: () => Promise<T>): Promise<T> {
-  try {
-    const service = await start()
-    started.push(service)
-    return service
-  } catch (err) {
-    process.stderr.write(`${listenError(what, '127.0.0.1', port, err).message}; stop what uses it, then run npm start again\n`)
-    await Promise.allSettled(started.map((s) => s.close()))
-    process.exit(1)
-  }
-}
+const started: Closable[] = []
+const starting = <T extends Closable>(what: string, port: number, start: () => Promise<T>) =>
+  startOrExit(what, '127.0.0.1', port, start, { hint: '; stop what uses it, then run npm start again', started })
 
 const idp = await starting('dev identity provider', 9000, () => startDevIdp({
   port: 9000,

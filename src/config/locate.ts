@@ -1,4 +1,5 @@
 import { isAlias, isMap, isScalar, isSeq, type Alias, type Document, type LineCounter, type Node } from 'yaml'
+import { pointerSegment } from './env-refs.js'
 
 export interface Position {
   readonly line: number
@@ -78,7 +79,6 @@ export function pointerAt(doc: Document, offset: number, options: { duplicateKey
     const r = n?.range
     return r != null && r[0] <= offset && offset < Math.max(r[1], r[2])
   }
-  const escape = (seg: string) => seg.replace(/~/g, '~0').replace(/\//g, '~1')
   let node = doc.contents as Node | null | undefined
   let pointer = ''
   for (;;) {
@@ -92,7 +92,7 @@ export function pointerAt(doc: Document, offset: number, options: { duplicateKey
         return start === offset || within(value) || offset < (value?.range?.[0] ?? key.range[2])
       })
       if (!pair) break
-      pointer += `/${escape(String((pair.key as { value: string | number }).value))}`
+      pointer += `/${pointerSegment((pair.key as { value: string | number }).value)}`
       if (!within(pair.value as Node | null)) break
       node = pair.value as Node
     } else if (isSeq(node)) {

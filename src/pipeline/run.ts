@@ -4,7 +4,7 @@ import { catalog, type ErrorCode } from '../errors/catalog.js'
 import { toProblem } from '../errors/problem.js'
 import type { DenialEventType, RequestEvent } from '../events/event.js'
 import { loggedPath } from '../events/logged-path.js'
-import { bearerHint, presented } from './authn/presented.js'
+import { bearerHint, loggedDigest, presented } from './authn/presented.js'
 import type { Deps, RequestContext, Stage } from './stage.js'
 
 export interface Pipeline {
@@ -108,7 +108,7 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
    */
   function presentedDigest(ctx: RequestContext): string | undefined {
     const token = bearerHint(ctx.req.headers.authorization)
-    return token === undefined ? undefined : presented(ctx, token).digest.slice(0, 16)
+    return token === undefined ? undefined : loggedDigest(presented(ctx, token))
   }
 
   function done(ctx: RequestContext): void {

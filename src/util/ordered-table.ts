@@ -43,14 +43,6 @@ export class OrderedTable<K, N extends OrderedNode<K, N>> {
     return this.map.get(key)
   }
 
-  has(key: K): boolean {
-    return this.map.has(key)
-  }
-
-  oldest(): N | undefined {
-    return this.oldestNode
-  }
-
   /** Adds `node` as the newest entry under `node.key`, replacing (and unlinking) any entry of that key. */
   add(node: N): void {
     const previous = this.map.get(node.key)

@@ -6,7 +6,7 @@ import { extractBearer } from './bearer.js'
 import { buildIdentity, checkClaims, checkHeaderPolicy, checkHeaderShape } from './claims.js'
 import { compileIssuer, IssuerConfigError, type IssuerRuntime } from './issuer.js'
 import { parseCompact, type ParsedJwt } from './jwt-parse.js'
-import { bearerHint, decodedJwt, presented, type TokenHolder } from './presented.js'
+import { bearerHint, decodedJwt, loggedDigest, presented, type TokenHolder } from './presented.js'
 import type { Payload } from './claims.js'
 import type { SignatureVerifier, SigningKey } from './jwt-verify.js'
 import type { KeyStore, Scheduler } from './key-store.js'
@@ -187,7 +187,7 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
     // Set first, so that every failure event from here on names the token by digest (never by value).
     const memo = presented(ctx, token)
     const digest = memo.digest
-    ctx.tokenDigest = digest.slice(0, 16)
+    ctx.tokenDigest = loggedDigest(memo)
     if (token.length > MAX_TOKEN_BYTES) throw invalidToken('too_large')
     // cachedIdentity looked most tokens up already; this keeps the full path whole on its own.
     const cached = cache.get(digest, now())

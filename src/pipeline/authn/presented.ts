@@ -22,6 +22,11 @@ export interface TokenHolder {
   presentedToken?: PresentedToken
 }
 
+/** How events and logs name a presented token: a prefix of its digest, never the token. */
+export function loggedDigest(p: PresentedToken): string {
+  return p.digest.slice(0, 16)
+}
+
 /** The memo for `token` on this request, created (hashed) on first use. */
 export function presented(ctx: TokenHolder, token: string): PresentedToken {
   const known = ctx.presentedToken

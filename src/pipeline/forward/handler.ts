@@ -77,19 +77,16 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    // 1xx are interim answers on the upstream hop only (node answers the client's 100-continue).
-    if (statusCode < 200) {
-      // undici starts its headers timer again at each one: an upstream sending 102 Processing
-      // forever would hold the request and a pooled connection for good. The final answer must
-      // come within headersTimeoutMs of the first interim one.
-      const now = performance.now()
-      if (this.interimAt === 0) this.interimAt = now
-      else if (now - this.interimAt > this.headersTimeoutMs) this.abort?.(new errors.HeadersTimeoutError())
-      return true
-    }
-    // undici's own timer ran from the last 1xx: the final answer is held to the first one too.
+    // undici starts its headers timer again at each interim (1xx) answer: an upstream sending
+    // 102 Processing forever would hold the request and a pooled connection for good. Every head
+    // after the first interim one, interim or final, must come within headersTimeoutMs of it.
     if (this.interimAt !== 0 && performance.now() - this.interimAt > this.headersTimeoutMs) {
       this.abort?.(new errors.HeadersTimeoutError())
+      return true
+    }
+    // 1xx are interim answers on the upstream hop only (node answers the client's 100-continue).
+    if (statusCode < 200) {
+      if (this.interimAt === 0) this.interimAt = performance.now()
       return true
     }
     const ctx = this.ctx

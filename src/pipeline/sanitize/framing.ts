@@ -3,8 +3,8 @@ import { GatewayError } from '../../errors/gateway-error.js'
 
 const DIGITS = /^[0-9]+$/
 
-function rejected(reason: string): GatewayError {
-  return new GatewayError('ERR_SANITIZE_REJECTED', { reason, detail: 'The request framing is ambiguous.' })
+function rejected(reason: string, detail = 'The request framing is ambiguous.'): GatewayError {
+  return new GatewayError('ERR_SANITIZE_REJECTED', { reason, detail })
 }
 
 /**
@@ -60,16 +60,16 @@ export function checkHost(headers: IncomingHttpHeaders, rawHeaders: readonly str
     // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request that lacks Host. node would
     // too (requireHostHeader), in plain text; the listener leaves it to this stage, so the answer
     // is problem+json and the refusal an event like every other.
-    if (httpVersion === '1.1') throw new GatewayError('ERR_SANITIZE_REJECTED', { reason: 'missing_host', detail: 'An HTTP/1.1 request must carry a Host header.' })
+    if (httpVersion === '1.1') throw rejected('missing_host', 'An HTTP/1.1 request must carry a Host header.')
     return
   }
   const detail = 'The Host header is invalid.'
-  if (!HOST.test(host)) throw new GatewayError('ERR_SANITIZE_REJECTED', { reason: 'invalid_host', detail })
+  if (!HOST.test(host)) throw rejected('invalid_host', detail)
   // node keeps only the first Host in req.headers: count the raw field lines.
   let count = 0
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]
-    if (name.length === 4 && name.toLowerCase() === 'host' && ++count > 1) throw new GatewayError('ERR_SANITIZE_REJECTED', { reason: 'multiple_host', detail })
+    if (name.length === 4 && name.toLowerCase() === 'host' && ++count > 1) throw rejected('multiple_host', detail)
   }
 }
 
