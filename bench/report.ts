@@ -20,6 +20,8 @@ export interface RowResult {
   readonly mainCpuUsPerResponse?: number
   /** CPU of the upstream and the load generator per response, during the same rounds. */
   readonly restCpuUsPerResponse?: number
+  /** The upstream's part of restCpuUsPerResponse. */
+  readonly upstreamCpuUsPerResponse?: number
   /** Each measured round on its own, in order (round i of every row ran in the same pass). */
   readonly rounds?: ReadonlyArray<Pick<LoadResult, 'rps' | 'p99Ms'>>
 }

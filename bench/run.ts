@@ -72,6 +72,8 @@ interface Live {
   mainCpuMs: number
   /** CPU time (ms) the rest of the bench spent meanwhile: the upstream and the load generator. */
   restCpuMs: number
+  /** The upstream's part of restCpuMs. */
+  upstreamCpuMs: number
   /** Read and write system calls of the row's server process during its measured rounds. */
   syscalls: { reads: number; writes: number } | undefined
 }
@@ -110,12 +112,12 @@ function processSyscalls(pid: number | undefined): { reads: number; writes: numb
   }
 }
 
-/** CPU time (ms) of the upstream process plus this one (autocannon runs here). */
-function restCpuMs(upstreamPid: number | undefined): number | undefined {
+/** CPU time (ms) of the upstream process and of this one (autocannon runs here). */
+function restCpuMs(upstreamPid: number | undefined): { upstream: number; load: number } | undefined {
   if (upstreamPid === undefined) return undefined
   try {
     const self = process.cpuUsage()
-    return statCpuMs(`/proc/${upstreamPid}/stat`) + (self.user + self.system) / 1000
+    return { upstream: statCpuMs(`/proc/${upstreamPid}/stat`), load: (self.user + self.system) / 1000 }
   } catch {
     return undefined
   }
@@ -194,7 +196,10 @@ async function round(live: Live, index: number, upstream: ChildServer): Promise<
       s.reads += sys1.reads - sys0.reads
       s.writes += sys1.writes - sys0.writes
     }
-    if (rest0 !== undefined && rest1 !== undefined) live.restCpuMs += rest1 - rest0
+    if (rest0 !== undefined && rest1 !== undefined) {
+      live.upstreamCpuMs += rest1.upstream - rest0.upstream
+      live.restCpuMs += rest1.upstream - rest0.upstream + rest1.load - rest0.load
+    }
     // Let requests that were in flight when autocannon stopped reach the upstream counters.
     await sleep(250)
     live.runs.push(run)
@@ -227,10 +232,11 @@ function conclude(live: Live): RowResult {
   const cpuUsPerResponse = perResponse(live.cpuMs)
   const mainCpuUsPerResponse = perResponse(live.mainCpuMs)
   const restCpuUsPerResponse = perResponse(live.restCpuMs)
+  const upstreamCpuUsPerResponse = perResponse(live.upstreamCpuMs)
   if (cpuUsPerResponse !== undefined) {
     notes.push(
       `server CPU: ${cpuUsPerResponse.toFixed(0)} µs per response (main thread ${mainCpuUsPerResponse?.toFixed(0)} µs); ` +
-        `load generator + upstream: ${restCpuUsPerResponse?.toFixed(0)} µs`,
+        `load generator + upstream: ${restCpuUsPerResponse?.toFixed(0)} µs (upstream ${upstreamCpuUsPerResponse?.toFixed(0) ?? '?'} µs)`,
     )
   }
   if (live.syscalls !== undefined && run.responses > 0) {
@@ -248,7 +254,7 @@ function conclude(live: Live): RowResult {
     notes.push(`${name}: ${(size / 1024).toFixed(0)} KiB written`)
   }
   const rounds = live.runs.map((r) => ({ rps: r.rps, p99Ms: r.p99Ms }))
-  return { ...base, status: problems.length ? 'invalid' : 'ok', run, upstream, problems, notes, cpuUsPerResponse, mainCpuUsPerResponse, restCpuUsPerResponse, rounds }
+  return { ...base, status: problems.length ? 'invalid' : 'ok', run, upstream, problems, notes, cpuUsPerResponse, mainCpuUsPerResponse, restCpuUsPerResponse, upstreamCpuUsPerResponse, rounds }
 }
 
 async function main(): Promise<number> {
@@ -268,7 +274,7 @@ async function main(): Promise<number> {
   const rows: RowResult[] = []
   /** Fewer than asked when BENCH_COLD_SIGN_SEC stopped the signing. */
   let coldTokens: string[] = []
-  const lives: Live[] = targets.map((target) => ({ target, runs: [], upstream: noStats, problems: [], failed: false, cpuMs: 0, mainCpuMs: 0, restCpuMs: 0, syscalls: undefined }))
+  const lives: Live[] = targets.map((target) => ({ target, runs: [], upstream: noStats, problems: [], failed: false, cpuMs: 0, mainCpuMs: 0, restCpuMs: 0, upstreamCpuMs: 0, syscalls: undefined }))
   try {
     const warmTokens = await issuer.mint(settings.warmTokens, 'warm')
     if (needsCold) {
