@@ -3,10 +3,10 @@ import assert from 'node:assert/strict'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { importJwks, type VerificationKey } from './jwk-import.js'
 import { parseCompact } from './jwt-parse.js'
-import { verifyWithJose, verifyWithNodeCrypto, type HmacKey, type SigningKey } from './jwt-verify.js'
+import { verifyWithJose, verifyWithNodeCrypto, verifyWithNodeCryptoBatched, type HmacKey, type SigningKey } from './jwt-verify.js'
 
 const ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const
-const verifiers = { 'node-crypto': verifyWithNodeCrypto, jose: verifyWithJose }
+const verifiers = { 'node-crypto': verifyWithNodeCrypto, 'node-crypto batched': verifyWithNodeCryptoBatched, jose: verifyWithJose }
 
 async function keyFor(alg: string): Promise<{ key: VerificationKey; sign: (payload: Record<string, unknown>) => Promise<string> }> {
   const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true })
@@ -53,10 +53,16 @@ test('HMAC tokens verify with the shared secret on both paths, and a wrong secre
   }
 })
 
-test('the node:crypto path answers synchronously', async () => {
+test('the node:crypto path answers synchronously; as the gateway runs it, public keys wait for the batch and HMAC does not', async () => {
   const { key, sign } = await keyFor('RS256')
-  const result = verifyWithNodeCrypto(parseCompact(await sign({})), key)
-  assert.equal(result, true)
+  const jwt = parseCompact(await sign({}))
+  assert.equal(verifyWithNodeCrypto(jwt, key), true)
+  const batched = verifyWithNodeCryptoBatched(jwt, key)
+  assert.ok(batched instanceof Promise)
+  assert.equal(await batched, true)
+  const secret = Buffer.from('0123456789abcdef0123456789abcdef')
+  const hs = parseCompact(await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).sign(new Uint8Array(secret)))
+  assert.equal(verifyWithNodeCryptoBatched(hs, { alg: 'HS256', secret } as SigningKey), true)
 })
 
 test('non-canonical base64url in the signature is refused when parsing', async () => {

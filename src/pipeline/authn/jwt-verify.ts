@@ -3,6 +3,7 @@ import { compactVerify, errors } from 'jose'
 import { HMAC_HASH, type VerificationKey } from './jwk-import.js'
 import type { ParsedJwt } from './jwt-parse.js'
 import { invalidToken } from './reject.js'
+import { batchedVerifier } from './verify-batch.js'
 
 /** The configured shared secret of an issuer, for HS* only (RFC 7518 §3.2). */
 export interface HmacKey {
@@ -22,10 +23,10 @@ const isHmac = (key: SigningKey): key is HmacKey => 'secret' in key
 export type SignatureVerifier = (jwt: ParsedJwt, key: SigningKey) => boolean | Promise<boolean>
 
 /**
- * Fast path: node:crypto.verify with KeyObjects imported once per JWKS load. Synchronous, so a
- * request whose token is verified here never leaves the current tick.
+ * Fast path: node:crypto.verify with KeyObjects imported once per JWKS load. Synchronous; the
+ * gateway runs it through verifyWithNodeCryptoBatched.
  */
-export const verifyWithNodeCrypto: SignatureVerifier = (jwt, key) => {
+export const verifyWithNodeCrypto = (jwt: ParsedJwt, key: SigningKey): boolean => {
   if (isHmac(key)) {
     const mac = createHmac(HMAC_HASH[key.alg], key.secret).update(jwt.signingInput).digest()
     // Constant-time comparison: a byte-by-byte compare would leak how much of a forged MAC is right.
@@ -57,6 +58,22 @@ export const verifyWithJose: SignatureVerifier = async (jwt, key) => {
   }
 }
 
+const batchedNodeCrypto = batchedVerifier(verifyWithNodeCrypto)
+
+/**
+ * The `node-crypto` path as the gateway runs it: public-key signatures are checked in batches at
+ * the end of the event loop's I/O phase (verify-batch.ts explains why); an HMAC, which costs a
+ * fraction of that, is checked at once.
+ */
+export const verifyWithNodeCryptoBatched: SignatureVerifier = (jwt, key) =>
+  isHmac(key) ? verifyWithNodeCrypto(jwt, key) : batchedNodeCrypto(jwt, key)
+
+/**
+ * The verifier of an issuer's `verifier` setting. PORTCULLIS_VERIFY_IN_PLACE=1 checks node:crypto
+ * signatures where the request is, unbatched: a diagnostic switch for the benchmark's ablation row,
+ * read when a config is loaded; the answers are the same either way.
+ */
 export function signatureVerifier(kind: 'node-crypto' | 'jose'): SignatureVerifier {
-  return kind === 'jose' ? verifyWithJose : verifyWithNodeCrypto
+  if (kind === 'jose') return verifyWithJose
+  return process.env.PORTCULLIS_VERIFY_IN_PLACE === '1' ? verifyWithNodeCrypto : verifyWithNodeCryptoBatched
 }
