@@ -11,6 +11,8 @@ export interface GatewayTargetOptions {
   readonly tokens: 'warm' | 'cold'
   readonly checks?: readonly Check[]
   /** Changes the generated config, for variants (e.g. a rate limit that never triggers). */
+  /** Extra environment of the gateway process (diagnostic switches of ablation rows). */
+  readonly env?: Readonly<Record<string, string>>
   readonly configure?: (config: Record<string, unknown>, ctx: BenchContext) => Record<string, unknown>
 }
 
@@ -40,7 +42,7 @@ export function gatewayTarget(options: GatewayTargetOptions): Target {
       const { files, config } = writeGatewayConfig(c, dir, options.configure)
       verifies = (config.routes as Array<{ auth?: string }>).some((r) => r.auth !== 'public')
       const profile = c.profile ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []
-      const child = await spawnServer([...profile, gatewayCli(), 'start', '--config', files.config], gatewayListeningUrl)
+      const child = await spawnServer([...profile, gatewayCli(), 'start', '--config', files.config], gatewayListeningUrl, options.env ?? {})
       try {
         // Ready means the issuer's keys are loaded: no request of the run waits on the JWKS.
         await waitFor200(child.url + '/readyz')
