@@ -15,13 +15,14 @@ interface Pending {
  * loop run back to back, in one setImmediate callback after the I/O phase that parsed their
  * requests.
  *
- * Why: an RS256 `crypto.verify` costs about 22 µs in a tight loop but about twice that when the
- * rest of a request (HTTP parsing, undici, logging) ran in between, because OpenSSL's code and
- * tables have left the CPU caches by then (measured: 22–30 µs hot, 47–67 µs after touching 4–32 MB).
- * Under a flood of new tokens a busy gateway parses many requests per turn (17–19 on average in the
- * cold benchmark row), so all but the first of their checks run hot. Measured in one benchmark run
- * against the same code verifying in place: 21–35 µs less server CPU per new-token response, 12%
- * more throughput (docs/benchmarks.md).
+ * Why: an RS256 `crypto.verify` costs about 22 µs in a tight loop and more when the rest of a
+ * request (HTTP parsing, undici, logging) ran in between, because OpenSSL's code and tables have
+ * left the CPU caches by then. Under a flood of new tokens a busy gateway parses many requests per
+ * turn (17–19 on average in the cold benchmark row), so all but the first of their checks start
+ * warm. Measured with CPU profiles of the cold benchmark row against the same code checking in
+ * place (bench ablation row `ablate-verify-batch`): `crypto.verify` 4 µs cheaper per call
+ * (32.4 → 28.7 and 35.1 → 30.6 µs in two runs), the row's server CPU per response 3% and 7% lower.
+ * Small, but the hop to the end of the turn costs less than it saves.
  *
  * setImmediate rather than a microtask: microtasks run after each socket's callback, so they would
  * batch nothing; the check phase runs once after all of the turn's I/O callbacks. The batch is
