@@ -66,16 +66,31 @@ export function parseScopes(payload: Payload): Set<string> {
   }
 }
 
+const stringOrUndefined = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined)
+
+/**
+ * Who a token names: its subject, its client and its id, each where it is a string. The client is
+ * `client_id` (RFC 9068 §2.2), else `azp`, where OIDC-style providers put it. Read from a verified
+ * token whose claims checkClaims accepted (buildIdentity) or refused (the denial event's names).
+ */
+export function namedBy(payload: Payload): { subject?: string; clientId?: string; jti?: string } {
+  return {
+    subject: stringOrUndefined(payload.sub),
+    clientId: stringOrUndefined(payload.client_id) ?? stringOrUndefined(payload.azp),
+    jti: stringOrUndefined(payload.jti),
+  }
+}
+
 /** The Identity later stages read. Frozen: the same object is shared by cached requests. */
 export function buildIdentity(payload: Payload, issuerId: string, tokenDigest: string): Identity {
+  const { subject, clientId, jti } = namedBy(payload)
   return Object.freeze({
     issuer: payload.iss as string,
     issuerId,
-    subject: payload.sub as string | undefined,
-    // RFC 9068 §2.2: client_id; OIDC-style providers put the client in azp instead.
-    clientId: (payload.client_id ?? payload.azp) as string | undefined,
+    subject,
+    clientId,
     scopes: parseScopes(payload),
-    jti: payload.jti as string | undefined,
+    jti,
     tokenDigest,
     // Epoch milliseconds, comparable with deps.now().
     expiresAt: (payload.exp as number) * 1000,

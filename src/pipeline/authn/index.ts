@@ -3,7 +3,7 @@ import type { Config } from '../../config/schema.js'
 import { GatewayError } from '../../errors/gateway-error.js'
 import type { Deps, Identity, RequestContext, Stage } from '../stage.js'
 import { extractBearer } from './bearer.js'
-import { buildIdentity, checkClaims, checkHeaderPolicy, checkHeaderShape } from './claims.js'
+import { buildIdentity, checkClaims, checkHeaderPolicy, checkHeaderShape, namedBy } from './claims.js'
 import { compileIssuer, IssuerConfigError, type IssuerRuntime } from './issuer.js'
 import { parseCompact, type ParsedJwt } from './jwt-parse.js'
 import { bearerHint, decodedJwt, loggedDigest, presented, type TokenHolder } from './presented.js'
@@ -87,9 +87,7 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
     try {
       checkClaims(jwt.payload, issuer.policy, t)
     } catch (err) {
-      const p = jwt.payload
-      const str = (v: unknown) => (typeof v === 'string' ? v : undefined)
-      ctx.refusedToken = { subject: str(p.sub), clientId: str(p.client_id) ?? str(p.azp), issuer: issuer.iss, jti: str(p.jti) }
+      ctx.refusedToken = { ...namedBy(jwt.payload), issuer: issuer.iss }
       throw err
     }
     const identity = buildIdentity(jwt.payload, issuer.id, ctx.tokenDigest!)
