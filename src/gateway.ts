@@ -117,7 +117,9 @@ export function createGateway(config: Config, deps: Deps, options: GatewayOption
     },
     sampleEvent(ctx, code) {
       // A flood of 429s must not flood the log: limits.exceeded events are sampled per address.
-      return code === 'ERR_LIMITS_EXCEEDED' ? limits.sampler.sample(ctx.clientIp, deps.now()) : 0
+      if (code === 'ERR_LIMITS_EXCEEDED') return limits.sampler.sample(ctx.clientIp, deps.now())
+      // A request the listener interrupted (its body broken or late) is sampled as the parser's refusals are.
+      return code.startsWith('ERR_HTTP_') ? limits.sampler.sample(`${code} ${ctx.clientIp}`, deps.now()) : 0
     },
   })
   return {

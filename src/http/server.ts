@@ -32,9 +32,14 @@ export function listenError(what: string, host: string, port: number, err: unkno
 
 const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' }
 
+const kRequest = Symbol('portcullis.request')
+const kGateway = Symbol('portcullis.gateway')
+/** A response whose request the pipeline runs: its context, and the gateway it started on (reloads swap the current one). */
+type OwnedResponse = ServerResponse & { [kRequest]?: RequestContext; [kGateway]?: Gateway }
+
 /** The response a connection currently owes (node keeps it on the socket), if any. */
-function owedResponse(socket: Duplex): ServerResponse | null | undefined {
-  return (socket as { _httpMessage?: ServerResponse | null })._httpMessage
+function owedResponse(socket: Duplex): OwnedResponse | null | undefined {
+  return (socket as { _httpMessage?: OwnedResponse | null })._httpMessage
 }
 
 const REASON_PHRASES: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 417: 'Expectation Failed', 431: 'Request Header Fields Too Large', 501: 'Not Implemented' }
@@ -138,7 +143,11 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       upstreamHeaders: {},
       status: 0,
       upstreamMs: undefined,
+      over: false,
     }
+    const owned = res as OwnedResponse
+    owned[kRequest] = ctx
+    owned[kGateway] = g
     g.pipeline.handle(ctx)
   }
 
@@ -185,10 +194,19 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     // when it belongs to the failing request and nothing of it was written.
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       const refusal = refusalOf(err)
+      const owed = owedResponse(socket)
+      const ctx = owed?.[kRequest]
+      // The request the pipeline is running broke in its own message (its body cut short, a bad
+      // chunk, not complete within requestTimeoutMs): it is that request's refusal, recorded with
+      // its request id, route and identity (its access line too), not a nameless parser refusal
+      // beside a 499.
+      if (refusal !== undefined && ctx !== undefined && !ctx.over && !owed!.headersSent && !ctx.req.complete) {
+        owed![kGateway]!.pipeline.interrupt(ctx, new GatewayError(refusal.code, { reason: refusal.reason }))
+        return
+      }
       const requestId = resolveRequestId(undefined)
       if (refusal !== undefined) gateway.parserRefused({ ...refusal, requestId, peerIp: (socket as Socket).remoteAddress ?? '' })
-      const res = owedResponse(socket)
-      if (!socket.writable || (res && (res.headersSent || res.req.complete))) return socket.destroy()
+      if (!socket.writable || (owed && (owed.headersSent || owed.req.complete))) return socket.destroy()
       socket.end(parserRefusal(refusal?.code ?? 'ERR_HTTP_BAD_REQUEST', requestId))
     })
     // An Expect other than 100-continue (RFC 9110 §10.1.1: 417). Without this listener node

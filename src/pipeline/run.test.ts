@@ -50,6 +50,7 @@ function fakeCtx(method = 'GET') {
     upstreamHeaders: {},
     status: 0,
     upstreamMs: undefined,
+    over: false,
   } as unknown as RequestContext
   return { ctx, res }
 }
@@ -259,4 +260,33 @@ test('sampled events: a negative sample drops the event, a positive one is recor
   assert.equal(events.length, 1)
   assert.equal((events[0] as unknown as { suppressed: number }).suppressed, 7)
   assert.deepEqual(denied, ['ERR_LIMITS_EXCEEDED', 'ERR_LIMITS_EXCEEDED'])
+})
+
+test('interrupt answers and records a request once; the stage still pending then changes nothing, resolved or rejected', async () => {
+  for (const outcome of ['resolves', 'rejects'] as const) {
+    const { deps, events } = fakeDeps()
+    let settle!: () => void
+    const pending = new Promise<void>((resolve, reject) => (settle = outcome === 'resolves' ? resolve : () => reject(new GatewayError('ERR_FORWARD_UNAVAILABLE'))))
+    let reached = false
+    const done: number[] = []
+    const p = createPipeline(
+      [{ name: 'limits', onRequest: () => pending }, { name: 'forward', onRequest: () => void (reached = true) }],
+      deps,
+      { realm: 'r', onDone: (c) => done.push(c.status) },
+    )
+    const { ctx, res } = fakeCtx('POST')
+    p.handle(ctx)
+    p.interrupt(ctx, new GatewayError('ERR_HTTP_REQUEST_TIMEOUT', { reason: 'request_timeout' }))
+    assert.equal(res.status, 408)
+    assert.deepEqual(done, [408])
+    assert.deepEqual(events.map((e) => [e.type, (e as { requestId?: string }).requestId, (e as { method?: string }).method]), [['http.request_timeout', 'req-1', 'POST']])
+    // A second interruption of the same request is ignored too.
+    p.interrupt(ctx, new GatewayError('ERR_HTTP_BAD_REQUEST', { reason: 'invalid_eof_state' }))
+    settle()
+    await new Promise((r) => setImmediate(r))
+    assert.equal(reached, false, outcome)
+    assert.deepEqual(done, [408], outcome)
+    assert.equal(events.length, 1, outcome)
+    assert.equal(res.status, 408)
+  }
 })

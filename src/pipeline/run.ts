@@ -10,6 +10,13 @@ import type { Deps, RequestContext, Stage } from './stage.js'
 export interface Pipeline {
   /** Runs every stage for one request. Never throws; always answers the client exactly once. */
   handle(ctx: RequestContext): void
+  /**
+   * The listener found the request's own message broken after the pipeline had it: its body cut
+   * short, malformed, or not complete in time. Answers and records it as this request's refusal
+   * (its id, route and identity so far), once; whatever stage is still running then finds the
+   * request over (an upstream request in flight is aborted as the connection closes).
+   */
+  interrupt(ctx: RequestContext, err: GatewayError): void
   readonly stages: readonly Stage[]
 }
 
@@ -37,6 +44,7 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
   const { realm, onDone, onDenied, sampleEvent } = options
 
   function fail(ctx: RequestContext, err: unknown): void {
+    if (ctx.over) return
     let gerr: GatewayError
     if (isGatewayError(err)) {
       gerr = err
@@ -112,6 +120,8 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
   }
 
   function done(ctx: RequestContext): void {
+    if (ctx.over) return
+    ctx.over = true
     if (onDone) {
       try {
         onDone(ctx)
@@ -129,7 +139,7 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
         if (result !== undefined) {
           const next = i + 1
           result.then(
-            () => (next < count ? runFrom(ctx, next) : finish(ctx)),
+            () => (ctx.over ? undefined : next < count ? runFrom(ctx, next) : finish(ctx)),
             (err: unknown) => fail(ctx, err),
           )
           return
@@ -157,5 +167,6 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
     handle(ctx) {
       runFrom(ctx, 0)
     },
+    interrupt: fail,
   }
 }

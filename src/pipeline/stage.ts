@@ -63,6 +63,11 @@ export interface RequestContext {
   rateLimitFields?: { policy: string; limit: string }
   /** Id of the API key that authenticated the request (the "apiKey" limit key part reads it). */
   apiKeyId?: string
+  /**
+   * Set once the request's outcome is recorded (access line, metrics). A stage still running
+   * after that (the listener interrupted the request, see Pipeline.interrupt) changes nothing.
+   */
+  over: boolean
 }
 
 export interface Deps {

@@ -454,6 +454,8 @@ async function rawConnection(url: string) {
   await new Promise((r) => sock.once('connect', r))
   return {
     write: (text: string) => sock.write(text, 'latin1'),
+    /** Half-closes: the client has sent all it will, and still reads. */
+    end: () => sock.end(),
     received: () => received,
     closed,
     /** Resolves once what was received satisfies `pred`; rejects if the connection closes first. */
@@ -637,6 +639,70 @@ describe('a request the HTTP parser refuses is a security event, sampled per add
     const event = await gw.waitFor((l) => l.requestId === requestId)
     assert.equal(event.event, 'http.request_timeout')
     assert.equal(event.reason, 'request_timeout')
+  })
+})
+
+describe('a request whose own body breaks after the pipeline took it is refused as that request', () => {
+  let up: RecordingUpstream
+  let gw: StartedGateway
+  before(async () => {
+    up = await startUpstream((_req, res) => res.end('ok'))
+    // A gateway of its own: these events are sampled per kind and address like the parser's.
+    gw = await startGateway({ ...routeTo(up.url, '/p/**'), server: { headersTimeoutMs: 500, requestTimeoutMs: 1500 } })
+  })
+  after(async () => {
+    await gw?.stop()
+    await up?.close()
+  })
+
+  /** The problem a connection was answered with, once it closed, and the lines the gateway wrote for it. */
+  async function answered(c: Awaited<ReturnType<typeof rawConnection>>) {
+    await c.closed
+    const raw = c.received()
+    assert.equal((raw.match(/HTTP\/1\.1 \d{3}/g) ?? []).length, 1, raw)
+    const head = raw.slice(0, raw.indexOf('\r\n\r\n'))
+    const problem = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { requestId: string; code: string; status: number }
+    assert.match(head, new RegExp(`\r\nx-request-id: ${problem.requestId}\r\n`))
+    const event = await gw.waitFor((l) => l.name === 'security' && l.requestId === problem.requestId)
+    const access = await gw.waitFor((l) => l.name === 'access' && l.requestId === problem.requestId)
+    return { head, problem, event, access }
+  }
+
+  test('a body cut short (the client half-closes) is a 400 whose request id, event and access line are the request\'s', async () => {
+    const c = await rawConnection(gw.url)
+    c.write('POST /p/upload?x=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n' + 'a'.repeat(10))
+    // Let the pipeline take the request and start forwarding its body before it breaks.
+    await new Promise((r) => setTimeout(r, 200))
+    c.end()
+    const { head, problem, event, access } = await answered(c)
+    assert.match(head, /^HTTP\/1\.1 400 /)
+    assert.match(head, /\r\nconnection: close\r\n/i)
+    assert.deepEqual([problem.code, problem.status], ['ERR_HTTP_BAD_REQUEST', 400])
+    assert.deepEqual(
+      [event.event, event.method, event.path, event.route, event.reason, event.decision, event.clientIp],
+      ['http.bad_request', 'POST', '/p/upload', 'route-0', 'invalid_eof_state', 'deny', '127.0.0.1'],
+    )
+    assert.deepEqual([access.status, access.method, access.path, access.route], [400, 'POST', '/p/upload', 'route-0'])
+    // One record of the request: no nameless parser refusal beside it, and no second access line.
+    await new Promise((r) => setTimeout(r, 300))
+    assert.deepEqual(gw.lines.filter((l) => l.reason === 'invalid_eof_state').map((l) => l.requestId), [problem.requestId])
+    assert.equal(gw.lines.filter((l) => l.name === 'access' && l.path === '/p/upload').length, 1)
+    // The upstream never got a complete request: the gateway aborted the one it had started.
+    assert.equal(up.received.filter((r) => r.url.startsWith('/p/upload')).length, 0)
+  })
+
+  test('a body not complete within requestTimeoutMs is a 408 with the request\'s id, event and access line', async () => {
+    const c = await rawConnection(gw.url)
+    c.write('POST /p/slow-upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n' + 'a'.repeat(10))
+    const { head, problem, event, access } = await answered(c)
+    assert.match(head, /^HTTP\/1\.1 408 /)
+    assert.deepEqual([problem.code, problem.status], ['ERR_HTTP_REQUEST_TIMEOUT', 408])
+    assert.deepEqual(
+      [event.event, event.method, event.path, event.route, event.reason],
+      ['http.request_timeout', 'POST', '/p/slow-upload', 'route-0', 'request_timeout'],
+    )
+    assert.deepEqual([access.status, access.method, access.path], [408, 'POST', '/p/slow-upload'])
+    assert.equal(gw.lines.filter((l) => l.name === 'access' && l.path === '/p/slow-upload').length, 1)
   })
 })
 

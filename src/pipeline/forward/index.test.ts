@@ -43,6 +43,7 @@ function context(req: IncomingMessage, res: ServerResponse, headers: Record<stri
     upstreamHeaders: { ...headers },
     status: 0,
     upstreamMs: undefined,
+    over: false,
   } as unknown as RequestContext
 }
 
