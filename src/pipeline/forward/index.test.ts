@@ -156,3 +156,50 @@ test('close() ends a request stuck on an upstream that never answers once the gr
   await stage.close()
   assert.equal(await outcome, 'ERR_FORWARD_UNAVAILABLE', 'the destroyed pool ended the request')
 })
+
+test('an upstream answer arriving after the request was answered and recorded elsewhere is dropped, its request aborted', { timeout: 20_000 }, async (t) => {
+  // The listener interrupted the request (its body broke) and answered it while its upstream
+  // request was in flight; the upstream answers afterwards.
+  let answerUpstream!: () => void
+  let upstreamClosed!: () => void
+  const closedP = new Promise<void>((r) => (upstreamClosed = r))
+  const upstream = await listen((req, res) => {
+    res.on('close', () => upstreamClosed())
+    answerUpstream = () => res.writeHead(200, { 'content-type': 'text/plain' }).write('partial')
+  })
+  const stage = createForwardStage(config(upstream.url, true), deps)
+  let outcome!: Promise<unknown>
+  let started!: () => void
+  const startedP = new Promise<void>((r) => (started = r))
+  let ctx!: RequestContext
+  const front = await listen((req, res) => {
+    ctx = context(req, res, {}, undefined)
+    outcome = (stage.onRequest(ctx) as Promise<void>).then(() => 'resolved', (err: unknown) => err)
+    started()
+  })
+  t.after(async () => {
+    await stage.close()
+    for (const s of [front.server, upstream.server]) {
+      s.closeAllConnections()
+      s.close()
+    }
+  })
+  const got = new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const r = request(front.url + '/x', (res) => {
+      let body = ''
+      res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve({ status: res.statusCode!, body }))
+    })
+    r.on('error', reject)
+    r.end()
+  })
+  await startedP
+  while (answerUpstream === undefined) await new Promise((r) => setTimeout(r, 10))
+  // What Pipeline.interrupt does: the answer, then the request is over.
+  ctx.res.writeHead(400, { 'content-type': 'text/plain' }).end('refused')
+  ctx.over = true
+  answerUpstream()
+  assert.deepEqual(await got, { status: 400, body: 'refused' })
+  assert.equal(await outcome, 'resolved')
+  // The upstream request was aborted, not read to its end.
+  await closedP
+})
