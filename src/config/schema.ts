@@ -39,7 +39,11 @@ export const ServerSchema = Type.Object(
     keepAliveTimeoutMs: Ms(5_000, 'Idle keep-alive connections are closed after this.'),
     maxConnections: Type.Integer({ minimum: 1, default: 10_000, description: 'Connections per listener.' }),
     maxHeaderBytes: Type.Integer({ minimum: 1024, maximum: 1_048_576, default: 16_384, description: 'Largest request head (request line + headers); larger gets 431.' }),
-    maxRequestsPerSocket: Type.Integer({ minimum: 0, default: 0, description: '0 = unlimited.' }),
+    maxRequestsPerSocket: Type.Integer({
+      minimum: 0,
+      default: 0,
+      description: "Requests one client connection may carry: the last one's response says Connection: close and the connection ends with it; requests pipelined behind it are not answered. 0 = unlimited.",
+    }),
     drainTimeoutMs: Ms(10_000, 'On SIGTERM, in-flight requests get this long to finish.'),
     maxBodyBytes: Type.Integer({
       minimum: 0,

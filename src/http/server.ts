@@ -33,6 +33,8 @@ export function listenError(what: string, host: string, port: number, err: unkno
 const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' }
 
 const kRequest = Symbol('portcullis.request')
+/** Requests a connection has carried, counted when server.maxRequestsPerSocket is set. */
+const kServed = Symbol('portcullis.served')
 const kGateway = Symbol('portcullis.gateway')
 /** A response whose request the pipeline runs: its context, and the gateway it started on (reloads swap the current one). */
 type OwnedResponse = ServerResponse & { [kRequest]?: RequestContext; [kGateway]?: Gateway }
@@ -73,6 +75,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
   let inFlight = 0
   let onIdle: (() => void) | undefined
   const s = config.server
+  const maxRequestsPerSocket = s.maxRequestsPerSocket
   // A response emits 'close' exactly once, so a plain listener shared by all requests does (no
   // per-request closure, no once() wrapper to build and remove).
   const responseClosed = (): void => {
@@ -95,6 +98,15 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     // hands such a request's response a socket, or hands it one it has ended: nothing would
     // answer it, so it never starts, and never reaches an upstream.
     if (!socket.writable) return
+    if (maxRequestsPerSocket > 0) {
+      // The connection's last request: its response says close and the connection ends with it;
+      // requests pipelined behind it are never started (above). node's own maxRequestsPerSocket
+      // would instead answer each of them with a plain-text 503 after that close.
+      const counted = socket as Socket & { [kServed]?: number }
+      const served = (counted[kServed] ?? 0) + 1
+      counted[kServed] = served
+      if (served >= maxRequestsPerSocket) res.shouldKeepAlive = false
+    }
     const url = req.url ?? '/'
     if (url === s.healthPath) {
       res.writeHead(draining ? 503 : 200, JSON_HEADERS).end(draining ? '{"status":"draining"}' : '{"status":"ok"}')
@@ -173,7 +185,6 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       handle,
     )
     server.maxConnections = s.maxConnections
-    server.maxRequestsPerSocket = s.maxRequestsPerSocket || null
     // node bounds idle and slow-sending clients itself: headersTimeout runs from the connection's
     // start (one that sends nothing gets a 408), requestTimeout until the request is complete,
     // keepAliveTimeout between requests. It does not bound a client that stops reading a

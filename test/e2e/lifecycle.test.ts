@@ -473,6 +473,32 @@ async function rawConnection(url: string) {
 
 const statusLines = (text: string) => text.match(/HTTP\/1\.1 \d{3}/g) ?? []
 
+test('with maxRequestsPerSocket the last request\'s response closes the connection, and requests pipelined behind it are never answered or forwarded', async (t) => {
+  const up = await startUpstream((req, res) => res.end(`ok ${req.url}`))
+  const gw = await startGateway({ ...routeTo(up.url, '/a/**'), server: { maxRequestsPerSocket: 2 } })
+  t.after(async () => {
+    await gw.stop()
+    await up.close()
+  })
+  // One request at a time first: the second response says close, and the connection ends.
+  const c = await rawConnection(gw.url)
+  c.write('GET /a/1 HTTP/1.1\r\nHost: x\r\n\r\n')
+  await c.until((r) => r.endsWith('ok /a/1'))
+  assert.doesNotMatch(c.received(), /\r\nconnection: close\r\n/i)
+  c.write('GET /a/2 HTTP/1.1\r\nHost: x\r\n\r\n')
+  await c.closed
+  assert.match(c.received(), /ok \/a\/2$/)
+  assert.equal((c.received().match(/\r\nconnection: close\r\n/gi) ?? []).length, 1)
+  // Four pipelined at once: two answers, the second saying close; the other two never start.
+  const p = await rawConnection(gw.url)
+  p.write(['/a/3', '/a/4', '/a/5', '/a/6'].map((path) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`).join(''))
+  await p.closed
+  assert.deepEqual(statusLines(p.received()), ['HTTP/1.1 200', 'HTTP/1.1 200'], p.received())
+  assert.match(p.received(), /ok \/a\/4$/)
+  await new Promise((r) => setTimeout(r, 200))
+  assert.deepEqual(up.received.map((r) => r.url), ['/a/1', '/a/2', '/a/3', '/a/4'])
+})
+
 describe('bytes the HTTP parser refuses, and request heads that time out', () => {
   let up: RecordingUpstream
   let gw: StartedGateway
