@@ -28,7 +28,8 @@ const READY_WAIT_MS = 10_000
  * changes them says so instead of silently keeping the old values.
  */
 const RESTART_ONLY: ReadonlyArray<readonly [string, (c: Config) => unknown]> = [
-  ['listeners', (c) => c.listeners],
+  // A listener's certificate, key and minimum TLS version apply on reload (Listeners.updateTls).
+  ['listeners', (c) => c.listeners.map((l) => ({ host: l.host, port: l.port, tls: l.tls !== undefined }))],
   ['logging', (c) => c.logging],
   ['metrics', (c) => c.metrics],
   ...(['healthPath', 'readyPath', 'headersTimeoutMs', 'requestTimeoutMs', 'keepAliveTimeoutMs', 'maxHeaderBytes', 'maxConnections', 'maxRequestsPerSocket'] as const).map(
@@ -311,6 +312,7 @@ async function doReload({ path, listeners, logs, deps, onDone, initial, metrics,
     return false
   }
   if (sameStore) current.releaseLimitStore()
+  listeners.updateTls(next.listeners)
   const prev = listeners.swap(gateway)
   logs.events.emit({ type: 'config.loaded', time: new Date().toISOString(), file: path, routes: next.routes.length, issuers: next.issuers.length, reload: true })
   // Requests already running on the previous gateway finish there; close it once they had time.

@@ -139,3 +139,23 @@ test('trusted-proxies-any catches every range that trusts (nearly) all clients o
   assert.deepEqual(acked.errors, [])
   assert.deepEqual(rules(acked.warnings), ['trusted-proxies-any'])
 })
+
+test('a listener with TLS may bind a public address; its key must come from a reference, and a key that is not the certificate\'s is refused', async () => {
+  const { generate } = await import('selfsigned')
+  const a = await generate([{ name: 'commonName', value: 'a' }], { keySize: 2048 })
+  const b = await generate([{ name: 'commonName', value: 'b' }], { keySize: 2048 })
+  const env = { CERT: a.cert, KEY: a.private, OTHER_KEY: b.private }
+  const tls = (key: string) => config({ listeners: [{ host: '0.0.0.0', port: 0, tls: { cert: '${env:CERT}', key } }] })
+  assert.deepEqual(lint(tls('${env:KEY}'), env), { errors: [], warnings: [] })
+  const inline = lint(tls(a.private), env)
+  assert.deepEqual(rules(inline.errors), ['tls-key-inline'])
+  assert.equal(inline.errors[0].path, '/listeners/0/tls/key')
+  const mismatch = lint(tls('${env:OTHER_KEY}'), env)
+  assert.equal(mismatch.errors.length, 1, formatIssues(mismatch.errors))
+  assert.equal(mismatch.errors[0].path, '/listeners/0/tls')
+  assert.match(mismatch.errors[0].message, /cannot be used for TLS \(ERR_OSSL_[A-Z0-9_]+\)/)
+  assert.ok(!formatIssues(mismatch.errors).includes(b.private.split('\n')[1]), 'the key is not shown')
+  // The minimum version is TLS 1.2 unless raised; older versions are not a choice.
+  const old = lint(config({ listeners: [{ host: '127.0.0.1', port: 0, tls: { cert: '${env:CERT}', key: '${env:KEY}', minVersion: 'TLSv1.1' } }] }), env)
+  assert.equal(old.errors[0].path, '/listeners/0/tls/minVersion')
+})

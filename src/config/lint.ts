@@ -82,6 +82,11 @@ export const LINT_RULES = {
     summary:
       'server.trustedProxies contains a range wider than an IPv4 /8 or an IPv6 /16 (private IPv6 ranges excepted), or one that holds IPv4-mapped addresses that wide: any client can set its own address through X-Forwarded-For.',
   },
+  'tls-key-inline': {
+    level: 'error',
+    acknowledgeable: true,
+    summary: "A listener's TLS private key is written in the config file instead of a ${file:PATH} or ${env:NAME} reference.",
+  },
   'signing-keys-inline': {
     level: 'error',
     acknowledgeable: true,
@@ -208,10 +213,11 @@ export function lintConfig(config: Config, ctx: LintContext): LintFinding[] {
   const add = (rule: LintRuleId, target: string | undefined, path: string, message: string) => out.push({ rule, target, path, message })
 
   config.listeners.forEach((l, i) => {
-    // There is no TLS on listeners yet; a future `tls` field silences the rule.
-    const tls = (l as { tls?: unknown }).tls
-    if (!isLoopbackHost(l.host) && !tls) {
-      add('listener-public-plain', `${l.host}:${l.port}`, `/listeners/${i}/host`, 'this listener is reachable from the network without TLS; bind 127.0.0.1, or put a TLS terminator in front and acknowledge')
+    if (!isLoopbackHost(l.host) && l.tls === undefined) {
+      add('listener-public-plain', `${l.host}:${l.port}`, `/listeners/${i}/host`, 'this listener is reachable from the network without TLS; add a tls section, bind 127.0.0.1, or put a TLS terminator in front and acknowledge')
+    }
+    if (l.tls !== undefined && !ctx.wholeRefPaths.has(`/listeners/${i}/tls/key`)) {
+      add('tls-key-inline', `${l.host}:${l.port}`, `/listeners/${i}/tls/key`, 'the private key is written in the config file; use ${file:PATH} or ${env:NAME} instead')
     }
   })
 

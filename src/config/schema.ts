@@ -24,10 +24,29 @@ export const Algorithm = Type.Union(
 )
 export type Algorithm = Static<typeof Algorithm>
 
+export const ListenerTlsSchema = Type.Object(
+  {
+    cert: Type.String({
+      minLength: 1,
+      description: 'PEM certificate chain, leaf first; usually a ${file:PATH} reference. Re-read on every reload (SIGHUP, --watch), so a renewed certificate applies without a restart.',
+    }),
+    key: Type.String({
+      minLength: 1,
+      description: 'PEM private key of the certificate, unencrypted; a ${file:PATH} or ${env:NAME} reference (written inline it is the lint error tls-key-inline). Re-read on every reload.',
+    }),
+    minVersion: Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')], {
+      default: 'TLSv1.2',
+      description: 'Oldest TLS version a client may use; older ones fail the handshake.',
+    }),
+  },
+  { ...closed, description: 'Serve HTTPS on this listener: TLS 1.2 or later, with the certificate and key given.' },
+)
+
 export const ListenerSchema = Type.Object(
   {
     host: Type.String({ default: '127.0.0.1', description: 'Interface to bind. Loopback by default.' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, description: 'TCP port (0 picks a free port).' }),
+    tls: Type.Optional(ListenerTlsSchema),
   },
   closed,
 )
@@ -178,7 +197,7 @@ export const ConfigSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String({ description: 'JSON Schema of this file, for editors; ignored by the gateway.' })),
     version: Type.Literal(1, { description: 'Config format version.' }),
-    listeners: Type.Array(ListenerSchema, { minItems: 1, description: 'Addresses the gateway listens on (plain HTTP).' }),
+    listeners: Type.Array(ListenerSchema, { minItems: 1, description: 'Addresses the gateway listens on: plain HTTP, or HTTPS with a tls section.' }),
     server: Type.Object(ServerSchema.properties, { ...closed, default: {}, description: 'Client-side limits, proxies and health endpoints.' }),
     issuers: Type.Array(IssuerSchema, { default: [], description: 'Token issuers whose access tokens are accepted.' }),
     upstreams: Type.Array(UpstreamSchema, { minItems: 1, description: 'Services requests are forwarded to.' }),
@@ -206,6 +225,7 @@ export const ConfigSchema = Type.Object(
 
 export type Config = Static<typeof ConfigSchema>
 export type ListenerConfig = Static<typeof ListenerSchema>
+export type ListenerTlsConfig = Static<typeof ListenerTlsSchema>
 export type ServerConfig = Config['server']
 export type IssuerConfig = Static<typeof IssuerSchema>
 export type UpstreamConfig = Static<typeof UpstreamSchema>

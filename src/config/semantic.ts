@@ -1,9 +1,10 @@
 import { isIPv4, isIPv6 } from 'node:net'
+import { createSecureContext } from 'node:tls'
 import { parseTrustedProxies } from '../http/client-address.js'
 import { issuerFromDiscoveryUrl } from '../pipeline/authn/issuer.js'
 import { showValue } from './env-refs.js'
 import { matchesExactly, patternProblem, patternShape, routeId, routeMethods } from './route-pattern.js'
-import { ServerSchema, type Config } from './schema.js'
+import { ServerSchema, type Config, type ListenerTlsConfig } from './schema.js'
 import { limitsSemanticIssues } from '../pipeline/limits/config.js'
 import { internalTokensIssues } from '../tokens/config-checks.js'
 
@@ -48,6 +49,21 @@ export function hasCredentials(url: string): boolean {
   }
 }
 
+/**
+ * Why a listener's certificate and key cannot serve TLS (unreadable PEM, a key that does not match
+ * the certificate), or undefined. Named by OpenSSL's error code only: the message could quote the
+ * key's text.
+ */
+export function tlsProblem(tls: ListenerTlsConfig): string | undefined {
+  try {
+    createSecureContext({ cert: tls.cert, key: tls.key, minVersion: tls.minVersion })
+    return undefined
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    return `the certificate and key cannot be used for TLS (${typeof code === 'string' ? code : 'unreadable'}): both must be PEM, and the key unencrypted and the certificate's own`
+  }
+}
+
 export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string>): SemanticIssue[] {
   const issues: SemanticIssue[] = []
   const add = (path: string, message: string) => issues.push({ path, message })
@@ -78,6 +94,11 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
     else bound.push({ path, host, port })
   }
   config.listeners.forEach((l, i) => bind(`/listeners/${i}`, l.host, l.port))
+  config.listeners.forEach((l, i) => {
+    if (l.tls === undefined) return
+    const problem = tlsProblem(l.tls)
+    if (problem !== undefined) add(`/listeners/${i}/tls`, problem)
+  })
   if (config.metrics.enabled) bind('/metrics', config.metrics.host, config.metrics.port)
 
   const issuerIds = uniqueIds('issuers', config.issuers, 'issuer')

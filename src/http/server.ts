@@ -1,7 +1,8 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerOptions, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type { Config } from '../config/schema.js'
+import type { Config, ListenerConfig } from '../config/schema.js'
 import type { Gateway, ParserRefusal } from '../gateway.js'
 import type { RequestContext } from '../pipeline/stage.js'
 import { GatewayError } from '../errors/gateway-error.js'
@@ -20,7 +21,32 @@ export interface Listeners {
   inFlight(): number
   /** Stops accepting, lets in-flight requests finish (up to drainTimeoutMs), then closes sockets. */
   drain(timeoutMs: number): Promise<void>
+  /**
+   * Applies the certificates, keys and minimum versions of a reloaded config to the TLS listeners
+   * (new connections get them; open ones keep theirs). Listeners are matched by position; host,
+   * port and whether a listener has TLS at all change on restart only.
+   */
+  updateTls(listeners: readonly ListenerConfig[]): void
 }
+
+type Server = HttpServer | HttpsServer
+
+/**
+ * Cipher suites of TLS listeners: the TLS 1.3 suites, and for TLS 1.2 only forward-secret AEAD
+ * suites (Mozilla's "intermediate" profile). node's default list also accepts RSA key exchange and
+ * CBC suites under HIGH.
+ */
+export const TLS_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':')
 
 /** A listen failure, said plainly: what could not listen where, and why. */
 export function listenError(what: string, host: string, port: number, err: unknown): Error {
@@ -166,24 +192,24 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
   const servers: Server[] = []
   const urls: string[] = []
   for (const l of config.listeners) {
-    const server = createServer(
-      {
-        headersTimeout: s.headersTimeoutMs,
-        requestTimeout: s.requestTimeoutMs,
-        keepAliveTimeout: s.keepAliveTimeoutMs,
-        maxHeaderSize: s.maxHeaderBytes,
-        // node:http keeps only the first of duplicate singleton headers (Authorization among
-        // them); authn reads req.rawHeaders to refuse a request that carries two.
-        joinDuplicateHeaders: false,
-        // RFC 9112 §3.2 still holds: the sanitize stage refuses an HTTP/1.1 request without Host,
-        // in problem+json and with an event, where node would answer a plain-text 400.
-        requireHostHeader: false,
-        // How often node checks headersTimeout/requestTimeout; its 30 s default would let a
-        // slowloris client hold a socket far longer than the configured timeouts.
-        connectionsCheckingInterval: Math.min(1000, Math.ceil(s.headersTimeoutMs / 2)),
-      },
-      handle,
-    )
+    const options: ServerOptions = {
+      headersTimeout: s.headersTimeoutMs,
+      requestTimeout: s.requestTimeoutMs,
+      keepAliveTimeout: s.keepAliveTimeoutMs,
+      maxHeaderSize: s.maxHeaderBytes,
+      // node:http keeps only the first of duplicate singleton headers (Authorization among
+      // them); authn reads req.rawHeaders to refuse a request that carries two.
+      joinDuplicateHeaders: false,
+      // RFC 9112 §3.2 still holds: the sanitize stage refuses an HTTP/1.1 request without Host,
+      // in problem+json and with an event, where node would answer a plain-text 400.
+      requireHostHeader: false,
+      // How often node checks headersTimeout/requestTimeout; its 30 s default would let a
+      // slowloris client hold a socket far longer than the configured timeouts.
+      connectionsCheckingInterval: Math.min(1000, Math.ceil(s.headersTimeoutMs / 2)),
+    }
+    // The config loader checked that the certificate and key load (semantic.ts, tlsProblem).
+    const server: Server =
+      l.tls === undefined ? createServer(options, handle) : createHttpsServer({ ...options, cert: l.tls.cert, key: l.tls.key, minVersion: l.tls.minVersion, ciphers: TLS_CIPHERS }, handle)
     server.maxConnections = s.maxConnections
     // node bounds idle and slow-sending clients itself: headersTimeout runs from the connection's
     // start (one that sends nothing gets a 408), requestTimeout until the request is complete,
@@ -265,7 +291,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     }
     const addr = server.address() as AddressInfo
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
-    urls.push(`http://${host}:${addr.port}`)
+    urls.push(`${l.tls === undefined ? 'http' : 'https'}://${host}:${addr.port}`)
     servers.push(server)
   }
 
@@ -278,6 +304,12 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     },
     current: () => gateway,
     inFlight: () => inFlight,
+    updateTls(next) {
+      servers.forEach((server, i) => {
+        const tls = next[i]?.tls
+        if (tls !== undefined && 'setSecureContext' in server) server.setSecureContext({ cert: tls.cert, key: tls.key, minVersion: tls.minVersion, ciphers: TLS_CIPHERS })
+      })
+    },
     async drain(timeoutMs) {
       draining = true
       for (const server of servers) {

@@ -28,8 +28,8 @@ const ADDRESS_CLAIMS = ['x-client-ip', 'true-client-ip', 'cf-connecting-ip', 'x-
  */
 const REQUEST_OVERRIDES = ['x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-url', 'x-rewrite-url']
 
-/** Listeners are plain HTTP for now; a TLS listener will pass 'https'. */
-const OWN_PROTO = 'http'
+/** The scheme the client used to reach this listener: a TLS socket is `encrypted`. */
+const ownProto = (ctx: RequestContext): string => ((ctx.req.socket as { encrypted?: boolean } | null)?.encrypted === true ? 'https' : 'http')
 const VIA_NAME = 'portcullis'
 const UNDERSCORES = /_/g
 const TE_TRAILERS = /(?:^|,)\s*trailers\s*(?:;|,|$)/i
@@ -93,7 +93,7 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
       const peer = normalizeIp(ctx.peerIp)
       const trusted = resolver.trusts(peer)
       out['x-forwarded-for'] = forwardedFor(h['x-forwarded-for'], peer, trusted)
-      out['x-forwarded-proto'] = forwardedProto(h['x-forwarded-proto'], trusted, OWN_PROTO)
+      out['x-forwarded-proto'] = forwardedProto(h['x-forwarded-proto'], trusted, ownProto(ctx))
       const host = (trusted ? h['x-forwarded-host'] : undefined) ?? h.host
       if (host !== undefined) out['x-forwarded-host'] = host
       // RFC 7239 Forwarded: believed (and extended) only from a trusted proxy, dropped otherwise.
