@@ -155,6 +155,13 @@ test('a listener with TLS may bind a public address; its key must come from a re
   assert.equal(mismatch.errors[0].path, '/listeners/0/tls')
   assert.match(mismatch.errors[0].message, /cannot be used for TLS \(ERR_OSSL_[A-Z0-9_]+\)/)
   assert.ok(!formatIssues(mismatch.errors).includes(b.private.split('\n')[1]), 'the key is not shown')
+  // Client CAs: needed for require, and every certificate of the bundle must parse.
+  const mtls = (tls: Obj) => lint(config({ listeners: [{ host: '127.0.0.1', port: 0, tls: { cert: '${env:CERT}', key: '${env:KEY}', ...tls } }] }), env)
+  assert.match(mtls({ clientCertificates: 'require' }).errors[0].message, /require needs clientCa/)
+  assert.deepEqual(mtls({ clientCertificates: 'require', clientCa: '${env:CERT}' }), { errors: [], warnings: [] })
+  assert.match(mtls({ clientCertificates: 'request', clientCa: 'not a certificate' }).errors[0].message, /clientCa holds no PEM certificate/)
+  const broken = `${a.cert}\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n`
+  assert.match(mtls({ clientCertificates: 'request', clientCa: broken }).errors[0].message, /certificate 2 of clientCa cannot be read/)
   // The minimum version is TLS 1.2 unless raised; older versions are not a choice.
   const old = lint(config({ listeners: [{ host: '127.0.0.1', port: 0, tls: { cert: '${env:CERT}', key: '${env:KEY}', minVersion: 'TLSv1.1' } }] }), env)
   assert.equal(old.errors[0].path, '/listeners/0/tls/minVersion')

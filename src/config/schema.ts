@@ -38,6 +38,14 @@ export const ListenerTlsSchema = Type.Object(
       default: 'TLSv1.2',
       description: 'Oldest TLS version a client may use; older ones fail the handshake.',
     }),
+    clientCertificates: Type.Union([Type.Literal('none'), Type.Literal('request'), Type.Literal('require')], {
+      default: 'none',
+      description:
+        'Client certificates (mutual TLS). none: not asked for. request: asked for and optional; any certificate is accepted, and tokens bound to one (cnf x5t#S256, RFC 8705) need it. require: a certificate issued by clientCa is needed to connect at all.',
+    }),
+    clientCa: Type.Optional(
+      Type.String({ minLength: 1, description: 'PEM certificates of the CAs that issue client certificates; needed for clientCertificates: require. Usually a ${file:PATH} reference.' }),
+    ),
   },
   { ...closed, description: 'Serve HTTPS on this listener: TLS 1.2 or later, with the certificate and key given.' },
 )

@@ -1,4 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net'
+import { X509Certificate } from 'node:crypto'
 import { createSecureContext } from 'node:tls'
 import { parseTrustedProxies } from '../http/client-address.js'
 import { issuerFromDiscoveryUrl } from '../pipeline/authn/issuer.js'
@@ -57,11 +58,26 @@ export function hasCredentials(url: string): boolean {
 export function tlsProblem(tls: ListenerTlsConfig): string | undefined {
   try {
     createSecureContext({ cert: tls.cert, key: tls.key, minVersion: tls.minVersion })
-    return undefined
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     return `the certificate and key cannot be used for TLS (${typeof code === 'string' ? code : 'unreadable'}): both must be PEM, and the key unencrypted and the certificate's own`
   }
+  if (tls.clientCertificates === 'require' && tls.clientCa === undefined) {
+    return 'clientCertificates: require needs clientCa, the CAs whose certificates are accepted'
+  }
+  if (tls.clientCa === undefined) return undefined
+  // OpenSSL skips what it cannot read in a CA list without a word: each certificate is parsed here.
+  const blocks = tls.clientCa.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)
+  if (blocks === null) return 'clientCa holds no PEM certificate'
+  for (const [i, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      return `certificate ${i + 1} of clientCa cannot be read (${typeof code === 'string' ? code : 'unreadable'})`
+    }
+  }
+  return undefined
 }
 
 export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string>): SemanticIssue[] {

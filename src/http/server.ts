@@ -2,7 +2,8 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type { Config, ListenerConfig } from '../config/schema.js'
+import type { Config, ListenerConfig, ListenerTlsConfig } from '../config/schema.js'
+import type { SecureContextOptions } from 'node:tls'
 import type { Gateway, ParserRefusal } from '../gateway.js'
 import type { RequestContext } from '../pipeline/stage.js'
 import { GatewayError } from '../errors/gateway-error.js'
@@ -47,6 +48,11 @@ export const TLS_CIPHERS = [
   'ECDHE-ECDSA-CHACHA20-POLY1305',
   'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':')
+
+/** What a TLS listener's secure context is made of; a reload makes a new one from the new config. */
+function secureContextOf(tls: ListenerTlsConfig): SecureContextOptions {
+  return { cert: tls.cert, key: tls.key, minVersion: tls.minVersion, ciphers: TLS_CIPHERS, ...(tls.clientCa === undefined ? {} : { ca: tls.clientCa }) }
+}
 
 /** A listen failure, said plainly: what could not listen where, and why. */
 export function listenError(what: string, host: string, port: number, err: unknown): Error {
@@ -209,7 +215,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     }
     // The config loader checked that the certificate and key load (semantic.ts, tlsProblem).
     const server: Server =
-      l.tls === undefined ? createServer(options, handle) : createHttpsServer({ ...options, cert: l.tls.cert, key: l.tls.key, minVersion: l.tls.minVersion, ciphers: TLS_CIPHERS }, handle)
+      l.tls === undefined ? createServer(options, handle) : createHttpsServer({ ...options, ...secureContextOf(l.tls), requestCert: l.tls.clientCertificates !== 'none', rejectUnauthorized: l.tls.clientCertificates === 'require' }, handle)
     server.maxConnections = s.maxConnections
     // node bounds idle and slow-sending clients itself: headersTimeout runs from the connection's
     // start (one that sends nothing gets a 408), requestTimeout until the request is complete,
@@ -307,7 +313,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     updateTls(next) {
       servers.forEach((server, i) => {
         const tls = next[i]?.tls
-        if (tls !== undefined && 'setSecureContext' in server) server.setSecureContext({ cert: tls.cert, key: tls.key, minVersion: tls.minVersion, ciphers: TLS_CIPHERS })
+        if (tls !== undefined && 'setSecureContext' in server) server.setSecureContext(secureContextOf(tls))
       })
     },
     async drain(timeoutMs) {

@@ -19,6 +19,8 @@ export interface Identity {
   /** Token exp in epoch milliseconds (exp × 1000), comparable with deps.now(). */
   readonly expiresAt: number
   readonly claims: Readonly<Record<string, unknown>>
+  /** The client certificate thumbprint (`cnf.x5t#S256`, RFC 8705) the token is bound to: every request using it must present that certificate. */
+  readonly boundCertificate?: string
 }
 
 export interface RequestContext {

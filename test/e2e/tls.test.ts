@@ -5,11 +5,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect, type ConnectionOptions } from 'node:tls'
-import { X509Certificate } from 'node:crypto'
+import { hash, X509Certificate } from 'node:crypto'
 import { generate } from 'selfsigned'
 import { Agent, fetch } from 'undici'
 import { baseConfig, CLI, startGateway, writeConfig, type StartedGateway } from '../helpers/gateway.js'
 import { startUpstream, type RecordingUpstream } from '../helpers/upstream.js'
+import { startKeyServer, type KeyServer } from '../helpers/keys.js'
+import { startOidcProvider } from '../helpers/oidc.js'
 
 /** A self-signed certificate for 127.0.0.1 and localhost, with its key, in PEM. */
 async function certificate(commonName: string): Promise<{ cert: string; key: string }> {
@@ -180,4 +182,203 @@ test('a key that is not the certificate\'s, or an inline key, is refused by chec
   assert.equal(r.code, 1, r.stderr)
   assert.match(r.stderr, /\/listeners\/0\/tls\/key\s.*tls-key-inline/)
   assert.ok(!r.stderr.includes(keyBody) && !r.stderr.includes(a.key.split('\n')[1]), 'the key is not printed')
+})
+
+/** RFC 8705 §3.1: base64url SHA-256 of the certificate's DER. */
+const thumbprintOf = (cert: string) => hash('sha256', new X509Certificate(cert).raw, 'base64url')
+
+describe('mutual TLS: tokens bound to a client certificate (cnf x5t#S256, RFC 8705) need that certificate', () => {
+  let up: RecordingUpstream
+  let ks: KeyServer
+  let gw: StartedGateway
+  let server: { cert: string; key: string }
+  let alice: { cert: string; key: string }
+  let mallory: { cert: string; key: string }
+  let httpsUrl: string
+  let httpUrl: string
+  before(async () => {
+    up = await startUpstream()
+    ks = await startKeyServer()
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-mtls-'))
+    server = await certificate('portcullis-server')
+    alice = await certificate('alice-client')
+    mallory = await certificate('mallory-client')
+    writePems(dir, server)
+    gw = await startGateway(
+      configIn(
+        dir,
+        baseConfig({
+          listeners: [
+            { host: '127.0.0.1', port: 0, tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', clientCertificates: 'request' } },
+            { host: '127.0.0.1', port: 0 },
+          ],
+          issuers: [{ id: 'test', issuer: ks.issuer, jwksUri: ks.jwksUri, audiences: ['api://test'] }],
+          upstreams: [{ id: 'u', url: up.url }],
+          routes: [{ path: '/p/**', methods: ['GET'], upstream: 'u', auth: 'required' }],
+          // Refusals here are the point of the test; brute-force protection must not start answering 429.
+          limits: { bruteForce: { enabled: false } },
+        }),
+      ),
+      { waitReady: false },
+    )
+    ;[httpsUrl, httpUrl] = gw.lines.find((l) => l.msg === 'listening')!.urls as string[]
+  })
+  after(async () => {
+    await gw?.stop()
+    await up?.close()
+    await ks?.close()
+  })
+
+  /** A GET with the token, over TLS with the given client certificate (or none), or over plain HTTP. */
+  async function call(path: string, token: string, client: { cert: string; key: string } | undefined | 'plain') {
+    const headers = { authorization: `Bearer ${token}` }
+    if (client === 'plain') return fetch(`${httpUrl}${path}`, { headers })
+    const dispatcher = new Agent({ connect: { ca: server.cert, ...(client ? { cert: client.cert, key: client.key } : {}) } })
+    try {
+      const r = await fetch(`${httpsUrl}${path}`, { headers, dispatcher })
+      await r.arrayBuffer()
+      return r
+    } finally {
+      await dispatcher.close()
+    }
+  }
+  const reasonOf = async (path: string) => (await gw.waitFor((l) => l.name === 'security' && l.path === path)).reason
+
+  test('with the bound certificate the token works, again from the cache; the upstream gets the request', async () => {
+    const token = await ks.sign({ cnf: { 'x5t#S256': thumbprintOf(alice.cert) } })
+    assert.equal((await call('/p/alice-1', token, alice)).status, 200)
+    assert.equal((await call('/p/alice-2', token, alice)).status, 200)
+    assert.equal((await call('/p/alice-3', token, alice)).status, 200)
+    assert.deepEqual(up.received.filter((r) => r.url.startsWith('/p/alice-')).length, 3)
+  })
+
+  test('another certificate, none, or plain HTTP: 401 invalid_token, after the token was cached too, and nothing reaches the upstream', async () => {
+    const token = await ks.sign({ cnf: { 'x5t#S256': thumbprintOf(alice.cert) }, jti: 'bound-and-stolen' })
+    // Cached first (a token is cached on its second verification).
+    assert.equal((await call('/p/ok-1', token, alice)).status, 200)
+    assert.equal((await call('/p/ok-2', token, alice)).status, 200)
+    for (const [path, client, reason] of [
+      ['/p/stolen-other-cert', mallory, 'certificate_mismatch'],
+      ['/p/stolen-no-cert', undefined, 'certificate_missing'],
+      ['/p/stolen-plain', 'plain', 'certificate_missing'],
+    ] as const) {
+      const r = await call(path, token, client)
+      assert.equal(r.status, 401, path)
+      assert.match(r.headers.get('www-authenticate') ?? '', /error="invalid_token"/, path)
+      assert.equal(await reasonOf(path), reason, path)
+    }
+    const event = await gw.waitFor((l) => l.name === 'security' && l.path === '/p/stolen-no-cert')
+    assert.equal(event.jti, 'bound-and-stolen')
+    // A fresh verification (not the cache) refuses it the same way.
+    const fresh = await ks.sign({ cnf: { 'x5t#S256': thumbprintOf(alice.cert) } })
+    assert.equal((await call('/p/fresh-other-cert', fresh, mallory)).status, 401)
+    assert.equal(await reasonOf('/p/fresh-other-cert'), 'certificate_mismatch')
+    assert.equal(up.received.filter((r) => /stolen|fresh/.test(r.url)).length, 0)
+  })
+
+  test('a confirmation the gateway cannot check (DPoP jkt, a jwk, a malformed cnf) is refused, never ignored; an unbound token needs no certificate', async () => {
+    for (const [path, cnf] of [
+      ['/p/dpop', { jkt: 'n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg' }],
+      ['/p/jwk', { jwk: { kty: 'EC', crv: 'P-256', x: 'x', y: 'y' } }],
+      ['/p/cnf-string', 'x5t'],
+      ['/p/cnf-empty-x5t', { 'x5t#S256': '' }],
+    ] as const) {
+      const token = await ks.sign({ cnf })
+      assert.equal((await call(path, token, alice)).status, 401, path)
+      assert.equal(await reasonOf(path), 'unsupported_confirmation', path)
+    }
+    const plain = await ks.sign()
+    assert.equal((await call('/p/unbound', plain, undefined)).status, 200)
+    assert.equal((await call('/p/unbound-plain', plain, 'plain')).status, 200)
+  })
+})
+
+test('clientCertificates: require lets only clients with a certificate from clientCa connect', async (t) => {
+  const up = await startUpstream()
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-mtls-'))
+  const server = await certificate('portcullis-server')
+  const ca = await generate([{ name: 'commonName', value: 'test client CA' }], {
+    keySize: 2048,
+    extensions: [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }],
+  })
+  const issued = await generate([{ name: 'commonName', value: 'client-from-ca' }], { keySize: 2048, ca: { key: ca.private, cert: ca.cert } })
+  const stranger = await certificate('client-self-signed')
+  writePems(dir, server)
+  writeFileSync(join(dir, 'client-ca.pem'), ca.cert)
+  const gw = await startGateway(
+    configIn(
+      dir,
+      tlsConfig(up.url, dir, { clientCertificates: 'require', clientCa: '${file:client-ca.pem}' }),
+    ),
+    { waitReady: false },
+  )
+  t.after(async () => {
+    await gw.stop()
+    await up.close()
+  })
+  const url = (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[0]
+  const get = async (client?: { cert: string; key: string }) => {
+    const dispatcher = new Agent({ connect: { ca: server.cert, ...(client ? client : {}) } })
+    try {
+      const r = await fetch(`${url}/p/x`, { dispatcher })
+      await r.arrayBuffer()
+      return r.status
+    } catch {
+      return 'refused'
+    } finally {
+      await dispatcher.close()
+    }
+  }
+  assert.equal(await get({ cert: issued.cert, key: issued.private }), 200)
+  assert.equal(await get(), 'refused')
+  assert.equal(await get({ cert: stranger.cert, key: stranger.key }), 'refused')
+  assert.equal(up.received.length, 1)
+})
+
+test('oidc-provider\'s certificate-bound access tokens work with the client certificate they were issued for, and only with it', async (t) => {
+  const op = await startOidcProvider({ certificateBound: true })
+  const up = await startUpstream()
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-mtls-'))
+  const server = await certificate('portcullis-server')
+  const client = await certificate('svc-client')
+  const other = await certificate('other-client')
+  writePems(dir, server)
+  const gw = await startGateway(
+    configIn(
+      dir,
+      baseConfig({
+        listeners: [{ host: '127.0.0.1', port: 0, tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', clientCertificates: 'request' } }],
+        issuers: [{ id: 'op', discoveryUrl: op.discoveryUrl, audiences: [op.audience] }],
+        upstreams: [{ id: 'u', url: up.url }],
+        routes: [{ path: '/p/**', methods: ['GET'], upstream: 'u', auth: 'required', scopes: { allOf: ['read'] } }],
+      }),
+    ),
+    { waitReady: false },
+  )
+  t.after(async () => {
+    await gw.stop()
+    await up.close()
+    await op.close()
+  })
+  const url = (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[0]
+  const token = await op.getToken({ certificate: client.cert })
+  const payload = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as { cnf?: Record<string, string> }
+  assert.equal(payload.cnf?.['x5t#S256'], thumbprintOf(client.cert), 'the provider bound the token to the certificate')
+  const get = async (cert: { cert: string; key: string }) => {
+    const dispatcher = new Agent({ connect: { ca: server.cert, cert: cert.cert, key: cert.key } })
+    try {
+      for (let i = 0; i < 100; i++) {
+        const r = await fetch(`${url}/p/x`, { headers: { authorization: `Bearer ${token}` }, dispatcher })
+        await r.arrayBuffer()
+        // Until the gateway has the provider's keys it answers 503.
+        if (r.status !== 503) return r.status
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      return 503
+    } finally {
+      await dispatcher.close()
+    }
+  }
+  assert.equal(await get(client), 200)
+  assert.equal(await get(other), 401)
 })

@@ -14,6 +14,8 @@ interface OidcProviderModule {
   errors: { InvalidTarget: new () => Error }
 }
 const OIDC_PROVIDER: string = 'oidc-provider'
+/** Where getToken hands the provider the client certificate (see certificateBound). */
+const CERTIFICATE_HEADER = 'x-test-client-certificate'
 
 export interface OidcClient {
   readonly clientId: string
@@ -31,6 +33,12 @@ export interface OidcProviderOptions {
   readonly audience?: string
   /** Access token lifetime in seconds (default 300). */
   readonly accessTokenTTL?: number
+  /**
+   * Certificate-bound access tokens (RFC 8705): every client's tokens carry cnf.x5t#S256 of the
+   * certificate given to getToken. The provider sits behind no TLS terminator here, so the test
+   * hands it the client certificate in a header (what a terminator in front would do).
+   */
+  readonly certificateBound?: boolean
 }
 
 export interface StartedOidcProvider {
@@ -44,7 +52,7 @@ export interface StartedOidcProvider {
    * Gets an access token with the client_credentials grant, over HTTP like any client would.
    * Defaults: the first client, the client's scopes, the configured audience as resource.
    */
-  getToken(options?: { clientId?: string; scope?: string; resource?: string }): Promise<string>
+  getToken(options?: { clientId?: string; scope?: string; resource?: string; certificate?: string }): Promise<string>
   close(): Promise<void>
 }
 
@@ -80,6 +88,7 @@ export async function startOidcProvider(options: OidcProviderOptions = {}): Prom
       redirect_uris: [],
       scope: c.scope,
       token_endpoint_auth_method: 'client_secret_basic',
+      ...(options.certificateBound ? { tls_client_certificate_bound_access_tokens: true } : {}),
     })),
     jwks: { keys: [signingKey] },
     scopes: [...scopes],
@@ -87,6 +96,18 @@ export async function startOidcProvider(options: OidcProviderOptions = {}): Prom
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      ...(options.certificateBound
+        ? {
+            mTLS: {
+              enabled: true,
+              certificateBoundAccessTokens: true,
+              getCertificate: (ctx: { get(name: string): string }) => {
+                const pem = ctx.get(CERTIFICATE_HEADER)
+                return pem ? decodeURIComponent(pem) : undefined
+              },
+            },
+          }
+        : {}),
       resourceIndicators: {
         enabled: true,
         defaultResource: () => audience,
@@ -118,6 +139,7 @@ export async function startOidcProvider(options: OidcProviderOptions = {}): Prom
         headers: {
           authorization: 'Basic ' + Buffer.from(`${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret)}`).toString('base64'),
           'content-type': 'application/x-www-form-urlencoded',
+          ...(opts.certificate ? { [CERTIFICATE_HEADER]: encodeURIComponent(opts.certificate) } : {}),
         },
         body,
       })

@@ -82,9 +82,10 @@ export function namedBy(payload: Payload): { subject?: string; clientId?: string
 }
 
 /** The Identity later stages read. Frozen: the same object is shared by cached requests. */
-export function buildIdentity(payload: Payload, issuerId: string, tokenDigest: string): Identity {
+export function buildIdentity(payload: Payload, issuerId: string, tokenDigest: string, boundCertificate?: string): Identity {
   const { subject, clientId, jti } = namedBy(payload)
   return Object.freeze({
+    boundCertificate,
     issuer: payload.iss as string,
     issuerId,
     subject,
