@@ -50,6 +50,8 @@ export interface Gateway {
   readonly limitStore: LimitStore
   /** Records a request the HTTP parser refused: a denial metric and a sampled security event. */
   parserRefused(r: ParserRefusal): void
+  /** Records a TLS handshake a listener refused (old version, no shared cipher, a client certificate refused): a sampled event. */
+  tlsHandshakeFailed(r: { readonly reason: string; readonly peerIp: string }): void
   /**
    * Called once the next gateway (a reload with the same store settings) has taken over the limit
    * store, so counters and quotas survive the reload; this gateway will then not close it.
@@ -162,6 +164,14 @@ export function createGateway(config: Config, deps: Deps, options: GatewayOption
         tokenDigest: undefined,
         ...(suppressed > 0 ? { suppressed } : undefined),
       })
+    },
+    tlsHandshakeFailed(r) {
+      const clientIp = resolveClient(r.peerIp, undefined)
+      // What scanners and clients with outdated TLS stacks produce: sampled per address like the
+      // parser's refusals, so a flood of them cannot flood the log.
+      const suppressed = limits.sampler.sample(`tls ${clientIp}`, deps.now())
+      if (suppressed < 0) return
+      deps.events.emit({ type: 'tls.handshake_failed', time: new Date(deps.now()).toISOString(), clientIp, reason: r.reason, ...(suppressed > 0 ? { suppressed } : undefined) })
     },
     releaseLimitStore() {
       ownsLimitStore = false

@@ -38,6 +38,7 @@ export type LifecycleEventType =
   | 'limits.store_unavailable'
   | 'limits.store_recovered'
   | 'limits.lockout'
+  | 'tls.handshake_failed'
 
 export interface RequestEvent {
   readonly type: DenialEventType

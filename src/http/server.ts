@@ -101,6 +101,18 @@ function refusalOf(err: NodeJS.ErrnoException): Pick<ParserRefusal, 'code' | 're
   return { code: code === 'HPE_HEADER_OVERFLOW' ? 'ERR_HTTP_HEADERS_TOO_LARGE' : 'ERR_HTTP_BAD_REQUEST', reason: code.slice(4).toLowerCase() }
 }
 
+/**
+ * Why a TLS handshake failed, from OpenSSL's error code in lower case without its ERR_SSL_ prefix
+ * or ERR_TLS_ prefix (`unsupported_protocol`, `no_shared_cipher`, `handshake_timeout`, …), or
+ * undefined for a connection that simply went away.
+ */
+export function handshakeFailure(err: NodeJS.ErrnoException): string | undefined {
+  const code = err.code
+  if (typeof code !== 'string' || code === 'ECONNRESET' || code === 'EPIPE') return undefined
+  const reason = code.replace(/^ERR_(SSL|TLS)_/, '').toLowerCase()
+  return /^[a-z0-9_]{1,64}$/.test(reason) ? reason : 'handshake_failed'
+}
+
 export async function startListeners(config: Config, initial: Gateway): Promise<Listeners> {
   let gateway = initial
   let draining = false
@@ -213,9 +225,11 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       // slowloris client hold a socket far longer than the configured timeouts.
       connectionsCheckingInterval: Math.min(1000, Math.ceil(s.headersTimeoutMs / 2)),
     }
-    // The config loader checked that the certificate and key load (semantic.ts, tlsProblem).
+    // The config loader checked that the certificate and key load (semantic.ts, tlsProblem). A
+    // handshake gets headersTimeoutMs, as a request head does (node's default is 120 s: a client
+    // that never finishes one would hold its socket that long).
     const server: Server =
-      l.tls === undefined ? createServer(options, handle) : createHttpsServer({ ...options, ...secureContextOf(l.tls), requestCert: l.tls.clientCertificates !== 'none', rejectUnauthorized: l.tls.clientCertificates === 'require' }, handle)
+      l.tls === undefined ? createServer(options, handle) : createHttpsServer({ ...options, ...secureContextOf(l.tls), handshakeTimeout: s.headersTimeoutMs, requestCert: l.tls.clientCertificates !== 'none', rejectUnauthorized: l.tls.clientCertificates === 'require' }, handle)
     server.maxConnections = s.maxConnections
     // node bounds idle and slow-sending clients itself: headersTimeout runs from the connection's
     // start (one that sends nothing gets a 408), requestTimeout until the request is complete,
@@ -251,6 +265,14 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       if (refusal !== undefined) gateway.parserRefused({ ...refusal, requestId, peerIp: (socket as Socket).remoteAddress ?? '' })
       if (!socket.writable || (owed && (owed.headersSent || owed.req.complete))) return socket.destroy()
       socket.end(parserRefusal(refusal?.code ?? 'ERR_HTTP_BAD_REQUEST', requestId))
+    })
+    // A refused TLS handshake (an old version, no shared cipher, a client certificate refused)
+    // is recorded; a client that went away mid-handshake is not a refusal. With this listener
+    // node no longer destroys the socket itself.
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      const reason = handshakeFailure(err)
+      if (reason !== undefined) gateway.tlsHandshakeFailed({ reason, peerIp: (socket as Socket).remoteAddress ?? '' })
+      socket.destroy()
     })
     // An Expect other than 100-continue (RFC 9110 §10.1.1: 417). Without this listener node
     // answers a plain-text 417 that no event records.

@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect, type ConnectionOptions } from 'node:tls'
+import { connect as netConnect } from 'node:net'
 import { hash, X509Certificate } from 'node:crypto'
 import { generate } from 'selfsigned'
 import { Agent, fetch } from 'undici'
@@ -152,7 +153,36 @@ test('minVersion TLSv1.3 refuses a TLS 1.2 client that the default accepts', asy
   const url = (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[0]
   const v12 = await handshake(url, { maxVersion: 'TLSv1.2' })
   assert.ok('error' in v12, JSON.stringify(v12))
+  // The refused handshake is a security event, with OpenSSL's reason.
+  const event = await gw.waitFor((l) => l.event === 'tls.handshake_failed')
+  assert.equal(event.clientIp, '127.0.0.1')
+  assert.match(String(event.reason), /^[a-z0-9_]*protocol[a-z0-9_]*$/)
   assert.deepEqual(await handshake(url), { fingerprint: fingerprintOf(pems.cert), protocol: 'TLSv1.3' })
+})
+
+test('a TLS handshake that never completes is cut after headersTimeoutMs, and recorded', async (t) => {
+  const up = await startUpstream()
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-tls-'))
+  writePems(dir, await certificate('portcullis-test-slow'))
+  const gw = await startGateway(configIn(dir, { ...tlsConfig(up.url, dir), server: { headersTimeoutMs: 500, requestTimeoutMs: 1000 } }), { waitReady: false })
+  t.after(async () => {
+    await gw.stop()
+    await up.close()
+  })
+  const { hostname, port } = new URL((gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[0])
+  // A TCP connection that starts a ClientHello and never finishes it.
+  const sock = netConnect(Number(port), hostname)
+  sock.on('error', () => {})
+  await new Promise((r) => sock.once('connect', r))
+  sock.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x40]))
+  // node's own default would hold it for 120 s.
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the unfinished handshake was not cut')), 20_000)
+    sock.once('close', () => (clearTimeout(timer), resolve()))
+  })
+  const event = await gw.waitFor((l) => l.event === 'tls.handshake_failed')
+  assert.equal(event.reason, 'handshake_timeout')
+  assert.equal(event.clientIp, '127.0.0.1')
 })
 
 /** Runs `portcullis <args>` to completion. */
