@@ -166,6 +166,7 @@ export function createGateway(config: Config, deps: Deps, options: GatewayOption
       })
     },
     tlsHandshakeFailed(r) {
+      options.metrics?.tlsHandshakeFailures.inc({ reason: r.reason })
       const clientIp = resolveClient(r.peerIp, undefined)
       // What scanners and clients with outdated TLS stacks produce: sampled per address like the
       // parser's refusals, so a flood of them cannot flood the log.

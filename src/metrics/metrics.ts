@@ -14,6 +14,7 @@ export interface Metrics {
   readonly limitStoreEvents: Counter<'event'>
   readonly limitStoreUp: Gauge
   readonly lockouts: Counter<'target'>
+  readonly tlsHandshakeFailures: Counter<'reason'>
   /**
    * Where gateway_limits_store_up is read at each scrape: the running gateway's store. A reload
    * may replace the store; a replaced store's last state must not stay on the gauge.
@@ -44,6 +45,12 @@ export function createMetrics(): Metrics {
       },
     }),
     lockouts: new Counter({ name: 'gateway_limits_lockouts_total', help: 'Brute-force lockouts, by target.', labelNames: ['target'], registers: [registry] }),
+    tlsHandshakeFailures: new Counter({
+      name: 'gateway_tls_handshake_failures_total',
+      help: 'TLS handshakes a listener refused, by OpenSSL reason.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
     limitStoreUpFrom(source) {
       storeUp = source
     },

@@ -164,7 +164,10 @@ test('a TLS handshake that never completes is cut after headersTimeoutMs, and re
   const up = await startUpstream()
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-tls-'))
   writePems(dir, await certificate('portcullis-test-slow'))
-  const gw = await startGateway(configIn(dir, { ...tlsConfig(up.url, dir), server: { headersTimeoutMs: 500, requestTimeoutMs: 1000 } }), { waitReady: false })
+  const gw = await startGateway(
+    configIn(dir, { ...tlsConfig(up.url, dir), server: { headersTimeoutMs: 500, requestTimeoutMs: 1000 }, metrics: { enabled: true, port: 0 } }),
+    { waitReady: false },
+  )
   t.after(async () => {
     await gw.stop()
     await up.close()
@@ -183,6 +186,9 @@ test('a TLS handshake that never completes is cut after headersTimeoutMs, and re
   const event = await gw.waitFor((l) => l.event === 'tls.handshake_failed')
   assert.equal(event.reason, 'handshake_timeout')
   assert.equal(event.clientIp, '127.0.0.1')
+  const metricsUrl = String(gw.lines.find((l) => l.msg === 'listening')!.metrics)
+  const text = await (await fetch(metricsUrl)).text()
+  assert.match(text, /^gateway_tls_handshake_failures_total\{reason="handshake_timeout"\} 1$/m)
 })
 
 /** Runs `portcullis <args>` to completion. */
