@@ -10,9 +10,9 @@ export interface GatewayTargetOptions {
   /** warm: a small token set reused (verification cache hits); cold: a new token per request. */
   readonly tokens: 'warm' | 'cold'
   readonly checks?: readonly Check[]
-  /** Changes the generated config, for variants (e.g. a rate limit that never triggers). */
   /** Extra environment of the gateway process (diagnostic switches of ablation rows). */
   readonly env?: Readonly<Record<string, string>>
+  /** Changes the generated config, for variants (e.g. a rate limit that never triggers). */
   readonly configure?: (config: Record<string, unknown>, ctx: BenchContext) => Record<string, unknown>
 }
 

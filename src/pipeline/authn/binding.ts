@@ -40,9 +40,16 @@ export function clientCertificateThumbprint(req: IncomingMessage): string | unde
   return memo ?? undefined
 }
 
-/** Throws unless the request's connection presented the certificate the token is bound to. */
-export function checkBinding(bound: string, req: IncomingMessage): void {
+/** Why the request's connection does not hold the certificate a token is bound to, or undefined when it does (or the token is unbound). */
+export function bindingRefusal(bound: string | undefined, req: IncomingMessage): 'certificate_missing' | 'certificate_mismatch' | undefined {
+  if (bound === undefined) return undefined
   const presented = clientCertificateThumbprint(req)
-  if (presented === undefined) throw invalidToken('certificate_missing')
-  if (presented !== bound) throw invalidToken('certificate_mismatch')
+  if (presented === undefined) return 'certificate_missing'
+  return presented === bound ? undefined : 'certificate_mismatch'
+}
+
+/** Throws unless the request's connection presented the certificate the token is bound to. */
+export function checkBinding(bound: string | undefined, req: IncomingMessage): void {
+  const refusal = bindingRefusal(bound, req)
+  if (refusal !== undefined) throw invalidToken(refusal)
 }

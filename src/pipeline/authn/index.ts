@@ -3,7 +3,7 @@ import type { Config } from '../../config/schema.js'
 import { GatewayError } from '../../errors/gateway-error.js'
 import type { Deps, Identity, RequestContext, Stage } from '../stage.js'
 import { extractBearer } from './bearer.js'
-import { boundCertificate, checkBinding, clientCertificateThumbprint } from './binding.js'
+import { bindingRefusal, boundCertificate, checkBinding } from './binding.js'
 import { buildIdentity, checkClaims, checkHeaderPolicy, checkHeaderShape, namedBy } from './claims.js'
 import { compileIssuer, IssuerConfigError, type IssuerRuntime } from './issuer.js'
 import { parseCompact, type ParsedJwt } from './jwt-parse.js'
@@ -89,7 +89,7 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
     try {
       checkClaims(jwt.payload, issuer.policy, t)
       bound = boundCertificate(jwt.payload)
-      if (bound !== undefined) checkBinding(bound, ctx.req)
+      checkBinding(bound, ctx.req)
     } catch (err) {
       ctx.refusedToken = { ...namedBy(jwt.payload), issuer: issuer.iss }
       throw err
@@ -174,22 +174,13 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
   /** The cache remembers who a token is, not where it may go: the route's issuers are checked on every hit. */
   function acceptCached(ctx: RequestContext, identity: Identity): void {
     if (!issuerAllowed(ctx, identity.issuerId)) throw invalidToken('issuer_not_allowed')
-    const bound = identity.boundCertificate
-    if (bound !== undefined) {
-      try {
-        checkBinding(bound, ctx.req)
-      } catch (err) {
-        ctx.refusedToken = { subject: identity.subject, clientId: identity.clientId, issuer: identity.issuer, jti: identity.jti }
-        throw err
-      }
+    const refusal = bindingRefusal(identity.boundCertificate, ctx.req)
+    if (refusal !== undefined) {
+      // Authentic but used without its certificate: the denial event names whose token it is.
+      ctx.refusedToken = identity
+      throw invalidToken(refusal)
     }
     ctx.identity = identity
-  }
-
-  /** Whether a cached identity's certificate binding, if any, holds on this request's connection. */
-  function bindingHolds(ctx: RequestContext, identity: Identity): boolean {
-    const bound = identity.boundCertificate
-    return bound === undefined || clientCertificateThumbprint(ctx.req) === bound
   }
 
   function onRequest(ctx: RequestContext): void | Promise<void> {
@@ -231,7 +222,7 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
       // header, a token in the query, an issuer the route does not accept) must answer false here.
       // The same lookup onRequest starts with (the digest is computed once per request).
       const hit = cachedIdentity(ctx)
-      return hit !== undefined && issuerAllowed(ctx, hit.issuerId) && bindingHolds(ctx, hit)
+      return hit !== undefined && issuerAllowed(ctx, hit.issuerId) && bindingRefusal(hit.boundCertificate, ctx.req) === undefined
     },
     presentedClaims(ctx) {
       const token = bearerHint(ctx.req.headers.authorization)
