@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: see early-tick.ts (ES modules evaluate in import order).
+import './early-tick.js'
 import { runCli } from './run.js'
 
 // exitCode, not exit(): pending output is flushed, and a started gateway keeps the process alive.
