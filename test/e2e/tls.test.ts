@@ -5,7 +5,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect, type ConnectionOptions } from 'node:tls'
-import { connect as netConnect } from 'node:net'
+import { connect as netConnect, type AddressInfo } from 'node:net'
+import { createServer as createHttpsServer } from 'node:https'
 import { hash, X509Certificate } from 'node:crypto'
 import { generate } from 'selfsigned'
 import { Agent, fetch } from 'undici'
@@ -13,6 +14,8 @@ import { baseConfig, CLI, startGateway, writeConfig, type StartedGateway } from 
 import { startUpstream, type RecordingUpstream } from '../helpers/upstream.js'
 import { startKeyServer, type KeyServer } from '../helpers/keys.js'
 import { startOidcProvider } from '../helpers/oidc.js'
+import { createVerifier, isVerifyError } from '@portcullis/verify'
+import { authenticate, sendProblem } from '@portcullis/verify/node-http'
 
 /** A self-signed certificate for 127.0.0.1 and localhost, with its key, in PEM. */
 async function certificate(commonName: string): Promise<{ cert: string; key: string }> {
@@ -417,4 +420,45 @@ test('oidc-provider\'s certificate-bound access tokens work with the client cert
   }
   assert.equal(await get(client), 200)
   assert.equal(await get(other), 401)
+})
+
+test('@portcullis/verify in a service checks oidc-provider\'s certificate-bound tokens against the service\'s own TLS connection', async (t) => {
+  const op = await startOidcProvider({ certificateBound: true })
+  const service = await certificate('orders-service')
+  const client = await certificate('svc-client')
+  const other = await certificate('other-client')
+  const verifier = createVerifier({ issuer: op.issuer, audience: op.audience, discoveryUrl: op.discoveryUrl, requiredTyp: 'at+jwt' })
+  const reasons: Array<string | undefined> = []
+  // A service that terminates TLS itself and asks for client certificates, as RFC 8705 §3 has it.
+  const server = createHttpsServer({ cert: service.cert, key: service.key, requestCert: true, rejectUnauthorized: false }, async (req, res) => {
+    try {
+      const identity = await authenticate(verifier, req, { scopes: ['read'] })
+      res.writeHead(200).end(identity.clientId)
+    } catch (err) {
+      if (!isVerifyError(err)) throw err
+      reasons.push(err.reason)
+      sendProblem(res, err)
+    }
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.after(async () => {
+    server.closeAllConnections()
+    await new Promise((r) => server.close(r))
+    await op.close()
+  })
+  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/orders`
+  const token = await op.getToken({ certificate: client.cert })
+  const get = async (cert: { cert: string; key: string } | undefined) => {
+    const dispatcher = new Agent({ connect: { ca: service.cert, ...(cert ?? {}) } })
+    try {
+      const r = await fetch(url, { headers: { authorization: `Bearer ${token}` }, dispatcher })
+      return { status: r.status, body: await r.text() }
+    } finally {
+      await dispatcher.close()
+    }
+  }
+  assert.equal((await get(client)).status, 200)
+  assert.equal((await get(other)).status, 401)
+  assert.equal((await get(undefined)).status, 401)
+  assert.deepEqual(reasons, ['certificate_mismatch', 'certificate_missing'])
 })

@@ -3,6 +3,7 @@ import { compactVerify, errors, type CryptoKey } from 'jose'
 import { tokenFrom } from './lib/bearer.js'
 import { checkClaims } from './lib/check-claims.js'
 import { checkHeaderPolicy, checkHeaderShape } from './lib/check-header.js'
+import { bindingRefusal, boundCertificate, certificateThumbprint } from './lib/confirmation.js'
 import { buildIdentity } from './lib/identity.js'
 import { parseCompact } from './lib/jwt-parse.js'
 import { createKeySource, type KeySource } from './lib/key-source.js'
@@ -10,7 +11,7 @@ import { MAX_KIDLESS_CANDIDATES } from './lib/limits.js'
 import { compileOptions } from './lib/options.js'
 import { invalidToken, withRealm } from './lib/reject.js'
 import { TokenCache } from './lib/token-cache.js'
-import type { Identity, Verifier, VerifierOptions } from './types.js'
+import type { Identity, Verifier, VerifierOptions, VerifyContext } from './types.js'
 import { isVerifyError, VerifyError } from './verify-error.js'
 
 /**
@@ -24,6 +25,9 @@ import { isVerifyError, VerifyError } from './verify-error.js'
  * - `iss` (exact), `aud` and `exp` required; `nbf` and `iat` honoured with `clockToleranceSec`; a
  *   longest lifetime; `typ` when configured (RFC 8725 §3.11); ID tokens (`nonce`, `at_hash`,
  *   `c_hash`) never accepted as access tokens (RFC 9068 §4);
+ * - a token bound to a client certificate (RFC 8705 `cnf.x5t#S256`) only with that certificate
+ *   (`context.clientCertificate`, filled in by the adapters), on every call, cached or not; any
+ *   other `cnf` (DPoP, `jwk`) refused;
  * - a size cap (8 KiB) and a bounded cache of verified tokens by SHA-256 digest, until `exp`.
  *
  * `verify()` rejects with {@link VerifyError} only; the code says what to answer.
@@ -89,12 +93,12 @@ export function createVerifier(options: VerifierOptions): Verifier {
     }
   }
 
-  async function verifyToken(token: string): Promise<Identity> {
+  async function verifyToken(token: string, context: VerifyContext | undefined): Promise<Identity> {
     if (token.length > o.maxTokenBytes) throw invalidToken('too_large')
     const digest = createHash('sha256').update(token).digest('base64url')
     const t = now()
     const cached = cache.get(digest, t)
-    if (cached !== undefined) return cached
+    if (cached !== undefined) return checkBinding(cached, context)
     const { header, payload } = parseCompact(token)
     checkHeaderShape(header)
     // The unverified iss is checked before any key lookup: a token of another issuer must not
@@ -104,19 +108,30 @@ export function createVerifier(options: VerifierOptions): Verifier {
     await checkSignature(token)
     const after = now()
     checkClaims(payload, policy, after)
-    const identity = buildIdentity(payload, digest.slice(0, 16))
+    const identity = buildIdentity(payload, digest.slice(0, 16), boundCertificate(payload))
     let until = identity.expiresAt
     if (policy.maxTokenAgeSec !== undefined) until = Math.min(until, ((payload.iat as number) + policy.maxTokenAgeSec) * 1000)
+    // Cached before its binding is checked: the token is valid, and every use of it, cached or
+    // not, must come with its certificate.
     cache.set(digest, identity, until, after)
+    return checkBinding(identity, context)
+  }
+
+  /** The identity, unless its token is bound to a certificate the request's connection did not present. */
+  function checkBinding(identity: Identity, context: VerifyContext | undefined): Identity {
+    if (identity.boundCertificate === undefined) return identity
+    const der = context?.clientCertificate
+    const refusal = bindingRefusal(identity.boundCertificate, der != null && der.length > 0 ? certificateThumbprint(der) : undefined)
+    if (refusal !== undefined) throw invalidToken(refusal)
     return identity
   }
 
   return Object.freeze({
     issuer: policy.issuer,
     realm,
-    async verify(authorizationHeaderOrToken: string | undefined | null): Promise<Identity> {
+    async verify(authorizationHeaderOrToken: string | undefined | null, context?: VerifyContext): Promise<Identity> {
       try {
-        return await verifyToken(tokenFrom(authorizationHeaderOrToken))
+        return await verifyToken(tokenFrom(authorizationHeaderOrToken), context)
       } catch (err) {
         // Only VerifyError leaves verify(): anything else is a bug or an unexpected jose failure,
         // and a token we could not judge is a token we do not accept.

@@ -34,6 +34,12 @@ export interface Identity {
   readonly expiresAt: number
   /** RFC 8693 `act` claim, when the token was issued to an actor on behalf of the subject. */
   readonly act: Actor | undefined
+  /**
+   * The client certificate the token is bound to (RFC 8705 `cnf.x5t#S256`: base64url SHA-256 of
+   * the DER certificate), or undefined for a plain bearer token. A bound token is accepted only
+   * from a connection that presented that certificate (see {@link VerifyContext}).
+   */
+  readonly boundCertificate: string | undefined
   /** Base64url SHA-256 prefix of the token: safe to log, unlike the token itself. */
   readonly tokenDigest: string
   /** Every claim of the token, deep-frozen. */
@@ -92,6 +98,18 @@ export interface VerifierOptions {
   readonly now?: () => number
 }
 
+/** What {@link Verifier.verify} may know of the request besides its token. */
+export interface VerifyContext {
+  /**
+   * The client certificate (DER) of the request's TLS connection; omitted or null when it
+   * presented none. Read only for a token bound to a certificate (RFC 8705 §3), which is refused
+   * without it (`certificate_missing`) or with another one (`certificate_mismatch`). The adapters
+   * fill it in from the request's socket. Behind a TLS-terminating proxy the connection is the
+   * proxy's, so bound tokens cannot be checked there and are refused.
+   */
+  readonly clientCertificate?: Uint8Array | null
+}
+
 /** What {@link createVerifier} returns. */
 export interface Verifier {
   readonly issuer: string
@@ -99,9 +117,10 @@ export interface Verifier {
   readonly realm: string
   /**
    * Verifies an `Authorization` header value (`Bearer <token>`) or a bare token, and resolves to
-   * the identity it carries. Rejects with a {@link VerifyError} only.
+   * the identity it carries. Rejects with a {@link VerifyError} only. A token bound to a client
+   * certificate (`cnf`) needs `context.clientCertificate`; any other `cnf` is refused.
    */
-  verify(authorizationHeaderOrToken: string | undefined | null): Promise<Identity>
+  verify(authorizationHeaderOrToken: string | undefined | null, context?: VerifyContext): Promise<Identity>
   /**
    * Fetches the discovery document and the JWKS now, instead of on the first request (for a
    * readiness probe). Rejects with ERR_AUTHN_IDP_UNAVAILABLE when they cannot be loaded.

@@ -1,24 +1,22 @@
-import { hash } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { TLSSocket } from 'node:tls'
+import * as rules from '@portcullis/verify/rules'
+import type { BindingRefusal } from '@portcullis/verify/rules'
 import type { Payload } from './claims.js'
-import { invalidToken } from './reject.js'
+import { asGatewayError, invalidToken } from './reject.js'
 
 /**
- * Sender-constrained tokens (RFC 7800 `cnf`). A token bound to a key or certificate is usable only
- * with proof of it: accepting it as a plain bearer token would hand whoever stole it what the
- * binding was meant to deny. The gateway checks the one binding it can see, RFC 8705's
- * certificate thumbprint (`x5t#S256`) against the client certificate of the TLS connection; any
- * other confirmation (DPoP's `jkt`, RFC 9449; `jwk`, `kid`) is refused, never ignored.
+ * Sender-constrained tokens (RFC 7800 `cnf`): the rules (which `cnf` is checkable, what a refusal
+ * is called) are `@portcullis/verify`'s, shared with the services' verifier; here is how the
+ * gateway finds the certificate of a request's connection.
  */
-
 /** The certificate thumbprint a token is bound to, or undefined for a token without `cnf`. Throws for a binding the gateway cannot check. */
 export function boundCertificate(payload: Payload): string | undefined {
-  const cnf = payload.cnf
-  if (cnf === undefined) return undefined
-  const x5t = cnf !== null && typeof cnf === 'object' && !Array.isArray(cnf) ? (cnf as Record<string, unknown>)['x5t#S256'] : undefined
-  if (typeof x5t === 'string' && x5t.length > 0) return x5t
-  throw invalidToken('unsupported_confirmation')
+  try {
+    return rules.boundCertificate(payload)
+  } catch (err) {
+    throw asGatewayError(err)
+  }
 }
 
 const kThumbprint = Symbol('portcullis.certificateThumbprint')
@@ -34,18 +32,16 @@ export function clientCertificateThumbprint(req: IncomingMessage): string | unde
   let memo = socket[kThumbprint]
   if (memo === undefined) {
     const raw = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate()?.raw : undefined
-    memo = raw !== undefined && raw.length > 0 ? hash('sha256', raw, 'base64url') : null
+    memo = raw !== undefined && raw.length > 0 ? rules.certificateThumbprint(raw) : null
     socket[kThumbprint] = memo
   }
   return memo ?? undefined
 }
 
 /** Why the request's connection does not hold the certificate a token is bound to, or undefined when it does (or the token is unbound). */
-export function bindingRefusal(bound: string | undefined, req: IncomingMessage): 'certificate_missing' | 'certificate_mismatch' | undefined {
-  if (bound === undefined) return undefined
-  const presented = clientCertificateThumbprint(req)
-  if (presented === undefined) return 'certificate_missing'
-  return presented === bound ? undefined : 'certificate_mismatch'
+export function bindingRefusal(bound: string | undefined, req: IncomingMessage): BindingRefusal | undefined {
+  // The thumbprint is looked up only for a bound token.
+  return bound === undefined ? undefined : rules.bindingRefusal(bound, clientCertificateThumbprint(req))
 }
 
 /** Throws unless the request's connection presented the certificate the token is bound to. */

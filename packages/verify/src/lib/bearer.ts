@@ -56,6 +56,8 @@ export interface RequestLike {
   readonly rawHeaders?: readonly string[]
   /** Request target, for the query-string check. */
   readonly url?: string | undefined
+  /** The connection: a TLS socket's client certificate binds certificate-bound tokens (RFC 8705). */
+  readonly socket?: object | null
 }
 
 /** Counts Authorization fields in the raw header list (node keeps only the first in `headers`). */

@@ -2,6 +2,7 @@ import { requireScopes } from '../require-scopes.js'
 import type { Identity, Verifier } from '../types.js'
 import { isVerifyError, type VerifyError } from '../verify-error.js'
 import { authorizationOf, type RequestLike } from './bearer.js'
+import { peerCertificateOf } from './peer-certificate.js'
 import { withRealm } from './reject.js'
 
 export type { RequestLike } from './bearer.js'
@@ -9,7 +10,12 @@ export type { RequestLike } from './bearer.js'
 /** Request-level rules, then verify(), then the scopes. A VerifyError comes out under the verifier's realm. */
 export async function authenticateRequest(verifier: Verifier, req: RequestLike, scopes: readonly string[] | undefined): Promise<Identity> {
   try {
-    const identity = await verifier.verify(authorizationOf(req))
+    // A getter: the certificate is looked up only for a token bound to one.
+    const identity = await verifier.verify(authorizationOf(req), {
+      get clientCertificate() {
+        return peerCertificateOf(req.socket)
+      },
+    })
     if (scopes !== undefined && scopes.length > 0) requireScopes(identity, ...scopes)
     return identity
   } catch (err) {

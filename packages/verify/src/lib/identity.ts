@@ -33,7 +33,7 @@ function deepFreeze<T>(value: T): T {
 }
 
 /** The Identity of a verified payload. */
-export function buildIdentity(payload: Payload, tokenDigest: string): Identity {
+export function buildIdentity(payload: Payload, tokenDigest: string, boundCertificate: string | undefined): Identity {
   const claims = deepFreeze(payload)
   const aud = claims.aud
   return Object.freeze({
@@ -47,6 +47,7 @@ export function buildIdentity(payload: Payload, tokenDigest: string): Identity {
     jti: claims.jti as string | undefined,
     expiresAt: (claims.exp as number) * 1000,
     act: claims.act as Actor | undefined,
+    boundCertificate,
     tokenDigest,
     claims,
   })
