@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { RequestContext } from '../pipeline/stage.js'
-import { createAccessLog } from './access-log.js'
+import { createAccessLog, millisText } from './access-log.js'
 
 function capture() {
   const lines: string[] = []
@@ -67,4 +67,17 @@ test('a request refused before normalization is logged with the path it sent, as
   assert.equal(JSON.parse(lines[0]).path, '/a/%2e%2e/etc')
   assert.equal(JSON.parse(lines[1]).path, 'http://example.com/x')
   assert.ok(!lines.join('').includes('secret') && !lines.join('').includes('s3cret'))
+})
+
+test('durations are written as String(Math.round(ms * 100) / 100) would write them', () => {
+  const plain = (ms: number) => String(Math.round(ms * 100) / 100)
+  // Every hundredth of a millisecond to 20 s, each also a little off the hundredth.
+  for (let c = 0; c <= 2_000_000; c++) {
+    for (const ms of [c / 100, c / 100 + 0.004, c / 100 - 0.004]) {
+      if (millisText(ms) !== plain(ms)) assert.fail(`${ms}: ${millisText(ms)} against ${plain(ms)}`)
+    }
+  }
+  for (const ms of [0.005, 0.015, 1.005, 123456.789, 2 ** 31 / 100 - 0.01, 2 ** 31 / 100, 1e12, -1, -0.004, Number.NaN, Infinity]) {
+    assert.equal(millisText(ms), plain(ms), String(ms))
+  }
 })
