@@ -52,7 +52,11 @@ export function createLogs(options: { level: string; events: string; access: str
   const events: EventSink = {
     emit(event: SecurityEvent) {
       try {
-        eventLogger.info({ event: event.type, ...event, type: undefined, time: undefined }, event.type)
+        // pino writes its own time. No property is written after the spread: V8 defines those
+        // through its runtime once the literal has seen several event shapes, which made this
+        // line most of a refused request's cost under a flood of bad tokens (perf, Node 20).
+        const { type, time: _time, ...fields } = event
+        eventLogger.info({ event: type, ...fields }, type)
       } catch {
         // Emitting must never fail a request.
       }
