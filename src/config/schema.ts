@@ -163,8 +163,8 @@ export const RouteSchema = Type.Object(
 export const IdentitySchema = Type.Object(
   {
     stripHeaders: Type.Array(Type.String({ pattern: "^[!#$%&'+.^_`|~0-9A-Za-z-]+\\*?$", description: 'A header name (RFC 9110 §5.1 token), or a prefix of one followed by *.' }), {
-      default: ['x-user*', 'x-auth*', 'x-forwarded-user', 'x-scopes', 'x-client-id', 'x-subject', 'x-remote-*', 'remote-*', 'x-portcullis*', 'x-webauth-*', 'x-authentik-*', 'x-pomerium-*', 'x-goog-authenticated-user-*', 'x-goog-iap-jwt-assertion', 'x-amzn-oidc-*', 'cf-access-*', 'x-consumer-*', 'x-credential-identifier', 'x-anonymous-consumer', 'x-ms-client-principal*', 'x-jwt-*', 'x-access-token', 'x-id-token'],
-      description: 'Inbound headers removed before forwarding. A trailing * matches a prefix. Headers the gateway sets are always stripped too. The default covers the identity headers of common auth proxies and gateways (oauth2-proxy, Authelia, Authentik, Pomerium, Grafana auth proxy, Google IAP, AWS ALB, Cloudflare Access, Kong, Azure App Service), which services behind them often trust.',
+      default: ['x-user*', 'x-auth*', 'x-forwarded-user', 'x-scopes', 'x-client-id', 'x-subject', 'x-remote-*', 'remote-*', 'x-portcullis*', 'x-webauth-*', 'x-authentik-*', 'x-pomerium-*', 'x-goog-authenticated-user-*', 'x-goog-iap-jwt-assertion', 'x-amzn-oidc-*', 'cf-access-*', 'x-consumer-*', 'x-credential-identifier', 'x-anonymous-consumer', 'x-ms-client-principal*', 'x-jwt-*', 'x-access-token', 'x-id-token', 'x-ssl-client-*', 'ssl-client-*', 'x-client-cert*', 'x-arr-clientcert', 'x-amzn-mtls-*'],
+      description: 'Inbound headers removed before forwarding. A trailing * matches a prefix. Headers the gateway sets are always stripped too, and so are RFC 9440 Client-Cert and Client-Cert-Chain. The default covers the identity headers of common auth proxies and gateways (oauth2-proxy, Authelia, Authentik, Pomerium, Grafana auth proxy, Google IAP, AWS ALB, Cloudflare Access, Kong, Azure App Service), which services behind them often trust, and the client-certificate headers TLS-terminating proxies set (nginx and Apache conventions, Azure App Service, AWS ALB).',
     }),
     headers: Type.Object(
       {
@@ -172,10 +172,19 @@ export const IdentitySchema = Type.Object(
         clientId: Type.String({ pattern: PATTERNS.headerName.pattern, default: 'x-auth-client-id' }),
         scopes: Type.String({ pattern: PATTERNS.headerName.pattern, default: 'x-auth-scopes' }),
         issuer: Type.String({ pattern: PATTERNS.headerName.pattern, default: 'x-auth-issuer' }),
+        clientCertificate: Type.String({
+          pattern: PATTERNS.headerName.pattern,
+          default: 'client-cert',
+          description: 'Where a verified client certificate goes (RFC 9440 Client-Cert: the DER certificate as a structured-field byte sequence).',
+        }),
       },
       { ...closed, default: {} },
     ),
     forwardAuthorization: Type.Boolean({ default: true, description: 'Forward the caller token to the upstream.' }),
+    forwardClientCertificate: Type.Boolean({
+      default: true,
+      description: 'On a TLS listener, send the client certificate to the upstream when it chains to the listener\'s clientCa (never an unverified one).',
+    }),
   },
   { ...closed, default: {} },
 )

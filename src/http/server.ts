@@ -3,7 +3,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Config, ListenerConfig, ListenerTlsConfig } from '../config/schema.js'
-import type { SecureContextOptions } from 'node:tls'
+import type { SecureContextOptions, TLSSocket } from 'node:tls'
 import type { Gateway, ParserRefusal } from '../gateway.js'
 import type { RequestContext } from '../pipeline/stage.js'
 import { GatewayError } from '../errors/gateway-error.js'
@@ -231,6 +231,9 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     const server: Server =
       l.tls === undefined ? createServer(options, handle) : createHttpsServer({ ...options, ...secureContextOf(l.tls), handshakeTimeout: s.headersTimeoutMs, requestCert: l.tls.clientCertificates !== 'none', rejectUnauthorized: l.tls.clientCertificates === 'require' }, handle)
     server.maxConnections = s.maxConnections
+    // A connection's client certificate is read once (token binding, Client-Cert): a TLS 1.2
+    // renegotiation could swap it mid-connection, so none is allowed (TLS 1.3 has none).
+    if (l.tls !== undefined) server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation())
     // node bounds idle and slow-sending clients itself: headersTimeout runs from the connection's
     // start (one that sends nothing gets a 408), requestTimeout until the request is complete,
     // keepAliveTimeout between requests. It does not bound a client that stops reading a
@@ -250,6 +253,12 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     // Answer only when no response is in flight (node's own handler reads _httpMessage too), or
     // when it belongs to the failing request and nothing of it was written.
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      // A TLS 1.2 client asking to renegotiate (refused: see secureConnection above) is a refused
+      // TLS operation, recorded as a refused handshake is; its connection is cut without an answer.
+      if (err.code === 'ERR_TLS_RENEGOTIATION_DISABLED') {
+        gateway.tlsHandshakeFailed({ reason: 'renegotiation', peerIp: (socket as Socket).remoteAddress ?? '' })
+        return socket.destroy()
+      }
       const refusal = refusalOf(err)
       const owed = owedResponse(socket)
       const ctx = owed?.[kRequest]

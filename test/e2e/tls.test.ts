@@ -462,3 +462,125 @@ test('@portcullis/verify in a service checks oidc-provider\'s certificate-bound 
   assert.equal((await get(undefined)).status, 401)
   assert.deepEqual(reasons, ['certificate_mismatch', 'certificate_missing'])
 })
+
+/** A CA for client certificates, and a client certificate it issued. */
+async function clientCaAndCertificate(): Promise<{ ca: string; client: { cert: string; key: string } }> {
+  const ca = await generate([{ name: 'commonName', value: 'test client CA' }], {
+    keySize: 2048,
+    extensions: [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }],
+  })
+  const issued = await generate([{ name: 'commonName', value: 'client-from-ca' }], { keySize: 2048, ca: { key: ca.private, cert: ca.cert } })
+  return { ca: ca.cert, client: { cert: issued.cert, key: issued.private } }
+}
+
+/** Client-certificate claims a client may try to slip past the gateway to an upstream that trusts its TLS terminator. */
+const SPOOFED_CERTIFICATE_HEADERS = {
+  'client-cert': ':AAAA:',
+  'client-cert-chain': ':AAAA:',
+  'x-ssl-client-cert': 'forged',
+  'x-ssl-client-verify': 'SUCCESS',
+  'ssl-client-s-dn': 'CN=admin',
+  'x-client-cert': 'forged',
+  'x-client-certificate': 'forged',
+  'x-arr-clientcert': 'forged',
+  'x-amzn-mtls-clientcert': 'forged',
+  'x-forwarded-client-cert': 'By=spiffe://x;Hash=00;Subject="CN=admin"',
+}
+
+describe('client certificates towards the upstream (RFC 9440 Client-Cert)', () => {
+  let up: RecordingUpstream
+  let dir: string
+  let server: { cert: string; key: string }
+  let trusted: { ca: string; client: { cert: string; key: string } }
+  let stranger: { cert: string; key: string }
+  const derBase64 = (pem: string) => new X509Certificate(pem).raw.toString('base64')
+
+  before(async () => {
+    up = await startUpstream()
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-client-cert-'))
+    server = await certificate('portcullis-server')
+    trusted = await clientCaAndCertificate()
+    stranger = await certificate('client-self-signed')
+    writePems(dir, server)
+    writeFileSync(join(dir, 'client-ca.pem'), trusted.ca)
+  })
+  after(() => up?.close())
+
+  async function start(t: { after(fn: () => unknown): void }, identity?: Record<string, unknown>): Promise<{ tls: string; plain: string; gw: StartedGateway }> {
+    const config = tlsConfig(up.url, dir, { clientCertificates: 'request', clientCa: '${file:client-ca.pem}' })
+    const gw = await startGateway(configIn(dir, identity ? { ...config, identity } : config), { waitReady: false })
+    t.after(() => gw.stop())
+    const [tls, plain] = gw.lines.find((l) => l.msg === 'listening')!.urls as string[]
+    return { tls, plain, gw }
+  }
+
+  /** The headers the upstream received for one request with the spoofed headers, over a new connection. */
+  async function forwarded(url: string, client?: { cert: string; key: string }): Promise<Record<string, unknown>> {
+    const dispatcher = new Agent({ connect: { ca: server.cert, ...(client ?? {}) } })
+    try {
+      const r = await fetch(`${url}/p/x`, { headers: SPOOFED_CERTIFICATE_HEADERS, dispatcher })
+      await r.arrayBuffer()
+      assert.equal(r.status, 200)
+      return up.received.at(-1)!.headers
+    } finally {
+      await dispatcher.close()
+    }
+  }
+
+  test('a certificate that chains to clientCa is sent as Client-Cert; none of the client\'s certificate headers passes', async (t) => {
+    const { tls } = await start(t)
+    const h = await forwarded(tls, trusted.client)
+    assert.equal(h['client-cert'], `:${derBase64(trusted.client.cert)}:`)
+    assert.match(String(h['client-cert']), /^:[A-Za-z0-9+/]+={0,2}:$/, 'an RFC 8941 byte sequence')
+    for (const name of Object.keys(SPOOFED_CERTIFICATE_HEADERS)) if (name !== 'client-cert') assert.equal(h[name], undefined, name)
+  })
+
+  test('a certificate the listener did not verify, no certificate, or plain HTTP: no Client-Cert at all', async (t) => {
+    const { tls, plain } = await start(t)
+    for (const [url, client, what] of [
+      [tls, stranger, 'a self-signed certificate (accepted by clientCertificates: request, not verified)'],
+      [tls, undefined, 'no certificate'],
+      [plain, undefined, 'the plain listener'],
+    ] as const) {
+      const h = await forwarded(url, client)
+      for (const name of Object.keys(SPOOFED_CERTIFICATE_HEADERS)) assert.equal(h[name], undefined, `${what}: ${name}`)
+    }
+  })
+
+  test('identity.headers.clientCertificate renames the header, and forwardClientCertificate: false sends none', async (t) => {
+    const renamed = await start(t, { headers: { clientCertificate: 'x-mtls-certificate' } })
+    const h = await forwarded(renamed.tls, trusted.client)
+    assert.equal(h['x-mtls-certificate'], `:${derBase64(trusted.client.cert)}:`)
+    assert.equal(h['client-cert'], undefined, 'a client\'s Client-Cert is still removed')
+    const off = await start(t, { forwardClientCertificate: false })
+    const none = await forwarded(off.tls, trusted.client)
+    for (const name of Object.keys(SPOOFED_CERTIFICATE_HEADERS)) assert.equal(none[name], undefined, name)
+  })
+
+  test('a TLS 1.2 client cannot renegotiate: the connection ends instead of serving another request, and the attempt is recorded', async (t) => {
+    const { tls, gw } = await start(t)
+    const { port } = new URL(tls)
+    const outcome = await new Promise<string>((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port: Number(port), ca: server.cert, maxVersion: 'TLSv1.2', ...trusted.client }, () => {
+        // Whatever the callback reports, the connection must not answer a request afterwards.
+        socket.renegotiate({ rejectUnauthorized: true }, () => {
+          if (!socket.destroyed) socket.write('GET /p/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+        })
+      })
+      let data = ''
+      socket.setEncoding('utf8')
+      socket.on('data', (chunk: string) => {
+        data += chunk
+        if (data.includes('\r\n\r\n')) {
+          resolve(data.slice(0, 12))
+          socket.destroy()
+        }
+      })
+      for (const event of ['error', 'end', 'close']) socket.on(event, () => resolve('closed'))
+    })
+    assert.equal(outcome, 'closed')
+    const event = await gw.waitFor((l) => l.event === 'tls.handshake_failed')
+    assert.equal(event.reason, 'renegotiation')
+    assert.equal(event.clientIp, '127.0.0.1')
+  })
+})

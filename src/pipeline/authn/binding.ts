@@ -25,7 +25,7 @@ type MemoSocket = TLSSocket & { [kThumbprint]?: string | null }
 /**
  * base64url SHA-256 of the DER client certificate of the request's connection (RFC 8705 §3.1), or
  * undefined when there is none (plain HTTP, or a TLS client that sent none). Computed once per
- * connection: its certificate cannot change.
+ * connection: its certificate cannot change (renegotiation is disabled on the gateway's TLS listeners).
  */
 export function clientCertificateThumbprint(req: IncomingMessage): string | undefined {
   const socket = req.socket as MemoSocket

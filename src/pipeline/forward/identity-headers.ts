@@ -22,7 +22,7 @@ export function headerSafe(value: string): string {
  * verified) is read; sanitize has already removed any header of these names the client sent.
  * Scopes are sorted so the value is stable whatever order the token listed them in.
  */
-export function createIdentityHeaderWriter(names: IdentityConfig['headers']): IdentityHeaderWriter {
+export function createIdentityHeaderWriter(names: Pick<IdentityConfig['headers'], 'subject' | 'clientId' | 'scopes' | 'issuer'>): IdentityHeaderWriter {
   const subject = names.subject.toLowerCase()
   const clientId = names.clientId.toLowerCase()
   const scopes = names.scopes.toLowerCase()

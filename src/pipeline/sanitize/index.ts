@@ -5,14 +5,17 @@ import { normalizeIp } from '../../http/client-address.js'
 import { appendForwarded, forwardedFor, forwardedProto } from './forwarded.js'
 import { checkDeclaredLength, checkFraming, checkHost } from './framing.js'
 import { createHeaderMatcher } from './header-matcher.js'
+import { verifiedClientCertificateField } from './client-cert.js'
 import { connectionListed, HOP_BY_HOP } from './hop-by-hop.js'
 
 /**
  * Headers the gateway writes itself. Whatever the client sent under these names is dropped first,
  * so an upstream only ever sees the gateway's value: identity reaches a service only as the gateway
- * states it. x-forwarded-* covers X-Forwarded-User and any other forwarding claim, too.
+ * states it. x-forwarded-* covers X-Forwarded-User and any other forwarding claim, too. RFC 9440's
+ * Client-Cert and Client-Cert-Chain are the TLS terminator's to set (§4: a client's are removed),
+ * whatever name identity.headers.clientCertificate gives the gateway's own.
  */
-const GATEWAY_OWNED = ['x-request-id', 'traceparent', 'tracestate', 'x-forwarded-*', 'forwarded', 'x-real-ip', 'via']
+const GATEWAY_OWNED = ['x-request-id', 'traceparent', 'tracestate', 'x-forwarded-*', 'forwarded', 'x-real-ip', 'via', 'client-cert', 'client-cert-chain']
 
 /**
  * Other claims about the client's address, which upstream frameworks and CDNs read as the real
@@ -47,6 +50,7 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
   const configured = [...identity.stripHeaders, ...Object.values(identity.headers), ...GATEWAY_OWNED, ...ADDRESS_CLAIMS, ...REQUEST_OVERRIDES]
   const dropped = createHeaderMatcher([...HOP_BY_HOP, 'host', 'expect', ...configured.map((n) => n.replace(UNDERSCORES, '-'))]).matches
   const via11 = `1.1 ${VIA_NAME}`
+  const clientCertHeader = identity.forwardClientCertificate ? identity.headers.clientCertificate.toLowerCase() : undefined
   const maxBodyBytes = config.server.maxBodyBytes
 
   return {
@@ -103,6 +107,10 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
       const via = req.httpVersion === '1.1' ? via11 : `${req.httpVersion} ${VIA_NAME}`
       const prevVia = h.via
       out.via = prevVia === undefined ? via : `${prevVia}, ${via}`
+      if (clientCertHeader !== undefined) {
+        const cert = verifiedClientCertificateField(req)
+        if (cert !== undefined) out[clientCertHeader] = cert
+      }
       ctx.upstreamHeaders = out
     },
   } satisfies Stage
