@@ -28,7 +28,7 @@ const READY_WAIT_MS = 10_000
  * changes them says so instead of silently keeping the old values.
  */
 const RESTART_ONLY: ReadonlyArray<readonly [string, (c: Config) => unknown]> = [
-  // A listener's certificate, key, client CAs and minimum TLS version apply on reload (Listeners.updateTls).
+  // A listener's certificate, key, SNI certificates, client CAs and minimum TLS version apply on reload (Listeners.updateTls).
   ['listeners', (c) => c.listeners.map((l) => ({ host: l.host, port: l.port, clientCertificates: l.tls?.clientCertificates ?? 'plain' }))],
   ['logging', (c) => c.logging],
   ['metrics', (c) => c.metrics],

@@ -216,8 +216,9 @@ export function lintConfig(config: Config, ctx: LintContext): LintFinding[] {
     if (!isLoopbackHost(l.host) && l.tls === undefined) {
       add('listener-public-plain', `${l.host}:${l.port}`, `/listeners/${i}/host`, 'this listener is reachable from the network without TLS; add a tls section, bind 127.0.0.1, or put a TLS terminator in front and acknowledge')
     }
-    if (l.tls !== undefined && !ctx.wholeRefPaths.has(`/listeners/${i}/tls/key`)) {
-      add('tls-key-inline', `${l.host}:${l.port}`, `/listeners/${i}/tls/key`, 'the private key is written in the config file; use ${file:PATH} or ${env:NAME} instead')
+    const keyPaths = l.tls === undefined ? [] : [`/listeners/${i}/tls/key`, ...(l.tls.sni ?? []).map((_, j) => `/listeners/${i}/tls/sni/${j}/key`)]
+    for (const keyPath of keyPaths) {
+      if (!ctx.wholeRefPaths.has(keyPath)) add('tls-key-inline', `${l.host}:${l.port}`, keyPath, 'the private key is written in the config file; use ${file:PATH} or ${env:NAME} instead')
     }
   })
 

@@ -46,6 +46,31 @@ export const ListenerTlsSchema = Type.Object(
     clientCa: Type.Optional(
       Type.String({ minLength: 1, description: 'PEM certificates of the CAs that issue client certificates; needed for clientCertificates: require. Usually a ${file:PATH} reference.' }),
     ),
+    sni: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            serverNames: Type.Array(
+              Type.String({
+                // A DNS name (RFC 1123 labels), or *. and one: a wildcard for exactly one label.
+                pattern: '^(\\*\\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$',
+                maxLength: 253,
+                description: 'A server name (case-insensitive), or *.name for any one label in front of name (not name itself).',
+              }),
+              { minItems: 1 },
+            ),
+            cert: Type.String({ minLength: 1, description: 'PEM certificate chain for these names, leaf first; re-read on every reload.' }),
+            key: Type.String({ minLength: 1, description: 'Its PEM private key, unencrypted; a ${file:PATH} or ${env:NAME} reference (inline: tls-key-inline).' }),
+          },
+          closed,
+        ),
+        {
+          minItems: 1,
+          description:
+            'More certificates, chosen by the server name the client asks for (SNI): an exact name first, then a wildcard. A client asking for no name, or another one, gets cert/key. minVersion, clientCertificates and clientCa apply to every certificate.',
+        },
+      ),
+    ),
   },
   { ...closed, description: 'Serve HTTPS on this listener: TLS 1.2 or later, with the certificate and key given.' },
 )

@@ -55,13 +55,20 @@ export function hasCredentials(url: string): boolean {
  * the certificate), or undefined. Named by OpenSSL's error code only: the message could quote the
  * key's text.
  */
-export function tlsProblem(tls: ListenerTlsConfig): string | undefined {
+/** Why a certificate and key cannot serve TLS, named by OpenSSL's code (never its text, which may quote the file). */
+function keyPairProblem(cert: string, key: string, minVersion: ListenerTlsConfig['minVersion']): string | undefined {
   try {
-    createSecureContext({ cert: tls.cert, key: tls.key, minVersion: tls.minVersion })
+    createSecureContext({ cert, key, minVersion })
+    return undefined
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     return `the certificate and key cannot be used for TLS (${typeof code === 'string' ? code : 'unreadable'}): both must be PEM, and the key unencrypted and the certificate's own`
   }
+}
+
+export function tlsProblem(tls: ListenerTlsConfig): string | undefined {
+  const pair = keyPairProblem(tls.cert, tls.key, tls.minVersion)
+  if (pair !== undefined) return pair
   if (tls.clientCertificates === 'require' && tls.clientCa === undefined) {
     return 'clientCertificates: require needs clientCa, the CAs whose certificates are accepted'
   }
@@ -78,6 +85,27 @@ export function tlsProblem(tls: ListenerTlsConfig): string | undefined {
     }
   }
   return undefined
+}
+
+/**
+ * The SNI certificates of a TLS listener: each pair must load, with the listener's minVersion, and
+ * a server name may belong to one entry only (two would leave the choice to the order of the
+ * file). Paths are relative to the listener's `tls`.
+ */
+export function sniProblems(tls: ListenerTlsConfig): Array<{ at: string; message: string }> {
+  const problems: Array<{ at: string; message: string }> = []
+  const owner = new Map<string, number>()
+  tls.sni?.forEach((entry, i) => {
+    const pair = keyPairProblem(entry.cert, entry.key, tls.minVersion)
+    if (pair !== undefined) problems.push({ at: `/sni/${i}`, message: pair })
+    entry.serverNames.forEach((name, j) => {
+      const lower = name.toLowerCase()
+      const first = owner.get(lower)
+      if (first !== undefined) problems.push({ at: `/sni/${i}/serverNames/${j}`, message: `server name "${lower}" is already given to /sni/${first}` })
+      else owner.set(lower, i)
+    })
+  })
+  return problems
 }
 
 export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string>): SemanticIssue[] {
@@ -114,6 +142,7 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
     if (l.tls === undefined) return
     const problem = tlsProblem(l.tls)
     if (problem !== undefined) add(`/listeners/${i}/tls`, problem)
+    for (const p of sniProblems(l.tls)) add(`/listeners/${i}/tls${p.at}`, p.message)
   })
   if (config.metrics.enabled) bind('/metrics', config.metrics.host, config.metrics.port)
 

@@ -3,7 +3,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Config, ListenerConfig, ListenerTlsConfig } from '../config/schema.js'
-import type { SecureContextOptions, TLSSocket } from 'node:tls'
+import { createSecureContext, type SecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls'
 import type { Gateway, ParserRefusal } from '../gateway.js'
 import type { RequestContext } from '../pipeline/stage.js'
 import { GatewayError } from '../errors/gateway-error.js'
@@ -23,7 +23,7 @@ export interface Listeners {
   /** Stops accepting, lets in-flight requests finish (up to drainTimeoutMs), then closes sockets. */
   drain(timeoutMs: number): Promise<void>
   /**
-   * Applies the certificates, keys and minimum versions of a reloaded config to the TLS listeners
+   * Applies the certificates (SNI ones too), keys, client CAs and minimum versions of a reloaded config to the TLS listeners
    * (new connections get them; open ones keep theirs). Listeners are matched by position; host,
    * port and whether a listener has TLS at all change on restart only.
    */
@@ -50,8 +50,36 @@ export const TLS_CIPHERS = [
 ].join(':')
 
 /** What a TLS listener's secure context is made of; a reload makes a new one from the new config. */
-function secureContextOf(tls: ListenerTlsConfig): SecureContextOptions {
-  return { cert: tls.cert, key: tls.key, minVersion: tls.minVersion, ciphers: TLS_CIPHERS, ...(tls.clientCa === undefined ? {} : { ca: tls.clientCa }) }
+function secureContextOf(tls: ListenerTlsConfig, pair: { readonly cert: string; readonly key: string } = tls): SecureContextOptions {
+  return { cert: pair.cert, key: pair.key, minVersion: tls.minVersion, ciphers: TLS_CIPHERS, ...(tls.clientCa === undefined ? {} : { ca: tls.clientCa }) }
+}
+
+/** The certificate for a server name a client asked for (SNI), or undefined for the listener's own. */
+type SniLookup = (serverName: string) => SecureContext | undefined
+
+/**
+ * A listener's `tls.sni` certificates, made once per config: an exact name first, then a wildcard
+ * `*.rest` for a name whose first label is followed by `rest` (one label only, as in RFC 6125
+ * §6.4.3). Each context carries the listener's minimum version, ciphers and client CAs, which a
+ * context chosen by SNI replaces.
+ */
+function sniLookupOf(tls: ListenerTlsConfig): SniLookup | undefined {
+  if (tls.sni === undefined) return undefined
+  const exact = new Map<string, SecureContext>()
+  const wildcard = new Map<string, SecureContext>()
+  for (const entry of tls.sni) {
+    const context = createSecureContext(secureContextOf(tls, entry))
+    for (const name of entry.serverNames) {
+      const lower = name.toLowerCase()
+      if (lower.startsWith('*.')) wildcard.set(lower.slice(2), context)
+      else exact.set(lower, context)
+    }
+  }
+  return (serverName) => {
+    const name = serverName.toLowerCase()
+    const dot = name.indexOf('.')
+    return exact.get(name) ?? (dot > 0 ? wildcard.get(name.slice(dot + 1)) : undefined)
+  }
 }
 
 /** A listen failure, said plainly: what could not listen where, and why. */
@@ -209,7 +237,11 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
 
   const servers: Server[] = []
   const urls: string[] = []
+  // Per listener, swapped by updateTls: the SNI certificates of the config in force.
+  const sniLookups: Array<SniLookup | undefined> = []
   for (const l of config.listeners) {
+    const index = servers.length
+    sniLookups[index] = l.tls === undefined ? undefined : sniLookupOf(l.tls)
     const options: ServerOptions = {
       headersTimeout: s.headersTimeoutMs,
       requestTimeout: s.requestTimeoutMs,
@@ -229,7 +261,20 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     // handshake gets headersTimeoutMs, as a request head does (node's default is 120 s: a client
     // that never finishes one would hold its socket that long).
     const server: Server =
-      l.tls === undefined ? createServer(options, handle) : createHttpsServer({ ...options, ...secureContextOf(l.tls), handshakeTimeout: s.headersTimeoutMs, requestCert: l.tls.clientCertificates !== 'none', rejectUnauthorized: l.tls.clientCertificates === 'require' }, handle)
+      l.tls === undefined
+        ? createServer(options, handle)
+        : createHttpsServer(
+            {
+              ...options,
+              ...secureContextOf(l.tls),
+              handshakeTimeout: s.headersTimeoutMs,
+              requestCert: l.tls.clientCertificates !== 'none',
+              rejectUnauthorized: l.tls.clientCertificates === 'require',
+              // Always set on a TLS listener, so a reload can add SNI certificates; no context means the listener's own.
+              SNICallback: (serverName, done) => done(null, sniLookups[index]?.(serverName)),
+            },
+            handle,
+          )
     server.maxConnections = s.maxConnections
     // A connection's client certificate is read once (token binding, Client-Cert): a TLS 1.2
     // renegotiation could swap it mid-connection, so none is allowed (TLS 1.3 has none).
@@ -344,7 +389,10 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     updateTls(next) {
       servers.forEach((server, i) => {
         const tls = next[i]?.tls
-        if (tls !== undefined && 'setSecureContext' in server) server.setSecureContext(secureContextOf(tls))
+        if (tls !== undefined && 'setSecureContext' in server) {
+          server.setSecureContext(secureContextOf(tls))
+          sniLookups[i] = sniLookupOf(tls)
+        }
       })
     },
     async drain(timeoutMs) {

@@ -584,3 +584,83 @@ describe('client certificates towards the upstream (RFC 9440 Client-Cert)', () =
     assert.equal(event.clientIp, '127.0.0.1')
   })
 })
+
+describe('several certificates on one listener, chosen by the server name the client asks for (SNI)', () => {
+  const pems: Record<string, { cert: string; key: string }> = {}
+  const write = (dir: string, name: string, pair: { cert: string; key: string }) => {
+    writeFileSync(join(dir, `${name}.pem`), pair.cert)
+    writeFileSync(join(dir, `${name}-key.pem`), pair.key)
+  }
+  const sni = (name: string, serverNames: string[]) => ({ serverNames, cert: `\${file:${name}.pem}`, key: `\${file:${name}-key.pem}` })
+
+  before(async () => {
+    for (const name of ['default', 'api', 'wildcard', 'api-renewed']) pems[name] = await certificate(`portcullis-${name}`)
+  })
+
+  test('an exact name before a wildcard, a wildcard for one label only, the listener\'s own certificate for anything else; a reload renews them', async (t) => {
+    const up = await startUpstream()
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-sni-'))
+    writePems(dir, pems.default)
+    write(dir, 'api', pems.api)
+    write(dir, 'wildcard', pems.wildcard)
+    const config = tlsConfig(up.url, dir, { sni: [sni('api', ['api.example.test']), sni('wildcard', ['*.example.test'])] })
+    const gw = await startGateway(configIn(dir, config), { waitReady: false })
+    t.after(async () => {
+      await gw.stop()
+      await up.close()
+    })
+    const url = (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[0]
+    const presented = async (servername?: string) => {
+      const r = await handshake(url, servername === undefined ? {} : { servername })
+      assert.ok('fingerprint' in r, JSON.stringify(r))
+      const match = Object.entries(pems).find(([, p]) => fingerprintOf(p.cert) === r.fingerprint)
+      return match?.[0] ?? r.fingerprint
+    }
+    assert.equal(await presented('api.example.test'), 'api')
+    assert.equal(await presented('API.Example.Test'), 'api', 'server names are case-insensitive')
+    assert.equal(await presented('www.example.test'), 'wildcard')
+    assert.equal(await presented('a.b.example.test'), 'default', 'a wildcard covers one label')
+    assert.equal(await presented('example.test'), 'default', 'a wildcard does not cover the bare name')
+    assert.equal(await presented('other.test'), 'default')
+    assert.equal(await presented(), 'default', 'no server name')
+
+    // A request through the SNI certificate reaches the upstream like any other.
+    // The test certificates name 127.0.0.1, not api.example.test: the chain is checked, the name is not.
+    const dispatcher = new Agent({ connect: { ca: pems.api.cert, servername: 'api.example.test', checkServerIdentity: () => undefined } })
+    try {
+      const r = await fetch(`${url}/p/sni`, { dispatcher })
+      assert.equal(r.status, 200)
+      await r.arrayBuffer()
+    } finally {
+      await dispatcher.close()
+    }
+
+    write(dir, 'api', pems['api-renewed'])
+    gw.child.kill('SIGHUP')
+    await gw.waitFor((l) => l.event === 'config.loaded' && l.reload === true)
+    assert.equal(await presented('api.example.test'), 'api-renewed')
+    assert.equal(await presented('www.example.test'), 'wildcard')
+  })
+
+  test('check-config refuses an SNI pair that does not load, a name given to two entries, and an inline SNI key', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-sni-'))
+    writePems(dir, pems.default)
+    write(dir, 'api', pems.api)
+    writeFileSync(join(dir, 'mismatched.pem'), pems.api.cert)
+    writeFileSync(join(dir, 'mismatched-key.pem'), pems.wildcard.key)
+    const broken = configIn(
+      dir,
+      tlsConfig('http://127.0.0.1:9', dir, { sni: [sni('api', ['api.example.test', 'www.example.test']), sni('mismatched', ['WWW.example.test'])] }),
+    )
+    const r = await cli(['check-config', broken])
+    assert.equal(r.code, 1, r.stderr)
+    assert.match(r.stderr, /\/listeners\/0\/tls\/sni\/1\s.*the certificate and key cannot be used for TLS \(ERR_OSSL_[A-Z0-9_]+\)/)
+    assert.match(r.stderr, /\/listeners\/0\/tls\/sni\/1\/serverNames\/0\s.*"www\.example\.test" is already given to \/sni\/0/)
+    assert.doesNotMatch(r.stderr + r.stdout, /PRIVATE KEY|BEGIN/)
+    const inline = configIn(dir, tlsConfig('http://127.0.0.1:9', dir, { sni: [{ serverNames: ['api.example.test'], cert: pems.api.cert, key: pems.api.key }] }))
+    const lint = await cli(['check-config', inline])
+    assert.equal(lint.code, 1, lint.stderr)
+    assert.match(lint.stderr, /\/listeners\/0\/tls\/sni\/0\/key\s.*tls-key-inline/)
+    assert.ok(!lint.stderr.includes(pems.api.key.split('\n')[1]), 'the key is not printed')
+  })
+})
