@@ -85,7 +85,7 @@ export const LINT_RULES = {
   'tls-key-inline': {
     level: 'error',
     acknowledgeable: true,
-    summary: "A listener's TLS private key is written in the config file instead of a ${file:PATH} or ${env:NAME} reference.",
+    summary: "A TLS private key (a listener's, or the client key towards an upstream) is written in the config file instead of a ${file:PATH} or ${env:NAME} reference.",
   },
   'signing-keys-inline': {
     level: 'error',
@@ -262,6 +262,9 @@ export function lintConfig(config: Config, ctx: LintContext): LintFinding[] {
 
   config.upstreams.forEach((u, i) => {
     if (plainHttpHost(u.url)) add('upstream-insecure-url', u.id, `/upstreams/${i}/url`, 'plain http:// to a non-loopback host: requests, and forwarded tokens, cross the network unencrypted')
+    if (u.tls?.key !== undefined && !ctx.wholeRefPaths.has(`/upstreams/${i}/tls/key`)) {
+      add('tls-key-inline', u.id, `/upstreams/${i}/tls/key`, 'the private key is written in the config file; use ${file:PATH} or ${env:NAME} instead')
+    }
   })
 
   config.routes.forEach((r, i) => {

@@ -137,6 +137,30 @@ export const IssuerSchema = Type.Object(
   closed,
 )
 
+export const UpstreamTlsSchema = Type.Object(
+  {
+    ca: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'PEM certificates of the CAs the upstream\'s certificate must chain to, instead of the system store (a private CA). Usually a ${file:PATH} reference.',
+      }),
+    ),
+    cert: Type.Optional(Type.String({ minLength: 1, description: 'PEM client certificate the gateway presents to the upstream (mutual TLS), leaf first. Needs key.' })),
+    key: Type.Optional(
+      Type.String({ minLength: 1, description: 'Its PEM private key, unencrypted; a ${file:PATH} or ${env:NAME} reference (inline: tls-key-inline). Needs cert.' }),
+    ),
+    serverName: Type.Optional(
+      Type.String({
+        pattern: '^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$',
+        maxLength: 253,
+        description: 'The name sent in SNI and checked against the upstream\'s certificate, when it is not the URL\'s host (an upstream reached by address).',
+      }),
+    ),
+    minVersion: Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')], { default: 'TLSv1.2', description: 'Oldest TLS version accepted from the upstream.' }),
+  },
+  { ...closed, description: 'TLS towards an https:// upstream: a private CA, a client certificate (mutual TLS), the server name. Re-read on every reload.' },
+)
+
 export const UpstreamSchema = Type.Object(
   {
     id: Type.String({ pattern: PATTERNS.id.pattern }),
@@ -152,6 +176,7 @@ export const UpstreamSchema = Type.Object(
     connections: Type.Integer({ minimum: 1, default: 64, description: 'Keep-alive pool size.' }),
     keepAliveTimeoutMs: Ms(4_000, 'Idle pooled connections are closed after this.'),
     audience: UpstreamAudienceField,
+    tls: Type.Optional(UpstreamTlsSchema),
   },
   closed,
 )
@@ -268,6 +293,7 @@ export const ConfigSchema = Type.Object(
 export type Config = Static<typeof ConfigSchema>
 export type ListenerConfig = Static<typeof ListenerSchema>
 export type ListenerTlsConfig = Static<typeof ListenerTlsSchema>
+export type UpstreamTlsConfig = Static<typeof UpstreamTlsSchema>
 export type ServerConfig = Config['server']
 export type IssuerConfig = Static<typeof IssuerSchema>
 export type UpstreamConfig = Static<typeof UpstreamSchema>

@@ -5,7 +5,7 @@ import { parseTrustedProxies } from '../http/client-address.js'
 import { issuerFromDiscoveryUrl } from '../pipeline/authn/issuer.js'
 import { showValue } from './env-refs.js'
 import { matchesExactly, patternProblem, patternShape, routeId, routeMethods } from './route-pattern.js'
-import { ServerSchema, type Config, type ListenerTlsConfig } from './schema.js'
+import { ServerSchema, type Config, type ListenerTlsConfig, type UpstreamConfig } from './schema.js'
 import { limitsSemanticIssues } from '../pipeline/limits/config.js'
 import { internalTokensIssues } from '../tokens/config-checks.js'
 
@@ -72,19 +72,39 @@ export function tlsProblem(tls: ListenerTlsConfig): string | undefined {
   if (tls.clientCertificates === 'require' && tls.clientCa === undefined) {
     return 'clientCertificates: require needs clientCa, the CAs whose certificates are accepted'
   }
-  if (tls.clientCa === undefined) return undefined
-  // OpenSSL skips what it cannot read in a CA list without a word: each certificate is parsed here.
-  const blocks = tls.clientCa.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)
-  if (blocks === null) return 'clientCa holds no PEM certificate'
+  return tls.clientCa === undefined ? undefined : caListProblem(tls.clientCa, 'clientCa')
+}
+
+/** Why a PEM list of CA certificates cannot be used. OpenSSL skips what it cannot read in a CA list without a word: each certificate is parsed here. */
+function caListProblem(pem: string, field: string): string | undefined {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)
+  if (blocks === null) return `${field} holds no PEM certificate`
   for (const [i, block] of blocks.entries()) {
     try {
       new X509Certificate(block)
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
-      return `certificate ${i + 1} of clientCa cannot be read (${typeof code === 'string' ? code : 'unreadable'})`
+      return `certificate ${i + 1} of ${field} cannot be read (${typeof code === 'string' ? code : 'unreadable'})`
     }
   }
   return undefined
+}
+
+/** An upstream's `tls` section: for https:// only; cert and key together, loadable; a readable CA list. Paths relative to the upstream. */
+export function upstreamTlsProblems(u: UpstreamConfig): Array<{ at: string; message: string }> {
+  const tls = u.tls
+  if (tls === undefined) return []
+  if (!u.url.toLowerCase().startsWith('https:')) return [{ at: '/tls', message: 'tls applies to https:// upstreams only' }]
+  const problems: Array<{ at: string; message: string }> = []
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    problems.push({ at: '/tls', message: 'a client certificate needs both cert and key' })
+  } else if (tls.cert !== undefined && tls.key !== undefined) {
+    const pair = keyPairProblem(tls.cert, tls.key, tls.minVersion)
+    if (pair !== undefined) problems.push({ at: '/tls', message: pair })
+  }
+  const ca = tls.ca === undefined ? undefined : caListProblem(tls.ca, 'ca')
+  if (ca !== undefined) problems.push({ at: '/tls/ca', message: ca })
+  return problems
 }
 
 /**
@@ -148,6 +168,9 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
 
   const issuerIds = uniqueIds('issuers', config.issuers, 'issuer')
   const upstreamIds = uniqueIds('upstreams', config.upstreams, 'upstream')
+  config.upstreams.forEach((u, i) => {
+    for (const p of upstreamTlsProblems(u)) add(`/upstreams/${i}${p.at}`, p.message)
+  })
   // Routes without an id are named route-<index>: an explicit id must not take one of those names,
   // or two routes would share one entry in every table keyed by route (limits, internal tokens).
   const routeFirst = new Map<string, number>()

@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { connect, type ConnectionOptions } from 'node:tls'
+import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls'
 import { connect as netConnect, type AddressInfo } from 'node:net'
 import { createServer as createHttpsServer } from 'node:https'
 import { hash, X509Certificate } from 'node:crypto'
@@ -662,5 +662,95 @@ describe('several certificates on one listener, chosen by the server name the cl
     assert.equal(lint.code, 1, lint.stderr)
     assert.match(lint.stderr, /\/listeners\/0\/tls\/sni\/0\/key\s.*tls-key-inline/)
     assert.ok(!lint.stderr.includes(pems.api.key.split('\n')[1]), 'the key is not printed')
+  })
+})
+
+describe('TLS towards an upstream: a private CA, the gateway\'s client certificate, a server name', () => {
+  let dir: string
+  let upstreamUrl: string
+  let upstream: ReturnType<typeof createHttpsServer>
+  /** Subject CNs of the client certificates the upstream saw, one per request. */
+  const seen: string[] = []
+  let gatewayClient: { cert: string; key: string }
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-upstream-tls-'))
+    // The upstream's certificate comes from a private CA and names orders.internal only (not 127.0.0.1).
+    const privateCa = await generate([{ name: 'commonName', value: 'private upstream CA' }], {
+      keySize: 2048,
+      extensions: [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }],
+    })
+    const serverPems = await generate([{ name: 'commonName', value: 'orders.internal' }], {
+      keySize: 2048,
+      ca: { key: privateCa.private, cert: privateCa.cert },
+      extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'orders.internal' }] }],
+    })
+    // The upstream admits only clients with a certificate from its client CA.
+    const clients = await clientCaAndCertificate()
+    gatewayClient = clients.client
+    writeFileSync(join(dir, 'upstream-ca.pem'), privateCa.cert)
+    writeFileSync(join(dir, 'client.pem'), gatewayClient.cert)
+    writeFileSync(join(dir, 'client-key.pem'), gatewayClient.key)
+    upstream = createHttpsServer({ cert: serverPems.cert, key: serverPems.private, ca: clients.ca, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+      seen.push(String((req.socket as TLSSocket).getPeerCertificate().subject?.CN))
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}')
+    })
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r))
+    upstreamUrl = `https://127.0.0.1:${(upstream.address() as AddressInfo).port}`
+  })
+  after(async () => {
+    upstream?.closeAllConnections()
+    await new Promise((r) => upstream?.close(r))
+  })
+
+  const fullTls = { ca: '${file:upstream-ca.pem}', cert: '${file:client.pem}', key: '${file:client-key.pem}', serverName: 'orders.internal' }
+
+  async function statusThrough(t: { after(fn: () => unknown): void }, tls: Record<string, unknown> | undefined): Promise<number> {
+    const config = baseConfig({
+      upstreams: [{ id: 'orders', url: upstreamUrl, ...(tls ? { tls } : {}) }],
+      routes: [{ path: '/p/**', methods: ['GET'], upstream: 'orders', auth: 'public' }],
+    })
+    const gw = await startGateway(configIn(dir, config), { waitReady: false })
+    t.after(() => gw.stop())
+    const url = (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[0]
+    const r = await fetch(`${url}/p/x`)
+    await r.arrayBuffer()
+    return r.status
+  }
+
+  test('with the private CA, the client certificate and the server name, the request reaches the upstream, which sees the gateway\'s certificate', async (t) => {
+    seen.length = 0
+    assert.equal(await statusThrough(t, fullTls), 200)
+    assert.deepEqual(seen, ['client-from-ca'])
+  })
+
+  test('without the private CA, without the client certificate, or without the server name, the upstream is not reached: 502', async (t) => {
+    seen.length = 0
+    const { ca: _ca, ...noCa } = fullTls
+    const { cert: _cert, key: _key, ...noCert } = fullTls
+    const { serverName: _name, ...noName } = fullTls
+    assert.equal(await statusThrough(t, noCa), 502, 'the system store does not know the private CA')
+    assert.equal(await statusThrough(t, noCert), 502, 'the upstream requires a client certificate')
+    assert.equal(await statusThrough(t, noName), 502, 'the certificate names orders.internal, not 127.0.0.1')
+    assert.equal(await statusThrough(t, undefined), 502)
+    assert.deepEqual(seen, [])
+  })
+
+  test('check-config refuses tls on an http:// upstream, a certificate without its key, an unreadable CA list and an inline key', async () => {
+    writeFileSync(join(dir, 'not-a-ca.pem'), 'not a certificate')
+    const configWith = (url: string, tls: Record<string, unknown>) =>
+      configIn(dir, baseConfig({ upstreams: [{ id: 'orders', url, tls }], routes: [{ path: '/p/**', methods: ['GET'], upstream: 'orders', auth: 'public' }] }))
+    const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+      ['http://127.0.0.1:9', { ca: '${file:upstream-ca.pem}' }, /\/upstreams\/0\/tls\s.*tls applies to https:\/\/ upstreams only/],
+      ['https://127.0.0.1:9', { cert: '${file:client.pem}' }, /\/upstreams\/0\/tls\s.*needs both cert and key/],
+      ['https://127.0.0.1:9', { ca: '${file:not-a-ca.pem}' }, /\/upstreams\/0\/tls\/ca\s.*ca holds no PEM certificate/],
+      ['https://127.0.0.1:9', { cert: '${file:client.pem}', key: gatewayClient.key }, /\/upstreams\/0\/tls\/key\s.*tls-key-inline/],
+    ]
+    for (const [url, tls, expected] of cases) {
+      const r = await cli(['check-config', configWith(url, tls)])
+      assert.equal(r.code, 1, r.stderr)
+      assert.match(r.stderr, expected)
+      assert.ok(!r.stderr.includes(gatewayClient.key.split('\n')[1]), 'the key is not printed')
+    }
   })
 })

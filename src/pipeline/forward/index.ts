@@ -31,9 +31,27 @@ interface Target {
   readonly headersTimeoutMs: number
 }
 
+/**
+ * TLS options of an https:// upstream's connections: its own CAs in place of the system store, the
+ * gateway's client certificate (mutual TLS), the name to send and check. undici verifies the
+ * upstream's certificate and name in every case; nothing here turns that off.
+ */
+function tlsOptionsOf(u: UpstreamConfig): Record<string, unknown> | undefined {
+  const tls = u.tls
+  if (tls === undefined) return undefined
+  return {
+    minVersion: tls.minVersion,
+    ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+    ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }),
+    ...(tls.serverName === undefined ? {} : { servername: tls.serverName }),
+  }
+}
+
 function createTarget(u: UpstreamConfig): Target {
   const url = new URL(u.url)
+  const tls = tlsOptionsOf(u)
   const pool = new Pool(url.origin, {
+    ...(tls === undefined ? {} : { connect: tls }),
     connections: u.connections,
     connectTimeout: u.connectTimeoutMs,
     headersTimeout: u.headersTimeoutMs,
