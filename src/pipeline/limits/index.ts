@@ -126,6 +126,16 @@ export function createLimitsStage(
     if (memo === undefined) fullKeys.set(t, (memo = boundedMemo((k) => t.prefix + k)))
     return memo(key)
   }
+  // A rate or quota check is the same for every request of one key, so it is made once (a new
+  // object per request showed as 2 µs of CPU in profiles of the limits rows). Checks are never
+  // changed after they are made. A concurrency check carries a lease id of its own each time.
+  const checkMemos = new WeakMap<CheckTemplate, (part: string) => PolicyCheck>()
+  function checkOf(t: CheckTemplate, key: string): PolicyCheck {
+    if (t.kind === 'concurrency') return toCheck(t, fullKey(t, key), leaseId)
+    let memo = checkMemos.get(t)
+    if (memo === undefined) checkMemos.set(t, (memo = boundedMemo((k) => toCheck(t, t.prefix + k, leaseId))))
+    return memo(key)
+  }
   function part(p: LimitKeyPart, ctx: Ctx): string {
     const id = ctx.identity
     switch (p) {
@@ -225,7 +235,7 @@ export function createLimitsStage(
         if (tiered && v.policyField) policyField = policyField ? `${policyField}, ${v.policyField}` : v.policyField
         const key = keyOf(p.parts, ctx)
         for (const t of v.templates) {
-          checks.push(toCheck(t, fullKey(t, key), leaseId))
+          checks.push(checkOf(t, key))
           names.push(t.name)
         }
       }

@@ -23,8 +23,8 @@ export function keyValue(value: string): string {
  * the same string each time, so the store's map lookup does not hash a new one. Bounded: the memo
  * is emptied when it holds `max` entries, so a flood of new values costs what it cost without it.
  */
-export function boundedMemo(fn: (value: string) => string, max = 4096): (value: string) => string {
-  let memo = new Map<string, string>()
+export function boundedMemo<T = string>(fn: (value: string) => T, max = 4096): (value: string) => T {
+  let memo = new Map<string, T>()
   return (value) => {
     let out = memo.get(value)
     if (out === undefined) {
