@@ -18,13 +18,24 @@ export interface MemoryStore extends LimitStore {
   stats(): SlotTableStats
 }
 
-/** What phase 1 decided for one check and phase 2 must write. */
-type Pending =
-  | { readonly kind: 'rate'; readonly tatUs: number; readonly exp: number }
-  | { readonly kind: 'quota'; readonly start: number; readonly count: number; readonly exp: number }
-  | { readonly kind: 'concurrency'; readonly exp: number }
-  | { readonly kind: 'guard'; readonly state: FailureState; readonly exp: number }
-  | undefined
+/**
+ * What phase 1 decided for one check and phase 2 must write. One class for every kind: with an
+ * object literal of its own shape per kind, V8 ended up defining the quota one's fields through its
+ * runtime, 1.8 µs per request in CPU profiles of the limits row.
+ */
+class Pending {
+  constructor(
+    readonly kind: 'rate' | 'quota' | 'concurrency' | 'guard',
+    /** When the slot may go (ms). */
+    readonly exp: number,
+    /** rate: the new TAT (µs); quota: the window's start (ms). */
+    readonly a: number,
+    /** quota: the count in the window. */
+    readonly b: number,
+    /** guard: the failure score to write. */
+    readonly state: FailureState | undefined,
+  ) {}
+}
 
 const NOT_BLOCKED: CheckResult = Object.freeze({ remaining: 0, resetMs: 0, retryAfterMs: 0 })
 
@@ -40,7 +51,7 @@ export function createMemoryStore(options: { readonly maxKeys: number }): Memory
     const nowUs = nowMs * 1000
     const n = checks.length
     const results: CheckResult[] = new Array(n)
-    const pending: Pending[] = new Array(n)
+    const pending: Array<Pending | undefined> = new Array(n)
     let denied = -1
     let retryAfterMs = 0
     // Sweep a little on every decision too, so idle keys go even while every request is denied.
@@ -55,14 +66,14 @@ export function createMemoryStore(options: { readonly maxKeys: number }): Memory
           const slot = table.get(c.key, nowMs)
           const g = gcra(slot?.a, nowUs, c)
           r = { remaining: g.remaining, resetMs: usToMsCeil(g.resetUs), retryAfterMs: usToMsCeil(g.retryAfterUs) }
-          pending[i] = g.allowed ? { kind: 'rate', tatUs: g.tatUs, exp: Math.ceil(g.tatUs / 1000) } : undefined
+          pending[i] = g.allowed ? new Pending('rate', Math.ceil(g.tatUs / 1000), g.tatUs, 0, undefined) : undefined
           break
         }
         case 'quota': {
           const slot = table.get(c.key, nowMs)
           const q = quota(slot && { windowStartMs: slot.a, count: slot.b }, nowMs, c.limit, c.period)
           r = { remaining: q.remaining, resetMs: q.resetMs, retryAfterMs: q.retryAfterMs }
-          pending[i] = q.allowed ? { kind: 'quota', start: q.window.startMs, count: q.count, exp: q.window.endMs } : undefined
+          pending[i] = q.allowed ? new Pending('quota', q.window.endMs, q.window.startMs, q.count, undefined) : undefined
           break
         }
         case 'concurrency': {
@@ -74,7 +85,7 @@ export function createMemoryStore(options: { readonly maxKeys: number }): Memory
           }
           const ok = inUse < c.limit
           r = ok ? { remaining: c.limit - inUse - 1, resetMs: 0, retryAfterMs: 0 } : { remaining: 0, resetMs: 0, retryAfterMs: CONCURRENCY_RETRY_MS }
-          pending[i] = ok ? { kind: 'concurrency', exp: nowMs + c.leaseMs } : undefined
+          pending[i] = ok ? new Pending('concurrency', nowMs + c.leaseMs, 0, 0, undefined) : undefined
           break
         }
         case 'guard': {
@@ -94,7 +105,7 @@ export function createMemoryStore(options: { readonly maxKeys: number }): Memory
             newlyLocked = p.newlyLocked
             locked = p.state.locked
             wait = p.state.untilMs - nowMs
-            pending[i] = { kind: 'guard', state: p.state, exp: nowMs + failureTtlMs(p.state, nowUs, nowMs) }
+            pending[i] = new Pending('guard', nowMs + failureTtlMs(p.state, nowUs, nowMs), 0, 0, p.state)
           }
           r = { remaining: 0, resetMs: wait, retryAfterMs: wait, locked, newlyLocked }
           break
@@ -116,12 +127,12 @@ export function createMemoryStore(options: { readonly maxKeys: number }): Memory
       const key = checks[i].key
       switch (p.kind) {
         case 'rate':
-          write(key, nowMs, p.exp, (s) => (s.a = p.tatUs))
+          write(key, nowMs, p.exp, (s) => (s.a = p.a))
           break
         case 'quota':
           write(key, nowMs, p.exp, (s) => {
-            s.a = p.start
-            s.b = p.count
+            s.a = p.a
+            s.b = p.b
           })
           break
         case 'concurrency': {
@@ -131,7 +142,7 @@ export function createMemoryStore(options: { readonly maxKeys: number }): Memory
           break
         }
         case 'guard':
-          writeFailure(key, p.state, nowMs, p.exp)
+          writeFailure(key, p.state!, nowMs, p.exp)
           break
       }
     }
