@@ -24,6 +24,21 @@ export const Algorithm = Type.Union(
 )
 export type Algorithm = Static<typeof Algorithm>
 
+/**
+ * Cipher suites a TLS listener may offer: the TLS 1.3 suites, and for TLS 1.2 only forward-secret
+ * AEAD suites (Mozilla's "intermediate" profile). node's default list also accepts RSA key
+ * exchange and CBC suites under HIGH. A config may narrow this list, never widen it.
+ */
+export const TLS13_CIPHERS = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'] as const
+export const TLS12_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+] as const
+
 export const ListenerTlsSchema = Type.Object(
   {
     cert: Type.String({
@@ -37,6 +52,13 @@ export const ListenerTlsSchema = Type.Object(
     minVersion: Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')], {
       default: 'TLSv1.2',
       description: 'Oldest TLS version a client may use; older ones fail the handshake.',
+    }),
+    ciphers: Type.Array(Type.Union([...TLS13_CIPHERS, ...TLS12_CIPHERS].map((c) => Type.Literal(c))), {
+      minItems: 1,
+      uniqueItems: true,
+      default: [...TLS13_CIPHERS, ...TLS12_CIPHERS],
+      description:
+        'Cipher suites offered (among them, the client\'s preference decides): TLS 1.3 suites (TLS_*) and forward-secret AEAD suites for TLS 1.2 (ECDHE-*). Narrow the default list, for instance to AES-256 only; weaker suites cannot be named.',
     }),
     clientCertificates: Type.Union([Type.Literal('none'), Type.Literal('request'), Type.Literal('require')], {
       default: 'none',

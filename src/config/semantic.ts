@@ -69,6 +69,12 @@ function keyPairProblem(cert: string, key: string, minVersion: ListenerTlsConfig
 export function tlsProblem(tls: ListenerTlsConfig): string | undefined {
   const pair = keyPairProblem(tls.cert, tls.key, tls.minVersion)
   if (pair !== undefined) return pair
+  // OpenSSL would start without them and fail every handshake of that version.
+  const tls13 = tls.ciphers.some((c) => c.startsWith('TLS_'))
+  if (!tls13) return 'ciphers names no TLS 1.3 suite (TLS_*): TLS 1.3 clients could not connect'
+  if (tls.minVersion === 'TLSv1.2' && tls.ciphers.every((c) => c.startsWith('TLS_'))) {
+    return 'ciphers names no TLS 1.2 suite (ECDHE-*) while minVersion is TLSv1.2: add one, or set minVersion: TLSv1.3'
+  }
   if (tls.clientCertificates === 'require' && tls.clientCa === undefined) {
     return 'clientCertificates: require needs clientCa, the CAs whose certificates are accepted'
   }

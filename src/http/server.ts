@@ -32,26 +32,10 @@ export interface Listeners {
 
 type Server = HttpServer | HttpsServer
 
-/**
- * Cipher suites of TLS listeners: the TLS 1.3 suites, and for TLS 1.2 only forward-secret AEAD
- * suites (Mozilla's "intermediate" profile). node's default list also accepts RSA key exchange and
- * CBC suites under HIGH.
- */
-export const TLS_CIPHERS = [
-  'TLS_AES_128_GCM_SHA256',
-  'TLS_AES_256_GCM_SHA384',
-  'TLS_CHACHA20_POLY1305_SHA256',
-  'ECDHE-ECDSA-AES128-GCM-SHA256',
-  'ECDHE-RSA-AES128-GCM-SHA256',
-  'ECDHE-ECDSA-AES256-GCM-SHA384',
-  'ECDHE-RSA-AES256-GCM-SHA384',
-  'ECDHE-ECDSA-CHACHA20-POLY1305',
-  'ECDHE-RSA-CHACHA20-POLY1305',
-].join(':')
 
 /** What a TLS listener's secure context is made of; a reload makes a new one from the new config. */
 function secureContextOf(tls: ListenerTlsConfig, pair: { readonly cert: string; readonly key: string } = tls): SecureContextOptions {
-  return { cert: pair.cert, key: pair.key, minVersion: tls.minVersion, ciphers: TLS_CIPHERS, ...(tls.clientCa === undefined ? {} : { ca: tls.clientCa }) }
+  return { cert: pair.cert, key: pair.key, minVersion: tls.minVersion, ciphers: tls.ciphers.join(':'), ...(tls.clientCa === undefined ? {} : { ca: tls.clientCa }) }
 }
 
 /** The certificate for a server name a client asked for (SNI), or undefined for the listener's own. */

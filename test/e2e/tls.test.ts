@@ -754,3 +754,42 @@ describe('TLS towards an upstream: a private CA, the gateway\'s client certifica
     }
   })
 })
+
+describe('tls.ciphers narrows the suites a listener offers', () => {
+  test('a client offering only suites left out is refused; one offering a named suite connects, over TLS 1.2 and 1.3', async (t) => {
+    const up = await startUpstream()
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-ciphers-'))
+    const pems = await certificate('portcullis-ciphers')
+    writePems(dir, pems)
+    const gw = await startGateway(configIn(dir, tlsConfig(up.url, dir, { ciphers: ['TLS_AES_256_GCM_SHA384', 'ECDHE-RSA-AES256-GCM-SHA384'] })), { waitReady: false })
+    t.after(async () => {
+      await gw.stop()
+      await up.close()
+    })
+    const url = (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[0]
+    const v12 = (ciphers: string) => handshake(url, { maxVersion: 'TLSv1.2', ciphers })
+    const v13 = (ciphers: string) => handshake(url, { minVersion: 'TLSv1.3', ciphers })
+    assert.deepEqual(await v12('ECDHE-RSA-AES256-GCM-SHA384'), { fingerprint: fingerprintOf(pems.cert), protocol: 'TLSv1.2' })
+    assert.ok('error' in (await v12('ECDHE-RSA-AES128-GCM-SHA256')), 'AES-128 over TLS 1.2 was left out')
+    assert.ok('error' in (await v12('ECDHE-RSA-CHACHA20-POLY1305')), 'ChaCha20 over TLS 1.2 was left out')
+    assert.deepEqual(await v13('TLS_AES_256_GCM_SHA384'), { fingerprint: fingerprintOf(pems.cert), protocol: 'TLSv1.3' })
+    assert.ok('error' in (await v13('TLS_AES_128_GCM_SHA256')), 'TLS_AES_128_GCM_SHA256 was left out')
+  })
+
+  test('check-config refuses a list without a TLS 1.3 suite, without a TLS 1.2 suite under minVersion TLSv1.2, or naming a weaker suite', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-ciphers-'))
+    writePems(dir, await certificate('portcullis-ciphers'))
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ ciphers: ['ECDHE-RSA-AES256-GCM-SHA384'] }, /\/listeners\/0\/tls\s.*no TLS 1\.3 suite/],
+      [{ ciphers: ['TLS_AES_256_GCM_SHA384'] }, /\/listeners\/0\/tls\s.*no TLS 1\.2 suite \(ECDHE-\*\) while minVersion is TLSv1\.2/],
+      [{ ciphers: ['TLS_AES_256_GCM_SHA384', 'AES256-SHA'] }, /\/listeners\/0\/tls\/ciphers\/1\s/],
+    ]
+    for (const [tls, expected] of cases) {
+      const r = await cli(['check-config', configIn(dir, tlsConfig('http://127.0.0.1:9', dir, tls))])
+      assert.equal(r.code, 1, r.stderr)
+      assert.match(r.stderr, expected)
+    }
+    const only13 = await cli(['check-config', configIn(dir, tlsConfig('http://127.0.0.1:9', dir, { ciphers: ['TLS_AES_256_GCM_SHA384'], minVersion: 'TLSv1.3' }))])
+    assert.equal(only13.code, 0, only13.stderr)
+  })
+})
