@@ -79,7 +79,7 @@ export const ListenerTlsSchema = Type.Object(
                 maxLength: 253,
                 description: 'A server name (case-insensitive), or *.name for any one label in front of name (not name itself).',
               }),
-              { minItems: 1 },
+              { minItems: 1, description: 'Names (case-insensitive) this certificate serves; *.name covers exactly one label in front of name. A name may appear in one entry only.' },
             ),
             cert: Type.String({ minLength: 1, description: 'PEM certificate chain for these names, leaf first; re-read on every reload.' }),
             key: Type.String({ minLength: 1, description: 'Its PEM private key, unencrypted; a ${file:PATH} or ${env:NAME} reference (inline: tls-key-inline).' }),
