@@ -32,7 +32,6 @@ export interface Listeners {
 
 type Server = HttpServer | HttpsServer
 
-
 /** What a TLS listener's secure context is made of; a reload makes a new one from the new config. */
 function secureContextOf(tls: ListenerTlsConfig, pair: { readonly cert: string; readonly key: string } = tls): SecureContextOptions {
   return { cert: pair.cert, key: pair.key, minVersion: tls.minVersion, ciphers: tls.ciphers.join(':'), ...(tls.clientCa === undefined ? {} : { ca: tls.clientCa }) }
