@@ -208,6 +208,9 @@ export function broadProxyRange(entry: string): string | undefined {
 }
 
 /** Runs every rule on a resolved, schema-valid config. Order: by section, then by field. */
+/** The finding of tls-key-inline, wherever the key is. */
+const INLINE_KEY = 'the private key is written in the config file; use ${file:PATH} or ${env:NAME} instead'
+
 export function lintConfig(config: Config, ctx: LintContext): LintFinding[] {
   const out: LintFinding[] = []
   const add = (rule: LintRuleId, target: string | undefined, path: string, message: string) => out.push({ rule, target, path, message })
@@ -218,7 +221,7 @@ export function lintConfig(config: Config, ctx: LintContext): LintFinding[] {
     }
     const keyPaths = l.tls === undefined ? [] : [`/listeners/${i}/tls/key`, ...(l.tls.sni ?? []).map((_, j) => `/listeners/${i}/tls/sni/${j}/key`)]
     for (const keyPath of keyPaths) {
-      if (!ctx.wholeRefPaths.has(keyPath)) add('tls-key-inline', `${l.host}:${l.port}`, keyPath, 'the private key is written in the config file; use ${file:PATH} or ${env:NAME} instead')
+      if (!ctx.wholeRefPaths.has(keyPath)) add('tls-key-inline', `${l.host}:${l.port}`, keyPath, INLINE_KEY)
     }
   })
 
@@ -263,7 +266,7 @@ export function lintConfig(config: Config, ctx: LintContext): LintFinding[] {
   config.upstreams.forEach((u, i) => {
     if (plainHttpHost(u.url)) add('upstream-insecure-url', u.id, `/upstreams/${i}/url`, 'plain http:// to a non-loopback host: requests, and forwarded tokens, cross the network unencrypted')
     if (u.tls?.key !== undefined && !ctx.wholeRefPaths.has(`/upstreams/${i}/tls/key`)) {
-      add('tls-key-inline', u.id, `/upstreams/${i}/tls/key`, 'the private key is written in the config file; use ${file:PATH} or ${env:NAME} instead')
+      add('tls-key-inline', u.id, `/upstreams/${i}/tls/key`, INLINE_KEY)
     }
   })
 

@@ -51,11 +51,10 @@ export function hasCredentials(url: string): boolean {
 }
 
 /**
- * Why a listener's certificate and key cannot serve TLS (unreadable PEM, a key that does not match
- * the certificate), or undefined. Named by OpenSSL's error code only: the message could quote the
+ * Why a certificate and key cannot serve TLS (unreadable PEM, a key that does not match the
+ * certificate), or undefined. Named by OpenSSL's error code only: the message could quote the
  * key's text.
  */
-/** Why a certificate and key cannot serve TLS, named by OpenSSL's code (never its text, which may quote the file). */
 function keyPairProblem(cert: string, key: string, minVersion: ListenerTlsConfig['minVersion']): string | undefined {
   try {
     createSecureContext({ cert, key, minVersion })

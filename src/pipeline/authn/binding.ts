@@ -1,15 +1,14 @@
 import type { IncomingMessage } from 'node:http'
-import type { TLSSocket } from 'node:tls'
 import * as rules from '@portcullis/verify/rules'
 import type { BindingRefusal } from '@portcullis/verify/rules'
+import { peerCertificateOf } from '../../http/peer-certificate.js'
 import type { Payload } from './claims.js'
 import { asGatewayError, invalidToken } from './reject.js'
 
-/**
- * Sender-constrained tokens (RFC 7800 `cnf`): the rules (which `cnf` is checkable, what a refusal
- * is called) are `@portcullis/verify`'s, shared with the services' verifier; here is how the
- * gateway finds the certificate of a request's connection.
- */
+// Sender-constrained tokens (RFC 7800 `cnf`): the rules (which `cnf` is checkable, what a refusal
+// is called) are `@portcullis/verify`'s, shared with the services' verifier; here they meet the
+// certificate of the request's connection.
+
 /** The certificate thumbprint a token is bound to, or undefined for a token without `cnf`. Throws for a binding the gateway cannot check. */
 export function boundCertificate(payload: Payload): string | undefined {
   try {
@@ -19,23 +18,9 @@ export function boundCertificate(payload: Payload): string | undefined {
   }
 }
 
-const kThumbprint = Symbol('portcullis.certificateThumbprint')
-type MemoSocket = TLSSocket & { [kThumbprint]?: string | null }
-
-/**
- * base64url SHA-256 of the DER client certificate of the request's connection (RFC 8705 §3.1), or
- * undefined when there is none (plain HTTP, or a TLS client that sent none). Computed once per
- * connection: its certificate cannot change (renegotiation is disabled on the gateway's TLS listeners).
- */
+/** The thumbprint of the request connection's client certificate, or undefined when it presented none. */
 export function clientCertificateThumbprint(req: IncomingMessage): string | undefined {
-  const socket = req.socket as MemoSocket
-  let memo = socket[kThumbprint]
-  if (memo === undefined) {
-    const raw = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate()?.raw : undefined
-    memo = raw !== undefined && raw.length > 0 ? rules.certificateThumbprint(raw) : null
-    socket[kThumbprint] = memo
-  }
-  return memo ?? undefined
+  return peerCertificateOf(req)?.thumbprint
 }
 
 /** Why the request's connection does not hold the certificate a token is bound to, or undefined when it does (or the token is unbound). */

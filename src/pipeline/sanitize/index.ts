@@ -2,10 +2,10 @@ import type { Config } from '../../config/schema.js'
 import type { ClientAddressResolver } from '../../http/client-address.js'
 import type { Deps, RequestContext, Stage } from '../stage.js'
 import { normalizeIp } from '../../http/client-address.js'
+import { peerCertificateOf } from '../../http/peer-certificate.js'
 import { appendForwarded, forwardedFor, forwardedProto } from './forwarded.js'
 import { checkDeclaredLength, checkFraming, checkHost } from './framing.js'
 import { createHeaderMatcher } from './header-matcher.js'
-import { verifiedClientCertificateField } from './client-cert.js'
 import { connectionListed, HOP_BY_HOP } from './hop-by-hop.js'
 
 /**
@@ -108,7 +108,7 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
       const prevVia = h.via
       out.via = prevVia === undefined ? via : `${prevVia}, ${via}`
       if (clientCertHeader !== undefined) {
-        const cert = verifiedClientCertificateField(req)
+        const cert = peerCertificateOf(req)?.clientCertField
         if (cert !== undefined) out[clientCertHeader] = cert
       }
       ctx.upstreamHeaders = out
