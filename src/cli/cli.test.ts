@@ -93,7 +93,7 @@ test('check-config on a broken file prints every error with file:line:col and pa
   assert.equal(io.stdout, '')
   const lines = io.stderr.trim().split('\n')
   assert.equal(lines[0], 'broken-schema.yaml: 6 errors')
-  assert.ok(lines.includes('broken-schema.yaml:17:11  /routes/0/auth  must be one of: required, public'), io.stderr)
+  assert.ok(lines.includes('broken-schema.yaml:17:11  /routes/0/auth  must be one of: required, public, certificate'), io.stderr)
   assert.ok(lines.includes('broken-schema.yaml:18:5  /routes/1/upstream  missing required field "upstream"'), io.stderr)
 })
 

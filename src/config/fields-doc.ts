@@ -13,11 +13,13 @@ function typeText(s: Schema): string {
   if (Array.isArray(s.anyOf)) {
     const branches = s.anyOf as Schema[]
     if (branches.every((b) => 'const' in b)) return `one of ${branches.map((b) => `\`${String(b.const)}\``).join(', ')}`
+    // Objects of one field each (routes[].certificates): name the fields; each has its own row.
+    if (branches.every(singleField)) return `object with one of ${branches.map((b) => `\`${Object.keys(b.properties as Schema)[0]}\``).join(', ')}`
     return branches.map(typeText).join(' or ')
   }
   if (s.type === 'array') {
     const items = (s.items ?? {}) as Schema
-    const inner = items.type === 'object' ? 'objects' : typeText(items)
+    const inner = items.type === 'object' ? 'objects' : Array.isArray(items.anyOf) && (items.anyOf as Schema[]).every(singleField) ? `objects with one of ${(items.anyOf as Schema[]).map((b) => `\`${Object.keys(b.properties as Schema)[0]}\``).join(', ')}` : typeText(items)
     const min = typeof s.minItems === 'number' && s.minItems > 0 ? ` (at least ${s.minItems})` : ''
     return `list of ${inner}${min}`
   }
@@ -33,6 +35,8 @@ function typeText(s: Schema): string {
   if (typeof s.pattern === 'string') parts.push(PATTERN_TEXT[s.pattern] ?? `pattern \`${s.pattern}\``)
   return parts.join(', ')
 }
+
+const singleField = (b: Schema): boolean => b.type === 'object' && b.properties !== undefined && Object.keys(b.properties as Schema).length === 1
 
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ')
 
@@ -51,6 +55,9 @@ function rows(s: Schema, path: string, required: boolean, out: string[]): void {
   if (s.type === 'array' && items?.properties) {
     const req = new Set((items.required as string[] | undefined) ?? [])
     for (const [k, v] of Object.entries(items.properties as Record<string, Schema>)) rows(v, `${path}[].${k}`, req.has(k), out)
+  } else if (s.type === 'array' && Array.isArray(items?.anyOf) && (items.anyOf as Schema[]).every(singleField)) {
+    // One row per alternative field; none is required on its own.
+    for (const b of items.anyOf as Schema[]) for (const [k, v] of Object.entries(b.properties as Record<string, Schema>)) rows(v, `${path}[].${k}`, false, out)
   }
 }
 

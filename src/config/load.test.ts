@@ -58,7 +58,7 @@ test('a JSON document is accepted and its errors carry lines too', () => {
 
 test('a union of literals gives one message listing the allowed values, at the line and column of the value', () => {
   const e = only(loadConfigText(VALID.replace('auth: required', 'auth: maybe'), FILE, {}))
-  assert.deepEqual({ line: e.line, column: e.column, path: e.path, message: e.message }, { line: 14, column: 11, path: '/routes/0/auth', message: 'must be one of: required, public' })
+  assert.deepEqual({ line: e.line, column: e.column, path: e.path, message: e.message }, { line: 14, column: 11, path: '/routes/0/auth', message: 'must be one of: required, public, certificate' })
 })
 
 test('an unknown field is reported at its key, with the allowed fields and a suggestion', () => {
@@ -322,7 +322,7 @@ test('a union of different types is described by its branches, and an empty valu
   assert.deepEqual(
     errors.map((e) => [e.line, e.column, e.path, e.message]),
     [
-      [14, 5, '/routes/0/auth', 'must be one of: required, public'],
+      [14, 5, '/routes/0/auth', 'must be one of: required, public, certificate'],
       [16, 11, '/logging/access', 'must be false or a string'],
     ],
   )

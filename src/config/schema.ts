@@ -211,6 +211,31 @@ export const ScopesSchema = Type.Object(
   { ...closed, description: 'Scopes checked after authentication (only on auth: required routes).' },
 )
 
+/** One name a client certificate must carry to be admitted by an `auth: certificate` route. */
+export const ClientCertificateMatchSchema = Type.Union(
+  [
+    Type.Object(
+      { uri: Type.String({ minLength: 1, maxLength: 2048, pattern: '^[A-Za-z][A-Za-z0-9+.-]*:[\\x21-\\x7e]+$', description: 'A URI subjectAltName, compared exactly (a SPIFFE ID, for example spiffe://example.org/ns/prod/sa/billing).' }) },
+      closed,
+    ),
+    Type.Object(
+      {
+        dns: Type.String({
+          pattern: '^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$',
+          maxLength: 253,
+          description: 'A DNS subjectAltName, compared without regard to case. A wildcard name in a certificate (*.example.org) matches no entry.',
+        }),
+      },
+      closed,
+    ),
+    Type.Object(
+      { commonName: Type.String({ minLength: 1, maxLength: 64, description: 'The subject\'s common name (CN), compared exactly; only when the subject has exactly one. Prefer a subjectAltName.' }) },
+      closed,
+    ),
+  ],
+  { description: 'Exactly one of uri, dns, commonName.' },
+)
+
 export const RouteSchema = Type.Object(
   {
     id: Type.Optional(Type.String({ pattern: PATTERNS.routeId.pattern, description: 'Name used in logs, events and acknowledgements (default: route-<index>).' })),
@@ -220,9 +245,16 @@ export const RouteSchema = Type.Object(
     }),
     methods: Type.Array(HttpMethod, { minItems: 1, default: ['GET', 'HEAD'], description: 'Methods this route accepts; GET implies HEAD.' }),
     upstream: Type.String({ description: 'id of an upstream.' }),
-    auth: Type.Union([Type.Literal('required'), Type.Literal('public')], {
-      description: 'Every route states its decision: "required" (a valid token) or "public".',
+    auth: Type.Union([Type.Literal('required'), Type.Literal('public'), Type.Literal('certificate')], {
+      description:
+        'Every route states its decision: "required" (a valid token), "certificate" (a client certificate the listener verified against its clientCa, naming one of `certificates`) or "public".',
     }),
+    certificates: Type.Optional(
+      Type.Array(ClientCertificateMatchSchema, {
+        minItems: 1,
+        description: 'On an auth: certificate route (and only there), the client certificates admitted: one of these names must be in the certificate.',
+      }),
+    ),
     issuers: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Accepted issuer ids (default: all).' })),
     scopes: Type.Optional(ScopesSchema),
     stripPrefix: Type.Optional(Type.String({ pattern: PATTERNS.path.pattern, description: 'Prefix removed from the path before forwarding.' })),

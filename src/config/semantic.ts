@@ -226,6 +226,8 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
     ['server.readyPath', '/server/readyPath', config.server.readyPath],
   ]
   if (config.internalTokens !== undefined) ownPaths.push(['internalTokens.jwksPath', '/internalTokens/jwksPath', config.internalTokens.jwksPath])
+  // Only a listener that checks certificates against a CA can vouch for one (socket.authorized).
+  const certificateListener = config.listeners.some((l) => l.tls !== undefined && l.tls.clientCertificates !== 'none' && l.tls.clientCa !== undefined)
   config.routes.forEach((r, i) => {
     const p = `/routes/${i}`
     if (!upstreamIds.has(r.upstream)) add(`${p}/upstream`, `unknown upstream ${show(r.upstream, `${p}/upstream`)} (${describe(upstreamIds)})`)
@@ -234,6 +236,15 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
     })
     if (r.auth === 'required' && config.issuers.length === 0) add(`${p}/auth`, 'auth is "required" but no issuers are configured, so no token could ever be accepted')
     if (r.scopes && r.auth !== 'required') add(`${p}/scopes`, 'scopes can only be checked on a route with auth: required')
+    if (r.auth === 'certificate') {
+      if (r.certificates === undefined) add(`${p}/auth`, 'auth is "certificate" but the route has no "certificates", the names of the client certificates it admits')
+      if (r.issuers !== undefined) add(`${p}/issuers`, 'issuers apply to tokens; a route with auth: certificate admits by "certificates"')
+      if (!certificateListener) {
+        add(`${p}/auth`, 'auth is "certificate" but no listener verifies client certificates (a tls section with clientCertificates: request or require, and clientCa)')
+      }
+    } else if (r.certificates !== undefined) {
+      add(`${p}/certificates`, 'certificates can only be checked on a route with auth: certificate')
+    }
 
     const problem = patternProblem(r.path)
     if (problem) add(`${p}/path`, `invalid path pattern: ${problem}`)

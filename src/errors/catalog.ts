@@ -28,8 +28,11 @@ export const catalog = {
   ERR_AUTHN_MALFORMED: { status: 400, title: 'Malformed credentials', challenge: 'invalid_request', event: 'authn.malformed', authFailure: true },
   ERR_AUTHN_INVALID_TOKEN: { status: 401, title: 'Invalid access token', challenge: 'invalid_token', event: 'authn.invalid_token', authFailure: true },
   ERR_AUTHN_EXPIRED: { status: 401, title: 'Access token expired', challenge: 'invalid_token', event: 'authn.expired', authFailure: true },
+  // 403, not 401: HTTP has no challenge for a TLS client certificate, and a 401 must carry one (RFC 9110 §15.5.2).
+  ERR_AUTHN_CERTIFICATE_REQUIRED: { status: 403, title: 'Client certificate required', challenge: 'none', event: 'authn.certificate_required' },
   ERR_AUTHN_IDP_UNAVAILABLE: { status: 503, title: 'Identity provider keys unavailable', challenge: 'none', event: 'authn.idp_unavailable' },
   ERR_AUTHZ_INSUFFICIENT_SCOPE: { status: 403, title: 'Insufficient scope', challenge: 'insufficient_scope', event: 'authz.insufficient_scope' },
+  ERR_AUTHZ_CERTIFICATE_NOT_ALLOWED: { status: 403, title: 'Client certificate not allowed', challenge: 'none', event: 'authz.certificate_not_allowed' },
   ERR_SANITIZE_TOO_LARGE: { status: 413, title: 'Request too large', challenge: 'none', event: 'sanitize.too_large' },
   ERR_SANITIZE_REJECTED: { status: 400, title: 'Request rejected', challenge: 'none', event: 'sanitize.rejected' },
   ERR_FORWARD_UNAVAILABLE: { status: 502, title: 'Upstream unavailable', challenge: 'none', event: 'forward.unavailable' },

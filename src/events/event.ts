@@ -12,7 +12,9 @@ export type DenialEventType =
   | 'authn.invalid_token'
   | 'authn.expired'
   | 'authn.idp_unavailable'
+  | 'authn.certificate_required'
   | 'authz.insufficient_scope'
+  | 'authz.certificate_not_allowed'
   | 'sanitize.too_large'
   | 'sanitize.rejected'
   | 'forward.unavailable'
@@ -59,6 +61,8 @@ export interface RequestEvent {
   readonly issuer: string | undefined
   readonly jti: string | undefined
   readonly tokenDigest: string | undefined
+  /** On an `auth: certificate` route: the thumbprint (`x5t#S256`) of the client certificate presented, verified or not. */
+  readonly certificate?: string
   /** For sampled event types: how many events of this kind were suppressed since the last one. */
   readonly suppressed?: number
 }

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http'
-import type { TLSSocket } from 'node:tls'
+import type { DetailedPeerCertificate, TLSSocket } from 'node:tls'
 import { certificateThumbprint } from '@portcullis/verify/rules'
 
 /** What the gateway reads from a connection's client certificate. */
@@ -7,13 +7,30 @@ export interface PeerCertificate {
   /** RFC 8705 §3.1 `x5t#S256` (base64url SHA-256 of the DER): what a bound token names. */
   readonly thumbprint: string
   /**
+   * Whether the TLS stack verified the certificate against the listener's clientCa
+   * (`socket.authorized`). With `clientCertificates: request` a client may present any certificate
+   * it made itself: only a verified one says anything about who the client is.
+   */
+  readonly verified: boolean
+  /**
    * The RFC 9440 Client-Cert value (the DER as a structured-field byte sequence, `:base64:`,
-   * RFC 8941 §3.3.5), only when the TLS stack verified the certificate against the listener's
-   * clientCa (`authorized`). With `clientCertificates: request` and no clientCa a client may
-   * present any certificate it made itself, and an upstream reading Client-Cert takes it as
-   * vouched for by the gateway.
+   * RFC 8941 §3.3.5), only for a verified certificate: an upstream reading Client-Cert takes it
+   * as vouched for by the gateway.
    */
   readonly clientCertField: string | undefined
+  /** The parts of the certificate a certificate identity is made of (authn/certificate.ts). */
+  readonly detail: PeerCertificateDetail
+}
+
+/** Fields of node's parsed certificate, kept from the one getPeerCertificate call per connection. */
+export interface PeerCertificateDetail {
+  /** Subject and issuer attributes as node parses them (a repeated attribute is an array). */
+  readonly subject: Readonly<Record<string, string | string[]>> | undefined
+  readonly issuer: Readonly<Record<string, string | string[]>> | undefined
+  /** node's subjectAltName text: "DNS:a, URI:b", unsafe values JSON-quoted. */
+  readonly subjectAltName: string | undefined
+  /** notAfter as node prints it ("Nov 30 12:00:00 2026 GMT"). */
+  readonly validTo: string
 }
 
 const kPeer = Symbol('portcullis.peerCertificate')
@@ -30,12 +47,24 @@ export function peerCertificateOf(req: IncomingMessage): PeerCertificate | undef
   if (typeof socket.getPeerCertificate !== 'function') return undefined
   let memo = socket[kPeer]
   if (memo === undefined) {
-    const raw = socket.getPeerCertificate()?.raw
-    memo =
-      raw !== undefined && raw.length > 0
-        ? { thumbprint: certificateThumbprint(raw), clientCertField: socket.authorized === true ? `:${raw.toString('base64')}:` : undefined }
-        : null
+    memo = read(socket.getPeerCertificate() as DetailedPeerCertificate | undefined, socket.authorized === true)
     socket[kPeer] = memo
   }
   return memo ?? undefined
+}
+
+function read(cert: DetailedPeerCertificate | undefined, verified: boolean): PeerCertificate | null {
+  const raw = cert?.raw
+  if (cert === undefined || raw === undefined || raw.length === 0) return null
+  return {
+    thumbprint: certificateThumbprint(raw),
+    verified,
+    clientCertField: verified ? `:${raw.toString('base64')}:` : undefined,
+    detail: {
+      subject: cert.subject as PeerCertificateDetail['subject'],
+      issuer: cert.issuer as PeerCertificateDetail['issuer'],
+      subjectAltName: cert.subjectaltname,
+      validTo: cert.valid_to,
+    },
+  }
 }

@@ -5,6 +5,7 @@ import { toProblem } from '../errors/problem.js'
 import type { DenialEventType, RequestEvent } from '../events/event.js'
 import { loggedPath } from '../events/logged-path.js'
 import { bearerHint, loggedDigest, presented } from './authn/presented.js'
+import { peerCertificateOf } from '../http/peer-certificate.js'
 import type { Deps, RequestContext, Stage } from './stage.js'
 
 export interface Pipeline {
@@ -105,6 +106,7 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
       issuer: id?.issuer,
       jti: id?.jti,
       tokenDigest: ctx.identity?.tokenDigest ?? ctx.tokenDigest ?? presentedDigest(ctx),
+      ...(ctx.route?.auth === 'certificate' ? { certificate: peerCertificateOf(ctx.req)?.thumbprint } : undefined),
       ...(suppressed > 0 ? { suppressed } : undefined),
     }
     deps.events.emit(event)

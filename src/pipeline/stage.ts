@@ -6,7 +6,10 @@ import type { PresentedToken } from './authn/presented.js'
 /** The stages, in the only order they run (see order.ts). Each name is the <STAGE> of its error codes. */
 export type StageName = 'normalize' | 'route' | 'sanitize' | 'limits' | 'authn' | 'authz' | 'forward'
 
-/** What authn verified. Only authn writes it; later stages read it. */
+/**
+ * What authn verified: a bearer token, or on an `auth: certificate` route a client certificate
+ * (authn/certificate.ts). Only authn writes it; later stages read it.
+ */
 export interface Identity {
   readonly issuer: string
   readonly issuerId: string
@@ -14,13 +17,17 @@ export interface Identity {
   readonly clientId: string | undefined
   readonly scopes: ReadonlySet<string>
   readonly jti: string | undefined
-  /** SHA-256 of the token, base64url, first 16 chars: what logs carry instead of the token. */
-  readonly tokenDigest: string
-  /** Token exp in epoch milliseconds (exp × 1000), comparable with deps.now(). */
+  /** SHA-256 of the token, base64url, first 16 chars: what logs carry instead of the token. Undefined for a certificate identity. */
+  readonly tokenDigest: string | undefined
+  /** Token exp (or a certificate's notAfter) in epoch milliseconds, comparable with deps.now(). */
   readonly expiresAt: number
   readonly claims: Readonly<Record<string, unknown>>
   /** The client certificate thumbprint (`cnf.x5t#S256`, RFC 8705) the token is bound to: every request using it must present that certificate. */
   readonly boundCertificate?: string
+  /** A certificate identity's certificate thumbprint (`x5t#S256`): what logs carry to name it. */
+  readonly certificate?: string
+  /** A certificate identity's names (`uri:…`, `dns:…`, `cn:…`), matched against the route's `certificates`. */
+  readonly certificateNames?: readonly string[]
 }
 
 export interface RequestContext {

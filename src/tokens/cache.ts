@@ -30,10 +30,10 @@ export class MintedTokenCache {
   }
 
   get(identity: Identity, nowMs: number): string | undefined {
-    const entry = this.entries.get(identity.tokenDigest)
+    const entry = this.entries.get(credentialKey(identity))
     if (entry === undefined) return undefined
     if (nowMs >= entry.reuseUntil) {
-      this.entries.delete(identity.tokenDigest)
+      this.entries.delete(credentialKey(identity))
       return undefined
     }
     if (entry.subject !== identity.subject || entry.callerExpiresAt !== identity.expiresAt || entry.issuerId !== identity.issuerId) return undefined
@@ -45,7 +45,7 @@ export class MintedTokenCache {
     const margin = Math.min(5000, (expiresAtMs - issuedAtMs) / 2)
     const reuseUntil = expiresAtMs - margin
     if (nowMs >= reuseUntil) return
-    const key = identity.tokenDigest
+    const key = credentialKey(identity)
     this.entries.add({ key, older: undefined, newer: undefined, authorization, reuseUntil, subject: identity.subject, callerExpiresAt: identity.expiresAt, issuerId: identity.issuerId })
     if (this.entries.size > this.maxEntries) this.entries.shift()
   }
@@ -53,4 +53,9 @@ export class MintedTokenCache {
   clear(): void {
     this.entries.clear()
   }
+}
+
+/** One entry per caller credential: the token's digest, or a certificate identity's thumbprint. */
+function credentialKey(identity: Identity): string {
+  return identity.tokenDigest ?? `x5t#S256:${identity.certificate}`
 }

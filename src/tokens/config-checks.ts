@@ -27,7 +27,7 @@ export function internalTokensIssues(config: Config, show: (value: unknown, path
   config.routes.forEach((r, i) => {
     if (r.upstreamToken !== 'internal') return
     const p = `/routes/${i}/upstreamToken`
-    if (r.auth !== 'required') add(p, 'upstreamToken "internal" needs auth: required: an internal token speaks for a verified caller')
+    if (r.auth === 'public') add(p, 'upstreamToken "internal" needs auth: required or certificate: an internal token speaks for a verified caller')
     if (it === undefined) add(p, 'upstreamToken "internal" needs internalTokens (the issuer and signing keys of the tokens the gateway mints)')
     const upstream = config.upstreams.findIndex((u) => u.id === r.upstream)
     if (upstream !== -1 && config.upstreams[upstream].audience === undefined) {

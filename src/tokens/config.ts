@@ -62,7 +62,7 @@ export const UpstreamTokenField = Type.Optional(
   Type.Union([Type.Literal('forward'), Type.Literal('internal')], {
     default: 'forward',
     description:
-      '"forward": the caller’s token goes to the upstream (per identity.forwardAuthorization). "internal": it is replaced by a token the gateway mints for the upstream’s audience; needs auth: required and internalTokens.',
+      '"forward": the caller’s token goes to the upstream (per identity.forwardAuthorization). "internal": it is replaced by a token the gateway mints for the upstream’s audience; needs auth: required (or certificate) and internalTokens.',
   }),
 )
 

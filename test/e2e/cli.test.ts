@@ -75,7 +75,7 @@ test('check-config reports every schema error with file:line:column, the JSON pa
     'broken-schema.yaml:12:25  /issuers/0/algorithms/1  must be one of: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, HS256, HS384, HS512, none',
   )
   assert.match(lines[4], /^broken-schema\.yaml:13:5  \/issuers\/0\/audience  unknown field "audience", did you mean "audiences"\? \(allowed: id, /)
-  assert.equal(lines[5], 'broken-schema.yaml:17:11  /routes/0/auth  must be one of: required, public')
+  assert.equal(lines[5], 'broken-schema.yaml:17:11  /routes/0/auth  must be one of: required, public, certificate')
   assert.equal(lines[6], 'broken-schema.yaml:18:5  /routes/1/upstream  missing required field "upstream"')
 })
 

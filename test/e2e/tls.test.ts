@@ -14,7 +14,7 @@ import { baseConfig, CLI, startGateway, writeConfig, type StartedGateway } from 
 import { startUpstream, type RecordingUpstream } from '../helpers/upstream.js'
 import { startKeyServer, type KeyServer } from '../helpers/keys.js'
 import { startOidcProvider } from '../helpers/oidc.js'
-import { createVerifier, isVerifyError } from '@portcullis/verify'
+import { createVerifier, gatewayTokenVerifier, isVerifyError } from '@portcullis/verify'
 import { authenticate, sendProblem } from '@portcullis/verify/node-http'
 
 /** A self-signed certificate for 127.0.0.1 and localhost, with its key, in PEM. */
@@ -791,5 +791,184 @@ describe('tls.ciphers narrows the suites a listener offers', () => {
     }
     const only13 = await cli(['check-config', configIn(dir, tlsConfig('http://127.0.0.1:9', dir, { ciphers: ['TLS_AES_256_GCM_SHA384'], minVersion: 'TLSv1.3' }))])
     assert.equal(only13.code, 0, only13.stderr)
+  })
+})
+
+describe('routes authenticated by client certificate (auth: certificate)', () => {
+  let up: RecordingUpstream
+  let dir: string
+  let server: { cert: string; key: string }
+  const clients: Record<string, { cert: string; key: string }> = {}
+  let caName: string
+
+  /** A certificate the test CA issues, with these subjectAltNames (type 6: URI, 2: DNS). */
+  async function issue(ca: { cert: string; private: string }, commonName: string, altNames: Array<{ type: 2 | 6; value: string }>) {
+    const pems = await generate([{ name: 'commonName', value: commonName }], {
+      keySize: 2048,
+      ca: { key: ca.private, cert: ca.cert },
+      extensions: altNames.length ? [{ name: 'subjectAltName', altNames }] : [],
+    })
+    return { cert: pems.cert, key: pems.private }
+  }
+
+  before(async () => {
+    up = await startUpstream()
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-cert-auth-'))
+    server = await certificate('portcullis-server')
+    writePems(dir, server)
+    const ca = await generate([{ name: 'commonName', value: 'services CA' }], {
+      keySize: 2048,
+      extensions: [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }],
+    })
+    writeFileSync(join(dir, 'client-ca.pem'), ca.cert)
+    caName = 'CN=services CA'
+    clients.billing = await issue(ca, 'billing', [{ type: 6, value: 'spiffe://example.org/billing' }])
+    clients.reports = await issue(ca, 'reports', [{ type: 2, value: 'Reports.Internal' }])
+    clients.admin = await issue(ca, 'billing', [{ type: 6, value: 'spiffe://example.org/billing-admin' }])
+    // Names the route admits, but issued by no CA the listener trusts.
+    const selfSigned = await generate([{ name: 'commonName', value: 'billing' }], {
+      keySize: 2048,
+      extensions: [{ name: 'subjectAltName', altNames: [{ type: 6, value: 'spiffe://example.org/billing' }] }],
+    })
+    clients.forged = { cert: selfSigned.cert, key: selfSigned.private }
+  })
+  after(() => up?.close())
+
+  function config(): Record<string, unknown> {
+    return baseConfig({
+      listeners: [
+        { host: '127.0.0.1', port: 0, tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', clientCertificates: 'request', clientCa: '${file:client-ca.pem}' } },
+        { host: '127.0.0.1', port: 0 },
+      ],
+      upstreams: [{ id: 'u', url: up.url }],
+      routes: [
+        {
+          id: 'internal',
+          path: '/internal/**',
+          methods: ['GET', 'POST'],
+          upstream: 'u',
+          auth: 'certificate',
+          certificates: [{ uri: 'spiffe://example.org/billing' }, { dns: 'reports.internal' }],
+        },
+      ],
+    })
+  }
+
+  async function start(t: { after(fn: () => unknown): void }): Promise<{ tls: string; plain: string; gw: StartedGateway }> {
+    const gw = await startGateway(configIn(dir, config()), { waitReady: false })
+    t.after(() => gw.stop())
+    const [tls, plain] = gw.lines.find((l) => l.msg === 'listening')!.urls as string[]
+    return { tls, plain, gw }
+  }
+
+  async function call(url: string, client: { cert: string; key: string } | undefined, headers: Record<string, string> = {}) {
+    const dispatcher = new Agent({ connect: { ca: server.cert, ...(client ?? {}) } })
+    try {
+      const before = up.received.length
+      const r = await fetch(`${url}/internal/orders`, { headers: { 'x-auth-subject': 'spoofed', 'x-auth-issuer': 'spoofed', ...headers }, dispatcher })
+      const body = await r.text()
+      return { status: r.status, type: r.headers.get('content-type'), body, reached: up.received.slice(before) }
+    } finally {
+      await dispatcher.close()
+    }
+  }
+
+  test('an admitted certificate reaches the upstream, which learns who it is from the gateway, never from the client', async (t) => {
+    const { tls } = await start(t)
+    const billing = await call(tls, clients.billing)
+    assert.equal(billing.status, 200, billing.body)
+    assert.equal(billing.reached.length, 1)
+    const h = billing.reached[0].headers
+    assert.equal(h['x-auth-subject'], 'spiffe://example.org/billing')
+    assert.equal(h['x-auth-issuer'], caName)
+    assert.equal(h['x-auth-scopes'], undefined)
+    assert.equal(h['x-auth-client-id'], undefined)
+    assert.equal(h['client-cert'], `:${new X509Certificate(clients.billing.cert).raw.toString('base64')}:`)
+    const reports = await call(tls, clients.reports)
+    assert.equal(reports.status, 200, reports.body)
+    assert.equal(reports.reached[0].headers['x-auth-subject'], 'reports.internal', 'a DNS name, compared and sent in lower case')
+  })
+
+  test('a verified certificate with other names: 403 ERR_AUTHZ_CERTIFICATE_NOT_ALLOWED, nothing forwarded, an event naming the certificate', async (t) => {
+    const { tls, gw } = await start(t)
+    const r = await call(tls, clients.admin)
+    assert.equal(r.status, 403)
+    assert.equal(r.type, 'application/problem+json')
+    assert.equal(JSON.parse(r.body).code, 'ERR_AUTHZ_CERTIFICATE_NOT_ALLOWED')
+    assert.equal(r.reached.length, 0)
+    const event = await gw.waitFor((l) => l.event === 'authz.certificate_not_allowed')
+    assert.equal(event.reason, 'certificate_not_allowed')
+    assert.equal(event.subject, 'spiffe://example.org/billing-admin')
+    assert.equal(event.certificate, thumbprintOf(clients.admin.cert))
+    assert.equal(event.route, 'internal')
+  })
+
+  test('no certificate the listener verified: 403 ERR_AUTHN_CERTIFICATE_REQUIRED, whatever names it carries or token comes with it', async (t) => {
+    const { tls, plain, gw } = await start(t)
+    const cases = [
+      [tls, clients.forged, {}, 'certificate_unverified', 'self-signed, naming an admitted URI'],
+      [tls, undefined, {}, 'certificate_missing', 'no certificate'],
+      [tls, undefined, { authorization: 'Bearer not-a-token' }, 'certificate_missing', 'a bearer token instead'],
+      [plain, undefined, {}, 'certificate_missing', 'plain HTTP'],
+    ] as const
+    for (const [url, client, headers, reason, what] of cases) {
+      const r = await call(url, client, headers)
+      assert.equal(r.status, 403, what)
+      assert.equal(JSON.parse(r.body).code, 'ERR_AUTHN_CERTIFICATE_REQUIRED', what)
+      assert.equal(r.reached.length, 0, what)
+      const event = await gw.waitFor((l) => l.event === 'authn.certificate_required' && l.reason === reason)
+      if (client !== undefined) assert.equal(event.certificate, thumbprintOf(client.cert), what)
+    }
+    const forged = gw.lines.filter((l) => l.event === 'authn.certificate_required' && l.reason === 'certificate_unverified')
+    assert.equal(forged.length, 1)
+    assert.equal(forged[0].subject, undefined, 'an unverified certificate names no one')
+  })
+
+  test('upstreamToken: internal: the service gets a token the gateway minted for the certificate\'s subject, which it verifies', async (t) => {
+    await cli(['keys', 'generate', '--out', join(dir, 'keys.json')])
+    const base = config()
+    const routes = base.routes as Array<Record<string, unknown>>
+    const cfg = {
+      ...base,
+      internalTokens: { issuer: 'https://gateway.test', signingKeys: '${file:keys.json}', ttlSec: 30 },
+      upstreams: [{ id: 'u', url: up.url, audience: 'orders' }],
+      routes: [{ ...routes[0], upstreamToken: 'internal' }],
+    }
+    const gw = await startGateway(configIn(dir, cfg), { waitReady: false })
+    t.after(() => gw.stop())
+    const [tls, plain] = gw.lines.find((l) => l.msg === 'listening')!.urls as string[]
+    const r = await call(tls, clients.billing, { authorization: 'Bearer whatever-the-client-sent' })
+    assert.equal(r.status, 200, r.body)
+    const authorization = String(r.reached[0].headers.authorization)
+    assert.match(authorization, /^Bearer [\w-]+\.[\w-]+\.[\w-]+$/)
+    const verifier = gatewayTokenVerifier({ gatewayIssuer: 'https://gateway.test', audience: 'orders', jwksUri: `${plain}/.well-known/portcullis/jwks.json` })
+    const identity = await verifier.verify(authorization)
+    assert.equal(identity.subject, 'spiffe://example.org/billing')
+    const payload = JSON.parse(Buffer.from(authorization.split('.')[1], 'base64url').toString('utf8')) as Record<string, unknown>
+    assert.equal(payload.sub, 'spiffe://example.org/billing')
+    assert.equal(payload.orig_iss, caName)
+    assert.equal(payload.aud, 'orders')
+    assert.equal(payload.scope, undefined)
+    assert.equal(payload.client_id, undefined)
+    assert.ok((payload.exp as number) * 1000 <= Date.parse(new X509Certificate(clients.billing.cert).validTo))
+  })
+
+  test('check-config refuses a certificate route without names, names on a token route, issuers on a certificate route, and no listener to verify certificates', async () => {
+    const base = config()
+    const routes = base.routes as Array<Record<string, unknown>>
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ ...base, routes: [{ ...routes[0], certificates: undefined }] }, /\/routes\/0\/auth\s.*no "certificates"/],
+      [{ ...base, issuers: [{ id: 'idp', issuer: 'https://idp.example', jwksUri: 'https://idp.example/jwks', audiences: ['api'] }], routes: [{ ...routes[0], auth: 'required' }] }, /\/routes\/0\/certificates\s.*only .* auth: certificate/],
+      [{ ...base, issuers: [{ id: 'idp', issuer: 'https://idp.example', jwksUri: 'https://idp.example/jwks', audiences: ['api'] }], routes: [{ ...routes[0], issuers: ['idp'] }] }, /\/routes\/0\/issuers\s.*issuers apply to tokens/],
+      [{ ...base, listeners: [{ host: '127.0.0.1', port: 0 }] }, /\/routes\/0\/auth\s.*no listener verifies client certificates/],
+      [{ ...base, routes: [{ ...routes[0], certificates: [{ uri: 'spiffe://x/a', dns: 'a.internal' }] }] }, /\/routes\/0\/certificates\/0/],
+    ]
+    for (const [cfg, message] of cases) {
+      const r = await cli(['check-config', configIn(dir, cfg)])
+      assert.equal(r.code, 1, r.stdout)
+      assert.match(r.stderr, message)
+    }
+    const ok = await cli(['check-config', configIn(dir, base)])
+    assert.equal(ok.code, 0, ok.stderr)
   })
 })

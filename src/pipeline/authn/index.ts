@@ -4,6 +4,8 @@ import { GatewayError } from '../../errors/gateway-error.js'
 import type { Deps, Identity, RequestContext, Stage } from '../stage.js'
 import { extractBearer } from './bearer.js'
 import { bindingRefusal, boundCertificate, checkBinding } from './binding.js'
+import { certificateIdentity } from './certificate.js'
+import { peerCertificateOf } from '../../http/peer-certificate.js'
 import { buildIdentity, checkClaims, checkHeaderPolicy, checkHeaderShape, namedBy } from './claims.js'
 import { compileIssuer, IssuerConfigError, type IssuerRuntime } from './issuer.js'
 import { parseCompact, type ParsedJwt } from './jwt-parse.js'
@@ -46,7 +48,8 @@ export interface AuthnOptions {
 }
 
 /**
- * Bearer JWT access-token authentication (RFC 6750, RFC 9068, RFC 8725) for several issuers.
+ * Bearer JWT access-token authentication (RFC 6750, RFC 9068, RFC 8725) for several issuers, and
+ * client-certificate authentication on `auth: certificate` routes (certificate.ts).
  *
  * Per request: a plain "Bearer <token>" whose digest is in the verified-token cache is accepted at
  * once (cachedIdentity); otherwise: extract exactly one bearer token → digest → cache → size cap → parse
@@ -185,7 +188,12 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
 
   function onRequest(ctx: RequestContext): void | Promise<void> {
     const route = ctx.route
-    if (route !== undefined && route.auth === 'public') return
+    if (route !== undefined && route.auth !== 'required') {
+      // A certificate route's credential is the connection's certificate; a bearer token it
+      // carries is not looked at (and is no substitute for the certificate).
+      if (route.auth === 'certificate') ctx.identity = certificateIdentity(ctx.req, now())
+      return
+    }
     const hit = cachedIdentity(ctx)
     if (hit !== undefined) {
       ctx.tokenDigest = hit.tokenDigest
@@ -217,6 +225,10 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
     name: 'authn',
     onRequest,
     knownToken(ctx) {
+      if (ctx.route?.auth === 'certificate') {
+        const cert = peerCertificateOf(ctx.req)
+        return cert !== undefined && cert.verified
+      }
       // True only when onRequest will accept from the cache: the limits stage then skips its
       // before-authn store call, so a request authn refuses after all (a second Authorization
       // header, a token in the query, an issuer the route does not accept) must answer false here.

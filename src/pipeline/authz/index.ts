@@ -13,6 +13,16 @@ export function hasRequiredScopes(granted: ReadonlySet<string>, allOf: readonly 
   return false
 }
 
+/**
+ * An `auth: certificate` route admits a certificate that carries one of its names. Fails closed
+ * on an identity without certificate names (a token identity) or a route without a list.
+ */
+export function admitsCertificate(admitted: ReadonlySet<string> | undefined, names: readonly string[] | undefined): boolean {
+  if (admitted === undefined || names === undefined) return false
+  for (const name of names) if (admitted.has(name)) return true
+  return false
+}
+
 export function createAuthzStage() {
   return {
     name: 'authz',
@@ -25,6 +35,15 @@ export function createAuthzStage() {
       // authn runs first and stops every unauthenticated request on a protected route; reaching
       // here without an identity is a wiring bug, so fail closed.
       if (!identity) throw new GatewayError('ERR_INTERNAL', { reason: 'authz_without_identity' })
+      if (route.auth === 'certificate') {
+        if (!admitsCertificate(route.certificates, identity.certificateNames)) {
+          throw new GatewayError('ERR_AUTHZ_CERTIFICATE_NOT_ALLOWED', {
+            reason: 'certificate_not_allowed',
+            detail: 'The client certificate is not one this route admits.',
+          })
+        }
+        return
+      }
       if (!hasRequiredScopes(identity.scopes, route.allOf, route.anyOf)) {
         throw new GatewayError('ERR_AUTHZ_INSUFFICIENT_SCOPE', {
           scope: route.requiredScopeText,

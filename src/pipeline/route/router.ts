@@ -1,11 +1,14 @@
 import { routeId, routeMethods } from '../../config/route-pattern.js'
 import type { RouteConfig } from '../../config/schema.js'
+import { admittedName } from '../authn/certificate.js'
 
 export interface CompiledRoute {
   readonly id: string
   readonly pattern: string
   readonly methods: ReadonlySet<string>
-  readonly auth: 'required' | 'public'
+  readonly auth: 'required' | 'public' | 'certificate'
+  /** auth: certificate: the certificate names admitted (authn/certificate.ts admittedName). */
+  readonly certificates: ReadonlySet<string> | undefined
   /** Issuer ids this route accepts; undefined = every configured issuer. */
   readonly issuers: ReadonlySet<string> | undefined
   readonly allOf: readonly string[]
@@ -41,6 +44,7 @@ export function compileRoute(r: RouteConfig, index: number): CompiledRoute {
     pattern: r.path,
     methods: new Set(routeMethods(r.methods)),
     auth: r.auth,
+    certificates: r.certificates ? new Set(r.certificates.map(admittedName)) : undefined,
     issuers: r.issuers ? new Set(r.issuers) : undefined,
     allOf,
     anyOf,
