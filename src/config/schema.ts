@@ -281,6 +281,11 @@ export const IdentitySchema = Type.Object(
           default: 'client-cert',
           description: 'Where a verified client certificate goes (RFC 9440 Client-Cert: the DER certificate as a structured-field byte sequence).',
         }),
+        clientCertificateChain: Type.String({
+          pattern: PATTERNS.headerName.pattern,
+          default: 'client-cert-chain',
+          description: 'Where the intermediate certificates of a verified client certificate go, nearest first, without the trust anchor (RFC 9440 Client-Cert-Chain). Not sent when the listener\'s CA issued the certificate directly.',
+        }),
       },
       { ...closed, default: {} },
     ),

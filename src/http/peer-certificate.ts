@@ -18,6 +18,13 @@ export interface PeerCertificate {
    * as vouched for by the gateway.
    */
   readonly clientCertField: string | undefined
+  /**
+   * The RFC 9440 Client-Cert-Chain value for a verified certificate: the certificates between it
+   * and the trust anchor, nearest first (a structured-field list of byte sequences), or undefined
+   * when it was issued by the anchor itself. The anchor is left out: it is the CA the listener
+   * trusts, which a service relying on the gateway knows already.
+   */
+  readonly clientCertChainField: string | undefined
   /** The parts of the certificate a certificate identity is made of (authn/certificate.ts). */
   readonly detail: PeerCertificateDetail
 }
@@ -47,7 +54,7 @@ export function peerCertificateOf(req: IncomingMessage): PeerCertificate | undef
   if (typeof socket.getPeerCertificate !== 'function') return undefined
   let memo = socket[kPeer]
   if (memo === undefined) {
-    memo = read(socket.getPeerCertificate() as DetailedPeerCertificate | undefined, socket.authorized === true)
+    memo = read(socket.getPeerCertificate(true) as DetailedPeerCertificate | undefined, socket.authorized === true)
     socket[kPeer] = memo
   }
   return memo ?? undefined
@@ -60,6 +67,7 @@ function read(cert: DetailedPeerCertificate | undefined, verified: boolean): Pee
     thumbprint: certificateThumbprint(raw),
     verified,
     clientCertField: verified ? `:${raw.toString('base64')}:` : undefined,
+    clientCertChainField: verified ? chainField(cert) : undefined,
     detail: {
       subject: cert.subject as PeerCertificateDetail['subject'],
       issuer: cert.issuer as PeerCertificateDetail['issuer'],
@@ -67,4 +75,29 @@ function read(cert: DetailedPeerCertificate | undefined, verified: boolean): Pee
       validTo: cert.valid_to,
     },
   }
+}
+
+/** A verified chain holds a handful of certificates; a longer one is cut here, never looped over. */
+const MAX_CHAIN = 10
+
+/**
+ * The issuers node verified the certificate with (its `issuerCertificate` links: the intermediates
+ * the client sent, then the CA from clientCa), without the self-issued anchor that ends them.
+ */
+function chainField(cert: DetailedPeerCertificate): string | undefined {
+  const items: string[] = []
+  let current = cert
+  for (let i = 0; i < MAX_CHAIN && !selfIssued(current); i++) {
+    const issuer = current.issuerCertificate as DetailedPeerCertificate | undefined
+    if (issuer === undefined || issuer.raw === undefined || selfIssued(issuer)) break
+    items.push(`:${issuer.raw.toString('base64')}:`)
+    current = issuer
+  }
+  return items.length === 0 ? undefined : items.join(', ')
+}
+
+/** node links a self-issued certificate (a root) to itself. */
+function selfIssued(cert: DetailedPeerCertificate): boolean {
+  const issuer = cert.issuerCertificate as DetailedPeerCertificate | undefined
+  return issuer === cert || (issuer?.raw !== undefined && issuer.raw.equals(cert.raw))
 }

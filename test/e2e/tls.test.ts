@@ -464,13 +464,13 @@ test('@portcullis/verify in a service checks oidc-provider\'s certificate-bound 
 })
 
 /** A CA for client certificates, and a client certificate it issued. */
-async function clientCaAndCertificate(): Promise<{ ca: string; client: { cert: string; key: string } }> {
+async function clientCaAndCertificate(): Promise<{ ca: string; caKey: string; client: { cert: string; key: string } }> {
   const ca = await generate([{ name: 'commonName', value: 'test client CA' }], {
     keySize: 2048,
     extensions: [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }],
   })
   const issued = await generate([{ name: 'commonName', value: 'client-from-ca' }], { keySize: 2048, ca: { key: ca.private, cert: ca.cert } })
-  return { ca: ca.cert, client: { cert: issued.cert, key: issued.private } }
+  return { ca: ca.cert, caKey: ca.private, client: { cert: issued.cert, key: issued.private } }
 }
 
 /** Client-certificate claims a client may try to slip past the gateway to an upstream that trusts its TLS terminator. */
@@ -491,7 +491,7 @@ describe('client certificates towards the upstream (RFC 9440 Client-Cert)', () =
   let up: RecordingUpstream
   let dir: string
   let server: { cert: string; key: string }
-  let trusted: { ca: string; client: { cert: string; key: string } }
+  let trusted: { ca: string; caKey: string; client: { cert: string; key: string } }
   let stranger: { cert: string; key: string }
   const derBase64 = (pem: string) => new X509Certificate(pem).raw.toString('base64')
 
@@ -533,6 +533,24 @@ describe('client certificates towards the upstream (RFC 9440 Client-Cert)', () =
     assert.equal(h['client-cert'], `:${derBase64(trusted.client.cert)}:`)
     assert.match(String(h['client-cert']), /^:[A-Za-z0-9+/]+={0,2}:$/, 'an RFC 8941 byte sequence')
     for (const name of Object.keys(SPOOFED_CERTIFICATE_HEADERS)) if (name !== 'client-cert') assert.equal(h[name], undefined, name)
+  })
+
+  test('a certificate issued by an intermediate CA: its intermediate goes in Client-Cert-Chain, the trust anchor does not', async (t) => {
+    const intermediate = await generate([{ name: 'commonName', value: 'test intermediate CA' }], {
+      keySize: 2048,
+      ca: { key: trusted.caKey, cert: trusted.ca },
+      extensions: [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }],
+    })
+    const leaf = await generate([{ name: 'commonName', value: 'client-via-intermediate' }], { keySize: 2048, ca: { key: intermediate.private, cert: intermediate.cert } })
+    const { tls } = await start(t)
+    // The client sends its certificate and the intermediate; the listener trusts the root only.
+    const h = await forwarded(tls, { cert: `${leaf.cert}\n${intermediate.cert}`, key: leaf.private })
+    assert.equal(h['client-cert'], `:${derBase64(leaf.cert)}:`)
+    assert.equal(h['client-cert-chain'], `:${derBase64(intermediate.cert)}:`)
+    const renamed = await start(t, { headers: { clientCertificateChain: 'x-mtls-chain' } })
+    const r = await forwarded(renamed.tls, { cert: `${leaf.cert}\n${intermediate.cert}`, key: leaf.private })
+    assert.equal(r['x-mtls-chain'], `:${derBase64(intermediate.cert)}:`)
+    assert.equal(r['client-cert-chain'], undefined, 'a client\'s Client-Cert-Chain is still removed')
   })
 
   test('a certificate the listener did not verify, no certificate, or plain HTTP: no Client-Cert at all', async (t) => {

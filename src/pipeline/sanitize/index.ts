@@ -13,7 +13,7 @@ import { connectionListed, HOP_BY_HOP } from './hop-by-hop.js'
  * so an upstream only ever sees the gateway's value: identity reaches a service only as the gateway
  * states it. x-forwarded-* covers X-Forwarded-User and any other forwarding claim, too. RFC 9440's
  * Client-Cert and Client-Cert-Chain are the TLS terminator's to set (§4: a client's are removed),
- * whatever name identity.headers.clientCertificate gives the gateway's own.
+ * whatever names identity.headers.clientCertificate and clientCertificateChain give the gateway's own.
  */
 const GATEWAY_OWNED = ['x-request-id', 'traceparent', 'tracestate', 'x-forwarded-*', 'forwarded', 'x-real-ip', 'via', 'client-cert', 'client-cert-chain']
 
@@ -51,6 +51,7 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
   const dropped = createHeaderMatcher([...HOP_BY_HOP, 'host', 'expect', ...configured.map((n) => n.replace(UNDERSCORES, '-'))]).matches
   const via11 = `1.1 ${VIA_NAME}`
   const clientCertHeader = identity.forwardClientCertificate ? identity.headers.clientCertificate.toLowerCase() : undefined
+  const clientCertChainHeader = identity.forwardClientCertificate ? identity.headers.clientCertificateChain.toLowerCase() : undefined
   const maxBodyBytes = config.server.maxBodyBytes
 
   return {
@@ -108,8 +109,11 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
       const prevVia = h.via
       out.via = prevVia === undefined ? via : `${prevVia}, ${via}`
       if (clientCertHeader !== undefined) {
-        const cert = peerCertificateOf(req)?.clientCertField
-        if (cert !== undefined) out[clientCertHeader] = cert
+        const cert = peerCertificateOf(req)
+        if (cert?.clientCertField !== undefined) {
+          out[clientCertHeader] = cert.clientCertField
+          if (cert.clientCertChainField !== undefined) out[clientCertChainHeader!] = cert.clientCertChainField
+        }
       }
       ctx.upstreamHeaders = out
     },
