@@ -68,6 +68,13 @@ export const ListenerTlsSchema = Type.Object(
     clientCa: Type.Optional(
       Type.String({ minLength: 1, description: 'PEM certificates of the CAs that issue client certificates; needed for clientCertificates: require. Usually a ${file:PATH} reference.' }),
     ),
+    clientCrl: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'PEM certificate revocation lists (RFC 5280): a revoked client certificate is not verified. Needs clientCa. Once set, every CA of a chain (clientCa and intermediates) needs a current CRL here: a certificate whose issuer has none, or whose CRL is past its nextUpdate, is not verified either (fail closed). Re-read on every reload. Usually a ${file:PATH} reference.',
+      }),
+    ),
     sni: Type.Optional(
       Type.Array(
         Type.Object(

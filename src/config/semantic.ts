@@ -77,7 +77,24 @@ export function tlsProblem(tls: ListenerTlsConfig): string | undefined {
   if (tls.clientCertificates === 'require' && tls.clientCa === undefined) {
     return 'clientCertificates: require needs clientCa, the CAs whose certificates are accepted'
   }
+  if (tls.clientCrl !== undefined) {
+    if (tls.clientCa === undefined) return 'clientCrl needs clientCa: revocation lists are checked for certificates verified against it'
+    const crl = crlProblem(tls.clientCrl)
+    if (crl !== undefined) return crl
+  }
   return tls.clientCa === undefined ? undefined : caListProblem(tls.clientCa, 'clientCa')
+}
+
+/** Why a PEM list of CRLs cannot be used: OpenSSL parses them when the secure context is made. */
+function crlProblem(pem: string): string | undefined {
+  if (!/-----BEGIN X509 CRL-----/.test(pem)) return 'clientCrl holds no PEM revocation list (-----BEGIN X509 CRL-----)'
+  try {
+    createSecureContext({ crl: pem })
+    return undefined
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    return `clientCrl cannot be read (${typeof code === 'string' ? code : 'unreadable'})`
+  }
 }
 
 /** Why a PEM list of CA certificates cannot be used. OpenSSL skips what it cannot read in a CA list without a word: each certificate is parsed here. */

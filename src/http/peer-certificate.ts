@@ -12,6 +12,8 @@ export interface PeerCertificate {
    * it made itself: only a verified one says anything about who the client is.
    */
   readonly verified: boolean
+  /** Why it is not verified: OpenSSL's verification error as node names it (`CERT_REVOKED`, `UNABLE_TO_GET_ISSUER_CERT`, …). */
+  readonly verifyError: string | undefined
   /**
    * The RFC 9440 Client-Cert value (the DER as a structured-field byte sequence, `:base64:`,
    * RFC 8941 §3.3.5), only for a verified certificate: an upstream reading Client-Cert takes it
@@ -54,18 +56,28 @@ export function peerCertificateOf(req: IncomingMessage): PeerCertificate | undef
   if (typeof socket.getPeerCertificate !== 'function') return undefined
   let memo = socket[kPeer]
   if (memo === undefined) {
-    memo = read(socket.getPeerCertificate(true) as DetailedPeerCertificate | undefined, socket.authorized === true)
+    const verified = socket.authorized === true
+    const error = socket.authorizationError as unknown
+    memo = read(socket.getPeerCertificate(true) as DetailedPeerCertificate | undefined, verified, verified ? undefined : errorCode(error))
     socket[kPeer] = memo
   }
   return memo ?? undefined
 }
 
-function read(cert: DetailedPeerCertificate | undefined, verified: boolean): PeerCertificate | null {
+/** node gives authorizationError as an Error with a code, or as the code alone, depending on where verification failed. */
+function errorCode(error: unknown): string | undefined {
+  if (typeof error === 'string') return error
+  const code = (error as { code?: unknown } | undefined)?.code
+  return typeof code === 'string' ? code : undefined
+}
+
+function read(cert: DetailedPeerCertificate | undefined, verified: boolean, verifyError: string | undefined): PeerCertificate | null {
   const raw = cert?.raw
   if (cert === undefined || raw === undefined || raw.length === 0) return null
   return {
     thumbprint: certificateThumbprint(raw),
     verified,
+    verifyError,
     clientCertField: verified ? `:${raw.toString('base64')}:` : undefined,
     clientCertChainField: verified ? chainField(cert) : undefined,
     detail: {

@@ -34,7 +34,15 @@ type Server = HttpServer | HttpsServer
 
 /** What a TLS listener's secure context is made of; a reload makes a new one from the new config. */
 function secureContextOf(tls: ListenerTlsConfig, pair: { readonly cert: string; readonly key: string } = tls): SecureContextOptions {
-  return { cert: pair.cert, key: pair.key, minVersion: tls.minVersion, ciphers: tls.ciphers.join(':'), ...(tls.clientCa === undefined ? {} : { ca: tls.clientCa }) }
+  return {
+    cert: pair.cert,
+    key: pair.key,
+    minVersion: tls.minVersion,
+    ciphers: tls.ciphers.join(':'),
+    ...(tls.clientCa === undefined ? {} : { ca: tls.clientCa }),
+    // With a CRL, node has OpenSSL check revocation along the whole chain (X509_V_FLAG_CRL_CHECK_ALL).
+    ...(tls.clientCrl === undefined ? {} : { crl: tls.clientCrl }),
+  }
 }
 
 /** The certificate for a server name a client asked for (SNI), or undefined for the listener's own. */

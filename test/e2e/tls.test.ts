@@ -7,7 +7,8 @@ import { join } from 'node:path'
 import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls'
 import { connect as netConnect, type AddressInfo } from 'node:net'
 import { createServer as createHttpsServer } from 'node:https'
-import { hash, X509Certificate } from 'node:crypto'
+import { hash, webcrypto, X509Certificate } from 'node:crypto'
+import * as x509 from '@peculiar/x509'
 import { generate } from 'selfsigned'
 import { Agent, fetch } from 'undici'
 import { baseConfig, CLI, startGateway, writeConfig, type StartedGateway } from '../helpers/gateway.js'
@@ -982,6 +983,142 @@ describe('routes authenticated by client certificate (auth: certificate)', () =>
       [{ ...base, routes: [{ ...routes[0], certificates: [{ uri: 'spiffe://x/a', dns: 'a.internal' }] }] }, /\/routes\/0\/certificates\/0/],
     ]
     for (const [cfg, message] of cases) {
+      const r = await cli(['check-config', configIn(dir, cfg)])
+      assert.equal(r.code, 1, r.stdout)
+      assert.match(r.stderr, message)
+    }
+    const ok = await cli(['check-config', configIn(dir, base)])
+    assert.equal(ok.code, 0, ok.stderr)
+  })
+})
+
+describe('client certificate revocation (tls.clientCrl)', () => {
+  const RSA = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }
+  let up: RecordingUpstream
+  let dir: string
+  let server: { cert: string; key: string }
+  let ca: { cert: string; key: string }
+  let good: { cert: string; key: string }
+  let revoked: { cert: string; key: string }
+
+  /** A CRL the CA signs (RFC 5280 §5), listing these certificates, valid from a minute ago to nextUpdate. */
+  async function crlOf(listed: Array<{ cert: string }>, nextUpdate: Date): Promise<string> {
+    x509.cryptoProvider.set(webcrypto as unknown as Crypto)
+    const signingKey = await webcrypto.subtle.importKey('pkcs8', Buffer.from(ca.key.replace(/-----[^-]+-----|\s/g, ''), 'base64'), RSA, false, ['sign'])
+    const crl = await x509.X509CrlGenerator.create({
+      issuer: new x509.X509Certificate(ca.cert).subject,
+      thisUpdate: new Date(Date.now() - 60_000),
+      nextUpdate,
+      entries: listed.map((c) => ({ serialNumber: new x509.X509Certificate(c.cert).serialNumber, revocationDate: new Date(Date.now() - 60_000) })),
+      signingAlgorithm: RSA,
+      signingKey: signingKey as unknown as CryptoKey,
+    })
+    // RFC 7468 §5 labels a CRL "X509 CRL", the label OpenSSL reads.
+    const base64 = Buffer.from(crl.rawData).toString('base64').replace(/.{64}/g, '$&\n')
+    return `-----BEGIN X509 CRL-----\n${base64}\n-----END X509 CRL-----\n`
+  }
+  const inADay = () => new Date(Date.now() + 86_400_000)
+
+  before(async () => {
+    up = await startUpstream()
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-crl-'))
+    server = await certificate('portcullis-server')
+    writePems(dir, server)
+    const pems = await generate([{ name: 'commonName', value: 'services CA' }], {
+      keySize: 2048,
+      extensions: [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }],
+    })
+    ca = { cert: pems.cert, key: pems.private }
+    writeFileSync(join(dir, 'client-ca.pem'), ca.cert)
+    const issue = async (cn: string) => {
+      const p = await generate([{ name: 'commonName', value: cn }], {
+        keySize: 2048,
+        ca: { key: ca.key, cert: ca.cert },
+        extensions: [{ name: 'subjectAltName', altNames: [{ type: 6, value: `spiffe://example.org/${cn}` }] }],
+      })
+      return { cert: p.cert, key: p.private }
+    }
+    good = await issue('billing')
+    revoked = await issue('reports')
+  })
+  after(() => up?.close())
+
+  function config(clientCertificates: 'request' | 'require'): Record<string, unknown> {
+    return baseConfig({
+      listeners: [
+        {
+          host: '127.0.0.1',
+          port: 0,
+          tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', clientCertificates, clientCa: '${file:client-ca.pem}', clientCrl: '${file:client.crl}' },
+        },
+      ],
+      upstreams: [{ id: 'u', url: up.url }],
+      routes: [
+        { id: 'internal', path: '/internal/**', methods: ['GET'], upstream: 'u', auth: 'certificate', certificates: [{ uri: 'spiffe://example.org/billing' }, { uri: 'spiffe://example.org/reports' }] },
+        { path: '/p/**', methods: ['GET'], upstream: 'u', auth: 'public' },
+      ],
+    })
+  }
+
+  async function start(t: { after(fn: () => unknown): void }, clientCertificates: 'request' | 'require'): Promise<{ url: string; gw: StartedGateway }> {
+    const gw = await startGateway(configIn(dir, config(clientCertificates)), { waitReady: false })
+    t.after(() => gw.stop())
+    return { url: (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[0], gw }
+  }
+
+  /** Status and problem code of GET path with this client certificate, and the Client-Cert the upstream got. */
+  async function get(url: string, path: string, client: { cert: string; key: string }) {
+    const dispatcher = new Agent({ connect: { ca: server.cert, ...client } })
+    try {
+      const before = up.received.length
+      const r = await fetch(`${url}${path}`, { dispatcher })
+      const body = await r.text()
+      const reached = up.received.slice(before)
+      return { status: r.status, code: r.status === 200 ? undefined : (JSON.parse(body) as { code: string }).code, clientCert: reached[0]?.headers['client-cert'] }
+    } finally {
+      await dispatcher.close()
+    }
+  }
+
+  test('a revoked certificate is not verified: a certificate route refuses it (certificate_revoked), no Client-Cert is sent; the others pass', async (t) => {
+    writeFileSync(join(dir, 'client.crl'), await crlOf([revoked], inADay()))
+    const { url, gw } = await start(t, 'request')
+    assert.deepEqual(await get(url, '/internal/x', good), { status: 200, code: undefined, clientCert: `:${new X509Certificate(good.cert).raw.toString('base64')}:` })
+    assert.deepEqual(await get(url, '/internal/x', revoked), { status: 403, code: 'ERR_AUTHN_CERTIFICATE_REQUIRED', clientCert: undefined })
+    const event = await gw.waitFor((l) => l.event === 'authn.certificate_required')
+    assert.equal(event.reason, 'certificate_revoked')
+    assert.equal(event.certificate, thumbprintOf(revoked.cert))
+    assert.deepEqual(await get(url, '/p/x', revoked), { status: 200, code: undefined, clientCert: undefined })
+  })
+
+  test('with clientCertificates: require, a revoked certificate cannot connect', async (t) => {
+    writeFileSync(join(dir, 'client.crl'), await crlOf([revoked], inADay()))
+    const { url } = await start(t, 'require')
+    assert.equal((await get(url, '/p/x', good)).status, 200)
+    await assert.rejects(get(url, '/p/x', revoked))
+  })
+
+  test('a CRL past its nextUpdate verifies no certificate (fail closed); a reload with a fresh one restores them and revokes what it lists', async (t) => {
+    writeFileSync(join(dir, 'client.crl'), await crlOf([], new Date(Date.now() - 30_000)))
+    const { url, gw } = await start(t, 'request')
+    assert.deepEqual(await get(url, '/internal/x', good), { status: 403, code: 'ERR_AUTHN_CERTIFICATE_REQUIRED', clientCert: undefined })
+    writeFileSync(join(dir, 'client.crl'), await crlOf([good], inADay()))
+    gw.child.kill('SIGHUP')
+    await gw.waitFor((l) => l.event === 'config.loaded' && l.reload === true)
+    assert.equal((await get(url, '/internal/x', revoked)).status, 200, 'the fresh CRL does not list it')
+    assert.deepEqual(await get(url, '/internal/x', good), { status: 403, code: 'ERR_AUTHN_CERTIFICATE_REQUIRED', clientCert: undefined })
+  })
+
+  test('check-config refuses clientCrl without clientCa, and one that is no CRL', async () => {
+    writeFileSync(join(dir, 'client.crl'), await crlOf([], inADay()))
+    const base = config('request')
+    const listener = (base.listeners as Array<Record<string, Record<string, unknown>>>)[0]
+    const withTls = (tls: Record<string, unknown>) => ({ ...base, routes: [(base.routes as unknown[])[1]], listeners: [{ ...listener, tls: { ...listener.tls, ...tls } }] })
+    writeFileSync(join(dir, 'not.crl'), ca.cert)
+    for (const [cfg, message] of [
+      [withTls({ clientCa: undefined, clientCertificates: 'none' }), /\/listeners\/0\/tls\s.*clientCrl needs clientCa/],
+      [withTls({ clientCrl: '${file:not.crl}' }), /\/listeners\/0\/tls\s.*clientCrl holds no PEM revocation list/],
+    ] as const) {
       const r = await cli(['check-config', configIn(dir, cfg)])
       assert.equal(r.code, 1, r.stdout)
       assert.match(r.stderr, message)

@@ -72,8 +72,8 @@ describe('certificate names and a route\'s certificates', () => {
 describe('certificateIdentity', () => {
   const raw = Buffer.from('not really DER, only hashed')
   const validTo = 'Nov 30 12:00:00 2026 GMT'
-  function request(cert: Record<string, unknown> | undefined, authorized: boolean): IncomingMessage {
-    return { socket: { authorized, getPeerCertificate: () => cert ?? {} } } as unknown as IncomingMessage
+  function request(cert: Record<string, unknown> | undefined, authorized: boolean, authorizationError?: string): IncomingMessage {
+    return { socket: { authorized, authorizationError, getPeerCertificate: () => cert ?? {} } } as unknown as IncomingMessage
   }
   const detailed = {
     raw,
@@ -118,10 +118,12 @@ describe('certificateIdentity', () => {
     assert.equal(certificateIdentity(req, before), certificateIdentity(req, before))
   })
 
-  test('refused: no certificate, plain HTTP, one the listener did not verify, one past its notAfter, one whose notAfter is unreadable', () => {
+  test('refused: no certificate, plain HTTP, one the listener did not verify or found revoked, one past its notAfter, one whose notAfter is unreadable', () => {
     assert.equal(refusal(request(undefined, false), before), 'certificate_missing')
     assert.equal(refusal({ socket: {} } as unknown as IncomingMessage, before), 'certificate_missing')
     assert.equal(refusal(request(detailed, false), before), 'certificate_unverified')
+    assert.equal(refusal(request(detailed, false, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'), before), 'certificate_unverified')
+    assert.equal(refusal(request(detailed, false, 'CERT_REVOKED'), before), 'certificate_revoked')
     assert.equal(refusal(request(detailed, true), before + 1), 'certificate_expired')
     assert.equal(refusal(request({ ...detailed, valid_to: 'soon' }, true), 0), 'certificate_expired')
   })

@@ -11,7 +11,7 @@ import type { Identity } from '../stage.js'
 export const CERTIFICATE_ISSUER_ID = '#certificate'
 
 /** Why a request on an `auth: certificate` route has no certificate identity. */
-export type CertificateRefusal = 'certificate_missing' | 'certificate_unverified' | 'certificate_expired'
+export type CertificateRefusal = 'certificate_missing' | 'certificate_unverified' | 'certificate_revoked' | 'certificate_expired'
 
 /**
  * The names a certificate carries, as the route allowlists are compiled: `uri:<URI SAN>`,
@@ -124,7 +124,15 @@ function identityOf(cert: PeerCertificate): Identity {
 export function certificateIdentity(req: IncomingMessage, nowMs: number): Identity {
   const cert = peerCertificateOf(req)
   const refusal: CertificateRefusal | undefined =
-    cert === undefined ? 'certificate_missing' : !cert.verified ? 'certificate_unverified' : nowMs >= identityOf(cert).expiresAt ? 'certificate_expired' : undefined
+    cert === undefined
+      ? 'certificate_missing'
+      : !cert.verified
+        ? cert.verifyError === 'CERT_REVOKED'
+          ? 'certificate_revoked'
+          : 'certificate_unverified'
+        : nowMs >= identityOf(cert).expiresAt
+          ? 'certificate_expired'
+          : undefined
   if (refusal !== undefined) {
     throw new GatewayError('ERR_AUTHN_CERTIFICATE_REQUIRED', {
       reason: refusal,
