@@ -61,7 +61,7 @@ test('an access_token query parameter is ERR_AUTHN_MALFORMED, with or without a 
 })
 
 test('access_token is found in any spelling a framework might decode', () => {
-  for (const q of ['?access_token=x', '?a=1&access_token', '?a=1;access_token=x', '?ACCESS_TOKEN=x', '?access%5Ftoken=x', '?acc%65ss_token=x', 'access_token=x']) {
+  for (const q of ['?access_token=x', '?a=1&access_token', '?a=1;access_token=x', '?ACCESS_TOKEN=x', '?access%5Ftoken=x', '?acc%65ss_token=x', 'access_token=x', '?access_toke%4E=x', '?access.token=x', '?access+token=x', '?access[token=x', '?access_token[]=x', '?access_token[0]=x']) {
     assert.equal(hasQueryToken(q), true, q)
   }
 })

@@ -73,7 +73,10 @@ export function countAuthorizationHeaders(rawHeaders: readonly string[]): number
 /**
  * True when the raw query (with or without its leading "?") carries an `access_token` parameter.
  * Names are percent-decoded and compared case-insensitively, and `;` counts as a separator, so no
- * spelling a framework might accept slips through.
+ * spelling a framework might accept slips through. So are the spellings that query parsers turn
+ * into that name: a bracket suffix (`access_token[]`, `access_token[0]`: an array or a hash in
+ * qs, Rack and PHP) and PHP's renaming of ".", " " and a lone "[" in a name to "_"
+ * (`access.token` is `$_GET['access_token']`).
  */
 export function hasQueryToken(query: string): boolean {
   if (query.length < 2) return false
@@ -90,9 +93,18 @@ export function hasQueryToken(query: string): boolean {
         // not valid percent-encoding: compare the raw text
       }
     }
-    if (name.trim() === 'access_token') return true
+    // Lowercased again: an escape can spell an uppercase letter (%4E is "N").
+    if (parameterBase(name.toLowerCase()) === 'access_token') return true
   }
   return false
+}
+
+/** The name a query parser files a (decoded, lowercase) parameter under: see hasQueryToken. */
+function parameterBase(name: string): string {
+  let base = name.trim()
+  const bracket = base.indexOf('[')
+  if (bracket > 0 && base.indexOf(']', bracket) !== -1) base = base.slice(0, bracket)
+  return base.length === 12 ? base.replace(/[. []/g, '_') : base
 }
 
 /**
