@@ -2,6 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { IncomingMessage } from 'node:http'
 import pino from 'pino'
+import fc from 'fast-check'
 import { IdentitySchema, type Config } from '../../config/schema.js'
 import { isGatewayError } from '../../errors/gateway-error.js'
 import { createClientAddressResolver } from '../../http/client-address.js'
@@ -279,4 +280,28 @@ test('duplicate Content-Length fields with different values are refused, equal o
   assert.equal(rejectionReason(() => run(['Content-Length', '5', 'content-length', '6'])), 'conflicting_content_length')
   assert.equal(rejectionReason(() => run(['Content-Length', '5, 6'])), 'invalid_content_length')
   assert.equal(run(['Content-Length', '5', 'Content-Length', '5'])['content-length'], '5')
+})
+
+test('property: a client identity header never reaches the upstream, however its name is cased or spelled with "_" for "-"', () => {
+  // Every exact name of the default list, and every prefix with a random tail; then random case
+  // per letter and random "_" for "-": all name the same variable to CGI-style servers.
+  const exact = DEFAULT_STRIP.filter((n) => !n.endsWith('*'))
+  const prefixes = DEFAULT_STRIP.filter((n) => n.endsWith('*')).map((n) => n.slice(0, -1))
+  const protectedName = fc.oneof(
+    fc.constantFrom(...exact, 'x-auth-subject', 'x-auth-client-id', 'x-auth-scopes', 'x-auth-issuer', 'client-cert', 'client-cert-chain', 'x-forwarded-user', 'x-real-ip', 'forwarded'),
+    fc.tuple(fc.constantFrom(...prefixes), fc.stringMatching(/^[a-z0-9-]{0,8}$/)).map(([p, tail]) => p + tail),
+  )
+  const spelled = protectedName.chain((name) =>
+    fc.array(fc.tuple(fc.boolean(), fc.boolean()), { minLength: name.length, maxLength: name.length }).map((flips) =>
+      [...name].map((c, i) => (c === '-' && flips[i][1] ? '_' : flips[i][0] ? c.toUpperCase() : c)).join(''),
+    ),
+  )
+  fc.assert(
+    fc.property(spelled, (name) => {
+      const out = run([name, 'forged-value', 'Accept', 'text/plain'])
+      assert.ok(!Object.values(out).includes('forged-value'), `${name} passed: ${JSON.stringify(out)}`)
+      assert.equal(out.accept, 'text/plain')
+    }),
+    { numRuns: 3000 },
+  )
 })
