@@ -60,6 +60,11 @@ export const ListenerTlsSchema = Type.Object(
       description:
         'Cipher suites offered (among them, the client\'s preference decides): TLS 1.3 suites (TLS_*) and forward-secret AEAD suites for TLS 1.2 (ECDHE-*). Narrow the default list, for instance to AES-256 only; weaker suites cannot be named.',
     }),
+    unknownServerNames: Type.Union([Type.Literal('default'), Type.Literal('refuse')], {
+      default: 'default',
+      description:
+        'A client that asks for a server name (SNI) no sni entry and not the listener\'s own certificate covers, or for none: default: gets cert/key. refuse: its handshake fails before any certificate is shown (scanners that connect by address learn no name).',
+    }),
     clientCertificates: Type.Union([Type.Literal('none'), Type.Literal('request'), Type.Literal('require')], {
       default: 'none',
       description:

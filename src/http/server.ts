@@ -3,6 +3,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Config, ListenerConfig, ListenerTlsConfig } from '../config/schema.js'
+import { X509Certificate } from 'node:crypto'
 import { createSecureContext, type SecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls'
 import type { Gateway, ParserRefusal } from '../gateway.js'
 import type { RequestContext } from '../pipeline/stage.js'
@@ -45,8 +46,29 @@ function secureContextOf(tls: ListenerTlsConfig, pair: { readonly cert: string; 
   }
 }
 
-/** The certificate for a server name a client asked for (SNI), or undefined for the listener's own. */
-type SniLookup = (serverName: string) => SecureContext | undefined
+/**
+ * The certificate for a server name a client asked for (SNI): an SNI entry's, undefined for the
+ * listener's own, or null when the listener refuses the name (`unknownServerNames: refuse`).
+ */
+type SniLookup = (serverName: string) => SecureContext | undefined | null
+
+const kRefusedPeer = Symbol('portcullis.refusedPeer')
+
+/** The error an SNICallback refusal ends the handshake with; its code names the tls.handshake_failed reason. */
+function unknownServerName(): Error {
+  return Object.assign(new Error('no certificate for this server name'), { code: 'ERR_TLS_UNKNOWN_SERVER_NAME' })
+}
+
+/**
+ * The listener's default secure context. With `unknownServerNames: refuse` it holds no
+ * certificate, so a client that names no server (SNI is optional, and never sent for an IP
+ * address) fails the handshake before any certificate, and the names in it, is shown; the
+ * listener's own pair is then served through SNI, to the names it covers.
+ */
+function defaultContextOf(tls: ListenerTlsConfig): SecureContextOptions {
+  const options = secureContextOf(tls)
+  return tls.unknownServerNames === 'refuse' ? { ...options, cert: undefined, key: undefined } : options
+}
 
 /**
  * A listener's `tls.sni` certificates, made once per config: an exact name first, then a wildcard
@@ -55,10 +77,15 @@ type SniLookup = (serverName: string) => SecureContext | undefined
  * context chosen by SNI replaces.
  */
 function sniLookupOf(tls: ListenerTlsConfig): SniLookup | undefined {
-  if (tls.sni === undefined) return undefined
+  const refuse = tls.unknownServerNames === 'refuse'
+  if (tls.sni === undefined && !refuse) return undefined
   const exact = new Map<string, SecureContext>()
   const wildcard = new Map<string, SecureContext>()
-  for (const entry of tls.sni) {
+  // Under refuse, the names the listener's own certificate covers (RFC 6125 matching by node's
+  // X509Certificate.checkHost, subjectAltName DNS names only, a wildcard for one whole label).
+  const own = refuse ? { context: createSecureContext(secureContextOf(tls)), cert: new X509Certificate(tls.cert) } : undefined
+  const ownCovers = (name: string) => own !== undefined && own.cert.checkHost(name, { subject: 'never', partialWildcards: false }) !== undefined
+  for (const entry of tls.sni ?? []) {
     const context = createSecureContext(secureContextOf(tls, entry))
     for (const name of entry.serverNames) {
       const lower = name.toLowerCase()
@@ -69,7 +96,9 @@ function sniLookupOf(tls: ListenerTlsConfig): SniLookup | undefined {
   return (serverName) => {
     const name = serverName.toLowerCase()
     const dot = name.indexOf('.')
-    return exact.get(name) ?? (dot > 0 ? wildcard.get(name.slice(dot + 1)) : undefined)
+    const entry = exact.get(name) ?? (dot > 0 ? wildcard.get(name.slice(dot + 1)) : undefined)
+    if (entry !== undefined || own === undefined) return entry
+    return ownCovers(name) ? own.context : null
   }
 }
 
@@ -257,12 +286,20 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
         : createHttpsServer(
             {
               ...options,
-              ...secureContextOf(l.tls),
+              ...defaultContextOf(l.tls),
               handshakeTimeout: s.headersTimeoutMs,
               requestCert: l.tls.clientCertificates !== 'none',
               rejectUnauthorized: l.tls.clientCertificates === 'require',
               // Always set on a TLS listener, so a reload can add SNI certificates; no context means the listener's own.
-              SNICallback: (serverName, done) => done(null, sniLookups[index]?.(serverName)),
+              // A method call on the connection's TLSSocket (this): a refusal destroys it before
+              // tlsClientError, so its address is kept for the event first.
+              SNICallback: function (this: TLSSocket, serverName: string, done: (err: Error | null, ctx?: SecureContext) => void) {
+                const context = sniLookups[index]?.(serverName)
+                if (context === null) {
+                  ;(this as TLSSocket & { [kRefusedPeer]?: string })[kRefusedPeer] = this.remoteAddress
+                  done(unknownServerName())
+                } else done(null, context)
+              },
             },
             handle,
           )
@@ -316,7 +353,8 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     // node no longer destroys the socket itself.
     server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       const reason = handshakeFailure(err)
-      if (reason !== undefined) gateway.tlsHandshakeFailed({ reason, peerIp: (socket as Socket).remoteAddress ?? '' })
+      const peerIp = (socket as Socket).remoteAddress ?? (socket as Socket & { [kRefusedPeer]?: string })[kRefusedPeer] ?? ''
+      if (reason !== undefined) gateway.tlsHandshakeFailed({ reason, peerIp })
       socket.destroy()
     })
     // An Expect other than 100-continue (RFC 9110 §10.1.1: 417). Without this listener node
@@ -381,7 +419,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       servers.forEach((server, i) => {
         const tls = next[i]?.tls
         if (tls !== undefined && 'setSecureContext' in server) {
-          server.setSecureContext(secureContextOf(tls))
+          server.setSecureContext(defaultContextOf(tls))
           sniLookups[i] = sniLookupOf(tls)
         }
       })

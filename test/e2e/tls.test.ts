@@ -661,6 +661,39 @@ describe('several certificates on one listener, chosen by the server name the cl
     assert.equal(await presented('www.example.test'), 'wildcard')
   })
 
+  test('unknownServerNames: refuse ends the handshake of a client naming another server, or none, before any certificate; the names served pass', async (t) => {
+    const up = await startUpstream()
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-sni-'))
+    // The listener's own certificate names localhost (certificate() above); the SNI entry api.example.test.
+    writePems(dir, pems.default)
+    write(dir, 'api', pems.api)
+    const gw = await startGateway(configIn(dir, tlsConfig(up.url, dir, { unknownServerNames: 'refuse', sni: [sni('api', ['api.example.test'])] })), { waitReady: false })
+    t.after(async () => {
+      await gw.stop()
+      await up.close()
+    })
+    const url = (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[0]
+    const fingerprint = async (servername?: string) => {
+      const r = await handshake(url, servername === undefined ? {} : { servername })
+      return 'fingerprint' in r ? Object.entries(pems).find(([, p]) => fingerprintOf(p.cert) === r.fingerprint)?.[0] : 'refused'
+    }
+    assert.equal(await fingerprint('api.example.test'), 'api')
+    assert.equal(await fingerprint('LOCALHOST'), 'default', 'a name the listener\'s own certificate covers')
+    assert.equal(await fingerprint('other.example.test'), 'refused')
+    assert.equal(await fingerprint(), 'refused', 'no server name (an address)')
+    const event = await gw.waitFor((l) => l.event === 'tls.handshake_failed' && l.reason === 'unknown_server_name')
+    assert.equal(event.clientIp, '127.0.0.1')
+    // A request that names the listener's own host is served.
+    const dispatcher = new Agent({ connect: { ca: pems.default.cert, servername: 'localhost' } })
+    try {
+      const r = await fetch(`${url}/p/own`, { dispatcher })
+      assert.equal(r.status, 200)
+      await r.arrayBuffer()
+    } finally {
+      await dispatcher.close()
+    }
+  })
+
   test('check-config refuses an SNI pair that does not load, a name given to two entries, and an inline SNI key', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'portcullis-sni-'))
     writePems(dir, pems.default)
