@@ -34,6 +34,28 @@ function writePems(dir: string, pems: { cert: string; key: string }): void {
   writeFileSync(join(dir, 'key.pem'), pems.key)
 }
 
+type Pems = { cert: string; key: string }
+
+/** A certificate authority with its key, in PEM: self-signed, or an intermediate that `issuer` issued. */
+async function certificateAuthority(commonName: string, issuer?: Pems): Promise<Pems> {
+  const pems = await generate([{ name: 'commonName', value: commonName }], {
+    keySize: 2048,
+    ...(issuer === undefined ? {} : { ca: { key: issuer.key, cert: issuer.cert } }),
+    extensions: [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }],
+  })
+  return { cert: pems.cert, key: pems.private }
+}
+
+/** A certificate `issuer` issued, with these subjectAltNames (type 2: DNS, 6: URI), and its key. */
+async function issuedBy(issuer: Pems, commonName: string, altNames: Array<{ type: 2 | 6; value: string }> = []): Promise<Pems> {
+  const pems = await generate([{ name: 'commonName', value: commonName }], {
+    keySize: 2048,
+    ca: { key: issuer.key, cert: issuer.cert },
+    extensions: altNames.length ? [{ name: 'subjectAltName', altNames }] : [],
+  })
+  return { cert: pems.cert, key: pems.private }
+}
+
 /** The certificate the listener presents and the protocol agreed, or the handshake's error. */
 function handshake(url: string, options: ConnectionOptions = {}): Promise<{ fingerprint: string; protocol: string | null } | { error: string }> {
   const { hostname, port } = new URL(url)
@@ -337,11 +359,8 @@ test('clientCertificates: require lets only clients with a certificate from clie
   const up = await startUpstream()
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-mtls-'))
   const server = await certificate('portcullis-server')
-  const ca = await generate([{ name: 'commonName', value: 'test client CA' }], {
-    keySize: 2048,
-    extensions: [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }],
-  })
-  const issued = await generate([{ name: 'commonName', value: 'client-from-ca' }], { keySize: 2048, ca: { key: ca.private, cert: ca.cert } })
+  const ca = await certificateAuthority('test client CA')
+  const issued = await issuedBy(ca, 'client-from-ca')
   const stranger = await certificate('client-self-signed')
   writePems(dir, server)
   writeFileSync(join(dir, 'client-ca.pem'), ca.cert)
@@ -369,7 +388,7 @@ test('clientCertificates: require lets only clients with a certificate from clie
       await dispatcher.close()
     }
   }
-  assert.equal(await get({ cert: issued.cert, key: issued.private }), 200)
+  assert.equal(await get(issued), 200)
   assert.equal(await get(), 'refused')
   assert.equal(await get({ cert: stranger.cert, key: stranger.key }), 'refused')
   assert.equal(up.received.length, 1)
@@ -465,13 +484,9 @@ test('@portcullis/verify in a service checks oidc-provider\'s certificate-bound 
 })
 
 /** A CA for client certificates, and a client certificate it issued. */
-async function clientCaAndCertificate(): Promise<{ ca: string; caKey: string; client: { cert: string; key: string } }> {
-  const ca = await generate([{ name: 'commonName', value: 'test client CA' }], {
-    keySize: 2048,
-    extensions: [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }],
-  })
-  const issued = await generate([{ name: 'commonName', value: 'client-from-ca' }], { keySize: 2048, ca: { key: ca.private, cert: ca.cert } })
-  return { ca: ca.cert, caKey: ca.private, client: { cert: issued.cert, key: issued.private } }
+async function clientCaAndCertificate(): Promise<{ ca: string; caKey: string; client: Pems }> {
+  const ca = await certificateAuthority('test client CA')
+  return { ca: ca.cert, caKey: ca.key, client: await issuedBy(ca, 'client-from-ca') }
 }
 
 /** Client-certificate claims a client may try to slip past the gateway to an upstream that trusts its TLS terminator. */
@@ -537,19 +552,15 @@ describe('client certificates towards the upstream (RFC 9440 Client-Cert)', () =
   })
 
   test('a certificate issued by an intermediate CA: its intermediate goes in Client-Cert-Chain, the trust anchor does not', async (t) => {
-    const intermediate = await generate([{ name: 'commonName', value: 'test intermediate CA' }], {
-      keySize: 2048,
-      ca: { key: trusted.caKey, cert: trusted.ca },
-      extensions: [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }],
-    })
-    const leaf = await generate([{ name: 'commonName', value: 'client-via-intermediate' }], { keySize: 2048, ca: { key: intermediate.private, cert: intermediate.cert } })
+    const intermediate = await certificateAuthority('test intermediate CA', { cert: trusted.ca, key: trusted.caKey })
+    const leaf = await issuedBy(intermediate, 'client-via-intermediate')
     const { tls } = await start(t)
     // The client sends its certificate and the intermediate; the listener trusts the root only.
-    const h = await forwarded(tls, { cert: `${leaf.cert}\n${intermediate.cert}`, key: leaf.private })
+    const h = await forwarded(tls, { cert: `${leaf.cert}\n${intermediate.cert}`, key: leaf.key })
     assert.equal(h['client-cert'], `:${derBase64(leaf.cert)}:`)
     assert.equal(h['client-cert-chain'], `:${derBase64(intermediate.cert)}:`)
     const renamed = await start(t, { headers: { clientCertificateChain: 'x-mtls-chain' } })
-    const r = await forwarded(renamed.tls, { cert: `${leaf.cert}\n${intermediate.cert}`, key: leaf.private })
+    const r = await forwarded(renamed.tls, { cert: `${leaf.cert}\n${intermediate.cert}`, key: leaf.key })
     assert.equal(r['x-mtls-chain'], `:${derBase64(intermediate.cert)}:`)
     assert.equal(r['client-cert-chain'], undefined, 'a client\'s Client-Cert-Chain is still removed')
   })
@@ -616,25 +627,31 @@ describe('several certificates on one listener, chosen by the server name the cl
     for (const name of ['default', 'api', 'wildcard', 'api-renewed']) pems[name] = await certificate(`portcullis-${name}`)
   })
 
+  /** A gateway on a TLS listener with these tls settings; its URL. */
+  async function start(t: { after(fn: () => unknown): void }, up: RecordingUpstream, dir: string, tls: Record<string, unknown>): Promise<{ gw: StartedGateway; url: string }> {
+    const gw = await startGateway(configIn(dir, tlsConfig(up.url, dir, tls)), { waitReady: false })
+    t.after(async () => {
+      await gw.stop()
+      await up.close()
+    })
+    return { gw, url: (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[0] }
+  }
+
+  /** Which of the test pairs the listener presents to a client asking for servername (none: no SNI), or "refused". */
+  async function presentedAt(url: string, servername?: string): Promise<string> {
+    const r = await handshake(url, servername === undefined ? {} : { servername })
+    if (!('fingerprint' in r)) return 'refused'
+    return Object.entries(pems).find(([, p]) => fingerprintOf(p.cert) === r.fingerprint)?.[0] ?? r.fingerprint
+  }
+
   test('an exact name before a wildcard, a wildcard for one label only, the listener\'s own certificate for anything else; a reload renews them', async (t) => {
     const up = await startUpstream()
     const dir = mkdtempSync(join(tmpdir(), 'portcullis-sni-'))
     writePems(dir, pems.default)
     write(dir, 'api', pems.api)
     write(dir, 'wildcard', pems.wildcard)
-    const config = tlsConfig(up.url, dir, { sni: [sni('api', ['api.example.test']), sni('wildcard', ['*.example.test'])] })
-    const gw = await startGateway(configIn(dir, config), { waitReady: false })
-    t.after(async () => {
-      await gw.stop()
-      await up.close()
-    })
-    const url = (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[0]
-    const presented = async (servername?: string) => {
-      const r = await handshake(url, servername === undefined ? {} : { servername })
-      assert.ok('fingerprint' in r, JSON.stringify(r))
-      const match = Object.entries(pems).find(([, p]) => fingerprintOf(p.cert) === r.fingerprint)
-      return match?.[0] ?? r.fingerprint
-    }
+    const { gw, url } = await start(t, up, dir, { sni: [sni('api', ['api.example.test']), sni('wildcard', ['*.example.test'])] })
+    const presented = (servername?: string) => presentedAt(url, servername)
     assert.equal(await presented('api.example.test'), 'api')
     assert.equal(await presented('API.Example.Test'), 'api', 'server names are case-insensitive')
     assert.equal(await presented('www.example.test'), 'wildcard')
@@ -667,16 +684,8 @@ describe('several certificates on one listener, chosen by the server name the cl
     // The listener's own certificate names localhost (certificate() above); the SNI entry api.example.test.
     writePems(dir, pems.default)
     write(dir, 'api', pems.api)
-    const gw = await startGateway(configIn(dir, tlsConfig(up.url, dir, { unknownServerNames: 'refuse', sni: [sni('api', ['api.example.test'])] })), { waitReady: false })
-    t.after(async () => {
-      await gw.stop()
-      await up.close()
-    })
-    const url = (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[0]
-    const fingerprint = async (servername?: string) => {
-      const r = await handshake(url, servername === undefined ? {} : { servername })
-      return 'fingerprint' in r ? Object.entries(pems).find(([, p]) => fingerprintOf(p.cert) === r.fingerprint)?.[0] : 'refused'
-    }
+    const { gw, url } = await start(t, up, dir, { unknownServerNames: 'refuse', sni: [sni('api', ['api.example.test'])] })
+    const fingerprint = (servername?: string) => presentedAt(url, servername)
     assert.equal(await fingerprint('api.example.test'), 'api')
     assert.equal(await fingerprint('LOCALHOST'), 'default', 'a name the listener\'s own certificate covers')
     assert.equal(await fingerprint('other.example.test'), 'refused')
@@ -728,22 +737,15 @@ describe('TLS towards an upstream: a private CA, the gateway\'s client certifica
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'portcullis-upstream-tls-'))
     // The upstream's certificate comes from a private CA and names orders.internal only (not 127.0.0.1).
-    const privateCa = await generate([{ name: 'commonName', value: 'private upstream CA' }], {
-      keySize: 2048,
-      extensions: [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }],
-    })
-    const serverPems = await generate([{ name: 'commonName', value: 'orders.internal' }], {
-      keySize: 2048,
-      ca: { key: privateCa.private, cert: privateCa.cert },
-      extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'orders.internal' }] }],
-    })
+    const privateCa = await certificateAuthority('private upstream CA')
+    const serverPems = await issuedBy(privateCa, 'orders.internal', [{ type: 2, value: 'orders.internal' }])
     // The upstream admits only clients with a certificate from its client CA.
     const clients = await clientCaAndCertificate()
     gatewayClient = clients.client
     writeFileSync(join(dir, 'upstream-ca.pem'), privateCa.cert)
     writeFileSync(join(dir, 'client.pem'), gatewayClient.cert)
     writeFileSync(join(dir, 'client-key.pem'), gatewayClient.key)
-    upstream = createHttpsServer({ cert: serverPems.cert, key: serverPems.private, ca: clients.ca, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+    upstream = createHttpsServer({ cert: serverPems.cert, key: serverPems.key, ca: clients.ca, requestCert: true, rejectUnauthorized: true }, (req, res) => {
       seen.push(String((req.socket as TLSSocket).getPeerCertificate().subject?.CN))
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}')
     })
@@ -853,30 +855,17 @@ describe('routes authenticated by client certificate (auth: certificate)', () =>
   const clients: Record<string, { cert: string; key: string }> = {}
   let caName: string
 
-  /** A certificate the test CA issues, with these subjectAltNames (type 6: URI, 2: DNS). */
-  async function issue(ca: { cert: string; private: string }, commonName: string, altNames: Array<{ type: 2 | 6; value: string }>) {
-    const pems = await generate([{ name: 'commonName', value: commonName }], {
-      keySize: 2048,
-      ca: { key: ca.private, cert: ca.cert },
-      extensions: altNames.length ? [{ name: 'subjectAltName', altNames }] : [],
-    })
-    return { cert: pems.cert, key: pems.private }
-  }
-
   before(async () => {
     up = await startUpstream()
     dir = mkdtempSync(join(tmpdir(), 'portcullis-cert-auth-'))
     server = await certificate('portcullis-server')
     writePems(dir, server)
-    const ca = await generate([{ name: 'commonName', value: 'services CA' }], {
-      keySize: 2048,
-      extensions: [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }],
-    })
+    const ca = await certificateAuthority('services CA')
     writeFileSync(join(dir, 'client-ca.pem'), ca.cert)
     caName = 'CN=services CA'
-    clients.billing = await issue(ca, 'billing', [{ type: 6, value: 'spiffe://example.org/billing' }])
-    clients.reports = await issue(ca, 'reports', [{ type: 2, value: 'Reports.Internal' }])
-    clients.admin = await issue(ca, 'billing', [{ type: 6, value: 'spiffe://example.org/billing-admin' }])
+    clients.billing = await issuedBy(ca, 'billing', [{ type: 6, value: 'spiffe://example.org/billing' }])
+    clients.reports = await issuedBy(ca, 'reports', [{ type: 2, value: 'Reports.Internal' }])
+    clients.admin = await issuedBy(ca, 'billing', [{ type: 6, value: 'spiffe://example.org/billing-admin' }])
     // Names the route admits, but issued by no CA the listener trusts.
     const selfSigned = await generate([{ name: 'commonName', value: 'billing' }], {
       keySize: 2048,
@@ -1057,22 +1046,10 @@ describe('client certificate revocation (tls.clientCrl)', () => {
     dir = mkdtempSync(join(tmpdir(), 'portcullis-crl-'))
     server = await certificate('portcullis-server')
     writePems(dir, server)
-    const pems = await generate([{ name: 'commonName', value: 'services CA' }], {
-      keySize: 2048,
-      extensions: [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }],
-    })
-    ca = { cert: pems.cert, key: pems.private }
+    ca = await certificateAuthority('services CA')
     writeFileSync(join(dir, 'client-ca.pem'), ca.cert)
-    const issue = async (cn: string) => {
-      const p = await generate([{ name: 'commonName', value: cn }], {
-        keySize: 2048,
-        ca: { key: ca.key, cert: ca.cert },
-        extensions: [{ name: 'subjectAltName', altNames: [{ type: 6, value: `spiffe://example.org/${cn}` }] }],
-      })
-      return { cert: p.cert, key: p.private }
-    }
-    good = await issue('billing')
-    revoked = await issue('reports')
+    good = await issuedBy(ca, 'billing', [{ type: 6, value: 'spiffe://example.org/billing' }])
+    revoked = await issuedBy(ca, 'reports', [{ type: 6, value: 'spiffe://example.org/reports' }])
   })
   after(() => up?.close())
 
