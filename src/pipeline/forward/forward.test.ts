@@ -1,5 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import fc from 'fast-check'
 import { errors as undiciErrors } from 'undici'
 import type { Identity } from '../stage.js'
 import { createIdentityHeaderWriter, headerSafe } from './identity-headers.js'
@@ -100,6 +101,22 @@ test('identity values that could break a header are percent-encoded', () => {
   assert.equal(headerSafe('josé'), 'jos%C3%A9')
   assert.equal(headerSafe(' x'), '%20x')
   assert.equal(headerSafe('50%\u0000'), '50%25%00')
+  // A "%" is always escaped: decoding gives back the value, whichever way it was sent.
+  assert.equal(headerSafe('caf%C3%A9'), 'caf%25C3%25A9')
+  assert.notEqual(headerSafe('caf%C3%A9'), headerSafe('café'))
+})
+
+test('property: an identity value is sent as visible ASCII and spaces only, and percent-decoding gives it back', () => {
+  // Any well-formed text: ASCII, controls, "%", non-ASCII and astral characters.
+  const text = fc.string({ unit: fc.oneof(fc.constantFrom('%', ' ', '\t', '\r', '\n', '\u0000', '\u007f', 'é', '\u2028', '😀', '%2', '%41'), fc.integer({ min: 0, max: 0x10ffff }).filter((c) => c < 0xd800 || c > 0xdfff).map((c) => String.fromCodePoint(c))), maxLength: 30 })
+  fc.assert(
+    fc.property(text, (value) => {
+      const sent = headerSafe(value)
+      assert.match(sent, /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$|^$/, JSON.stringify(value))
+      assert.equal(decodeURIComponent(sent), value, JSON.stringify(value))
+    }),
+    { numRuns: 5000 },
+  )
 })
 
 function coded(code: string): Error {

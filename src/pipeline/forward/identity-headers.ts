@@ -3,10 +3,12 @@ import type { Identity } from '../stage.js'
 
 export type IdentityHeaderWriter = (headers: Record<string, string | string[]>, identity: Identity) => void
 
-// A value is sent as is when it is visible ASCII with inner spaces only; anything else (control
-// characters, non-ASCII, edge whitespace) is percent-encoded UTF-8 so it can never split or
-// smuggle a header (RFC 9110 §5.5: field values are visible characters, SP and HTAB).
-const SAFE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/
+// A value is sent as is when it is visible ASCII with inner spaces only, and no "%"; anything else
+// (control characters, non-ASCII, edge whitespace, a "%") is percent-encoded UTF-8, so it can never
+// split or smuggle a header (RFC 9110 §5.5: field values are visible characters, SP and HTAB), and
+// percent-decoding a value always gives back what the token said: a raw value holds no "%", so
+// "caf%C3%A9" in a token and "café" cannot arrive as the same text.
+const SAFE = /^[\x21-\x24\x26-\x7e](?:[\x20-\x24\x26-\x7e]*[\x21-\x24\x26-\x7e])?$/
 
 export function headerSafe(value: string): string {
   if (SAFE.test(value)) return value
