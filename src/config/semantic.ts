@@ -50,6 +50,12 @@ export function hasCredentials(url: string): boolean {
   }
 }
 
+/** OpenSSL's error code of a failed parse: what a message may name (its text could quote a key). */
+function opensslCode(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code
+  return typeof code === 'string' ? code : 'unreadable'
+}
+
 /**
  * Why a certificate and key cannot serve TLS (unreadable PEM, a key that does not match the
  * certificate), or undefined. Named by OpenSSL's error code only: the message could quote the
@@ -60,8 +66,7 @@ function keyPairProblem(cert: string, key: string, minVersion: ListenerTlsConfig
     createSecureContext({ cert, key, minVersion })
     return undefined
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    return `the certificate and key cannot be used for TLS (${typeof code === 'string' ? code : 'unreadable'}): both must be PEM, and the key unencrypted and the certificate's own`
+    return `the certificate and key cannot be used for TLS (${opensslCode(err)}): both must be PEM, and the key unencrypted and the certificate's own`
   }
 }
 
@@ -92,8 +97,7 @@ function crlProblem(pem: string): string | undefined {
     createSecureContext({ crl: pem })
     return undefined
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    return `clientCrl cannot be read (${typeof code === 'string' ? code : 'unreadable'})`
+    return `clientCrl cannot be read (${opensslCode(err)})`
   }
 }
 
@@ -105,8 +109,7 @@ function caListProblem(pem: string, field: string): string | undefined {
     try {
       new X509Certificate(block)
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
-      return `certificate ${i + 1} of ${field} cannot be read (${typeof code === 'string' ? code : 'unreadable'})`
+      return `certificate ${i + 1} of ${field} cannot be read (${opensslCode(err)})`
     }
   }
   return undefined

@@ -73,8 +73,9 @@ function defaultContextOf(tls: ListenerTlsConfig): SecureContextOptions {
 /**
  * A listener's `tls.sni` certificates, made once per config: an exact name first, then a wildcard
  * `*.rest` for a name whose first label is followed by `rest` (one label only, as in RFC 6125
- * §6.4.3). Each context carries the listener's minimum version, ciphers and client CAs, which a
- * context chosen by SNI replaces.
+ * §6.4.3); under `unknownServerNames: refuse`, then the listener's own pair for the names it
+ * covers, and a refusal for the rest. Each context carries the listener's minimum version,
+ * ciphers, client CAs and CRLs, which a context chosen by SNI replaces.
  */
 function sniLookupOf(tls: ListenerTlsConfig): SniLookup | undefined {
   const refuse = tls.unknownServerNames === 'refuse'

@@ -116,6 +116,18 @@ function identityOf(cert: PeerCertificate): Identity {
   return identity
 }
 
+/** Why a connection's certificate gives no identity, or undefined when it gives one. */
+function refusalOf(cert: PeerCertificate | undefined, nowMs: number): CertificateRefusal | undefined {
+  if (cert === undefined) return 'certificate_missing'
+  if (!cert.verified) return cert.verifyError === 'CERT_REVOKED' ? 'certificate_revoked' : 'certificate_unverified'
+  return nowMs >= identityOf(cert).expiresAt ? 'certificate_expired' : undefined
+}
+
+/** Whether certificateIdentity would give the request an identity (and not throw). */
+export function hasCertificateIdentity(req: IncomingMessage, nowMs: number): boolean {
+  return refusalOf(peerCertificateOf(req), nowMs) === undefined
+}
+
 /**
  * The identity of the request connection's client certificate, verified against a listener's
  * clientCa and still within its validity (a keep-alive connection can outlive the certificate
@@ -123,16 +135,7 @@ function identityOf(cert: PeerCertificate): Identity {
  */
 export function certificateIdentity(req: IncomingMessage, nowMs: number): Identity {
   const cert = peerCertificateOf(req)
-  const refusal: CertificateRefusal | undefined =
-    cert === undefined
-      ? 'certificate_missing'
-      : !cert.verified
-        ? cert.verifyError === 'CERT_REVOKED'
-          ? 'certificate_revoked'
-          : 'certificate_unverified'
-        : nowMs >= identityOf(cert).expiresAt
-          ? 'certificate_expired'
-          : undefined
+  const refusal = refusalOf(cert, nowMs)
   if (refusal !== undefined) {
     throw new GatewayError('ERR_AUTHN_CERTIFICATE_REQUIRED', {
       reason: refusal,

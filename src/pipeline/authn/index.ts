@@ -4,8 +4,7 @@ import { GatewayError } from '../../errors/gateway-error.js'
 import type { Deps, Identity, RequestContext, Stage } from '../stage.js'
 import { extractBearer } from './bearer.js'
 import { bindingRefusal, boundCertificate, checkBinding } from './binding.js'
-import { certificateIdentity } from './certificate.js'
-import { peerCertificateOf } from '../../http/peer-certificate.js'
+import { certificateIdentity, hasCertificateIdentity } from './certificate.js'
 import { buildIdentity, checkClaims, checkHeaderPolicy, checkHeaderShape, namedBy } from './claims.js'
 import { compileIssuer, IssuerConfigError, type IssuerRuntime } from './issuer.js'
 import { parseCompact, type ParsedJwt } from './jwt-parse.js'
@@ -225,10 +224,8 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
     name: 'authn',
     onRequest,
     knownToken(ctx) {
-      if (ctx.route?.auth === 'certificate') {
-        const cert = peerCertificateOf(ctx.req)
-        return cert !== undefined && cert.verified
-      }
+      // The same rule as onRequest: a certificate it would refuse (an expired one too) is no known credential.
+      if (ctx.route?.auth === 'certificate') return hasCertificateIdentity(ctx.req, now())
       // True only when onRequest will accept from the cache: the limits stage then skips its
       // before-authn store call, so a request authn refuses after all (a second Authorization
       // header, a token in the query, an issuer the route does not accept) must answer false here.

@@ -50,8 +50,10 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
   const configured = [...identity.stripHeaders, ...Object.values(identity.headers), ...GATEWAY_OWNED, ...ADDRESS_CLAIMS, ...REQUEST_OVERRIDES]
   const dropped = createHeaderMatcher([...HOP_BY_HOP, 'host', 'expect', ...configured.map((n) => n.replace(UNDERSCORES, '-'))]).matches
   const via11 = `1.1 ${VIA_NAME}`
-  const clientCertHeader = identity.forwardClientCertificate ? identity.headers.clientCertificate.toLowerCase() : undefined
-  const clientCertChainHeader = identity.forwardClientCertificate ? identity.headers.clientCertificateChain.toLowerCase() : undefined
+  // RFC 9440 field names, when verified client certificates are forwarded at all.
+  const certHeaders = identity.forwardClientCertificate
+    ? { cert: identity.headers.clientCertificate.toLowerCase(), chain: identity.headers.clientCertificateChain.toLowerCase() }
+    : undefined
   const maxBodyBytes = config.server.maxBodyBytes
 
   return {
@@ -108,11 +110,11 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
       const via = req.httpVersion === '1.1' ? via11 : `${req.httpVersion} ${VIA_NAME}`
       const prevVia = h.via
       out.via = prevVia === undefined ? via : `${prevVia}, ${via}`
-      if (clientCertHeader !== undefined) {
+      if (certHeaders !== undefined) {
         const cert = peerCertificateOf(req)
         if (cert?.clientCertField !== undefined) {
-          out[clientCertHeader] = cert.clientCertField
-          if (cert.clientCertChainField !== undefined) out[clientCertChainHeader!] = cert.clientCertChainField
+          out[certHeaders.cert] = cert.clientCertField
+          if (cert.clientCertChainField !== undefined) out[certHeaders.chain] = cert.clientCertChainField
         }
       }
       ctx.upstreamHeaders = out

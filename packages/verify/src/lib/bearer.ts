@@ -104,7 +104,8 @@ function parameterBase(name: string): string {
   let base = name.trim()
   const bracket = base.indexOf('[')
   if (bracket > 0 && base.indexOf(']', bracket) !== -1) base = base.slice(0, bracket)
-  return base.length === 12 ? base.replace(/[. []/g, '_') : base
+  // Only a name as long as access_token can become it.
+  return base.length === 'access_token'.length ? base.replace(/[. []/g, '_') : base
 }
 
 /**
