@@ -9,8 +9,9 @@ import { connect as netConnect, type AddressInfo } from 'node:net'
 import { createServer as createHttpsServer } from 'node:https'
 import { hash, webcrypto, X509Certificate } from 'node:crypto'
 import * as x509 from '@peculiar/x509'
-import { generate } from 'selfsigned'
 import { Agent, fetch } from 'undici'
+import { generate } from 'selfsigned'
+import { certificate, certificateAuthority, issuedBy, type Pems } from '../helpers/certs.js'
 import { baseConfig, CLI, startGateway, writeConfig, type StartedGateway } from '../helpers/gateway.js'
 import { startUpstream, type RecordingUpstream } from '../helpers/upstream.js'
 import { startKeyServer, type KeyServer } from '../helpers/keys.js'
@@ -18,42 +19,10 @@ import { startOidcProvider } from '../helpers/oidc.js'
 import { createVerifier, gatewayTokenVerifier, isVerifyError } from '@portcullis/verify'
 import { authenticate, sendProblem } from '@portcullis/verify/node-http'
 
-/** A self-signed certificate for 127.0.0.1 and localhost, with its key, in PEM. */
-async function certificate(commonName: string): Promise<{ cert: string; key: string }> {
-  const pems = await generate([{ name: 'commonName', value: commonName }], {
-    keySize: 2048,
-    notAfterDate: new Date(Date.now() + 2 * 86_400_000),
-    extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] }],
-  })
-  return { cert: pems.cert, key: pems.private }
-}
-
 /** Writes a certificate and key where a ${file:} reference of the config reads them. */
 function writePems(dir: string, pems: { cert: string; key: string }): void {
   writeFileSync(join(dir, 'cert.pem'), pems.cert)
   writeFileSync(join(dir, 'key.pem'), pems.key)
-}
-
-type Pems = { cert: string; key: string }
-
-/** A certificate authority with its key, in PEM: self-signed, or an intermediate that `issuer` issued. */
-async function certificateAuthority(commonName: string, issuer?: Pems): Promise<Pems> {
-  const pems = await generate([{ name: 'commonName', value: commonName }], {
-    keySize: 2048,
-    ...(issuer === undefined ? {} : { ca: { key: issuer.key, cert: issuer.cert } }),
-    extensions: [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }],
-  })
-  return { cert: pems.cert, key: pems.private }
-}
-
-/** A certificate `issuer` issued, with these subjectAltNames (type 2: DNS, 6: URI), and its key. */
-async function issuedBy(issuer: Pems, commonName: string, altNames: Array<{ type: 2 | 6; value: string }> = []): Promise<Pems> {
-  const pems = await generate([{ name: 'commonName', value: commonName }], {
-    keySize: 2048,
-    ca: { key: issuer.key, cert: issuer.cert },
-    extensions: altNames.length ? [{ name: 'subjectAltName', altNames }] : [],
-  })
-  return { cert: pems.cert, key: pems.private }
 }
 
 /** The certificate the listener presents and the protocol agreed, or the handshake's error. */
