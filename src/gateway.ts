@@ -77,7 +77,17 @@ export function createGateway(config: Config, deps: Deps, options: GatewayOption
   const internalTokens = createInternalTokens(config, deps)
   const resolveClient = createClientAddressResolver(config.server.trustedProxies)
   const authn = createAuthnStage(config, deps, { previousKeys: options.previous?.keyStore })
-  const forward = createForwardStage(config, deps, { upstreamAuthorization: internalTokens?.upstreamAuthorization })
+  const metrics = options.metrics
+  const forward = createForwardStage(config, deps, {
+    upstreamAuthorization: internalTokens?.upstreamAuthorization,
+    tunnelOpened: metrics && (() => metrics.websocketTunnels.inc()),
+    tunnelClosed:
+      metrics &&
+      ((reason) => {
+        metrics.websocketTunnels.dec()
+        metrics.websocketClosed.inc({ reason })
+      }),
+  })
   const routeLimits = new Map(config.routes.map((r, i) => [routeId(r, i), r.limits ?? []] as const))
   const limits = createLimits(
     config.limits,

@@ -475,3 +475,14 @@ test('two listeners, or the metrics listener, on one port are refused at the sec
     ['/listeners/3/port'],
   )
 })
+
+test('a websocket route must accept GET, the method of every WebSocket handshake', () => {
+  const noGet = loadConfigText(VALID.replace('    auth: required\n', '    auth: required\n    methods: [POST]\n    websocket: true\n'), FILE, {})
+  const issue = only(noGet)
+  assert.equal(issue.path, '/routes/0/websocket')
+  assert.match(issue.message, /needs GET/)
+  assert.equal(issue.line, 16)
+  const ok = loadConfigText(VALID.replace('    auth: required\n', '    auth: required\n    websocket: true\n'), FILE, {})
+  assert.ok(ok.ok, ok.ok ? '' : formatIssues(ok.errors))
+  assert.equal(ok.config.routes[0].websocket, true)
+})

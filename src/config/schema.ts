@@ -131,6 +131,7 @@ export const ServerSchema = Type.Object(
       description: "Requests one client connection may carry: the last one's response says Connection: close and the connection ends with it; requests pipelined behind it are not answered. 0 = unlimited.",
     }),
     drainTimeoutMs: Ms(10_000, 'On SIGTERM, in-flight requests get this long to finish.'),
+    websocketIdleTimeoutMs: Ms(300_000, 'A WebSocket tunnel with no bytes in either direction for this long is closed.'),
     maxBodyBytes: Type.Integer({
       minimum: 0,
       default: 10_485_760,
@@ -272,6 +273,10 @@ export const RouteSchema = Type.Object(
     stripPrefix: Type.Optional(Type.String({ pattern: PATTERNS.path.pattern, description: 'Prefix removed from the path before forwarding.' })),
     limits: RouteLimitsField,
     upstreamToken: UpstreamTokenField,
+    websocket: Type.Optional(Type.Boolean({
+      description:
+        'Let WebSocket handshakes (RFC 6455) on this route through, after the route\'s authentication, scopes and limits: the upstream\'s 101 opens a tunnel, closed when the credential expires or after server.websocketIdleTimeoutMs without traffic. Needs GET among the methods. Off (the default): a handshake gets 400 ERR_ROUTE_WEBSOCKET_NOT_ALLOWED.',
+    })),
   },
   closed,
 )

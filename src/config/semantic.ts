@@ -265,6 +265,8 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
     } else if (r.certificates !== undefined) {
       add(`${p}/certificates`, 'certificates can only be checked on a route with auth: certificate')
     }
+    // A WebSocket handshake is a GET (RFC 6455 §4.1): without it the route could never open one.
+    if (r.websocket && !r.methods.includes('GET')) add(`${p}/websocket`, 'websocket: true needs GET among the route\'s methods: every WebSocket handshake is a GET')
 
     const problem = patternProblem(r.path)
     if (problem) add(`${p}/path`, `invalid path pattern: ${problem}`)

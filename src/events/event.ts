@@ -7,6 +7,7 @@ export type DenialEventType =
   | 'normalize.rejected'
   | 'route.not_found'
   | 'route.method_not_allowed'
+  | 'route.websocket_not_allowed'
   | 'authn.missing'
   | 'authn.malformed'
   | 'authn.invalid_token'
@@ -41,6 +42,7 @@ export type LifecycleEventType =
   | 'limits.store_recovered'
   | 'limits.lockout'
   | 'tls.handshake_failed'
+  | 'websocket.closed'
 
 export interface RequestEvent {
   readonly type: DenialEventType

@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server as HttpServer, type ServerOptions, type ServerResponse } from 'node:http'
+import { createServer, ServerResponse, type IncomingMessage, type Server as HttpServer, type ServerOptions } from 'node:http'
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -10,6 +10,8 @@ import type { RequestContext } from '../pipeline/stage.js'
 import { GatewayError } from '../errors/gateway-error.js'
 import { toProblem } from '../errors/problem.js'
 import { resolveRequestId, resolveTraceparent } from './request-id.js'
+import { GatewayIncomingMessage } from './websocket.js'
+import { TUNNEL_SHUTDOWN } from '../pipeline/forward/tunnel.js'
 
 /**
  * node:http ↔ RequestContext adapter, client-side limits, health endpoints and draining.
@@ -175,14 +177,14 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     if (--inFlight === 0 && onIdle) onIdle()
   }
 
-  function handle(req: IncomingMessage, res: ServerResponse): void {
+  function handle(req: IncomingMessage, res: ServerResponse, upgradeHead?: Buffer): void {
     // node hands over pipelined requests as soon as they are parsed, while the responses before
     // them are still owed; their response gets the socket once those are written (node queues
     // it with no socket until then). A request only starts when it does: one connection runs
     // one request at a time, however many it pipelines, instead of filling the upstream pool.
     const socket = res.socket
     if (socket === null) {
-      res.once('socket', () => handle(req, res))
+      res.once('socket', () => handle(req, res, upgradeHead))
       return
     }
     // An earlier response closed the connection (a refusal whose body was not read,
@@ -241,6 +243,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       peerIp,
       startedAt: performance.now(),
       path: '',
+      upgradeHead,
       query: '',
       route: undefined,
       identity: undefined,
@@ -258,6 +261,9 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
 
   const servers: Server[] = []
   const urls: string[] = []
+  // Connections node handed over on a WebSocket handshake (handshaking or tunnelling): node's
+  // closeAllConnections no longer sees them, so draining ends them here.
+  const tunnels = new Set<Duplex>()
   // Per listener, swapped by updateTls: the SNI certificates of the config in force.
   const sniLookups: Array<SniLookup | undefined> = []
   for (const l of config.listeners) {
@@ -277,6 +283,8 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       // How often node checks headersTimeout/requestTimeout; its 30 s default would let a
       // slowloris client hold a socket far longer than the configured timeouts.
       connectionsCheckingInterval: Math.min(1000, Math.ceil(s.headersTimeoutMs / 2)),
+      // Hands only WebSocket handshakes to the 'upgrade' listener below (http/websocket.ts).
+      IncomingMessage: GatewayIncomingMessage,
     }
     // The config loader checked that the certificate and key load (semantic.ts, tlsProblem). A
     // handshake gets headersTimeoutMs, as a request head does (node's default is 120 s: a client
@@ -368,6 +376,24 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       res.shouldKeepAlive = false
       res.writeHead(p.status, { ...p.headers, connection: 'close' }).end(p.body)
     })
+    // A WebSocket handshake (the only upgrade node hands over, http/websocket.ts). node has let go
+    // of the connection: the request runs the whole pipeline on a response made here, and only a
+    // route with `websocket: true` whose upstream answers 101 turns it into a tunnel
+    // (forward/tunnel.ts). Any other answer is the connection's last.
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      // Its errors (a reset) are ours to catch now, and node's timeouts no longer watch it: until
+      // the tunnel sets its own, a client that stalls is cut after requestTimeoutMs.
+      socket.on('error', () => socket.destroy())
+      ;(socket as Socket).setTimeout(s.requestTimeoutMs, () => socket.destroy())
+      const res = new ServerResponse(req)
+      res.shouldKeepAlive = false
+      res.assignSocket(socket as Socket)
+      // A refusal (or an upstream's answer other than 101) ends the connection once it is written.
+      res.once('finish', () => socket.end())
+      tunnels.add(socket)
+      socket.once('close', () => tunnels.delete(socket))
+      handle(req, res, head)
+    })
     // CONNECT asks for a tunnel, which a gateway that authorizes each request never opens.
     // Without this listener node drops the connection without a word.
     server.on('connect', (req: IncomingMessage, socket: Duplex) => {
@@ -442,6 +468,11 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
         })
       }
       for (const server of servers) server.closeAllConnections()
+      // Ended with a cause, so each tunnel records that it closed for the shutdown; their close
+      // events come a turn of the loop later, and the shutdown waits for them (their records).
+      const closed = [...tunnels].map((socket) => new Promise((r) => socket.once('close', r)))
+      for (const socket of tunnels) socket.destroy(Object.assign(new Error('gateway shutting down'), { code: TUNNEL_SHUTDOWN }))
+      await Promise.all(closed)
     },
   }
 }

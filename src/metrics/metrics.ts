@@ -15,6 +15,8 @@ export interface Metrics {
   readonly limitStoreUp: Gauge
   readonly lockouts: Counter<'target'>
   readonly tlsHandshakeFailures: Counter<'reason'>
+  readonly websocketTunnels: Gauge
+  readonly websocketClosed: Counter<'reason'>
   /**
    * Where gateway_limits_store_up is read at each scrape: the running gateway's store. A reload
    * may replace the store; a replaced store's last state must not stay on the gauge.
@@ -48,6 +50,13 @@ export function createMetrics(): Metrics {
     tlsHandshakeFailures: new Counter({
       name: 'gateway_tls_handshake_failures_total',
       help: 'TLS handshakes a listener refused, by OpenSSL reason.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    websocketTunnels: new Gauge({ name: 'gateway_websocket_tunnels', help: 'WebSocket tunnels open now.', registers: [registry] }),
+    websocketClosed: new Counter({
+      name: 'gateway_websocket_closed_total',
+      help: 'WebSocket tunnels closed, by the reason of their websocket.closed event.',
       labelNames: ['reason'],
       registers: [registry],
     }),

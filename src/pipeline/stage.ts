@@ -45,6 +45,11 @@ export interface RequestContext {
   readonly startedAt: number
   /** Canonical path, set by normalize. What route matches and what forward sends. */
   path: string
+  /**
+   * On a WebSocket handshake (http/websocket.ts), the bytes the client sent after it, for the
+   * upstream once the tunnel opens; undefined on every other request.
+   */
+  readonly upgradeHead: Buffer | undefined
   /** Raw query string, with its leading "?" or empty. */
   query: string
   route: CompiledRoute | undefined

@@ -5,6 +5,8 @@ import type { RequestContext } from '../stage.js'
 import { rateLimitResponseHeaders } from '../limits/index.js'
 import { responseHeaders } from './response-headers.js'
 import { mapUpstreamError } from './upstream-error.js'
+import { openTunnel, type TunnelOptions } from './tunnel.js'
+import type { Socket } from 'node:net'
 
 const kHandler = Symbol('portcullis.forward')
 type TrackedResponse = ServerResponse & { [kHandler]?: ForwardHandler }
@@ -56,6 +58,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     private readonly logger: Logger,
     private readonly upstreamId: string,
     private readonly headersTimeoutMs: number,
+    /** On a WebSocket handshake: how the tunnel a 101 opens is run. */
+    private readonly tunnel?: (ctx: RequestContext) => TunnelOptions,
   ) {
     const res = ctx.res as TrackedResponse
     res[kHandler] = this
@@ -114,6 +118,42 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     return true
   }
 
+  /**
+   * The upstream accepted a WebSocket handshake (101): its answer goes to the client, then the two
+   * connections become one tunnel. Only reached for a request sent with undici's `upgrade`, which
+   * the forward stage sets on a handshake through a `websocket: true` route; any other answer to
+   * it is relayed by onHeaders like an ordinary response.
+   */
+  onUpgrade(statusCode: number, rawHeaders: Buffer[], socket: Socket): void {
+    if (this.state === State.Done) return void socket.destroy()
+    this.state = State.Done
+    const ctx = this.ctx
+    if (this.clientGone || this.tunnel === undefined || ctx.upgradeHead === undefined) {
+      socket.destroy()
+      ctx.status = 499
+      this.resolve()
+      return
+    }
+    ctx.upstreamMs = Math.round((performance.now() - this.startedAt) * 100) / 100
+    try {
+      const headers = responseHeaders(rawHeaders, ctx.id)
+      // A 101 has no content (RFC 9110 §15.2.2); the connection's own fields are ours to say.
+      withoutContentLength(headers)
+      headers.push('connection', 'upgrade', 'upgrade', 'websocket')
+      ctx.res.writeHead(statusCode, headers)
+      ctx.res.flushHeaders()
+    } catch (err) {
+      // A header node refuses to write: nothing was sent yet, so the client gets a 502.
+      socket.destroy()
+      this.logger.warn({ requestId: ctx.id, upstream: this.upstreamId, err: (err as Error).message }, 'upstream upgrade answer refused')
+      this.reject(mapUpstreamError(err as Error, false).error)
+      return
+    }
+    ctx.status = statusCode
+    openTunnel(ctx.req.socket, socket, ctx.upgradeHead, this.tunnel(ctx))
+    this.resolve()
+  }
+
   onData(chunk: Buffer): boolean {
     // A bodiless answer (204, 304, HEAD) is complete already: a body the parser still hands over
     // is dropped, never written after end (which would emit an unhandled 'error' on the response).
@@ -137,7 +177,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // 413): undici stops sending it and destroys the request stream, after which node would stop
     // reading the connection, so the client's next request on it would never be answered. Discard
     // the rest instead, as node does with a body nobody read, and the connection stays in step.
-    if (!req.complete) (req as DumpableRequest)._dump()
+    // (A WebSocket handshake has no body, and its connection closes after this answer.)
+    if (!req.complete && this.ctx.upgradeHead === undefined) (req as DumpableRequest)._dump()
     this.ctx.res.end()
     this.resolve()
   }

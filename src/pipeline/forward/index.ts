@@ -9,6 +9,7 @@ import type { Deps, RequestContext, Stage } from '../stage.js'
 import { ForwardHandler } from './handler.js'
 import { createIdentityHeaderWriter } from './identity-headers.js'
 import { basePathOf, upstreamPath } from './upstream-path.js'
+import type { TunnelCloseReason, TunnelOptions } from './tunnel.js'
 
 export interface ForwardStage extends Stage {
   close(): Promise<void>
@@ -20,6 +21,10 @@ export interface ForwardOptions {
    * and identity.forwardAuthorization made it. Internal tokens (src/tokens/) supply it.
    */
   readonly upstreamAuthorization?: (ctx: RequestContext) => string | undefined
+  /** A WebSocket tunnel opened (metrics). */
+  readonly tunnelOpened?: () => void
+  /** A WebSocket tunnel closed, and why (metrics). */
+  readonly tunnelClosed?: (reason: TunnelCloseReason) => void
 }
 
 /** One upstream, prepared at config load. */
@@ -80,6 +85,29 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
   const upstreamAuthorization = options.upstreamAuthorization
   const logger = deps.logger
   const maxBodyBytes = config.server.maxBodyBytes
+  const idleTimeoutMs = config.server.websocketIdleTimeoutMs
+  // How a tunnel opened by a WebSocket handshake runs, and what its end records (websocket.closed).
+  const { tunnelOpened, tunnelClosed } = options
+  const tunnel = (ctx: RequestContext): TunnelOptions => ({
+    idleTimeoutMs,
+    onOpened: tunnelOpened,
+    closeAt: ctx.identity?.expiresAt,
+    now: deps.now,
+    onClosed: (closed) => {
+      tunnelClosed?.(closed.reason)
+      deps.events.emit({
+        type: 'websocket.closed',
+        time: new Date(deps.now()).toISOString(),
+        requestId: ctx.id,
+        traceId: ctx.traceId,
+        clientIp: ctx.clientIp,
+        route: ctx.route?.id,
+        subject: ctx.identity?.subject,
+        clientId: ctx.identity?.clientId,
+        ...closed,
+      })
+    },
+  })
 
   return {
     name: 'forward',
@@ -97,6 +125,21 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
         if (authorization !== undefined) headers.authorization = authorization
       }
       const req = ctx.req
+      if (ctx.upgradeHead !== undefined) {
+        // A WebSocket handshake (the route stage let only `websocket: true` routes have one):
+        // undici sends it with Connection: upgrade and Upgrade: websocket on a connection of its
+        // own, and hands the socket over on a 101 (ForwardHandler.onUpgrade).
+        const upgrade: Dispatcher.DispatchOptions = {
+          path: upstreamPath(target.prefix, ctx.path, route.stripPrefix, ctx.query),
+          method: 'GET',
+          headers,
+          body: null,
+          upgrade: 'websocket',
+        }
+        return new Promise<void>((resolve, reject) => {
+          target.pool.dispatch(upgrade, new ForwardHandler(ctx, resolve, reject, logger, target.id, target.headersTimeoutMs, tunnel))
+        })
+      }
       const opts: Dispatcher.DispatchOptions = {
         path: upstreamPath(target.prefix, ctx.path, route.stripPrefix, ctx.query),
         method: ctx.method as Dispatcher.DispatchOptions['method'],

@@ -12,6 +12,8 @@ export function createRouteStage(config: Config) {
       const m = router.match(ctx.path, ctx.method)
       if (m.kind === 'match') {
         ctx.route = m.route
+        // A WebSocket handshake opens a connection that outlives the request: only where the route says so.
+        if (ctx.upgradeHead !== undefined && !m.route.websocket) throw new GatewayError('ERR_ROUTE_WEBSOCKET_NOT_ALLOWED', { reason: 'websocket' })
         return
       }
       if (m.kind === 'method') {

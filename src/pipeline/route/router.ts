@@ -17,6 +17,8 @@ export interface CompiledRoute {
   readonly requiredScopeText: string
   readonly upstreamId: string
   readonly stripPrefix: string | undefined
+  /** WebSocket handshakes may open a tunnel through this route (forward/tunnel.ts). */
+  readonly websocket: boolean
 }
 
 export type RouteMatch =
@@ -51,6 +53,7 @@ export function compileRoute(r: RouteConfig, index: number): CompiledRoute {
     requiredScopeText: [...allOf, ...anyOf].join(' '),
     upstreamId: r.upstream,
     stripPrefix: r.stripPrefix,
+    websocket: r.websocket === true,
   })
 }
 

@@ -1,0 +1,36 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Socket } from 'node:net'
+import { GatewayIncomingMessage, isWebSocketHandshake } from './websocket.js'
+
+function request(method: string, headers: Record<string, string>): GatewayIncomingMessage {
+  const req = new GatewayIncomingMessage(new Socket())
+  req.method = method
+  req.headers = headers
+  return req
+}
+
+test('a WebSocket handshake is a bodiless GET listing websocket in Upgrade, in any case and position', () => {
+  for (const upgrade of ['websocket', 'WebSocket', 'h2c, websocket', 'websocket ,h2c', 'foo,\twebsocket']) {
+    assert.equal(isWebSocketHandshake(request('GET', { upgrade })), true, upgrade)
+  }
+  for (const upgrade of ['websockets', 'web socket', 'h2c', 'websocket/13x', '', 'xwebsocket']) {
+    assert.equal(isWebSocketHandshake(request('GET', { upgrade })), false, upgrade)
+  }
+  assert.equal(isWebSocketHandshake(request('POST', { upgrade: 'websocket' })), false, 'not a GET')
+  assert.equal(isWebSocketHandshake(request('GET', { upgrade: 'websocket', 'content-length': '3' })), false, 'a body')
+  assert.equal(isWebSocketHandshake(request('GET', { upgrade: 'websocket', 'transfer-encoding': 'chunked' })), false, 'a chunked body')
+})
+
+test('the upgrade flag node reads is the parser\'s for a WebSocket handshake only', () => {
+  const ws = request('GET', { upgrade: 'websocket' })
+  assert.equal(ws.upgrade, false, 'not asked yet (the constructor sets null)')
+  ws.upgrade = true
+  assert.equal(ws.upgrade, true)
+  const h2c = request('GET', { upgrade: 'h2c' })
+  h2c.upgrade = true
+  assert.equal(h2c.upgrade, false, 'any other upgrade stays an ordinary request')
+  const plain = request('GET', { upgrade: 'websocket' })
+  plain.upgrade = false
+  assert.equal(plain.upgrade, false, 'without Connection: upgrade the parser never asks')
+})

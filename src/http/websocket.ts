@@ -1,0 +1,47 @@
+import { IncomingMessage } from 'node:http'
+
+const kAsked = Symbol('portcullis.upgradeAsked')
+
+/** `websocket` as one element of the Upgrade list (RFC 9110 §7.8: protocol names, any case). */
+const WEBSOCKET_LISTED = /(?:^|,)[ \t]*websocket[ \t]*(?:,|$)/i
+
+/**
+ * Whether a request is a WebSocket opening handshake the gateway may tunnel (RFC 6455 §4.1): a
+ * GET asking to upgrade to `websocket`, with no body (a handshake has none, and node would hand
+ * any body over as tunnel bytes, unframed). node's parser has checked that Connection lists
+ * `upgrade` before it asks.
+ */
+export function isWebSocketHandshake(req: IncomingMessage): boolean {
+  const h = req.headers
+  return req.method === 'GET' && h['content-length'] === undefined && h['transfer-encoding'] === undefined && WEBSOCKET_LISTED.test(h.upgrade ?? '')
+}
+
+/**
+ * The listener's request class. node decides whether a request leaves HTTP for another protocol by
+ * reading `req.upgrade` once its headers are parsed, and with an `upgrade` listener it hands every
+ * request that asked (Connection: upgrade plus Upgrade) to that listener, body or not. Only
+ * WebSocket handshakes are meant for it: every other upgrade request (an `Upgrade: h2c` that
+ * `curl --http2` sends, a POST with a body) stays an ordinary request, served as before, its
+ * Upgrade header dropped as hop-by-hop. node 20 has no per-request choice (its
+ * `shouldUpgradeCallback` came later), so the flag the parser sets is kept aside here and read
+ * back only for a WebSocket handshake.
+ */
+export class GatewayIncomingMessage extends IncomingMessage {
+  private [kAsked]: boolean | null = null
+
+  // @ts-expect-error an accessor in place of IncomingMessage's data property, on purpose (above).
+  override get upgrade(): boolean {
+    // CONNECT keeps node's own handling (the listener's 'connect' answers it with a 501).
+    return this[kAsked] === true && (this.method === 'CONNECT' || isWebSocketHandshake(this))
+  }
+
+  set upgrade(asked: boolean) {
+    this[kAsked] = asked
+  }
+}
+
+// undici recognizes node's request object by its prototype's `constructor` (util.destroy): when it
+// stops reading a request body (the upstream answered early) it then detaches the socket before
+// destroying the stream, and the client's connection stays open for its next request. The
+// subclass must be recognized the same way (hostile-upstream.test.ts checks that connection).
+Object.defineProperty(GatewayIncomingMessage.prototype, 'constructor', { value: IncomingMessage, writable: true, configurable: true, enumerable: false })

@@ -1,0 +1,356 @@
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http'
+import { connect, type AddressInfo, type Socket } from 'node:net'
+import { once } from 'node:events'
+import { WebSocket, WebSocketServer } from 'ws'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { certificate, certificateAuthority, issuedBy } from '../helpers/certs.js'
+import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
+import { startKeyServer, type KeyServer } from '../helpers/keys.js'
+import { send } from '../helpers/limits.js'
+
+/**
+ * WebSocket handshakes through the gateway, with the `ws` package on both ends: the client a
+ * browser or service would use, and a WebSocket server as the upstream. The handshake runs the
+ * whole pipeline; only `websocket: true` routes tunnel it; the tunnel closes at the token's expiry,
+ * when idle, and when the gateway drains.
+ */
+
+const AUD = 'api://chat'
+
+interface Upstream {
+  readonly url: string
+  /** Handshakes that reached the upstream, with the path and headers it saw. */
+  readonly handshakes: Array<{ url: string; headers: IncomingHttpHeaders }>
+  /** Plain HTTP requests that reached it. */
+  readonly requests: Array<{ method: string; url: string; headers: IncomingHttpHeaders; body: string }>
+  close(): Promise<void>
+}
+
+/** A WebSocket echo server; a handshake to /refuse/** gets a 403 instead of a 101. */
+async function startWebSocketUpstream(): Promise<Upstream> {
+  const handshakes: Upstream['handshakes'] = []
+  const requests: Upstream['requests'] = []
+  const server: Server = createServer((req, res) => {
+    let body = ''
+    req.setEncoding('utf8').on('data', (c: string) => (body += c))
+    req.on('end', () => {
+      requests.push({ method: req.method!, url: req.url!, headers: req.headers, body })
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ plain: true }))
+    })
+  })
+  const wss = new WebSocketServer({ noServer: true })
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    handshakes.push({ url: req.url!, headers: req.headers })
+    if (req.url!.startsWith('/refuse/')) {
+      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: 19\r\nconnection: close\r\n\r\n{"upstream":"nope"}')
+      return
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })))
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    handshakes,
+    requests,
+    close: async () => {
+      for (const c of wss.clients) c.terminate()
+      server.closeAllConnections()
+      await new Promise<void>((r) => server.close(() => r()))
+    },
+  }
+}
+
+interface Refused {
+  readonly status: number
+  readonly headers: IncomingHttpHeaders
+  readonly body: string
+}
+
+/** Opens a WebSocket; resolves with it once open, or with the HTTP answer that refused the handshake. */
+function openSocket(url: string, headers: Record<string, string> = {}, tls: { ca?: string } = {}): Promise<{ ws: WebSocket; response: IncomingMessage } | { refused: Refused }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers, ...tls })
+    ws.once('upgrade', (response) => ws.once('open', () => resolve({ ws, response })))
+    ws.once('unexpected-response', (_req, res) => {
+      let body = ''
+      res.setEncoding('utf8').on('data', (c: string) => (body += c))
+      res.on('end', () => resolve({ refused: { status: res.statusCode!, headers: res.headers, body } }))
+    })
+    ws.once('error', reject)
+  })
+}
+
+async function opened(url: string, headers: Record<string, string> = {}): Promise<{ ws: WebSocket; response: IncomingMessage }> {
+  const r = await openSocket(url, headers)
+  if ('refused' in r) assert.fail(`handshake refused: ${r.refused.status} ${r.refused.body}`)
+  return r
+}
+
+async function refused(url: string, headers: Record<string, string> = {}, tls: { ca?: string } = {}): Promise<Refused> {
+  const r = await openSocket(url, headers, tls)
+  if (!('refused' in r)) {
+    r.ws.terminate()
+    assert.fail('handshake unexpectedly accepted')
+  }
+  return r.refused
+}
+
+/** Sends one message and waits for its echo. */
+async function echo(ws: WebSocket, data: string | Buffer): Promise<Buffer> {
+  const reply = once(ws, 'message') as Promise<[Buffer, boolean]>
+  ws.send(data)
+  return (await reply)[0]
+}
+
+// Each test bounds its waits: a tunnel that never closes fails its test instead of hanging the run.
+describe('WebSocket tunnels', { timeout: 60_000 }, () => {
+  let ks: KeyServer
+  let up: Upstream
+  let gw: StartedGateway
+  let base = ''
+  let wsBase = ''
+  let chatToken = ''
+
+  before(async () => {
+    ks = await startKeyServer({ audience: AUD })
+    up = await startWebSocketUpstream()
+    gw = await startGateway(
+      baseConfig({
+        server: { websocketIdleTimeoutMs: 2500, drainTimeoutMs: 1000 },
+        metrics: { enabled: true, port: 0 },
+        issuers: [{ id: 'idp', issuer: ks.issuer, jwksUri: ks.jwksUri, audiences: [AUD] }],
+        upstreams: [
+          { id: 'chat', url: up.url },
+          // A port nothing listens on: the handshake finds the upstream down.
+          { id: 'down', url: 'http://127.0.0.1:9', connectTimeoutMs: 2000 },
+        ],
+        routes: [
+          { id: 'chat', path: '/chat/**', methods: ['GET'], upstream: 'chat', auth: 'required', scopes: { allOf: ['chat'] }, websocket: true },
+          { id: 'lobby', path: '/lobby/**', methods: ['GET', 'POST'], upstream: 'chat', auth: 'public', websocket: true },
+          { id: 'refuse', path: '/refuse/**', methods: ['GET'], upstream: 'chat', auth: 'public', websocket: true },
+          { id: 'down', path: '/down/**', methods: ['GET'], upstream: 'down', auth: 'public', websocket: true },
+          { id: 'plain', path: '/plain/**', methods: ['GET', 'POST'], upstream: 'chat', auth: 'public' },
+        ],
+        limits: { bruteForce: { enabled: false } },
+      }),
+    )
+    base = gw.url
+    wsBase = gw.url.replace(/^http/, 'ws')
+    chatToken = await ks.sign({ scope: 'chat', sub: 'alice' })
+  })
+
+  after(async () => {
+    if (gw?.child.exitCode === null) await gw.stop()
+    await Promise.all([up?.close(), ks?.close()])
+  })
+
+  test('a handshake with a valid token and scope opens a tunnel: messages flow both ways, the upstream sees the verified identity', async () => {
+    const before = up.handshakes.length
+    const { ws, response } = await opened(`${wsBase}/chat/rooms/../room-1?x=1`, {
+      authorization: `Bearer ${chatToken}`,
+      'x-auth-subject': 'mallory',
+      'x-request-id': 'ws-test-request-0001',
+    })
+    const metricsUrl = String(gw.lines.find((l) => l.msg === 'listening')!.metrics)
+    assert.match(await (await fetch(metricsUrl)).text(), /^gateway_websocket_tunnels 1$/m, 'the open tunnel is counted')
+    assert.equal(response.statusCode, 101)
+    assert.equal(response.headers['x-request-id'], 'ws-test-request-0001', 'the 101 carries the request id')
+    assert.equal((await echo(ws, 'hello')).toString(), 'hello')
+    // A message far larger than a socket buffer: backpressure both ways, nothing lost.
+    const big = Buffer.alloc(3 * 1024 * 1024, 7)
+    assert.ok((await echo(ws, big)).equals(big))
+
+    assert.equal(up.handshakes.length, before + 1)
+    const seen = up.handshakes.at(-1)!
+    assert.equal(seen.url, '/chat/room-1?x=1', 'the upstream gets the canonical path that was authorized')
+    assert.equal(seen.headers['x-auth-subject'], 'alice', 'the verified subject, not the spoofed one')
+    assert.equal(seen.headers['x-request-id'], 'ws-test-request-0001')
+    assert.match(String(seen.headers.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/)
+    assert.equal(seen.headers.upgrade, 'websocket')
+    assert.ok(seen.headers['sec-websocket-key'], 'the handshake fields travel end to end')
+
+    const closed = gw.waitFor((l) => l.event === 'websocket.closed' && l.requestId === 'ws-test-request-0001')
+    ws.close(1000, 'bye')
+    const event = await closed
+    // The closing handshake ends with the upstream closing first (RFC 6455 §7.1.1: the server closes the TCP connection).
+    assert.equal(event.reason, 'upstream_closed')
+    assert.equal(event.route, 'chat')
+    assert.equal(event.subject, 'alice')
+    assert.ok((event.bytesFromClient as number) > big.length && (event.bytesFromUpstream as number) > big.length, JSON.stringify(event))
+    const metrics = await (await fetch(metricsUrl)).text()
+    assert.match(metrics, /^gateway_websocket_tunnels 0$/m)
+    assert.match(metrics, /^gateway_websocket_closed_total\{reason="upstream_closed"\} 1$/m)
+    const access = gw.lines.find((l) => l.name === 'access' && l.requestId === 'ws-test-request-0001')
+    assert.equal(access?.status, 101, 'the handshake has its access line')
+    assert.ok(!JSON.stringify(gw.lines).includes(chatToken), 'no token in any line')
+  })
+
+  test('a client that drops its connection ends the tunnel and the upstream connection with it', async () => {
+    const { ws } = await opened(`${wsBase}/lobby/drop`, { 'x-request-id': 'ws-test-request-0005' })
+    assert.equal((await echo(ws, 'x')).toString(), 'x')
+    ws.terminate()
+    const event = await gw.waitFor((l) => l.event === 'websocket.closed' && l.requestId === 'ws-test-request-0005')
+    assert.equal(event.reason, 'client_closed')
+    assert.equal(event.subject, undefined, 'a public route has no identity')
+  })
+
+  test('the handshake is refused like any request: no token 401, a token without the scope 403; nothing reaches the upstream', async () => {
+    const before = up.handshakes.length
+    const missing = await refused(`${wsBase}/chat/room-1`)
+    assert.equal(missing.status, 401)
+    assert.equal(missing.headers['content-type'], 'application/problem+json')
+    assert.equal(JSON.parse(missing.body).code, 'ERR_AUTHN_MISSING')
+    assert.match(String(missing.headers['www-authenticate']), /^Bearer/)
+
+    const other = await ks.sign({ scope: 'read', sub: 'bob' })
+    const scope = await refused(`${wsBase}/chat/room-1`, { authorization: `Bearer ${other}` })
+    assert.equal(scope.status, 403)
+    assert.equal(JSON.parse(scope.body).code, 'ERR_AUTHZ_INSUFFICIENT_SCOPE')
+    // A token in the query string is no more accepted on a handshake than anywhere else.
+    const query = await refused(`${wsBase}/chat/room-1?access_token=${chatToken}`)
+    assert.equal(query.status, 400)
+    assert.equal(up.handshakes.length, before)
+  })
+
+  test('a route without websocket: true refuses a handshake (400), and still serves plain requests', async () => {
+    const before = up.handshakes.length + up.requests.length
+    const r = await refused(`${wsBase}/plain/x`)
+    assert.equal(r.status, 400)
+    assert.equal(JSON.parse(r.body).code, 'ERR_ROUTE_WEBSOCKET_NOT_ALLOWED')
+    assert.equal(up.handshakes.length + up.requests.length, before, 'nothing reached the upstream')
+    await gw.waitFor((l) => l.event === 'route.websocket_not_allowed' && l.route === 'plain')
+
+    const plain = await send(base, '/plain/x')
+    assert.equal(plain.status, 200)
+    // A plain GET to a websocket route is an ordinary request.
+    const onWsRoute = await send(base, '/lobby/x')
+    assert.equal(onWsRoute.status, 200)
+    assert.equal(up.requests.at(-1)?.url, '/lobby/x')
+  })
+
+  test('an upgrade to anything but WebSocket stays an ordinary request, its body and Upgrade header handled as before', async () => {
+    // What `curl --http2` sends to an http:// URL: a POST with a body asking for h2c.
+    const socket = connect((new URL(base).port as unknown as number) || 80, '127.0.0.1')
+    await once(socket, 'connect')
+    let answer = ''
+    socket.setEncoding('utf8').on('data', (c: string) => (answer += c))
+    socket.write(
+      'POST /plain/h2c HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nContent-Length: 5\r\n\r\nhello',
+    )
+    while (!answer.includes('"plain":true')) await once(socket, 'data')
+    socket.destroy()
+    assert.match(answer, /^HTTP\/1\.1 200 /)
+    const seen = up.requests.at(-1)!
+    assert.equal(seen.url, '/plain/h2c')
+    assert.equal(seen.body, 'hello')
+    assert.equal(seen.headers.upgrade, undefined, 'Upgrade is hop-by-hop')
+  })
+
+  test('an upstream that refuses the upgrade has its answer relayed; one that is down gives 502', async () => {
+    const r = await refused(`${wsBase}/refuse/x`)
+    assert.equal(r.status, 403)
+    assert.equal(r.body, '{"upstream":"nope"}')
+    const down = await refused(`${wsBase}/down/x`)
+    assert.equal(down.status, 502)
+    assert.equal(JSON.parse(down.body).code, 'ERR_FORWARD_UNAVAILABLE')
+  })
+
+  test('a tunnel closes when the token that opened it expires, however busy it is', { timeout: 15_000 }, async () => {
+    const now = Math.floor(Date.now() / 1000)
+    const shortLived = await ks.sign({ scope: 'chat', sub: 'carol', iat: now, exp: now + 2 })
+    const { ws } = await opened(`${wsBase}/chat/room-2`, { authorization: `Bearer ${shortLived}`, 'x-request-id': 'ws-test-request-0002' })
+    // Traffic every 200 ms keeps the idle timer from being the cause.
+    const chatter = setInterval(() => ws.readyState === WebSocket.OPEN && ws.send('ping'), 200)
+    const [code] = (await once(ws, 'close')) as [number]
+    clearInterval(chatter)
+    assert.equal(code, 1006, 'the connection is cut, not closed by the upstream')
+    const event = await gw.waitFor((l) => l.event === 'websocket.closed' && l.requestId === 'ws-test-request-0002')
+    assert.equal(event.reason, 'credential_expired')
+    assert.equal(event.subject, 'carol')
+  })
+
+  test('a tunnel with no traffic is closed after websocketIdleTimeoutMs', { timeout: 15_000 }, async () => {
+    const { ws } = await opened(`${wsBase}/lobby/quiet`, { 'x-request-id': 'ws-test-request-0003' })
+    await once(ws, 'close')
+    const event = await gw.waitFor((l) => l.event === 'websocket.closed' && l.requestId === 'ws-test-request-0003')
+    assert.equal(event.reason, 'idle_timeout')
+  })
+
+  test('draining ends open tunnels after drainTimeoutMs, and the gateway exits', async () => {
+    const { ws } = await opened(`${wsBase}/lobby/stay`, { 'x-request-id': 'ws-test-request-0004' })
+    assert.equal((await echo(ws, 'still here')).toString(), 'still here')
+    const chatter = setInterval(() => ws.readyState === WebSocket.OPEN && ws.send('ping'), 200)
+    const closed = once(ws, 'close')
+    const code = await gw.stop()
+    await closed
+    clearInterval(chatter)
+    assert.equal(code, 0)
+    const event = gw.lines.find((l) => l.event === 'websocket.closed' && l.requestId === 'ws-test-request-0004')
+    assert.equal(event?.reason, 'shutdown')
+  })
+})
+
+describe('WebSocket tunnels over TLS, admitted by client certificate', { timeout: 60_000 }, () => {
+  let up: Upstream
+  let gw: StartedGateway
+  let serverCert = ''
+  let ca: Awaited<ReturnType<typeof certificateAuthority>>
+
+  before(async () => {
+    up = await startWebSocketUpstream()
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-wss-'))
+    const server = await certificate('portcullis-server')
+    serverCert = server.cert
+    ca = await certificateAuthority('services CA')
+    writeFileSync(join(dir, 'cert.pem'), server.cert)
+    writeFileSync(join(dir, 'key.pem'), server.key)
+    writeFileSync(join(dir, 'client-ca.pem'), ca.cert)
+    const config = baseConfig({
+      listeners: [
+        // Plain, for the readiness check only.
+        { host: '127.0.0.1', port: 0 },
+        { host: '127.0.0.1', port: 0, tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', clientCertificates: 'request', clientCa: '${file:client-ca.pem}' } },
+      ],
+      upstreams: [{ id: 'chat', url: up.url }],
+      routes: [{ id: 'feed', path: '/feed/**', methods: ['GET'], upstream: 'chat', auth: 'certificate', certificates: [{ uri: 'spiffe://example.org/feeder' }], websocket: true }],
+    })
+    const path = join(dir, 'portcullis.json')
+    writeFileSync(path, JSON.stringify(config))
+    gw = await startGateway(path)
+  })
+
+  after(async () => {
+    await gw?.stop()
+    await up?.close()
+  })
+
+  test('wss:// through a TLS listener: the certificate is the identity, and the tunnel closes when the certificate expires', { timeout: 30_000 }, async () => {
+    // A client certificate that expires a few seconds from now: valid at the handshake.
+    const client = await issuedBy(ca, 'feeder', [{ type: 6, value: 'spiffe://example.org/feeder' }], new Date(Date.now() + 4000))
+    const httpsUrl = (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[1]
+    const url = httpsUrl.replace(/^https/, 'wss') + '/feed/live'
+    const ws = new WebSocket(url, { ca: serverCert, cert: client.cert, key: client.key, headers: { 'x-request-id': 'wss-test-request-0001' } })
+    await once(ws, 'open')
+    assert.equal((await echo(ws, 'over tls')).toString(), 'over tls')
+    const seen = up.handshakes.at(-1)!
+    assert.equal(seen.headers['x-auth-subject'], 'spiffe://example.org/feeder')
+    assert.ok(seen.headers['client-cert'], 'the verified certificate travels as Client-Cert')
+    const chatter = setInterval(() => ws.readyState === WebSocket.OPEN && ws.send('ping'), 200)
+    await once(ws, 'close')
+    clearInterval(chatter)
+    const event = await gw.waitFor((l) => l.event === 'websocket.closed' && l.requestId === 'wss-test-request-0001')
+    assert.equal(event.reason, 'credential_expired')
+    assert.equal(event.subject, 'spiffe://example.org/feeder')
+
+    // Without a certificate the same handshake is refused before any upstream.
+    const before = up.handshakes.length
+    const r = await refused(url, {}, { ca: serverCert })
+    assert.equal(r.status, 403)
+    assert.equal(JSON.parse(r.body).code, 'ERR_AUTHN_CERTIFICATE_REQUIRED')
+    assert.equal(up.handshakes.length, before)
+  })
+})
