@@ -5,6 +5,8 @@ import { GatewayIncomingMessage, isWebSocketHandshake } from './websocket.js'
 
 function request(method: string, headers: Record<string, string>): GatewayIncomingMessage {
   const req = new GatewayIncomingMessage(new Socket())
+  req.httpVersionMajor = 1
+  req.httpVersionMinor = 1
   req.method = method
   req.headers = headers
   return req
@@ -18,6 +20,9 @@ test('a WebSocket handshake is a bodiless GET listing websocket in Upgrade, in a
     assert.equal(isWebSocketHandshake(request('GET', { upgrade })), false, upgrade)
   }
   assert.equal(isWebSocketHandshake(request('POST', { upgrade: 'websocket' })), false, 'not a GET')
+  const http10 = request('GET', { upgrade: 'websocket' })
+  http10.httpVersionMinor = 0
+  assert.equal(isWebSocketHandshake(http10), false, 'HTTP/1.0 has no upgrade (RFC 6455 asks for 1.1)')
   assert.equal(isWebSocketHandshake(request('GET', { upgrade: 'websocket', 'content-length': '3' })), false, 'a body')
   assert.equal(isWebSocketHandshake(request('GET', { upgrade: 'websocket', 'transfer-encoding': 'chunked' })), false, 'a chunked body')
 })

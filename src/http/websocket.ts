@@ -6,14 +6,14 @@ const kAsked = Symbol('portcullis.upgradeAsked')
 const WEBSOCKET_LISTED = /(?:^|,)[ \t]*websocket[ \t]*(?:,|$)/i
 
 /**
- * Whether a request is a WebSocket opening handshake the gateway may tunnel (RFC 6455 §4.1): a
- * GET asking to upgrade to `websocket`, with no body (a handshake has none, and node would hand
+ * Whether a request is a WebSocket opening handshake the gateway may tunnel (RFC 6455 §4.1): an
+ * HTTP/1.1 GET asking to upgrade to `websocket`, with no body (a handshake has none, and node would hand
  * any body over as tunnel bytes, unframed). node's parser has checked that Connection lists
  * `upgrade` before it asks.
  */
 export function isWebSocketHandshake(req: IncomingMessage): boolean {
   const h = req.headers
-  return req.method === 'GET' && h['content-length'] === undefined && h['transfer-encoding'] === undefined && WEBSOCKET_LISTED.test(h.upgrade ?? '')
+  return req.method === 'GET' && req.httpVersionMinor === 1 && req.httpVersionMajor === 1 && h['content-length'] === undefined && h['transfer-encoding'] === undefined && WEBSOCKET_LISTED.test(h.upgrade ?? '')
 }
 
 /**

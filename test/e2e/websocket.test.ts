@@ -250,10 +250,27 @@ describe('WebSocket tunnels', { timeout: 60_000 }, () => {
     assert.equal(seen.headers.upgrade, undefined, 'Upgrade is hop-by-hop')
   })
 
-  test('an upstream that refuses the upgrade has its answer relayed; one that is down gives 502', async () => {
+  test('an upstream that refuses the upgrade has its answer relayed and no tunnel opens; one that is down gives 502', async () => {
     const r = await refused(`${wsBase}/refuse/x`)
     assert.equal(r.status, 403)
     assert.equal(r.body, '{"upstream":"nope"}')
+    // The WebSocket smuggling trick: a handshake the upstream refuses, with an HTTP request right
+    // behind it, hoping the proxy left a raw tunnel open to the upstream. Only a 101 opens one: the
+    // connection closes after the refusal, and the request behind it reaches nothing.
+    const socket = connect(Number(new URL(base).port), '127.0.0.1')
+    socket.on('error', () => {})
+    await once(socket, 'connect')
+    let answer = ''
+    socket.setEncoding('utf8').on('data', (c: string) => (answer += c))
+    const closed = once(socket, 'close')
+    socket.write(
+      'GET /refuse/smuggle HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 1337\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n' +
+        'GET /plain/smuggled HTTP/1.1\r\nHost: gw\r\n\r\n',
+    )
+    await closed
+    assert.match(answer, /^HTTP\/1\.1 403 /)
+    assert.equal(answer.match(/HTTP\/1\.1 /g)?.length, 1, answer)
+    assert.ok(!up.requests.some((q) => q.url === '/plain/smuggled') && !up.handshakes.some((h) => h.url === '/plain/smuggled'), 'the smuggled request reached the upstream')
     const down = await refused(`${wsBase}/down/x`)
     assert.equal(down.status, 502)
     assert.equal(JSON.parse(down.body).code, 'ERR_FORWARD_UNAVAILABLE')
