@@ -202,6 +202,9 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       counted[kServed] = served
       if (served >= maxRequestsPerSocket) res.shouldKeepAlive = false
     }
+    // An Upgrade other than a WebSocket handshake: answered as an ordinary request, the
+    // connection's last (http/websocket.ts says why).
+    if ((req as GatewayIncomingMessage).upgradeDeclined) res.shouldKeepAlive = false
     const url = req.url ?? '/'
     if (url === s.healthPath) {
       res.writeHead(draining ? 503 : 200, JSON_HEADERS).end(draining ? '{"status":"draining"}' : '{"status":"ok"}')

@@ -32,10 +32,13 @@ test('the upgrade flag node reads is the parser\'s for a WebSocket handshake onl
   assert.equal(ws.upgrade, false, 'not asked yet (the constructor sets null)')
   ws.upgrade = true
   assert.equal(ws.upgrade, true)
+  assert.equal(ws.upgradeDeclined, false)
   const h2c = request('GET', { upgrade: 'h2c' })
   h2c.upgrade = true
   assert.equal(h2c.upgrade, false, 'any other upgrade stays an ordinary request')
+  assert.equal(h2c.upgradeDeclined, true, 'and its connection ends with its answer')
   const plain = request('GET', { upgrade: 'websocket' })
   plain.upgrade = false
   assert.equal(plain.upgrade, false, 'without Connection: upgrade the parser never asks')
+  assert.equal(plain.upgradeDeclined, false)
 })

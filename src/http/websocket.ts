@@ -38,6 +38,16 @@ export class GatewayIncomingMessage extends IncomingMessage {
   set upgrade(asked: boolean) {
     this[kAsked] = asked
   }
+
+  /**
+   * The request asked to upgrade and is served as an ordinary request instead. node's parser stops
+   * at the end of such a request and node does not parse the rest of the bytes it read with it:
+   * a request the client pipelined behind it in the same packet would be lost, and the client
+   * left waiting for its answer. So this answer closes the connection (server.ts).
+   */
+  get upgradeDeclined(): boolean {
+    return this[kAsked] === true && !this.upgrade
+  }
 }
 
 // undici recognizes node's request object by its prototype's `constructor` (util.destroy): when it

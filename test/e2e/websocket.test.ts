@@ -234,7 +234,7 @@ describe('WebSocket tunnels', { timeout: 60_000 }, () => {
 
   test('an upgrade to anything but WebSocket stays an ordinary request, its body and Upgrade header handled as before', async () => {
     // What `curl --http2` sends to an http:// URL: a POST with a body asking for h2c.
-    const socket = connect((new URL(base).port as unknown as number) || 80, '127.0.0.1')
+    const socket = connect(Number(new URL(base).port), '127.0.0.1')
     await once(socket, 'connect')
     let answer = ''
     socket.setEncoding('utf8').on('data', (c: string) => (answer += c))
@@ -248,6 +248,21 @@ describe('WebSocket tunnels', { timeout: 60_000 }, () => {
     assert.equal(seen.url, '/plain/h2c')
     assert.equal(seen.body, 'hello')
     assert.equal(seen.headers.upgrade, undefined, 'Upgrade is hop-by-hop')
+    assert.match(answer, /\r\nConnection: close\r\n/i, 'node reads no further on this connection: the answer closes it')
+
+    // A request pipelined right behind such an upgrade request would never be parsed: the client
+    // sees the connection close after the first answer, and can send it again, instead of waiting.
+    const pipelined = connect(Number(new URL(base).port), '127.0.0.1')
+    pipelined.on('error', () => {})
+    await once(pipelined, 'connect')
+    let both = ''
+    pipelined.setEncoding('utf8').on('data', (c: string) => (both += c))
+    const closed = once(pipelined, 'close')
+    pipelined.write('GET /plain/first HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nGET /plain/second HTTP/1.1\r\nHost: gw\r\n\r\n')
+    await closed
+    assert.match(both, /^HTTP\/1\.1 200 /)
+    assert.match(both, /\r\nConnection: close\r\n/i)
+    assert.equal(up.requests.at(-1)?.url, '/plain/first')
   })
 
   test('an upstream that refuses the upgrade has its answer relayed and no tunnel opens; one that is down gives 502', async () => {
