@@ -485,4 +485,7 @@ test('a websocket route must accept GET, the method of every WebSocket handshake
   const ok = loadConfigText(VALID.replace('    auth: required\n', '    auth: required\n    websocket: true\n'), FILE, {})
   assert.ok(ok.ok, ok.ok ? '' : formatIssues(ok.errors))
   assert.equal(ok.config.routes[0].websocket, true)
+  const tokenProtocol = loadConfigText(VALID.replace('    auth: required\n', '    auth: required\n    websocketTokenProtocol: true\n'), FILE, {})
+  assert.match(only(tokenProtocol).message, /needs websocket: true and auth: required/)
+  assert.equal(only(tokenProtocol).path, '/routes/0/websocketTokenProtocol')
 })

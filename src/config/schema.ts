@@ -277,6 +277,12 @@ export const RouteSchema = Type.Object(
       description:
         'Let WebSocket handshakes (RFC 6455) on this route through, after the route\'s authentication, scopes and limits: the upstream\'s 101 opens a tunnel, closed when the credential expires or after server.websocketIdleTimeoutMs without traffic. Needs GET among the methods. Off (the default): a handshake gets 400 ERR_ROUTE_WEBSOCKET_NOT_ALLOWED.',
     })),
+    websocketTokenProtocol: Type.Optional(
+      Type.Boolean({
+        description:
+          'On a websocket route with auth: required, also accept the bearer token as a Sec-WebSocket-Protocol element "base64url.bearer.authorization.k8s.io.<base64url token>" (the Kubernetes convention; a browser can set no Authorization header on a handshake). The element never reaches the upstream. Off (the default): a handshake that uses it gets 400 ERR_AUTHN_MALFORMED.',
+      }),
+    ),
   },
   closed,
 )

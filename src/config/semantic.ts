@@ -267,6 +267,9 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
     }
     // A WebSocket handshake is a GET (RFC 6455 §4.1): without it the route could never open one.
     if (r.websocket && !r.methods.includes('GET')) add(`${p}/websocket`, 'websocket: true needs GET among the route\'s methods: every WebSocket handshake is a GET')
+    if (r.websocketTokenProtocol && (!r.websocket || r.auth !== 'required')) {
+      add(`${p}/websocketTokenProtocol`, 'websocketTokenProtocol applies to the bearer token of a WebSocket handshake: it needs websocket: true and auth: required')
+    }
 
     const problem = patternProblem(r.path)
     if (problem) add(`${p}/path`, `invalid path pattern: ${problem}`)

@@ -10,7 +10,7 @@ import type { RequestContext } from '../pipeline/stage.js'
 import { GatewayError } from '../errors/gateway-error.js'
 import { toProblem } from '../errors/problem.js'
 import { resolveRequestId, resolveTraceparent } from './request-id.js'
-import { GatewayIncomingMessage } from './websocket.js'
+import { GatewayIncomingMessage, takeProtocolTokens } from './websocket.js'
 import { TUNNEL_SHUTDOWN } from '../pipeline/forward/tunnel.js'
 
 /**
@@ -395,6 +395,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       res.once('finish', () => socket.end())
       tunnels.add(socket)
       socket.once('close', () => tunnels.delete(socket))
+      takeProtocolTokens(req)
       handle(req, res, head)
     })
     // CONNECT asks for a tunnel, which a gateway that authorizes each request never opens.

@@ -55,3 +55,52 @@ export class GatewayIncomingMessage extends IncomingMessage {
 // destroying the stream, and the client's connection stays open for its next request. The
 // subclass must be recognized the same way (hostile-upstream.test.ts checks that connection).
 Object.defineProperty(GatewayIncomingMessage.prototype, 'constructor', { value: IncomingMessage, writable: true, configurable: true, enumerable: false })
+
+/**
+ * The subprotocol element that carries a bearer token on a WebSocket handshake, the convention
+ * Kubernetes defined for browsers: their WebSocket API can set no header but the list of
+ * subprotocols. The token follows the prefix, base64url-encoded without padding.
+ */
+export const TOKEN_PROTOCOL_PREFIX = 'base64url.bearer.authorization.k8s.io.'
+
+const kProtocolToken = Symbol('portcullis.protocolToken')
+const BASE64URL = /^[A-Za-z0-9_-]+$/
+/** RFC 6750 §2.1 b64token, what authn's parser accepts after "Bearer ". */
+const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
+
+/**
+ * On a WebSocket handshake, takes every token element out of Sec-WebSocket-Protocol (the rest of
+ * the list goes on to the upstream, which picks its subprotocol from it) and hands each token to
+ * authentication as an Authorization field, as if the client had sent the header: one code path
+ * verifies both, a client that also sent the header (or two elements) has two credentials and is
+ * refused, and the upstream receives the token the usual way. A route that does not set
+ * `websocketTokenProtocol` refuses a request that used it (authn). An element that does not
+ * decode to a bearer token becomes an empty one, which authn refuses as malformed.
+ */
+export function takeProtocolTokens(req: IncomingMessage): void {
+  const offered = req.headers['sec-websocket-protocol']
+  if (offered === undefined || !offered.includes(TOKEN_PROTOCOL_PREFIX)) return
+  const kept: string[] = []
+  let found = 0
+  for (const raw of offered.split(',')) {
+    const element = raw.trim()
+    if (!element.startsWith(TOKEN_PROTOCOL_PREFIX)) {
+      if (element !== '') kept.push(element)
+      continue
+    }
+    const encoded = element.slice(TOKEN_PROTOCOL_PREFIX.length)
+    const token = BASE64URL.test(encoded) ? Buffer.from(encoded, 'base64url').toString('latin1') : ''
+    const value = B64TOKEN.test(token) ? `Bearer ${token}` : 'Bearer '
+    req.rawHeaders.push('Authorization', value)
+    if (req.headers.authorization === undefined) req.headers.authorization = value
+    found++
+  }
+  if (kept.length > 0) req.headers['sec-websocket-protocol'] = kept.join(', ')
+  else delete req.headers['sec-websocket-protocol']
+  ;(req as IncomingMessage & { [kProtocolToken]?: boolean })[kProtocolToken] = found > 0
+}
+
+/** Whether the request's bearer token came in its Sec-WebSocket-Protocol (takeProtocolTokens). */
+export function usedProtocolToken(req: IncomingMessage): boolean {
+  return (req as IncomingMessage & { [kProtocolToken]?: boolean })[kProtocolToken] === true
+}

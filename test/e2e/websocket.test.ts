@@ -4,6 +4,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { WebSocket, WebSocketServer } from 'ws'
+import { Buffer } from 'node:buffer'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -42,7 +43,8 @@ async function startWebSocketUpstream(): Promise<Upstream> {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ plain: true }))
     })
   })
-  const wss = new WebSocketServer({ noServer: true })
+  // Picks the application subprotocol a browser test offers; any other offer gets none.
+  const wss = new WebSocketServer({ noServer: true, handleProtocols: (offered) => (offered.has('chat.v1') ? 'chat.v1' : false) })
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     handshakes.push({ url: req.url!, headers: req.headers })
     if (req.url!.startsWith('/refuse/')) {
@@ -71,9 +73,14 @@ interface Refused {
 }
 
 /** Opens a WebSocket; resolves with it once open, or with the HTTP answer that refused the handshake. */
-function openSocket(url: string, headers: Record<string, string> = {}, tls: { ca?: string } = {}): Promise<{ ws: WebSocket; response: IncomingMessage } | { refused: Refused }> {
+function openSocket(
+  url: string,
+  headers: Record<string, string> = {},
+  tls: { ca?: string } = {},
+  protocols: string[] = [],
+): Promise<{ ws: WebSocket; response: IncomingMessage } | { refused: Refused }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers, ...tls })
+    const ws = new WebSocket(url, protocols, { headers, ...tls })
     ws.once('upgrade', (response) => ws.once('open', () => resolve({ ws, response })))
     ws.once('unexpected-response', (_req, res) => {
       let body = ''
@@ -92,6 +99,15 @@ async function opened(url: string, headers: Record<string, string> = {}): Promis
 
 async function refused(url: string, headers: Record<string, string> = {}, tls: { ca?: string } = {}): Promise<Refused> {
   const r = await openSocket(url, headers, tls)
+  if (!('refused' in r)) {
+    r.ws.terminate()
+    assert.fail('handshake unexpectedly accepted')
+  }
+  return r.refused
+}
+
+async function refusedWith(url: string, protocols: string[], headers: Record<string, string> = {}): Promise<Refused> {
+  const r = await openSocket(url, headers, {}, protocols)
   if (!('refused' in r)) {
     r.ws.terminate()
     assert.fail('handshake unexpectedly accepted')
@@ -130,6 +146,7 @@ describe('WebSocket tunnels', { timeout: 60_000 }, () => {
         ],
         routes: [
           { id: 'chat', path: '/chat/**', methods: ['GET'], upstream: 'chat', auth: 'required', scopes: { allOf: ['chat'] }, websocket: true },
+          { id: 'browser', path: '/browser/**', methods: ['GET'], upstream: 'chat', auth: 'required', scopes: { allOf: ['chat'] }, websocket: true, websocketTokenProtocol: true },
           { id: 'lobby', path: '/lobby/**', methods: ['GET', 'POST'], upstream: 'chat', auth: 'public', websocket: true },
           { id: 'refuse', path: '/refuse/**', methods: ['GET'], upstream: 'chat', auth: 'public', websocket: true },
           { id: 'down', path: '/down/**', methods: ['GET'], upstream: 'down', auth: 'public', websocket: true },
@@ -214,6 +231,39 @@ describe('WebSocket tunnels', { timeout: 60_000 }, () => {
     const query = await refused(`${wsBase}/chat/room-1?access_token=${chatToken}`)
     assert.equal(query.status, 400)
     assert.equal(up.handshakes.length, before)
+  })
+
+  test('a browser may send its token as a Sec-WebSocket-Protocol element where the route allows it; the element never reaches the upstream', async () => {
+    const element = 'base64url.bearer.authorization.k8s.io.' + Buffer.from(chatToken).toString('base64url')
+    const r = await openSocket(`${wsBase}/browser/room`, {}, {}, [element, 'chat.v1'])
+    if ('refused' in r) assert.fail(`refused: ${r.refused.status} ${r.refused.body}`)
+    assert.equal(r.ws.protocol, 'chat.v1', 'the upstream picked the application subprotocol')
+    assert.equal((await echo(r.ws, 'from a browser')).toString(), 'from a browser')
+    const seen = up.handshakes.at(-1)!
+    assert.equal(seen.headers['sec-websocket-protocol'], 'chat.v1')
+    assert.equal(seen.headers.authorization, `Bearer ${chatToken}`, 'the upstream gets the token the usual way')
+    assert.equal(seen.headers['x-auth-subject'], 'alice')
+    r.ws.close()
+
+    const before = up.handshakes.length
+    // Where the route does not take it there, the element is refused rather than ignored.
+    const elsewhere = await refusedWith(`${wsBase}/chat/room`, [element, 'chat.v1'])
+    assert.equal(elsewhere.status, 400)
+    assert.equal(JSON.parse(elsewhere.body).code, 'ERR_AUTHN_MALFORMED')
+    await gw.waitFor((l) => l.event === 'authn.malformed' && l.reason === 'protocol_token')
+    // A header and an element are two credentials; so are two elements.
+    const both = await refusedWith(`${wsBase}/browser/room`, [element, 'chat.v1'], { authorization: `Bearer ${chatToken}` })
+    assert.equal(both.status, 400)
+    assert.equal(JSON.parse(both.body).code, 'ERR_AUTHN_MALFORMED')
+    await gw.waitFor((l) => l.event === 'authn.malformed' && l.reason === 'multiple_authorization' && l.route === 'browser')
+    const two = await refusedWith(`${wsBase}/browser/room`, [element, element.replace('k8s.io.', 'k8s.io.A'), 'chat.v1'])
+    assert.equal(two.status, 400)
+    // An element that is no base64url, or does not decode to a bearer token, is malformed.
+    for (const bad of ['base64url.bearer.authorization.k8s.io.not*base64', 'base64url.bearer.authorization.k8s.io.' + Buffer.from('a b\r\nx').toString('base64url')]) {
+      const r2 = await refusedWith(`${wsBase}/browser/room`, [bad, 'chat.v1'])
+      assert.equal(r2.status, 400, bad)
+    }
+    assert.equal(up.handshakes.length, before, 'no refused handshake reached the upstream')
   })
 
   test('a route without websocket: true refuses a handshake (400), and still serves plain requests', async () => {

@@ -13,7 +13,8 @@ import type { Payload } from './claims.js'
 import type { SignatureVerifier, SigningKey } from './jwt-verify.js'
 import type { KeyStore, Scheduler } from './key-store.js'
 import { MAX_TOKEN_BYTES, TOKEN_CACHE_MAX_ENTRIES } from './limits.js'
-import { invalidToken } from './reject.js'
+import { invalidToken, malformed } from './reject.js'
+import { usedProtocolToken } from '../../http/websocket.js'
 import { TokenCache } from './token-cache.js'
 
 export interface AuthnStage extends Stage {
@@ -192,6 +193,10 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
       // carries is not looked at (and is no substitute for the certificate).
       if (route.auth === 'certificate') ctx.identity = certificateIdentity(ctx.req, now())
       return
+    }
+    // A token taken from a handshake's Sec-WebSocket-Protocol (http/websocket.ts) counts only where the route accepts it there.
+    if (ctx.upgradeHead !== undefined && !route?.websocketTokenProtocol && usedProtocolToken(ctx.req)) {
+      throw malformed('protocol_token', 'Send the access token in the Authorization header; this route takes none in Sec-WebSocket-Protocol.')
     }
     const hit = cachedIdentity(ctx)
     if (hit !== undefined) {

@@ -19,6 +19,8 @@ export interface CompiledRoute {
   readonly stripPrefix: string | undefined
   /** WebSocket handshakes may open a tunnel through this route (forward/tunnel.ts). */
   readonly websocket: boolean
+  /** A handshake's bearer token may come as a Sec-WebSocket-Protocol element (http/websocket.ts). */
+  readonly websocketTokenProtocol: boolean
 }
 
 export type RouteMatch =
@@ -54,6 +56,7 @@ export function compileRoute(r: RouteConfig, index: number): CompiledRoute {
     upstreamId: r.upstream,
     stripPrefix: r.stripPrefix,
     websocket: r.websocket === true,
+    websocketTokenProtocol: r.websocketTokenProtocol === true,
   })
 }
 
