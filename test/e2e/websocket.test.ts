@@ -147,12 +147,13 @@ describe('WebSocket tunnels', { timeout: 60_000 }, () => {
         routes: [
           { id: 'chat', path: '/chat/**', methods: ['GET'], upstream: 'chat', auth: 'required', scopes: { allOf: ['chat'] }, websocket: true },
           { id: 'browser', path: '/browser/**', methods: ['GET'], upstream: 'chat', auth: 'required', scopes: { allOf: ['chat'] }, websocket: true, websocketTokenProtocol: true },
+          { id: 'capped', path: '/capped/**', methods: ['GET'], upstream: 'chat', auth: 'required', websocket: true, limits: ['one-tunnel'] },
           { id: 'lobby', path: '/lobby/**', methods: ['GET', 'POST'], upstream: 'chat', auth: 'public', websocket: true },
           { id: 'refuse', path: '/refuse/**', methods: ['GET'], upstream: 'chat', auth: 'public', websocket: true },
           { id: 'down', path: '/down/**', methods: ['GET'], upstream: 'down', auth: 'public', websocket: true },
           { id: 'plain', path: '/plain/**', methods: ['GET', 'POST'], upstream: 'chat', auth: 'public' },
         ],
-        limits: { bruteForce: { enabled: false } },
+        limits: { bruteForce: { enabled: false }, policies: [{ id: 'one-tunnel', key: ['subject'], concurrency: { limit: 1, leaseSec: 600 } }] },
       }),
     )
     base = gw.url
@@ -264,6 +265,30 @@ describe('WebSocket tunnels', { timeout: 60_000 }, () => {
       assert.equal(r2.status, 400, bad)
     }
     assert.equal(up.handshakes.length, before, 'no refused handshake reached the upstream')
+  })
+
+  test('a concurrency cap counts open tunnels: a tunnel holds its slot until it closes', async () => {
+    const token = await ks.sign({ scope: 'chat', sub: 'dave' })
+    const auth = { authorization: `Bearer ${token}` }
+    const first = await opened(`${wsBase}/capped/a`, auth)
+    const second = await refused(`${wsBase}/capped/b`, auth)
+    assert.equal(second.status, 429)
+    assert.equal(JSON.parse(second.body).code, 'ERR_LIMITS_EXCEEDED')
+    // Another subject has a slot of its own.
+    const other = await opened(`${wsBase}/capped/c`, { authorization: `Bearer ${await ks.sign({ scope: 'chat', sub: 'erin' })}` })
+    other.ws.close()
+    first.ws.close()
+    await once(first.ws, 'close')
+    // The slot is given back once the tunnel's connection closed.
+    for (let i = 0; ; i++) {
+      const r = await openSocket(`${wsBase}/capped/d`, auth)
+      if (!('refused' in r)) {
+        r.ws.close()
+        break
+      }
+      assert.ok(i < 50, 'the slot was never given back')
+      await new Promise((res) => setTimeout(res, 50))
+    }
   })
 
   test('a route without websocket: true refuses a handshake (400), and still serves plain requests', async () => {
