@@ -115,6 +115,19 @@ async function refusedWith(url: string, protocols: string[], headers: Record<str
   return r.refused
 }
 
+/** Writes raw bytes on a new connection to the gateway; resolves with all it answered once it closed the connection. */
+async function rawExchange(base: string, bytes: string): Promise<string> {
+  const socket = connect(Number(new URL(base).port), '127.0.0.1')
+  socket.on('error', () => {})
+  await once(socket, 'connect')
+  let answer = ''
+  socket.setEncoding('utf8').on('data', (c: string) => (answer += c))
+  const closed = once(socket, 'close')
+  socket.write(bytes)
+  await closed
+  return answer
+}
+
 /** Sends one message and waits for its echo. */
 async function echo(ws: WebSocket, data: string | Buffer): Promise<Buffer> {
   const reply = once(ws, 'message') as Promise<[Buffer, boolean]>
@@ -309,15 +322,11 @@ describe('WebSocket tunnels', { timeout: 60_000 }, () => {
 
   test('an upgrade to anything but WebSocket stays an ordinary request, its body and Upgrade header handled as before', async () => {
     // What `curl --http2` sends to an http:// URL: a POST with a body asking for h2c.
-    const socket = connect(Number(new URL(base).port), '127.0.0.1')
-    await once(socket, 'connect')
-    let answer = ''
-    socket.setEncoding('utf8').on('data', (c: string) => (answer += c))
-    socket.write(
+    const answer = await rawExchange(
+      base,
       'POST /plain/h2c HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nContent-Length: 5\r\n\r\nhello',
     )
-    while (!answer.includes('"plain":true')) await once(socket, 'data')
-    socket.destroy()
+    assert.match(answer, /"plain":true/)
     assert.match(answer, /^HTTP\/1\.1 200 /)
     const seen = up.requests.at(-1)!
     assert.equal(seen.url, '/plain/h2c')
@@ -327,14 +336,7 @@ describe('WebSocket tunnels', { timeout: 60_000 }, () => {
 
     // A request pipelined right behind such an upgrade request would never be parsed: the client
     // sees the connection close after the first answer, and can send it again, instead of waiting.
-    const pipelined = connect(Number(new URL(base).port), '127.0.0.1')
-    pipelined.on('error', () => {})
-    await once(pipelined, 'connect')
-    let both = ''
-    pipelined.setEncoding('utf8').on('data', (c: string) => (both += c))
-    const closed = once(pipelined, 'close')
-    pipelined.write('GET /plain/first HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nGET /plain/second HTTP/1.1\r\nHost: gw\r\n\r\n')
-    await closed
+    const both = await rawExchange(base, 'GET /plain/first HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nGET /plain/second HTTP/1.1\r\nHost: gw\r\n\r\n')
     assert.match(both, /^HTTP\/1\.1 200 /)
     assert.match(both, /\r\nConnection: close\r\n/i)
     assert.equal(up.requests.at(-1)?.url, '/plain/first')
@@ -347,17 +349,11 @@ describe('WebSocket tunnels', { timeout: 60_000 }, () => {
     // The WebSocket smuggling trick: a handshake the upstream refuses, with an HTTP request right
     // behind it, hoping the proxy left a raw tunnel open to the upstream. Only a 101 opens one: the
     // connection closes after the refusal, and the request behind it reaches nothing.
-    const socket = connect(Number(new URL(base).port), '127.0.0.1')
-    socket.on('error', () => {})
-    await once(socket, 'connect')
-    let answer = ''
-    socket.setEncoding('utf8').on('data', (c: string) => (answer += c))
-    const closed = once(socket, 'close')
-    socket.write(
+    const answer = await rawExchange(
+      base,
       'GET /refuse/smuggle HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 1337\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n' +
         'GET /plain/smuggled HTTP/1.1\r\nHost: gw\r\n\r\n',
     )
-    await closed
     assert.match(answer, /^HTTP\/1\.1 403 /)
     assert.equal(answer.match(/HTTP\/1\.1 /g)?.length, 1, answer)
     assert.ok(!up.requests.some((q) => q.url === '/plain/smuggled') && !up.handshakes.some((h) => h.url === '/plain/smuggled'), 'the smuggled request reached the upstream')
