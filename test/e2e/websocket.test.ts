@@ -383,6 +383,17 @@ describe('WebSocket tunnels', { timeout: 60_000 }, () => {
     assert.equal(event.reason, 'idle_timeout')
   })
 
+  test('a reload leaves an open tunnel as it is, though it closes the upstream pools the tunnel came from', async () => {
+    const { ws } = await opened(`${wsBase}/lobby/reload`, { 'x-request-id': 'ws-test-request-0006' })
+    assert.equal((await echo(ws, 'before')).toString(), 'before')
+    const reloads = gw.lines.filter((l) => l.event === 'config.loaded' && l.reload === true).length
+    gw.child.kill('SIGHUP')
+    await gw.waitFor((l) => l.event === 'config.loaded' && l.reload === true && gw.lines.filter((x) => x.event === 'config.loaded' && x.reload === true).length > reloads)
+    assert.equal((await echo(ws, 'after')).toString(), 'after')
+    assert.ok(!gw.lines.some((l) => l.event === 'websocket.closed' && l.requestId === 'ws-test-request-0006'))
+    ws.close()
+  })
+
   test('draining ends open tunnels after drainTimeoutMs, and the gateway exits', async () => {
     const { ws } = await opened(`${wsBase}/lobby/stay`, { 'x-request-id': 'ws-test-request-0004' })
     assert.equal((await echo(ws, 'still here')).toString(), 'still here')
