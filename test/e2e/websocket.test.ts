@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http'
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type RequestListener, type Server } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { WebSocket, WebSocketServer } from 'ws'
@@ -31,11 +32,11 @@ interface Upstream {
   close(): Promise<void>
 }
 
-/** A WebSocket echo server; a handshake to /refuse/** gets a 403 instead of a 101. */
-async function startWebSocketUpstream(): Promise<Upstream> {
+/** A WebSocket echo server (over TLS with `tls`); a handshake to /refuse/** gets a 403 instead of a 101. */
+async function startWebSocketUpstream(tls?: { cert: string; key: string }): Promise<Upstream> {
   const handshakes: Upstream['handshakes'] = []
   const requests: Upstream['requests'] = []
-  const server: Server = createServer((req, res) => {
+  const server: Server = (tls === undefined ? createServer : (h: RequestListener) => createHttpsServer(tls, h))((req, res) => {
     let body = ''
     req.setEncoding('utf8').on('data', (c: string) => (body += c))
     req.on('end', () => {
@@ -55,7 +56,7 @@ async function startWebSocketUpstream(): Promise<Upstream> {
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${(server.address() as AddressInfo).port}`,
     handshakes,
     requests,
     close: async () => {
@@ -410,6 +411,7 @@ describe('WebSocket tunnels', { timeout: 60_000 }, () => {
 
 describe('WebSocket tunnels over TLS, admitted by client certificate', { timeout: 60_000 }, () => {
   let up: Upstream
+  let secureUp: Upstream
   let gw: StartedGateway
   let serverCert = ''
   let ca: Awaited<ReturnType<typeof certificateAuthority>>
@@ -423,14 +425,24 @@ describe('WebSocket tunnels over TLS, admitted by client certificate', { timeout
     writeFileSync(join(dir, 'cert.pem'), server.cert)
     writeFileSync(join(dir, 'key.pem'), server.key)
     writeFileSync(join(dir, 'client-ca.pem'), ca.cert)
+    // An upstream that speaks TLS too, trusted through the upstream's own CA setting.
+    const upstreamPems = await certificate('chat-upstream')
+    secureUp = await startWebSocketUpstream(upstreamPems)
+    writeFileSync(join(dir, 'upstream-ca.pem'), upstreamPems.cert)
     const config = baseConfig({
       listeners: [
         // Plain, for the readiness check only.
         { host: '127.0.0.1', port: 0 },
         { host: '127.0.0.1', port: 0, tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', clientCertificates: 'request', clientCa: '${file:client-ca.pem}' } },
       ],
-      upstreams: [{ id: 'chat', url: up.url }],
-      routes: [{ id: 'feed', path: '/feed/**', methods: ['GET'], upstream: 'chat', auth: 'certificate', certificates: [{ uri: 'spiffe://example.org/feeder' }], websocket: true }],
+      upstreams: [
+        { id: 'chat', url: up.url },
+        { id: 'secure', url: secureUp.url, tls: { ca: '${file:upstream-ca.pem}' } },
+      ],
+      routes: [
+        { id: 'feed', path: '/feed/**', methods: ['GET'], upstream: 'chat', auth: 'certificate', certificates: [{ uri: 'spiffe://example.org/feeder' }], websocket: true },
+        { id: 'secure', path: '/secure/**', methods: ['GET'], upstream: 'secure', auth: 'public', websocket: true },
+      ],
     })
     const path = join(dir, 'portcullis.json')
     writeFileSync(path, JSON.stringify(config))
@@ -439,7 +451,16 @@ describe('WebSocket tunnels over TLS, admitted by client certificate', { timeout
 
   after(async () => {
     await gw?.stop()
-    await up?.close()
+    await Promise.all([up?.close(), secureUp?.close()])
+  })
+
+  test('a tunnel to an https:// upstream: TLS on both sides, the upstream checked against its CA', async () => {
+    const httpsUrl = (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[1]
+    const ws = new WebSocket(httpsUrl.replace(/^https/, 'wss') + '/secure/room', { ca: serverCert })
+    await once(ws, 'open')
+    assert.equal((await echo(ws, 'tls both ways')).toString(), 'tls both ways')
+    assert.equal(secureUp.handshakes.at(-1)?.url, '/secure/room')
+    ws.close()
   })
 
   test('wss:// through a TLS listener: the certificate is the identity, and the tunnel closes when the certificate expires', { timeout: 30_000 }, async () => {
