@@ -4,6 +4,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Requ
 import { createServer as createHttpsServer } from 'node:https'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { once } from 'node:events'
+import { createHash } from 'node:crypto'
 import { WebSocket, WebSocketServer } from 'ws'
 import { Buffer } from 'node:buffer'
 import { mkdtempSync, writeFileSync } from 'node:fs'
@@ -48,6 +49,21 @@ async function startWebSocketUpstream(tls?: { cert: string; key: string }): Prom
   const wss = new WebSocketServer({ noServer: true, handleProtocols: (offered) => (offered.has('chat.v1') ? 'chat.v1' : false) })
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     handshakes.push({ url: req.url!, headers: req.headers })
+    if (req.url!.startsWith('/eager/')) {
+      // A 101 and a first message in one write: the gateway must relay what came with the answer.
+      const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
+      const hello = Buffer.from('hello first')
+      socket.on('error', () => {})
+      socket.on('end', () => socket.destroy())
+      socket.write(
+        Buffer.concat([
+          Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`),
+          Buffer.from([0x81, hello.length]),
+          hello,
+        ]),
+      )
+      return
+    }
     if (req.url!.startsWith('/refuse/')) {
       socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: 19\r\nconnection: close\r\n\r\n{"upstream":"nope"}')
       return
@@ -163,6 +179,7 @@ describe('WebSocket tunnels', { timeout: 60_000 }, () => {
           { id: 'browser', path: '/browser/**', methods: ['GET'], upstream: 'chat', auth: 'required', scopes: { allOf: ['chat'] }, websocket: true, websocketTokenProtocol: true },
           { id: 'capped', path: '/capped/**', methods: ['GET'], upstream: 'chat', auth: 'required', websocket: true, limits: ['one-tunnel'] },
           { id: 'lobby', path: '/lobby/**', methods: ['GET', 'POST'], upstream: 'chat', auth: 'public', websocket: true },
+          { id: 'eager', path: '/eager/**', methods: ['GET'], upstream: 'chat', auth: 'public', websocket: true },
           { id: 'refuse', path: '/refuse/**', methods: ['GET'], upstream: 'chat', auth: 'public', websocket: true },
           { id: 'down', path: '/down/**', methods: ['GET'], upstream: 'down', auth: 'public', websocket: true },
           { id: 'plain', path: '/plain/**', methods: ['GET', 'POST'], upstream: 'chat', auth: 'public' },
@@ -219,6 +236,13 @@ describe('WebSocket tunnels', { timeout: 60_000 }, () => {
     const access = gw.lines.find((l) => l.name === 'access' && l.requestId === 'ws-test-request-0001')
     assert.equal(access?.status, 101, 'the handshake has its access line')
     assert.ok(!JSON.stringify(gw.lines).includes(chatToken), 'no token in any line')
+  })
+
+  test('bytes the upstream sent right behind its 101 reach the client', async () => {
+    const ws = new WebSocket(`${wsBase}/eager/x`)
+    const [first] = (await once(ws, 'message')) as [Buffer]
+    assert.equal(first.toString(), 'hello first')
+    ws.terminate()
   })
 
   test('a client that drops its connection ends the tunnel and the upstream connection with it', async () => {
