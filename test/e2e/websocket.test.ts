@@ -290,6 +290,10 @@ describe('WebSocket tunnels', { timeout: 60_000 }, () => {
     assert.equal(elsewhere.status, 400)
     assert.equal(JSON.parse(elsewhere.body).code, 'ERR_AUTHN_MALFORMED')
     await gw.waitFor((l) => l.event === 'authn.malformed' && l.reason === 'protocol_token')
+    // A public route does not pass it on unverified either.
+    const onPublic = await refusedWith(`${wsBase}/lobby/room`, [element, 'chat.v1'])
+    assert.equal(onPublic.status, 400)
+    assert.equal(JSON.parse(onPublic.body).code, 'ERR_AUTHN_MALFORMED')
     // A header and an element are two credentials; so are two elements.
     const both = await refusedWith(`${wsBase}/browser/room`, [element, 'chat.v1'], { authorization: `Bearer ${chatToken}` })
     assert.equal(both.status, 400)

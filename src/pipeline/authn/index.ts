@@ -188,15 +188,16 @@ export function createAuthnStage(config: Config, deps: Deps, options: AuthnOptio
 
   function onRequest(ctx: RequestContext): void | Promise<void> {
     const route = ctx.route
+    // A token taken from a handshake's Sec-WebSocket-Protocol (http/websocket.ts) counts only
+    // where the route accepts it there; on any other route it is refused, not passed on unverified.
+    if (ctx.upgradeHead !== undefined && !route?.websocketTokenProtocol && usedProtocolToken(ctx.req)) {
+      throw malformed('protocol_token', 'Send the access token in the Authorization header; this route takes none in Sec-WebSocket-Protocol.')
+    }
     if (route !== undefined && route.auth !== 'required') {
       // A certificate route's credential is the connection's certificate; a bearer token it
       // carries is not looked at (and is no substitute for the certificate).
       if (route.auth === 'certificate') ctx.identity = certificateIdentity(ctx.req, now())
       return
-    }
-    // A token taken from a handshake's Sec-WebSocket-Protocol (http/websocket.ts) counts only where the route accepts it there.
-    if (ctx.upgradeHead !== undefined && !route?.websocketTokenProtocol && usedProtocolToken(ctx.req)) {
-      throw malformed('protocol_token', 'Send the access token in the Authorization header; this route takes none in Sec-WebSocket-Protocol.')
     }
     const hit = cachedIdentity(ctx)
     if (hit !== undefined) {
