@@ -489,3 +489,24 @@ test('a websocket route must accept GET, the method of every WebSocket handshake
   assert.match(only(tokenProtocol).message, /needs websocket: true and auth: required/)
   assert.equal(only(tokenProtocol).path, '/routes/0/websocketTokenProtocol')
 })
+
+test('CORS origins must be written as browsers send them, and "*" cannot go with credentials', () => {
+  const withCors = (cors: string) => loadConfigText(VALID.replace('    auth: required\n', `    auth: required\n    cors: ${cors}\n`), FILE, {})
+  const ok = withCors('{ allowOrigins: [https://app.example.com, "http://localhost:5173"] }')
+  assert.ok(ok.ok, ok.ok ? '' : formatIssues(ok.errors))
+  assert.deepEqual(ok.config.routes[0].cors?.allowHeaders, ['authorization', 'content-type'])
+  for (const [bad, why] of [
+    ['https://app.example.com/', /no path or trailing slash/],
+    ['https://App.example.com', /lower case/],
+    ['https://app.example.com:443', /no default port/],
+    ['null', /is not an origin/],
+    ['ftp://files.example.com', /not an http or https origin/],
+  ] as const) {
+    const issue = only(withCors(`{ allowOrigins: ["${bad}"] }`))
+    assert.equal(issue.path, '/routes/0/cors/allowOrigins/0', bad)
+    assert.match(issue.message, why, bad)
+  }
+  const star = only(withCors('{ allowOrigins: ["*"], allowCredentials: true }'))
+  assert.equal(star.path, '/routes/0/cors/allowCredentials')
+  assert.ok(withCors('{ allowOrigins: ["*"] }').ok)
+})

@@ -249,6 +249,27 @@ export const ClientCertificateMatchSchema = Type.Union(
   { description: 'Exactly one of uri, dns, commonName.' },
 )
 
+export const RouteCorsSchema = Type.Object(
+  {
+    allowOrigins: Type.Array(Type.String({ minLength: 1 }), {
+      minItems: 1,
+      description: 'Origins whose pages may call the route, each as a browser sends it ("https://app.example.com", a port only when not the default), or "*" for any (not with allowCredentials).',
+    }),
+    allowHeaders: Type.Array(Type.String({ pattern: PATTERNS.headerName.pattern }), {
+      default: ['authorization', 'content-type'],
+      description: 'Request headers a page may send beyond the CORS-safelisted ones.',
+    }),
+    exposeHeaders: Type.Array(Type.String({ pattern: PATTERNS.headerName.pattern }), {
+      default: ['x-request-id', 'ratelimit', 'ratelimit-policy', 'retry-after'],
+      description: 'Response headers a page may read beyond the CORS-safelisted ones.',
+    }),
+    allowCredentials: Type.Boolean({ default: false, description: 'Let pages send cookies or TLS client certificates and read the answer (Access-Control-Allow-Credentials).' }),
+    maxAgeSec: Type.Integer({ minimum: 0, maximum: 86_400, default: 600, description: 'How long a browser may keep a preflight answer.' }),
+  },
+  closed,
+)
+export type RouteCorsConfig = Static<typeof RouteCorsSchema>
+
 export const RouteSchema = Type.Object(
   {
     id: Type.Optional(Type.String({ pattern: PATTERNS.routeId.pattern, description: 'Name used in logs, events and acknowledgements (default: route-<index>).' })),
@@ -277,6 +298,11 @@ export const RouteSchema = Type.Object(
       description:
         'Let WebSocket handshakes (RFC 6455) on this route through, after the route\'s authentication, scopes and limits: the upstream\'s 101 opens a tunnel, closed when the credential expires or after server.websocketIdleTimeoutMs without traffic. Needs GET among the methods. Off (the default): a handshake gets 400 ERR_ROUTE_WEBSOCKET_NOT_ALLOWED.',
     })),
+    cors: Type.Optional({
+      ...RouteCorsSchema,
+      description:
+        "CORS for browser pages on other origins: the gateway answers the route's preflights itself (before authentication) and puts the CORS fields on every answer of the route, refusals included; the upstream's own Access-Control-* fields are dropped.",
+    }),
     websocketTokenProtocol: Type.Optional(
       Type.Boolean({
         description:

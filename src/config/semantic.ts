@@ -267,6 +267,17 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
     }
     // A WebSocket handshake is a GET (RFC 6455 §4.1): without it the route could never open one.
     if (r.websocket && !r.methods.includes('GET')) add(`${p}/websocket`, 'websocket: true needs GET among the route\'s methods: every WebSocket handshake is a GET')
+    if (r.cors !== undefined) {
+      r.cors.allowOrigins.forEach((o, j) => {
+        const at = `${p}/cors/allowOrigins/${j}`
+        const problem = originProblem(o, show(o, at))
+        if (problem !== undefined) add(at, problem)
+      })
+      // The Fetch standard refuses it, and echoing every origin instead would hand any site the user's credentials.
+      if (r.cors.allowCredentials && r.cors.allowOrigins.includes('*')) {
+        add(`${p}/cors/allowCredentials`, 'allowCredentials cannot go with the "*" origin: list the origins whose pages may send credentials')
+      }
+    }
     if (r.websocketTokenProtocol && (!r.websocket || r.auth !== 'required')) {
       add(`${p}/websocketTokenProtocol`, 'websocketTokenProtocol applies to the bearer token of a WebSocket handshake: it needs websocket: true and auth: required')
     }
@@ -318,4 +329,23 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
   for (const issue of limitsSemanticIssues(config.limits, config.routes)) add(issue.path, issue.message)
   for (const issue of internalTokensIssues(config, show)) add(issue.path, issue.message)
   return issues
+}
+
+/**
+ * Why a CORS origin of the config is not one a browser would send (the Fetch standard's
+ * serialized origin: scheme, host and a port only when not the default, lower case, no path), or
+ * undefined for a good one or "*". `shown` is how a message may name the value (not at all when it
+ * came from an env or file reference).
+ */
+export function originProblem(origin: string, shown: string): string | undefined {
+  if (origin === '*') return undefined
+  let url: URL
+  try {
+    url = new URL(origin)
+  } catch {
+    return `${shown} is not an origin (scheme://host[:port])`
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return `${shown} is not an http or https origin`
+  if (url.origin !== origin) return `${shown} is not written as browsers send an origin: scheme://host[:port], lower case, no path or trailing slash, no default port`
+  return undefined
 }

@@ -25,6 +25,7 @@ export const catalog = {
   ERR_ROUTE_NOT_FOUND: { status: 404, title: 'No route matches this request', challenge: 'none', event: 'route.not_found' },
   ERR_ROUTE_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route', challenge: 'none', event: 'route.method_not_allowed' },
   ERR_ROUTE_WEBSOCKET_NOT_ALLOWED: { status: 400, title: 'WebSocket not allowed on this route', challenge: 'none', event: 'route.websocket_not_allowed' },
+  ERR_ROUTE_CORS_REJECTED: { status: 403, title: 'Cross-origin request not allowed', challenge: 'none', event: 'route.cors_rejected' },
   ERR_AUTHN_MISSING: { status: 401, title: 'Authentication required', challenge: 'bearer', event: 'authn.missing', authFailure: true },
   ERR_AUTHN_MALFORMED: { status: 400, title: 'Malformed credentials', challenge: 'invalid_request', event: 'authn.malformed', authFailure: true },
   ERR_AUTHN_INVALID_TOKEN: { status: 401, title: 'Invalid access token', challenge: 'invalid_token', event: 'authn.invalid_token', authFailure: true },

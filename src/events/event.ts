@@ -8,6 +8,7 @@ export type DenialEventType =
   | 'route.not_found'
   | 'route.method_not_allowed'
   | 'route.websocket_not_allowed'
+  | 'route.cors_rejected'
   | 'authn.missing'
   | 'authn.malformed'
   | 'authn.invalid_token'

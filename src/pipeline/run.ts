@@ -6,7 +6,7 @@ import type { DenialEventType, RequestEvent } from '../events/event.js'
 import { loggedPath } from '../events/logged-path.js'
 import { bearerHint, loggedDigest, presented } from './authn/presented.js'
 import { peerCertificateOf } from '../http/peer-certificate.js'
-import type { Deps, RequestContext, Stage } from './stage.js'
+import { ANSWERED, type Deps, type RequestContext, type Stage } from './stage.js'
 
 export interface Pipeline {
   /** Runs every stage for one request. Never throws; always answers the client exactly once. */
@@ -80,6 +80,15 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
         problem.headers.connection = 'close'
         if (!req.destroyed) req.resume()
       }
+      // On a CORS route a page of an allowed origin may read the refusal (route/cors.ts).
+      const cors = ctx.route?.cors
+      if (cors !== undefined) {
+        const origin = req.headers.origin
+        if (origin !== undefined && cors.allows(origin)) {
+          const fields = cors.responseFields(origin)
+          for (let i = 0; i < fields.length; i += 2) problem.headers[fields[i]] = fields[i + 1]
+        }
+      }
       res.writeHead(problem.status, problem.headers)
       res.end(ctx.method === 'HEAD' ? undefined : problem.body)
     }
@@ -138,6 +147,7 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
     try {
       for (; i < count; i++) {
         const result = stages[i].onRequest(ctx)
+        if (result === ANSWERED) break
         if (result !== undefined) {
           const next = i + 1
           result.then(

@@ -90,11 +90,18 @@ export interface Deps {
   readonly logger: import('pino').Logger
 }
 
+/** What a stage returns when it answered the request itself: no later stage runs. */
+export const ANSWERED = Symbol('portcullis.answered')
+
 export interface Stage {
   /** Stable name. It is also the <STAGE> part of every error code this stage raises. */
   readonly name: StageName
-  /** Request path. Return to continue; throw GatewayError to stop. Stay synchronous when you can. */
-  onRequest(ctx: RequestContext): void | Promise<void>
+  /**
+   * Request path. Return to continue; throw GatewayError to stop; return ANSWERED when this stage
+   * wrote the whole answer itself (a CORS preflight), which ends the request there. Stay
+   * synchronous when you can.
+   */
+  onRequest(ctx: RequestContext): void | Promise<void> | typeof ANSWERED
   /** Called once after config swap or shutdown to release resources. */
   close?(): Promise<void>
   /** Readiness of this stage (e.g. keys loaded). */

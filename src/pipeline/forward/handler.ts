@@ -6,6 +6,7 @@ import { rateLimitResponseHeaders } from '../limits/index.js'
 import { responseHeaders } from './response-headers.js'
 import { mapUpstreamError } from './upstream-error.js'
 import { openTunnel, type TunnelOptions } from './tunnel.js'
+import { withoutUpstreamCors } from '../route/cors.js'
 import type { Socket } from 'node:net'
 
 const kHandler = Symbol('portcullis.forward')
@@ -105,6 +106,13 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // RateLimit / RateLimit-Policy are list fields: ours go on lines of their own, next to any the
     // upstream sent (RFC 9110 §5.3: several field lines are one comma-joined list).
     if (rl !== undefined) headers.push('ratelimit-policy', rl['ratelimit-policy'], 'ratelimit', rl.ratelimit)
+    // On a CORS route the gateway's CORS fields replace the upstream's (route/cors.ts).
+    const cors = ctx.route?.cors
+    if (cors !== undefined) {
+      withoutUpstreamCors(headers)
+      const origin = ctx.req.headers.origin
+      if (origin !== undefined && cors.allows(origin)) headers.push(...cors.responseFields(origin))
+    }
     ctx.res.writeHead(statusCode, headers)
     // 204, 304 and answers to HEAD have no body, whatever their Content-Length says (RFC 9110
     // §6.4.1): the response is complete now. On a 204/304 undici still holds that Content-Length

@@ -1,6 +1,7 @@
 import { routeId, routeMethods } from '../../config/route-pattern.js'
 import type { RouteConfig } from '../../config/schema.js'
 import { admittedName } from '../authn/certificate.js'
+import { compileCors, type CompiledCors } from './cors.js'
 
 export interface CompiledRoute {
   readonly id: string
@@ -21,6 +22,8 @@ export interface CompiledRoute {
   readonly websocket: boolean
   /** A handshake's bearer token may come as a Sec-WebSocket-Protocol element (http/websocket.ts). */
   readonly websocketTokenProtocol: boolean
+  /** The route's CORS policy (cors.ts), when it has one. */
+  readonly cors: CompiledCors | undefined
 }
 
 export type RouteMatch =
@@ -57,6 +60,7 @@ export function compileRoute(r: RouteConfig, index: number): CompiledRoute {
     stripPrefix: r.stripPrefix,
     websocket: r.websocket === true,
     websocketTokenProtocol: r.websocketTokenProtocol === true,
+    cors: r.cors === undefined ? undefined : compileCors(r.cors, routeMethods(r.methods)),
   })
 }
 
