@@ -265,6 +265,9 @@ export function lintConfig(config: Config, ctx: LintContext): LintFinding[] {
 
   config.upstreams.forEach((u, i) => {
     if (plainHttpHost(u.url)) add('upstream-insecure-url', u.id, `/upstreams/${i}/url`, 'plain http:// to a non-loopback host: requests, and forwarded tokens, cross the network unencrypted')
+    u.replicas?.forEach((replica, j) => {
+      if (plainHttpHost(replica)) add('upstream-insecure-url', u.id, `/upstreams/${i}/replicas/${j}`, 'plain http:// to a non-loopback host: requests, and forwarded tokens, cross the network unencrypted')
+    })
     if (u.tls?.key !== undefined && !ctx.wholeRefPaths.has(`/upstreams/${i}/tls/key`)) {
       add('tls-key-inline', u.id, `/upstreams/${i}/tls/key`, INLINE_KEY)
     }

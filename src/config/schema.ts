@@ -205,6 +205,13 @@ export const UpstreamSchema = Type.Object(
       pattern: PATTERNS.upstreamUrl.pattern,
       description: 'Base URL. Its path, if any, is prepended to every forwarded path.',
     }),
+    replicas: Type.Optional(
+      Type.Array(Type.String({ format: 'uri', pattern: PATTERNS.upstreamUrl.pattern }), {
+        minItems: 1,
+        description:
+          'More base URLs of the same service, with the same scheme and path as url. Requests are spread over url and these (undici BalancedPool: round robin, a target whose connections fail is picked less); a request without a body whose connection is refused or times out is sent once more, to the next target. connections, timeouts and tls apply to each.',
+      }),
+    ),
     connectTimeoutMs: Ms(2_000, 'TCP/TLS connect timeout.'),
     headersTimeoutMs: Ms(15_000, 'Time to the first byte of the response headers.'),
     bodyTimeoutMs: Ms(30_000, 'Maximum idle time between response body chunks.'),

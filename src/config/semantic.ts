@@ -195,6 +195,11 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
   const upstreamIds = uniqueIds('upstreams', config.upstreams, 'upstream')
   config.upstreams.forEach((u, i) => {
     for (const p of upstreamTlsProblems(u)) add(`/upstreams/${i}${p.at}`, p.message)
+    u.replicas?.forEach((replica, j) => {
+      const at = `/upstreams/${i}/replicas/${j}`
+      const problem = replicaProblem(u.url, replica)
+      if (problem !== undefined) add(at, `${show(replica, at)} ${problem}`)
+    })
   })
   // Routes without an id are named route-<index>: an explicit id must not take one of those names,
   // or two routes would share one entry in every table keyed by route (limits, internal tokens).
@@ -347,5 +352,19 @@ export function originProblem(origin: string, shown: string): string | undefined
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return `${shown} is not an http or https origin`
   if (url.origin !== origin) return `${shown} is not written as browsers send an origin: scheme://host[:port], lower case, no path or trailing slash, no default port`
+  return undefined
+}
+
+/**
+ * Why a replica cannot stand in for an upstream's url: every target of one upstream gets the same
+ * request-target (one path prefix) and the same TLS settings (one scheme).
+ */
+export function replicaProblem(url: string, replica: string): string | undefined {
+  const a = new URL(url)
+  const b = new URL(replica)
+  if (a.protocol !== b.protocol) return `must use the scheme of url (${a.protocol.slice(0, -1)}): tls and timeouts apply to every target alike`
+  const path = (u: URL) => u.pathname.replace(/\/+$/, '')
+  if (path(a) !== path(b)) return `must have the path of url ("${path(a)}"): every target is sent the same request path`
+  if (a.origin === b.origin) return 'is url itself'
   return undefined
 }

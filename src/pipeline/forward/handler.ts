@@ -31,6 +31,9 @@ function withoutContentLength(headers: string[]): void {
 /** Thrown from onConnect for a request whose client left while it was queued (no stack needed). */
 const CLIENT_GONE = Object.assign(new Error('client closed the connection'), { code: 'PORTCULLIS_CLIENT_GONE' })
 
+/** Errors after which the request was certainly not sent: no connection was made. */
+const CONNECT_FAILURES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN'])
+
 const enum State {
   Waiting,
   Streaming,
@@ -61,6 +64,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     private readonly headersTimeoutMs: number,
     /** On a WebSocket handshake: how the tunnel a 101 opens is run. */
     private readonly tunnel?: (ctx: RequestContext) => TunnelOptions,
+    /** Sends the request again (to an upstream with replicas, for a request without a body); used once. */
+    private retry?: (handler: ForwardHandler) => void,
   ) {
     const res = ctx.res as TrackedResponse
     res[kHandler] = this
@@ -195,6 +200,16 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // The client already has a complete bodiless response (onHeaders); undici only objects to
     // its Content-Length, which described the representation, not a body.
     if (this.state === State.Done) return
+    // No connection to the target it was given: nothing was sent, so the request goes to the next
+    // target of a replicated upstream, once.
+    const retry = this.retry
+    if (retry !== undefined && this.state === State.Waiting && !this.clientGone && CONNECT_FAILURES.has((err as { code?: string }).code ?? '')) {
+      this.retry = undefined
+      this.abort = undefined
+      this.logger.debug({ requestId: this.ctx.id, upstream: this.upstreamId, code: (err as { code?: string }).code }, 'upstream connection failed; trying the next target')
+      retry(this)
+      return
+    }
     const wasStreaming = this.state === State.Streaming
     this.state = State.Done
     const ctx = this.ctx

@@ -2,7 +2,7 @@ import { hasBody } from '../sanitize/framing.js'
 import { Readable } from 'node:stream'
 import { limitedBody } from './body-limit.js'
 import type { IncomingMessage } from 'node:http'
-import { Pool, type Dispatcher } from 'undici'
+import { BalancedPool, Pool, type Dispatcher } from 'undici'
 import type { Config, UpstreamConfig } from '../../config/schema.js'
 import { GatewayError } from '../../errors/gateway-error.js'
 import type { Deps, RequestContext, Stage } from '../stage.js'
@@ -30,7 +30,9 @@ export interface ForwardOptions {
 /** One upstream, prepared at config load. */
 interface Target {
   readonly id: string
-  readonly pool: Pool
+  readonly pool: Pool | BalancedPool
+  /** More than one base URL (`replicas`): a refused connection may be tried on the next. */
+  readonly replicated: boolean
   /** The upstream URL's path ("" or "/base"), prepended to every request path. */
   readonly prefix: string
   readonly headersTimeoutMs: number
@@ -55,7 +57,7 @@ function tlsOptionsOf(u: UpstreamConfig): Record<string, unknown> | undefined {
 function createTarget(u: UpstreamConfig): Target {
   const url = new URL(u.url)
   const tls = tlsOptionsOf(u)
-  const pool = new Pool(url.origin, {
+  const options = {
     ...(tls === undefined ? {} : { connect: tls }),
     connections: u.connections,
     connectTimeout: u.connectTimeoutMs,
@@ -64,8 +66,12 @@ function createTarget(u: UpstreamConfig): Target {
     keepAliveTimeout: u.keepAliveTimeoutMs,
     // A Keep-Alive hint from the upstream may shorten the idle time, never lengthen it past config.
     keepAliveMaxTimeout: u.keepAliveTimeoutMs,
-  })
-  return { id: u.id, pool, prefix: basePathOf(url), headersTimeoutMs: u.headersTimeoutMs }
+  }
+  // One pool per target, each with these options; BalancedPool picks among them by weighted round
+  // robin and lowers the weight of a target whose connections fail.
+  const replicated = u.replicas !== undefined
+  const pool = replicated ? new BalancedPool([url.origin, ...u.replicas!.map((r) => new URL(r).origin)], options) : new Pool(url.origin, options)
+  return { id: u.id, pool, replicated, prefix: basePathOf(url), headersTimeoutMs: u.headersTimeoutMs }
 }
 
 /** How long closing waits for queued upstream requests before destroying the pools. */
@@ -137,7 +143,8 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
           upgrade: 'websocket',
         }
         return new Promise<void>((resolve, reject) => {
-          target.pool.dispatch(upgrade, new ForwardHandler(ctx, resolve, reject, logger, target.id, target.headersTimeoutMs, tunnel))
+          const retry = target.replicated ? (h: ForwardHandler) => target.pool.dispatch(upgrade, h) : undefined
+          target.pool.dispatch(upgrade, new ForwardHandler(ctx, resolve, reject, logger, target.id, target.headersTimeoutMs, tunnel, retry))
         })
       }
       const opts: Dispatcher.DispatchOptions = {
@@ -149,7 +156,9 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
         body: !hasBody(req.headers) ? null : maxBodyBytes > 0 && req.headers['transfer-encoding'] !== undefined ? Readable.from(limitedBody(req, maxBodyBytes), { objectMode: false }) : req,
       }
       return new Promise<void>((resolve, reject) => {
-        target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id, target.headersTimeoutMs))
+        // Only a request without a body may be sent again: a body already read cannot be.
+        const retry = target.replicated && opts.body === null ? (h: ForwardHandler) => target.pool.dispatch(opts, h) : undefined
+        target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id, target.headersTimeoutMs, undefined, retry))
       })
     },
     async close(): Promise<void> {
