@@ -64,6 +64,9 @@ test('plain http to loopback is fine for issuers and upstreams; an http upstream
   const remote = lint(config({ upstreams: [{ id: 'app', url: 'http://orders:3000' }] }))
   assert.deepEqual(rules(remote.errors), [])
   assert.deepEqual(rules(remote.warnings), ['upstream-insecure-url'])
+  // Each replica is judged like url.
+  const replica = lint(config({ upstreams: [{ id: 'app', url: 'https://orders-1:3000', replicas: ['https://orders-2:3000', 'http://orders-3:3000'] }] }))
+  assert.deepEqual(replica.warnings.map((w) => w.path), ['/upstreams/0/replicas/1'])
 })
 
 test('an acknowledged finding becomes a warning carrying the reason; a target limits it to one issuer', () => {
