@@ -87,6 +87,7 @@ export function createGateway(config: Config, deps: Deps, options: GatewayOption
         metrics.websocketTunnels.dec()
         metrics.websocketClosed.inc({ reason })
       }),
+    targetHealth: metrics && ((change) => metrics.upstreamTargetHealthy.set({ upstream: change.upstream, target: change.target }, change.healthy ? 1 : 0)),
   })
   const routeLimits = new Map(config.routes.map((r, i) => [routeId(r, i), r.limits ?? []] as const))
   const limits = createLimits(

@@ -212,6 +212,22 @@ export const UpstreamSchema = Type.Object(
           'More base URLs of the same service, with the same scheme and path as url. Requests are spread over url and these (undici BalancedPool: round robin, a target whose connections fail is picked less); a request without a body whose connection is refused or times out is sent once more, to the next target. connections, timeouts and tls apply to each.',
       }),
     ),
+    healthCheck: Type.Optional(
+      Type.Object(
+        {
+          path: Type.String({ pattern: PATTERNS.path.pattern, description: 'Path probed on each target (from the target\'s origin, not under url\'s path); a 2xx answer is healthy.' }),
+          intervalMs: Ms(5_000, 'Time between two probes of a target.'),
+          timeoutMs: Ms(2_000, 'A probe not answered within this long failed.'),
+          unhealthyAfter: Type.Integer({ minimum: 1, default: 2, description: 'Failed probes in a row after which a target takes no more requests.' }),
+          healthyAfter: Type.Integer({ minimum: 1, default: 2, description: 'Good probes in a row after which an unhealthy target takes requests again.' }),
+        },
+        {
+          ...closed,
+          description:
+            'Active health checks of url and replicas: an unhealthy target is taken out of the rotation until it answers again. When every target is unhealthy, all take requests (a probe can be wrong; refusing everything would be sure to be).',
+        },
+      ),
+    ),
     connectTimeoutMs: Ms(2_000, 'TCP/TLS connect timeout.'),
     headersTimeoutMs: Ms(15_000, 'Time to the first byte of the response headers.'),
     bodyTimeoutMs: Ms(30_000, 'Maximum idle time between response body chunks.'),

@@ -44,6 +44,8 @@ export type LifecycleEventType =
   | 'limits.lockout'
   | 'tls.handshake_failed'
   | 'websocket.closed'
+  | 'upstream.unhealthy'
+  | 'upstream.healthy'
 
 export interface RequestEvent {
   readonly type: DenialEventType

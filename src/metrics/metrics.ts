@@ -17,6 +17,7 @@ export interface Metrics {
   readonly tlsHandshakeFailures: Counter<'reason'>
   readonly websocketTunnels: Gauge
   readonly websocketClosed: Counter<'reason'>
+  readonly upstreamTargetHealthy: Gauge<'upstream' | 'target'>
   /**
    * Where gateway_limits_store_up is read at each scrape: the running gateway's store. A reload
    * may replace the store; a replaced store's last state must not stay on the gauge.
@@ -58,6 +59,12 @@ export function createMetrics(): Metrics {
       name: 'gateway_websocket_closed_total',
       help: 'WebSocket tunnels closed, by the reason of their websocket.closed event.',
       labelNames: ['reason'],
+      registers: [registry],
+    }),
+    upstreamTargetHealthy: new Gauge({
+      name: 'gateway_upstream_target_healthy',
+      help: 'Health-checked upstream targets: 1 while healthy, 0 while taken out of the rotation (set at the first change).',
+      labelNames: ['upstream', 'target'],
       registers: [registry],
     }),
     limitStoreUpFrom(source) {

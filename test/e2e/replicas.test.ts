@@ -15,25 +15,32 @@ import { send } from '../helpers/limits.js'
 interface Replica {
   readonly url: string
   readonly paths: string[]
+  /** What its /healthz answers (200 by default). */
+  health: number
   close(): Promise<void>
 }
 
 async function startReplica(name: string): Promise<Replica> {
   const paths: string[] = []
+  const replica = { health: 200 } as Replica
   const server: Server = createServer((req, res) => {
+    if (req.url === '/healthz') {
+      res.writeHead(replica.health).end()
+      return
+    }
     paths.push(req.url!)
     req.resume()
     req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ replica: name })))
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  return {
+  return Object.assign(replica, {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     paths,
     close: async () => {
       server.closeAllConnections()
       await new Promise<void>((r) => server.close(() => r()))
     },
-  }
+  })
 }
 
 /** A port that refuses connections: a server opened and closed again. */
@@ -117,5 +124,64 @@ describe('an upstream with replicas', () => {
     const stderr = (r as { stderr: string }).stderr
     assert.match(stderr, /\/upstreams\/0\/replicas\/0\s.*must have the path of url \("\/v1"\)/)
     assert.match(stderr, /\/upstreams\/0\/replicas\/1\s.*must use the scheme of url \(http\)/)
+  })
+})
+
+describe('health checks of an upstream with replicas', () => {
+  let a: Replica
+  let b: Replica
+  let gw: StartedGateway
+
+  before(async () => {
+    ;[a, b] = await Promise.all([startReplica('a'), startReplica('b')])
+    gw = await startGateway(
+      baseConfig({
+        upstreams: [{ id: 'checked', url: a.url, replicas: [b.url], healthCheck: { path: '/healthz', intervalMs: 100, timeoutMs: 1000, unhealthyAfter: 2, healthyAfter: 2 } }],
+        routes: [{ id: 'checked', path: '/checked/**', methods: ['GET'], upstream: 'checked', auth: 'public' }],
+        metrics: { enabled: true, port: 0 },
+      }),
+    )
+  })
+
+  after(async () => {
+    await gw?.stop()
+    await Promise.all([a?.close(), b?.close()])
+  })
+
+  async function answeredBy(n: number): Promise<Set<unknown>> {
+    const seen = new Set<unknown>()
+    for (let i = 0; i < n; i++) {
+      const r = await send(gw.url, `/checked/${i}`)
+      assert.equal(r.status, 200)
+      seen.add(r.body.replica)
+    }
+    return seen
+  }
+
+  test('a target failing its probes takes no requests until it passes them again, with an event and a metric each way', async () => {
+    assert.deepEqual([...(await answeredBy(10))].sort(), ['a', 'b'])
+    b.health = 503
+    const down = await gw.waitFor((l) => l.event === 'upstream.unhealthy')
+    assert.equal(down.upstream, 'checked')
+    assert.equal(down.target, b.url)
+    assert.equal(down.reason, 'status_503')
+    assert.deepEqual([...(await answeredBy(20))], ['a'], 'the unhealthy target is out of the rotation')
+    const metricsUrl = String(gw.lines.find((l) => l.msg === 'listening')!.metrics)
+    assert.match(await (await fetch(metricsUrl)).text(), new RegExp(`^gateway_upstream_target_healthy\\{upstream="checked",target="${b.url}"\\} 0$`, 'm'))
+
+    b.health = 200
+    const up = await gw.waitFor((l) => l.event === 'upstream.healthy')
+    assert.equal(up.target, b.url)
+    assert.deepEqual([...(await answeredBy(10))].sort(), ['a', 'b'], 'back in the rotation')
+  })
+
+  test('when every target fails its probes, every target takes requests again', async () => {
+    a.health = 500
+    b.health = 500
+    await gw.waitFor((l) => l.event === 'upstream.unhealthy' && l.target === a.url)
+    await gw.waitFor((l) => l.event === 'upstream.unhealthy' && l.target === b.url && gw.lines.filter((x) => x.event === 'upstream.unhealthy' && x.target === b.url).length === 2)
+    assert.deepEqual([...(await answeredBy(10))].sort(), ['a', 'b'])
+    a.health = 200
+    b.health = 200
   })
 })

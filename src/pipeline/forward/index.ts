@@ -10,6 +10,7 @@ import { ForwardHandler } from './handler.js'
 import { createIdentityHeaderWriter } from './identity-headers.js'
 import { basePathOf, upstreamPath } from './upstream-path.js'
 import type { TunnelCloseReason, TunnelOptions } from './tunnel.js'
+import { monitorHealth, type HealthChange, type HealthMonitor } from './health.js'
 
 export interface ForwardStage extends Stage {
   close(): Promise<void>
@@ -25,6 +26,8 @@ export interface ForwardOptions {
   readonly tunnelOpened?: () => void
   /** A WebSocket tunnel closed, and why (metrics). */
   readonly tunnelClosed?: (reason: TunnelCloseReason) => void
+  /** A health-checked target turned healthy or unhealthy (metrics). */
+  readonly targetHealth?: (change: HealthChange) => void
 }
 
 /** One upstream, prepared at config load. */
@@ -33,6 +36,8 @@ interface Target {
   readonly pool: Pool | BalancedPool
   /** More than one base URL (`replicas`): a refused connection may be tried on the next. */
   readonly replicated: boolean
+  /** Active health checks (`healthCheck`), when configured. */
+  readonly health: HealthMonitor | undefined
   /** The upstream URL's path ("" or "/base"), prepended to every request path. */
   readonly prefix: string
   readonly headersTimeoutMs: number
@@ -54,7 +59,7 @@ function tlsOptionsOf(u: UpstreamConfig): Record<string, unknown> | undefined {
   }
 }
 
-function createTarget(u: UpstreamConfig): Target {
+function createTarget(u: UpstreamConfig, onHealth: (change: HealthChange) => void): Target {
   const url = new URL(u.url)
   const tls = tlsOptionsOf(u)
   const options = {
@@ -70,8 +75,10 @@ function createTarget(u: UpstreamConfig): Target {
   // One pool per target, each with these options; BalancedPool picks among them by weighted round
   // robin and lowers the weight of a target whose connections fail.
   const replicated = u.replicas !== undefined
-  const pool = replicated ? new BalancedPool([url.origin, ...u.replicas!.map((r) => new URL(r).origin)], options) : new Pool(url.origin, options)
-  return { id: u.id, pool, replicated, prefix: basePathOf(url), headersTimeoutMs: u.headersTimeoutMs }
+  const origins = [url.origin, ...(u.replicas ?? []).map((r) => new URL(r).origin)]
+  const pool = replicated ? new BalancedPool(origins, options) : new Pool(url.origin, options)
+  const health = u.healthCheck === undefined ? undefined : monitorHealth(u, origins, pool, tls, onHealth)
+  return { id: u.id, pool, replicated, health, prefix: basePathOf(url), headersTimeoutMs: u.headersTimeoutMs }
 }
 
 /** How long closing waits for queued upstream requests before destroying the pools. */
@@ -85,7 +92,11 @@ const POOL_CLOSE_GRACE_MS = 2000
 
 export function createForwardStage(config: Config, deps: Deps, options: ForwardOptions = {}): ForwardStage {
   const targets = new Map<string, Target>()
-  for (const u of config.upstreams) targets.set(u.id, createTarget(u))
+  const onHealth = (change: HealthChange): void => {
+    options.targetHealth?.(change)
+    deps.events.emit({ type: change.healthy ? 'upstream.healthy' : 'upstream.unhealthy', time: new Date(deps.now()).toISOString(), ...change })
+  }
+  for (const u of config.upstreams) targets.set(u.id, createTarget(u, onHealth))
   const writeIdentity = createIdentityHeaderWriter(config.identity.headers)
   const dropAuthorization = !config.identity.forwardAuthorization
   const upstreamAuthorization = options.upstreamAuthorization
@@ -164,6 +175,7 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
     async close(): Promise<void> {
       // close() waits for queued requests; one stuck on an upstream that never answers must not
       // hold the shutdown: past the grace period the pools are destroyed.
+      await Promise.allSettled([...targets.values()].map((t) => t.health?.close()))
       await Promise.allSettled(
         [...targets.values()].map((t) =>
           Promise.race([t.pool.close(), new Promise<void>((r) => setTimeout(r, POOL_CLOSE_GRACE_MS).unref())]).then(() =>
