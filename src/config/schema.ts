@@ -326,6 +326,15 @@ export const RouteSchema = Type.Object(
       description:
         "CORS for browser pages on other origins: the gateway answers the route's preflights itself (before authentication) and puts the CORS fields on every answer of the route, refusals included; the upstream's own Access-Control-* fields are dropped.",
     }),
+    upstreamTimeouts: Type.Optional(
+      Type.Object(
+        {
+          headersMs: Type.Optional(Type.Integer({ minimum: 1, description: "In place of the upstream's headersTimeoutMs on this route." })),
+          bodyMs: Type.Optional(Type.Integer({ minimum: 1, description: "In place of the upstream's bodyTimeoutMs on this route." })),
+        },
+        { ...closed, description: "This route's own upstream timeouts, for an endpoint slower (a report) or faster than the rest of its upstream." },
+      ),
+    ),
     websocketTokenProtocol: Type.Optional(
       Type.Boolean({
         description:

@@ -151,3 +151,30 @@ test('a client that hangs up makes the gateway abort the upstream request', asyn
   await eventually(async () => (silent.closed.has(upstreamSocket) ? true : undefined), 'the gateway to close the upstream connection', 20_000, 20)
   await assertStillServes(gw)
 })
+
+test("a route's upstreamTimeouts replace its upstream's: a slow answer is waited for on that route only", async (t) => {
+  // Answers after 2.5 s: well beyond the upstream's 500 ms (undici checks its headers timer about
+  // every half second), within the slow route's 10 s.
+  const slow = createServer((s) => {
+    s.on('error', () => {})
+    s.once('data', () => setTimeout(() => s.end('HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\nslow'), 2500))
+  })
+  await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r))
+  t.after(() => new Promise<void>((r) => slow.close(() => r())))
+  const gw = await startGateway(
+    baseConfig({
+      upstreams: [{ id: 'slow', url: `http://127.0.0.1:${(slow.address() as AddressInfo).port}`, headersTimeoutMs: 500 }],
+      routes: [
+        { path: '/report/**', methods: ['GET'], upstream: 'slow', auth: 'public', upstreamTimeouts: { headersMs: 10_000 } },
+        { path: '/api/**', methods: ['GET'], upstream: 'slow', auth: 'public' },
+      ],
+    }),
+  )
+  t.after(() => gw.stop())
+  const report = await fetch(gw.url + '/report/q3', bounded())
+  assert.equal(report.status, 200)
+  assert.equal(await report.text(), 'slow')
+  const api = await fetch(gw.url + '/api/x', bounded())
+  assert.equal(api.status, 504)
+  assert.equal((await api.json()).code, 'ERR_FORWARD_TIMEOUT')
+})

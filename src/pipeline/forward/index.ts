@@ -152,10 +152,11 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
           headers,
           body: null,
           upgrade: 'websocket',
+          headersTimeout: route.headersTimeoutMs,
         }
         return new Promise<void>((resolve, reject) => {
           const retry = target.replicated ? (h: ForwardHandler) => target.pool.dispatch(upgrade, h) : undefined
-          target.pool.dispatch(upgrade, new ForwardHandler(ctx, resolve, reject, logger, target.id, target.headersTimeoutMs, tunnel, retry))
+          target.pool.dispatch(upgrade, new ForwardHandler(ctx, resolve, reject, logger, target.id, route.headersTimeoutMs ?? target.headersTimeoutMs, tunnel, retry))
         })
       }
       const opts: Dispatcher.DispatchOptions = {
@@ -165,11 +166,14 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
         // Streamed, never buffered: undici reads the client's request as it arrives. A chunked
         // body is counted on the way (its size was not declared, so sanitize could not check it).
         body: !hasBody(req.headers) ? null : maxBodyBytes > 0 && req.headers['transfer-encoding'] !== undefined ? Readable.from(limitedBody(req, maxBodyBytes), { objectMode: false }) : req,
+        // The route's own timeouts (upstreamTimeouts); undefined leaves the pool's.
+        headersTimeout: route.headersTimeoutMs,
+        bodyTimeout: route.bodyTimeoutMs,
       }
       return new Promise<void>((resolve, reject) => {
         // Only a request without a body may be sent again: a body already read cannot be.
         const retry = target.replicated && opts.body === null ? (h: ForwardHandler) => target.pool.dispatch(opts, h) : undefined
-        target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id, target.headersTimeoutMs, undefined, retry))
+        target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id, route.headersTimeoutMs ?? target.headersTimeoutMs, undefined, retry))
       })
     },
     async close(): Promise<void> {

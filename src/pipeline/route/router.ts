@@ -24,6 +24,9 @@ export interface CompiledRoute {
   readonly websocketTokenProtocol: boolean
   /** The route's CORS policy (cors.ts), when it has one. */
   readonly cors: CompiledCors | undefined
+  /** upstreamTimeouts: the route's own, or undefined for the upstream's. */
+  readonly headersTimeoutMs: number | undefined
+  readonly bodyTimeoutMs: number | undefined
 }
 
 export type RouteMatch =
@@ -61,6 +64,8 @@ export function compileRoute(r: RouteConfig, index: number): CompiledRoute {
     websocket: r.websocket === true,
     websocketTokenProtocol: r.websocketTokenProtocol === true,
     cors: r.cors === undefined ? undefined : compileCors(r.cors, routeMethods(r.methods)),
+    headersTimeoutMs: r.upstreamTimeouts?.headersMs,
+    bodyTimeoutMs: r.upstreamTimeouts?.bodyMs,
   })
 }
 
