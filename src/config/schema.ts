@@ -410,6 +410,16 @@ export const ConfigSchema = Type.Object(
     upstreams: Type.Array(UpstreamSchema, { minItems: 1, description: 'Services requests are forwarded to.' }),
     routes: Type.Array(RouteSchema, { minItems: 1, description: 'Path patterns, each with its upstream and access decision. The first route of a given shape and method wins.' }),
     identity: IdentitySchema,
+    responses: Type.Object(
+      {
+        stripHeaders: Type.Array(Type.String({ pattern: PATTERNS.headerName.pattern }), {
+          default: ['server', 'x-powered-by', 'x-aspnet-version', 'x-aspnetmvc-version', 'x-runtime', 'x-generator'],
+          description:
+            "Upstream response headers never relayed to clients: by default those that name the server software and its version, which tell an attacker which exploits to try. [] relays them all.",
+        }),
+      },
+      { ...closed, default: {}, description: 'What of the upstreams\' answers the gateway keeps from clients.' },
+    ),
     logging: LoggingSchema,
     limits: LimitsSchema,
     internalTokens: Type.Optional(InternalTokensSchema),

@@ -62,6 +62,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     private readonly logger: Logger,
     private readonly upstreamId: string,
     private readonly headersTimeoutMs: number,
+    /** The upstream response fields not relayed (response-headers.ts); the built-in set when undefined. */
+    private readonly dropFields?: ReadonlySet<string>,
     /** On a WebSocket handshake: how the tunnel a 101 opens is run. */
     private readonly tunnel?: (ctx: RequestContext) => TunnelOptions,
     /** Sends the request again (to an upstream with replicas, for a request without a body); used once. */
@@ -103,7 +105,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     ctx.upstreamMs = Math.round((performance.now() - this.startedAt) * 100) / 100
     ctx.status = statusCode
     // If writeHead throws (a header node refuses), undici aborts the request and onError answers 502.
-    const headers = responseHeaders(rawHeaders, ctx.id)
+    const headers = responseHeaders(rawHeaders, ctx.id, this.dropFields)
     // RFC 9110 §8.6: a server MUST NOT send Content-Length in a 204; an upstream that does is
     // corrected here rather than passed on to clients that may wait for that many bytes.
     if (statusCode === 204) withoutContentLength(headers)
@@ -149,7 +151,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     ctx.upstreamMs = Math.round((performance.now() - this.startedAt) * 100) / 100
     try {
-      const headers = responseHeaders(rawHeaders, ctx.id)
+      const headers = responseHeaders(rawHeaders, ctx.id, this.dropFields)
       // A 101 has no content (RFC 9110 §15.2.2); the connection's own fields are ours to say.
       withoutContentLength(headers)
       headers.push('connection', 'upgrade', 'upgrade', 'websocket')

@@ -25,6 +25,7 @@ function config(upstreamUrl: string, forwardAuthorization: boolean): Config {
       headers: { subject: 'x-auth-subject', clientId: 'x-auth-client-id', scopes: 'x-auth-scopes', issuer: 'x-auth-issuer' },
       forwardAuthorization,
     },
+    responses: { stripHeaders: ['server'] },
   } as unknown as Config
 }
 

@@ -11,6 +11,7 @@ import { createIdentityHeaderWriter } from './identity-headers.js'
 import { basePathOf, upstreamPath } from './upstream-path.js'
 import type { TunnelCloseReason, TunnelOptions } from './tunnel.js'
 import { monitorHealth, type HealthChange, type HealthMonitor } from './health.js'
+import { droppedResponseFields } from './response-headers.js'
 
 export interface ForwardStage extends Stage {
   close(): Promise<void>
@@ -102,6 +103,7 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
   const upstreamAuthorization = options.upstreamAuthorization
   const logger = deps.logger
   const maxBodyBytes = config.server.maxBodyBytes
+  const dropFields = droppedResponseFields(config.responses.stripHeaders)
   const idleTimeoutMs = config.server.websocketIdleTimeoutMs
   // How a tunnel opened by a WebSocket handshake runs, and what its end records (websocket.closed).
   const { tunnelOpened, tunnelClosed } = options
@@ -156,7 +158,7 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
         }
         return new Promise<void>((resolve, reject) => {
           const retry = target.replicated ? (h: ForwardHandler) => target.pool.dispatch(upgrade, h) : undefined
-          target.pool.dispatch(upgrade, new ForwardHandler(ctx, resolve, reject, logger, target.id, route.headersTimeoutMs ?? target.headersTimeoutMs, tunnel, retry))
+          target.pool.dispatch(upgrade, new ForwardHandler(ctx, resolve, reject, logger, target.id, route.headersTimeoutMs ?? target.headersTimeoutMs, dropFields, tunnel, retry))
         })
       }
       const opts: Dispatcher.DispatchOptions = {
@@ -173,7 +175,7 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
       return new Promise<void>((resolve, reject) => {
         // Only a request without a body may be sent again: a body already read cannot be.
         const retry = target.replicated && opts.body === null ? (h: ForwardHandler) => target.pool.dispatch(opts, h) : undefined
-        target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id, route.headersTimeoutMs ?? target.headersTimeoutMs, undefined, retry))
+        target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id, route.headersTimeoutMs ?? target.headersTimeoutMs, dropFields, undefined, retry))
       })
     },
     async close(): Promise<void> {

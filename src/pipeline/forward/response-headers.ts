@@ -1,7 +1,17 @@
 import { HOP_BY_HOP, connectionListed } from '../sanitize/hop-by-hop.js'
 
 /** Upstream response fields never relayed: hop-by-hop ones (RFC 9110 §7.6.1) and the request id we set. */
-const DROP: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'x-request-id'])
+const ALWAYS_DROPPED: readonly string[] = [...HOP_BY_HOP, 'x-request-id']
+const DROP: ReadonlySet<string> = new Set(ALWAYS_DROPPED)
+
+/**
+ * The set of upstream response fields a config drops: the hop-by-hop ones and the request id,
+ * plus `responses.stripHeaders` (the fields that tell which server software answered). Made once
+ * per config; looking a field up costs what it did before.
+ */
+export function droppedResponseFields(strip: readonly string[]): ReadonlySet<string> {
+  return new Set([...ALWAYS_DROPPED, ...strip.map((n) => n.toLowerCase())])
+}
 
 /** The code upstream-error.ts maps to `invalid_response`. */
 export const RESPONSE_TRANSFER_CODING = 'PORTCULLIS_RESPONSE_TRANSFER_CODING'
@@ -22,13 +32,13 @@ function isChunked(v: Buffer | string): boolean {
  * header strings as latin1). Content-Length is kept; node re-frames everything else. Throws on a
  * transfer coding other than chunked.
  */
-export function responseHeaders(raw: ReadonlyArray<Buffer | string>, requestId: string): string[] {
+export function responseHeaders(raw: ReadonlyArray<Buffer | string>, requestId: string, drop: ReadonlySet<string> = DROP): string[] {
   const out: string[] = []
   let listed: string[] | undefined
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i].toString('latin1')
     const lower = name.toLowerCase()
-    if (DROP.has(lower)) {
+    if (drop.has(lower)) {
       // undici takes chunked off; any other coding (gzip, chunked) would reach the client still
       // applied, with nothing left to say so: refused (onHeaders throws, undici aborts, 502).
       if (lower === 'transfer-encoding' && !isChunked(raw[i + 1])) {
