@@ -88,6 +88,18 @@ describe('request events name the presented token by digest, also when refused b
     assert.ok(!JSON.stringify(gw.lines).includes(token.split('.')[2]), 'no token on any line')
   })
 
+  test('a 405 names the route whose path matched, in its event and its access line', async () => {
+    const r = await fetch(gw.url + '/by-subject', { method: 'DELETE' })
+    assert.equal(r.status, 405)
+    assert.equal(r.headers.get('allow'), 'GET, HEAD')
+    const event = await eventFor(r.headers.get('x-request-id'))
+    assert.equal(event.event, 'route.method_not_allowed')
+    assert.equal(event.route, 'by-subject')
+    const access = await gw.waitFor((l) => l.name === 'access' && l.requestId === r.headers.get('x-request-id'))
+    assert.equal(access.route, 'by-subject')
+    assert.equal(access.status, 405)
+  })
+
   test('a token whose signature verified but whose claims are refused (expired, another audience) is named by subject in its event, and authenticates nothing', async () => {
     const now = Math.floor(Date.now() / 1000)
     const cases = [

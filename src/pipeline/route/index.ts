@@ -34,6 +34,9 @@ export function createRouteStage(config: Config) {
         return
       }
       if (m.kind === 'method') {
+        // The path is a route's, the method is not: the event and the access line name the route
+        // (the first one on this path), which is what an investigator looks for. No later stage runs.
+        ctx.route = m.route
         throw new GatewayError('ERR_ROUTE_METHOD_NOT_ALLOWED', { headers: { allow: m.allow }, reason: 'method' })
       }
       // Unknown route: answered here, before authentication and without touching any upstream.

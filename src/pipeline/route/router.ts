@@ -31,7 +31,7 @@ export interface CompiledRoute {
 
 export type RouteMatch =
   | { readonly kind: 'match'; readonly route: CompiledRoute }
-  | { readonly kind: 'method'; readonly allow: string }
+  | { readonly kind: 'method'; readonly allow: string; /** The first route (in config order) on this path, which records name. */ readonly route: CompiledRoute }
   | { readonly kind: 'none' }
 
 interface Node {
@@ -123,7 +123,7 @@ export class Router {
     for (const r of candidates) if (r.methods.has(method)) return { kind: 'match', route: r }
     const allow = new Set<string>()
     for (const r of candidates) for (const m of r.methods) allow.add(m)
-    return { kind: 'method', allow: [...allow].join(', ') }
+    return { kind: 'method', allow: [...allow].join(', '), route: candidates[0] }
   }
 
   /** Returns the route list of the most specific node that matches the path, or undefined. */
