@@ -1,4 +1,5 @@
 import { IncomingMessage } from 'node:http'
+import { parseAuthorization } from '@portcullis/verify/rules'
 
 const kAsked = Symbol('portcullis.upgradeAsked')
 
@@ -65,8 +66,6 @@ export const TOKEN_PROTOCOL_PREFIX = 'base64url.bearer.authorization.k8s.io.'
 
 const kProtocolToken = Symbol('portcullis.protocolToken')
 const BASE64URL = /^[A-Za-z0-9_-]+$/
-/** RFC 6750 §2.1 b64token, what authn's parser accepts after "Bearer ". */
-const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
 
 /**
  * On a WebSocket handshake, takes every token element out of Sec-WebSocket-Protocol (the rest of
@@ -90,7 +89,8 @@ export function takeProtocolTokens(req: IncomingMessage): void {
     }
     const encoded = element.slice(TOKEN_PROTOCOL_PREFIX.length)
     const token = BASE64URL.test(encoded) ? Buffer.from(encoded, 'base64url').toString('latin1') : ''
-    const value = B64TOKEN.test(token) ? `Bearer ${token}` : 'Bearer '
+    // Judged by the one Authorization syntax authn uses (RFC 6750 §2.1).
+    const value = parseAuthorization(`Bearer ${token}`).kind === 'bearer' ? `Bearer ${token}` : 'Bearer '
     req.rawHeaders.push('Authorization', value)
     if (req.headers.authorization === undefined) req.headers.authorization = value
     found++

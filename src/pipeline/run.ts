@@ -81,14 +81,8 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
         if (!req.destroyed) req.resume()
       }
       // On a CORS route a page of an allowed origin may read the refusal (route/cors.ts).
-      const cors = ctx.route?.cors
-      if (cors !== undefined) {
-        const origin = req.headers.origin
-        if (origin !== undefined && cors.allows(origin)) {
-          const fields = cors.responseFields(origin)
-          for (let i = 0; i < fields.length; i += 2) problem.headers[fields[i]] = fields[i + 1]
-        }
-      }
+      const cors = ctx.route?.cors?.fieldsFor(req.headers.origin)
+      if (cors !== undefined) for (let i = 0; i < cors.length; i += 2) problem.headers[cors[i]] = cors[i + 1]
       res.writeHead(problem.status, problem.headers)
       res.end(ctx.method === 'HEAD' ? undefined : problem.body)
     }

@@ -117,8 +117,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     const cors = ctx.route?.cors
     if (cors !== undefined) {
       withoutUpstreamCors(headers)
-      const origin = ctx.req.headers.origin
-      if (origin !== undefined && cors.allows(origin)) headers.push(...cors.responseFields(origin))
+      const fields = cors.fieldsFor(ctx.req.headers.origin)
+      if (fields !== undefined) headers.push(...fields)
     }
     ctx.res.writeHead(statusCode, headers)
     // 204, 304 and answers to HEAD have no body, whatever their Content-Length says (RFC 9110

@@ -144,30 +144,23 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
         if (authorization !== undefined) headers.authorization = authorization
       }
       const req = ctx.req
-      if (ctx.upgradeHead !== undefined) {
-        // A WebSocket handshake (the route stage let only `websocket: true` routes have one):
-        // undici sends it with Connection: upgrade and Upgrade: websocket on a connection of its
-        // own, and hands the socket over on a 101 (ForwardHandler.onUpgrade).
-        const upgrade: Dispatcher.DispatchOptions = {
-          path: upstreamPath(target.prefix, ctx.path, route.stripPrefix, ctx.query),
-          method: 'GET',
-          headers,
-          body: null,
-          upgrade: 'websocket',
-          headersTimeout: route.headersTimeoutMs,
-        }
-        return new Promise<void>((resolve, reject) => {
-          const retry = target.replicated ? (h: ForwardHandler) => target.pool.dispatch(upgrade, h) : undefined
-          target.pool.dispatch(upgrade, new ForwardHandler(ctx, resolve, reject, logger, target.id, route.headersTimeoutMs ?? target.headersTimeoutMs, dropFields, tunnel, retry))
-        })
-      }
+      // A WebSocket handshake (the route stage let only `websocket: true` routes have one): undici
+      // sends it with Connection: upgrade and Upgrade: websocket on a connection of its own, and
+      // hands the socket over on a 101 (ForwardHandler.onUpgrade).
+      const handshake = ctx.upgradeHead !== undefined
       const opts: Dispatcher.DispatchOptions = {
         path: upstreamPath(target.prefix, ctx.path, route.stripPrefix, ctx.query),
         method: ctx.method as Dispatcher.DispatchOptions['method'],
         headers,
         // Streamed, never buffered: undici reads the client's request as it arrives. A chunked
         // body is counted on the way (its size was not declared, so sanitize could not check it).
-        body: !hasBody(req.headers) ? null : maxBodyBytes > 0 && req.headers['transfer-encoding'] !== undefined ? Readable.from(limitedBody(req, maxBodyBytes), { objectMode: false }) : req,
+        body:
+          handshake || !hasBody(req.headers)
+            ? null
+            : maxBodyBytes > 0 && req.headers['transfer-encoding'] !== undefined
+              ? Readable.from(limitedBody(req, maxBodyBytes), { objectMode: false })
+              : req,
+        upgrade: handshake ? 'websocket' : undefined,
         // The route's own timeouts (upstreamTimeouts); undefined leaves the pool's.
         headersTimeout: route.headersTimeoutMs,
         bodyTimeout: route.bodyTimeoutMs,
@@ -175,7 +168,8 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
       return new Promise<void>((resolve, reject) => {
         // Only a request without a body may be sent again: a body already read cannot be.
         const retry = target.replicated && opts.body === null ? (h: ForwardHandler) => target.pool.dispatch(opts, h) : undefined
-        target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id, route.headersTimeoutMs ?? target.headersTimeoutMs, dropFields, undefined, retry))
+        const headersTimeoutMs = route.headersTimeoutMs ?? target.headersTimeoutMs
+        target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id, headersTimeoutMs, dropFields, handshake ? tunnel : undefined, retry))
       })
     },
     async close(): Promise<void> {

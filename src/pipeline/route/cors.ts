@@ -16,8 +16,10 @@ export interface CompiledCors {
   allows(origin: string): boolean
   /** The CORS fields of an answer to an allowed origin, as name/value pairs. */
   responseFields(origin: string): readonly string[]
+  /** The fields an answer carries for a request's Origin: responseFields when it is allowed, else none. */
+  fieldsFor(origin: string | undefined): readonly string[] | undefined
   /** The fields of a preflight's 204 for an allowed origin, or the refusal it gets. */
-  preflight(origin: string, headers: IncomingHttpHeaders, methods: readonly string[]): Record<string, string>
+  preflight(origin: string, headers: IncomingHttpHeaders): Record<string, string>
 }
 
 /** A preflight: OPTIONS with Origin and Access-Control-Request-Method (Fetch §3.2.2). */
@@ -46,19 +48,24 @@ export function compileCors(config: RouteCorsConfig, methods: readonly string[])
   // With credentials the origin is echoed (a `*` is refused at load with allowCredentials), and
   // answers vary with it; `*` alone is the same for every origin.
   const originField = (origin: string) => (any ? '*' : origin)
+  // The fields after the origin's, the same on every answer.
+  const fixedFields = [
+    'vary',
+    'Origin',
+    ...(credentials ? ['access-control-allow-credentials', 'true'] : []),
+    ...(expose === undefined ? [] : ['access-control-expose-headers', expose]),
+  ]
+  const allows = (origin: string) => any || origins.has(origin.toLowerCase())
+  const responseFields = (origin: string) => ['access-control-allow-origin', originField(origin), ...fixedFields]
 
   return {
-    allows: (origin) => any || origins.has(origin.toLowerCase()),
-    responseFields(origin) {
-      const fields = ['access-control-allow-origin', originField(origin), 'vary', 'Origin']
-      if (credentials) fields.push('access-control-allow-credentials', 'true')
-      if (expose !== undefined) fields.push('access-control-expose-headers', expose)
-      return fields
-    },
-    preflight(origin, headers, routeMethods) {
-      if (!(any || origins.has(origin.toLowerCase()))) throw refused('origin')
+    allows,
+    responseFields,
+    fieldsFor: (origin) => (origin !== undefined && allows(origin) ? responseFields(origin) : undefined),
+    preflight(origin, headers) {
+      if (!allows(origin)) throw refused('origin')
       const method = headers['access-control-request-method']!
-      if (!routeMethods.includes(method)) throw refused('method')
+      if (!methods.includes(method)) throw refused('method')
       const requested = headers['access-control-request-headers']
       if (requested !== undefined) {
         for (const raw of requested.split(',')) {

@@ -18,9 +18,8 @@ export function createRouteStage(config: Config) {
         const headers = ctx.req.headers
         const asked = router.match(ctx.path, headers['access-control-request-method']!)
         if (asked.kind === 'match' && asked.route.cors !== undefined) {
-          const route = asked.route
-          ctx.route = route
-          const fields = asked.route.cors.preflight(headers.origin!, headers, [...route.methods])
+          ctx.route = asked.route
+          const fields = asked.route.cors.preflight(headers.origin!, headers)
           ctx.status = 204
           ctx.res.writeHead(204, { ...fields, 'x-request-id': ctx.id }).end()
           return ANSWERED
