@@ -65,6 +65,11 @@ export const ListenerTlsSchema = Type.Object(
       description:
         'A client that asks for a server name (SNI) no sni entry and not the listener\'s own certificate covers, or for none: default: gets cert/key. refuse: its handshake fails before any certificate is shown (scanners that connect by address learn no name).',
     }),
+    http2: Type.Boolean({
+      default: false,
+      description:
+        'Also serve HTTP/2 on this listener (ALPN h2, next to http/1.1 for clients that do not offer it). Each stream runs the same pipeline; upstreams are reached over HTTP/1.1. Changing it needs a restart.',
+    }),
     clientCertificates: Type.Union([Type.Literal('none'), Type.Literal('request'), Type.Literal('require')], {
       default: 'none',
       description:
@@ -129,6 +134,12 @@ export const ServerSchema = Type.Object(
       minimum: 0,
       default: 0,
       description: "Requests one client connection may carry: the last one's response says Connection: close and the connection ends with it; requests pipelined behind it are not answered. 0 = unlimited.",
+    }),
+    http2MaxConcurrentStreams: Type.Integer({
+      minimum: 1,
+      maximum: 1000,
+      default: 100,
+      description: 'On an HTTP/2 listener (tls.http2), the streams (requests) one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused with RST_STREAM.',
     }),
     drainTimeoutMs: Ms(10_000, 'On SIGTERM, in-flight requests get this long to finish.'),
     websocketIdleTimeoutMs: Ms(300_000, 'A WebSocket tunnel with no bytes in either direction for this long is closed.'),

@@ -1,5 +1,6 @@
-import { createServer, ServerResponse, type IncomingMessage, type Server as HttpServer, type ServerOptions } from 'node:http'
+import { createServer, Server as HttpServer, ServerResponse, type IncomingMessage, type ServerOptions } from 'node:http'
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
+import { createSecureServer, type Http2SecureServer, type SecureServerOptions, type ServerHttp2Session } from 'node:http2'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Config, ListenerConfig, ListenerTlsConfig } from '../config/schema.js'
@@ -12,6 +13,7 @@ import { toProblem } from '../errors/problem.js'
 import { resolveRequestId, resolveTraceparent } from './request-id.js'
 import { GatewayIncomingMessage, takeProtocolTokens } from './websocket.js'
 import { TUNNEL_SHUTDOWN } from '../pipeline/forward/tunnel.js'
+import { endStream, GatewayHttp2Request, GatewayHttp2Response, isHttp2, sessionTimedOut, streamStarted } from './http2.js'
 
 /**
  * node:http ↔ RequestContext adapter, client-side limits, health endpoints and draining.
@@ -33,7 +35,16 @@ export interface Listeners {
   updateTls(listeners: readonly ListenerConfig[]): void
 }
 
-type Server = HttpServer | HttpsServer
+type Server = HttpServer | HttpsServer | Http2SecureServer
+
+/**
+ * Closes every connection of a listener, idle or not. An HTTP/2 listener has no such method:
+ * node:http's, applied to it, closes its HTTP/1.1 connections (node tracks them the same way);
+ * its HTTP/2 sessions are closed by the drain itself.
+ */
+function closeAllConnections(server: Server): void {
+  HttpServer.prototype.closeAllConnections.call(server as HttpServer)
+}
 
 /** What a TLS listener's secure context is made of; a reload makes a new one from the new config. */
 function secureContextOf(tls: ListenerTlsConfig, pair: { readonly cert: string; readonly key: string } = tls): SecureContextOptions {
@@ -183,8 +194,9 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     // it with no socket until then). A request only starts when it does: one connection runs
     // one request at a time, however many it pipelines, instead of filling the upstream pool.
     const socket = res.socket
-    if (socket === null) {
-      res.once('socket', () => handle(req, res, upgradeHead))
+    if (socket == null) {
+      // (An HTTP/2 response whose stream has closed already has none, and never will.)
+      if (socket === null) res.once('socket', () => handle(req, res, upgradeHead))
       return
     }
     // An earlier response closed the connection (a refusal whose body was not read,
@@ -230,7 +242,8 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       // Tell keep-alive clients to reconnect elsewhere.
       res.shouldKeepAlive = false
       const p = toProblem(new GatewayError('ERR_GATEWAY_DRAINING'), id, s.realm)
-      res.writeHead(p.status, { ...p.headers, connection: 'close' }).end(p.body)
+      // (HTTP/2 has no Connection field: the drain's GOAWAY says it.)
+      res.writeHead(p.status, isHttp2(req) ? p.headers : { ...p.headers, connection: 'close' }).end(p.body)
       return
     }
     inFlight++
@@ -260,6 +273,72 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     owned[kRequest] = ctx
     owned[kGateway] = g
     g.pipeline.handle(ctx)
+  }
+
+  /**
+   * A request on an HTTP/2 listener: an HTTP/1.1 one (a client that did not offer h2) is served as
+   * on any listener; a stream is counted on its session, and one with a body gets the deadline
+   * node:http sets an HTTP/1.1 request (server.requestTimeoutMs to arrive in full), after which it
+   * is refused with 408 as HTTP/1.1 would be, and the stream ended.
+   */
+  function handleHttp2(req: IncomingMessage, res: ServerResponse): void {
+    if (!isHttp2(req)) return handle(req, res)
+    const stream = req.stream
+    streamStarted(stream.session as ServerHttp2Session, res, maxRequestsPerSocket)
+    handle(req, res)
+    if (req.complete || stream.endAfterHeaders) return
+    const timer = setTimeout(() => {
+      if (req.complete) return
+      const ctx = (res as OwnedResponse)[kRequest]
+      if (ctx !== undefined && !ctx.over && !res.headersSent) {
+        ;(res as OwnedResponse)[kGateway]!.pipeline.interrupt(ctx, new GatewayError('ERR_HTTP_REQUEST_TIMEOUT', { reason: 'request_timeout' }))
+      }
+      endStream(stream)
+    }, s.requestTimeoutMs)
+    timer.unref()
+    const clear = (): void => clearTimeout(timer)
+    req.once('end', clear)
+    res.once('close', clear)
+  }
+
+  /** Open HTTP/2 sessions (connections), for the timeout handler and the drain's GOAWAY. */
+  const sessions = new Set<ServerHttp2Session>()
+
+  /**
+   * An HTTP/2 listener (tls.http2): ALPN h2, and http/1.1 for clients that do not offer h2, which
+   * node hands to the same code as an HTTPS listener's, reading node:http's options from the server
+   * object (createSecureServer does not take them). Its settings bound what one session may hold.
+   */
+  function createHttp2Listener(options: ServerOptions, tlsOptions: SecureServerOptions): Http2SecureServer {
+    const server = createSecureServer(
+      {
+        ...tlsOptions,
+        allowHTTP1: true,
+        Http1IncomingMessage: options.IncomingMessage,
+        Http2ServerRequest: GatewayHttp2Request,
+        Http2ServerResponse: GatewayHttp2Response as never,
+        settings: { maxConcurrentStreams: s.http2MaxConcurrentStreams, maxHeaderListSize: s.maxHeaderBytes, enablePush: false },
+      },
+      handleHttp2 as never,
+    )
+    Object.assign(server, {
+      headersTimeout: options.headersTimeout,
+      requestTimeout: options.requestTimeout,
+      keepAliveTimeout: options.keepAliveTimeout,
+      maxHeaderSize: options.maxHeaderSize,
+      joinDuplicateHeaders: options.joinDuplicateHeaders,
+      requireHostHeader: options.requireHostHeader,
+      connectionsCheckingInterval: options.connectionsCheckingInterval,
+      insecureHTTPParser: false,
+    })
+    // node's own listener turns a refused handshake into a clientError (answered as a refused
+    // request would be); the tlsClientError listener below records it instead, as on HTTPS listeners.
+    server.removeAllListeners('tlsClientError')
+    server.on('session', (session: ServerHttp2Session) => {
+      sessions.add(session)
+      session.once('close', () => sessions.delete(session))
+    })
+    return server
   }
 
   const servers: Server[] = []
@@ -292,29 +371,31 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     // The config loader checked that the certificate and key load (semantic.ts, tlsProblem). A
     // handshake gets headersTimeoutMs, as a request head does (node's default is 120 s: a client
     // that never finishes one would hold its socket that long).
-    const server: Server =
+    const tlsOptions =
       l.tls === undefined
-        ? createServer(options, handle)
-        : createHttpsServer(
-            {
-              ...options,
-              ...defaultContextOf(l.tls),
-              handshakeTimeout: s.headersTimeoutMs,
-              requestCert: l.tls.clientCertificates !== 'none',
-              rejectUnauthorized: l.tls.clientCertificates === 'require',
-              // Always set on a TLS listener, so a reload can add SNI certificates; no context means the listener's own.
-              // A method call on the connection's TLSSocket (this): a refusal destroys it before
-              // tlsClientError, so its address is kept for the event first.
-              SNICallback: function (this: TLSSocket, serverName: string, done: (err: Error | null, ctx?: SecureContext) => void) {
-                const context = sniLookups[index]?.(serverName)
-                if (context === null) {
-                  ;(this as TLSSocket & { [kRefusedPeer]?: string })[kRefusedPeer] = this.remoteAddress
-                  done(unknownServerName())
-                } else done(null, context)
-              },
+        ? undefined
+        : {
+            ...defaultContextOf(l.tls),
+            handshakeTimeout: s.headersTimeoutMs,
+            requestCert: l.tls.clientCertificates !== 'none',
+            rejectUnauthorized: l.tls.clientCertificates === 'require',
+            // Always set on a TLS listener, so a reload can add SNI certificates; no context means the listener's own.
+            // A method call on the connection's TLSSocket (this): a refusal destroys it before
+            // tlsClientError, so its address is kept for the event first.
+            SNICallback: function (this: TLSSocket, serverName: string, done: (err: Error | null, ctx?: SecureContext) => void) {
+              const context = sniLookups[index]?.(serverName)
+              if (context === null) {
+                ;(this as TLSSocket & { [kRefusedPeer]?: string })[kRefusedPeer] = this.remoteAddress
+                done(unknownServerName())
+              } else done(null, context)
             },
-            handle,
-          )
+          }
+    const server: Server =
+      tlsOptions === undefined
+        ? createServer(options, handle)
+        : l.tls?.http2 === true
+          ? createHttp2Listener(options, tlsOptions)
+          : createHttpsServer({ ...options, ...tlsOptions }, handle)
     server.maxConnections = s.maxConnections
     // A connection's client certificate is read once (token binding, Client-Cert): a TLS 1.2
     // renegotiation could swap it mid-connection, so none is allowed (TLS 1.3 has none).
@@ -325,9 +406,11 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     // response, and undici's bodyTimeout pauses while that client's backpressure pauses the
     // upstream: this inactivity timeout does. While a response is in flight and nothing waits
     // to be written, the gateway is waiting on the upstream, whose own timeouts decide (200 or
-    // 504), however long they are.
-    server.timeout = Math.max(s.requestTimeoutMs, s.keepAliveTimeoutMs) + 1000
-    server.on('timeout', (socket: Socket) => {
+    // 504), however long they are. On an HTTP/2 listener the same timeout watches each session
+    // (http2.ts, sessionTimedOut).
+    ;(server as HttpServer).timeout = Math.max(s.requestTimeoutMs, s.keepAliveTimeoutMs) + 1000
+    server.on('timeout', (socket: Socket | ServerHttp2Session) => {
+      if (!('writableLength' in socket)) return sessionTimedOut(socket)
       const res = owedResponse(socket)
       // Ignored, the timer starts again with the next bytes written or read.
       if (res && socket.writableLength === 0) return
@@ -377,7 +460,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       const p = toProblem(new GatewayError('ERR_HTTP_EXPECTATION_FAILED'), requestId, s.realm)
       // The body the client may send anyway was never read: close rather than parse it as a request.
       res.shouldKeepAlive = false
-      res.writeHead(p.status, { ...p.headers, connection: 'close' }).end(p.body)
+      res.writeHead(p.status, isHttp2(req) ? p.headers : { ...p.headers, connection: 'close' }).end(p.body)
     })
     // A WebSocket handshake (the only upgrade node hands over, http/websocket.ts). node has let go
     // of the connection: the request runs the whole pipeline on a response made here, and only a
@@ -400,9 +483,16 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     })
     // CONNECT asks for a tunnel, which a gateway that authorizes each request never opens.
     // Without this listener node drops the connection without a word.
-    server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    server.on('connect', (req: IncomingMessage, socket: Duplex | ServerResponse) => {
       const requestId = resolveRequestId(undefined)
       gateway.parserRefused({ code: 'ERR_HTTP_METHOD_NOT_SUPPORTED', reason: 'connect', requestId, peerIp: req.socket.remoteAddress ?? '' })
+      // On HTTP/2 a CONNECT is one stream (node hands its response over): refused on it alone.
+      if (isHttp2(req)) {
+        const p = toProblem(new GatewayError('ERR_HTTP_METHOD_NOT_SUPPORTED'), requestId, s.realm)
+        ;(socket as ServerResponse).writeHead(p.status, p.headers).end(p.body)
+        return
+      }
+      socket = socket as Duplex
       // node has let go of this socket: its errors (a reset) are ours to catch.
       socket.on('error', () => socket.destroy())
       // Nor do its timeouts apply any more: a client that never closes its side is cut.
@@ -425,7 +515,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       await Promise.all(
         servers.map((open) => {
           const closed = new Promise((r) => open.close(r))
-          open.closeAllConnections()
+          closeAllConnections(open)
           return closed
         }),
       )
@@ -459,8 +549,10 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       draining = true
       for (const server of servers) {
         server.close()
-        server.closeIdleConnections()
+        ;(server as HttpServer).closeIdleConnections()
       }
+      // HTTP/2 clients are told to go away (GOAWAY): streams open now finish, new ones go elsewhere.
+      for (const session of sessions) session.close()
       if (inFlight > 0) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, timeoutMs)
@@ -471,7 +563,8 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
           }
         })
       }
-      for (const server of servers) server.closeAllConnections()
+      for (const server of servers) closeAllConnections(server)
+      for (const session of sessions) session.destroy()
       // Ended with a cause, so each tunnel records that it closed for the shutdown; their close
       // events come a turn of the loop later, and the shutdown waits for them (their records).
       const closed = [...tunnels].map((socket) => new Promise((r) => socket.once('close', r)))

@@ -6,6 +6,7 @@ import type { DenialEventType, RequestEvent } from '../events/event.js'
 import { loggedPath } from '../events/logged-path.js'
 import { bearerHint, loggedDigest, presented } from './authn/presented.js'
 import { peerCertificateOf } from '../http/peer-certificate.js'
+import { isHttp2 } from '../http/http2.js'
 import { ANSWERED, type Deps, type RequestContext, type Stage } from './stage.js'
 
 export interface Pipeline {
@@ -77,7 +78,8 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
         // since its framing can no longer be trusted to be in step; read (and discard) what is
         // left so the client can finish sending and see the answer (closing with unread data
         // would reset the connection).
-        problem.headers.connection = 'close'
+        // (HTTP/2 ends just this stream; it has no Connection field.)
+        if (!isHttp2(req)) problem.headers.connection = 'close'
         if (!req.destroyed) req.resume()
       }
       // On a CORS route a page of an allowed origin may read the refusal (route/cors.ts).

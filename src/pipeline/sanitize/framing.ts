@@ -74,6 +74,33 @@ export function checkHost(headers: IncomingHttpHeaders, rawHeaders: readonly str
 }
 
 /**
+ * checkHost for an HTTP/2 request (http/http2.ts), whose authority comes as the `:authority`
+ * pseudo-header field, a Host field, or both. RFC 9113 §8.3.1: a Host that names another
+ * authority than `:authority` makes the request malformed (two intermediaries could route it by
+ * different ones); neither is as much a missing Host as in HTTP/1.1. The value the request view
+ * holds as `host` must be one valid host, as checkHost has it.
+ */
+export function checkHttp2Host(headers: IncomingHttpHeaders, rawHeaders: readonly string[]): void {
+  const detail = 'The Host header is invalid.'
+  let authority: string | undefined
+  let host: string | undefined
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]
+    if (name === ':authority') authority = rawHeaders[i + 1]
+    else if (name === 'host') {
+      if (host !== undefined) throw rejected('multiple_host', detail)
+      host = rawHeaders[i + 1]
+    }
+  }
+  if (authority !== undefined && host !== undefined && authority.toLowerCase() !== host.toLowerCase()) {
+    throw rejected('host_authority_mismatch', 'The Host header names another authority than :authority.')
+  }
+  const value = headers.host
+  if (value === undefined) throw rejected('missing_host', 'An HTTP/2 request must carry :authority or a Host header.')
+  if (!HOST.test(value)) throw rejected('invalid_host', detail)
+}
+
+/**
  * A declared body over the limit is refused before anything is forwarded (RFC 9110 §15.5.14,
  * 413 Content Too Large). Chunked bodies, whose size is unknown up front, are counted while they
  * stream (forward/body-limit.ts).

@@ -4,7 +4,8 @@ import type { Deps, RequestContext, Stage } from '../stage.js'
 import { normalizeIp } from '../../http/client-address.js'
 import { peerCertificateOf } from '../../http/peer-certificate.js'
 import { appendForwarded, forwardedFor, forwardedProto } from './forwarded.js'
-import { checkDeclaredLength, checkFraming, checkHost } from './framing.js'
+import { checkDeclaredLength, checkFraming, checkHost, checkHttp2Host } from './framing.js'
+import { isHttp2 } from '../../http/http2.js'
 import { createHeaderMatcher } from './header-matcher.js'
 import { connectionListed, HOP_BY_HOP } from './hop-by-hop.js'
 
@@ -50,6 +51,7 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
   const configured = [...identity.stripHeaders, ...Object.values(identity.headers), ...GATEWAY_OWNED, ...ADDRESS_CLAIMS, ...REQUEST_OVERRIDES]
   const dropped = createHeaderMatcher([...HOP_BY_HOP, 'host', 'expect', ...configured.map((n) => n.replace(UNDERSCORES, '-'))]).matches
   const via11 = `1.1 ${VIA_NAME}`
+  const via2 = `2 ${VIA_NAME}`
   // RFC 9440 field names, when verified client certificates are forwarded at all.
   const certHeaders = identity.forwardClientCertificate
     ? { cert: identity.headers.clientCertificate.toLowerCase(), chain: identity.headers.clientCertificateChain.toLowerCase() }
@@ -61,9 +63,14 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
     onRequest(ctx: RequestContext): void {
       const req = ctx.req
       const h = req.headers
+      // An HTTP/2 stream (http/http2.ts): nghttp2 has checked its framing.
+      const http2 = isHttp2(req)
       try {
-        checkFraming(h, req.rawHeaders, req.httpVersion)
-        checkHost(h, req.rawHeaders, req.httpVersion)
+        if (http2) checkHttp2Host(h, req.rawHeaders)
+        else {
+          checkFraming(h, req.rawHeaders, req.httpVersion)
+          checkHost(h, req.rawHeaders, req.httpVersion)
+        }
       } catch (err) {
         // A message the gateway refuses to read one way is not one to read what follows it by:
         // the connection is closed after the answer, even when node read the whole of it.
@@ -107,7 +114,8 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
       const forwarded = h.forwarded
       if (trusted && forwarded !== undefined) out.forwarded = appendForwarded(forwarded, peer)
       // RFC 9110 §7.6.3: a gateway MUST send Via in each inbound request it forwards.
-      const via = req.httpVersion === '1.1' ? via11 : `${req.httpVersion} ${VIA_NAME}`
+      // (RFC 9110 §7.6.3: the received protocol's version, which for HTTP/2 is "2".)
+      const via = http2 ? via2 : req.httpVersion === '1.1' ? via11 : `${req.httpVersion} ${VIA_NAME}`
       const prevVia = h.via
       out.via = prevVia === undefined ? via : `${prevVia}, ${via}`
       if (certHeaders !== undefined) {

@@ -1,0 +1,111 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import { constants, Http2ServerRequest, Http2ServerResponse, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
+
+/**
+ * HTTP/2 on a TLS listener (`tls.http2: true`): node's compatibility API hands each stream over as
+ * a request/response pair shaped like node:http's, and the pipeline runs on it unchanged. What
+ * differs is made to look like HTTP/1.1 here, once, so no stage needs a second code path:
+ * - the header object holds no pseudo-header fields (`:method`, `:path`, `:scheme`,
+ *   `:authority`), so nothing the client put in one is forwarded as a header;
+ * - `host` is the `:authority` when the client sent no Host (RFC 9113 §8.3.1: an intermediary
+ *   that converts to HTTP/1.1 creates one from it); sanitize refuses a Host that differs from it;
+ * - a body without Content-Length (HTTP/2 frames bodies itself, RFC 9113 §8.1) is marked
+ *   `transfer-encoding: chunked`, as HTTP/1.1 would frame it: forward then streams it, counted
+ *   against server.maxBodyBytes, and undici frames it towards the upstream.
+ * rawHeaders stays as received (pseudo-header fields included): the checks that count field lines
+ * (two Authorization, two Host) read it.
+ *
+ * nghttp2 (in node) refuses the message errors HTTP/1.1 parsing had to guard against, before the
+ * stream is handed over: connection-specific fields (Connection, Transfer-Encoding, Keep-Alive,
+ * Upgrade, Proxy-Connection), TE other than `trailers`, a Content-Length the DATA frames do not
+ * match, several Content-Length fields, missing or repeated pseudo-header fields, upper-case names
+ * (RFC 9113 §8.2).
+ */
+export class GatewayHttp2Request extends Http2ServerRequest {
+  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, options: ConstructorParameters<typeof Http2ServerRequest>[2], rawHeaders: readonly string[]) {
+    super(stream, headers, options, rawHeaders)
+    // An own property over the prototype's getter (the compatibility class keeps the original,
+    // pseudo-header fields included, for its method and url).
+    Object.defineProperty(this, 'headers', { value: http1View(headers, stream.endAfterHeaders), enumerable: true })
+  }
+
+  /** What node:http does with a body nobody will read (the forward handler calls it): discard it. */
+  _dump(): void {
+    this.resume()
+  }
+}
+
+/** The request's header fields as HTTP/1.1 would have carried them (the class comment above says how). */
+export function http1View(headers: IncomingHttpHeaders, endAfterHeaders: boolean): IncomingHttpHeaders {
+  const view: IncomingHttpHeaders = {}
+  for (const name in headers) if (name.charCodeAt(0) !== 58 /* ':' */) view[name] = headers[name]
+  const authority = headers[':authority']
+  if (view.host === undefined && typeof authority === 'string') view.host = authority
+  if (!endAfterHeaders && view['content-length'] === undefined) view['transfer-encoding'] = 'chunked'
+  return view
+}
+
+/**
+ * The response class: node:http's ServerResponse says `destroyed` once its connection is gone,
+ * which the pipeline reads (a client that left before an answer is a 499, not a pipeline bug).
+ */
+export class GatewayHttp2Response extends Http2ServerResponse {}
+Object.defineProperty(GatewayHttp2Response.prototype, 'destroyed', {
+  get(this: Http2ServerResponse): boolean {
+    return this.stream.destroyed
+  },
+  configurable: true,
+})
+
+/**
+ * Whether a request came over HTTP/2: told by its class, not its version, since node's HTTP/1
+ * parser also takes a request line that says HTTP/2.0.
+ */
+export function isHttp2(req: object): req is GatewayHttp2Request {
+  return req instanceof GatewayHttp2Request
+}
+
+const kOpenStreams = Symbol('portcullis.openStreams')
+const kServedStreams = Symbol('portcullis.servedStreams')
+type CountedSession = ServerHttp2Session & { [kOpenStreams]?: number; [kServedStreams]?: number }
+
+/**
+ * Counts a session's streams the gateway is answering (the session timeout spares a session
+ * waiting on an upstream, as node:http spares a connection that owes a response) and the streams
+ * it has served (server.maxRequestsPerSocket: past it, the session is told to go away, GOAWAY,
+ * once its streams finish; the client opens a new connection for the next request).
+ */
+export function streamStarted(session: ServerHttp2Session, closed: { once(event: 'close', fn: () => void): unknown }, maxPerSession: number): void {
+  const counted = session as CountedSession
+  counted[kOpenStreams] = (counted[kOpenStreams] ?? 0) + 1
+  closed.once('close', () => {
+    counted[kOpenStreams]!--
+  })
+  if (maxPerSession > 0) {
+    const served = (counted[kServedStreams] ?? 0) + 1
+    counted[kServedStreams] = served
+    if (served >= maxPerSession && !session.closed) session.close()
+  }
+}
+
+/**
+ * A session silent for the listener's timeout: an idle one is closed gracefully (GOAWAY); one whose
+ * client stopped reading (bytes wait to be written) is cut; one waiting on an upstream is left to
+ * that upstream's timeouts, as node:http leaves such a connection.
+ */
+export function sessionTimedOut(session: ServerHttp2Session): void {
+  if (((session as CountedSession)[kOpenStreams] ?? 0) === 0) {
+    session.close()
+    return
+  }
+  if ((session.socket?.writableLength ?? 0) > 0) session.destroy()
+}
+
+/**
+ * Ends a stream whose client did not finish sending its request in time, after its answer: RST_STREAM
+ * with NO_ERROR (RFC 9113 §8.1: a server that has answered in full may stop the rest of a request
+ * that way).
+ */
+export function endStream(stream: ServerHttp2Stream): void {
+  if (!stream.destroyed && !stream.closed) stream.close(constants.NGHTTP2_NO_ERROR)
+}

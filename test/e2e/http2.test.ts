@@ -1,0 +1,419 @@
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { connect as tlsConnect, type TLSSocket } from 'node:tls'
+import { connect as h2connect, constants, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2'
+import { X509Certificate } from 'node:crypto'
+import { Agent, fetch } from 'undici'
+import { certificate, certificateAuthority, issuedBy, type Pems } from '../helpers/certs.js'
+import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
+import { startKeyServer, type KeyServer } from '../helpers/keys.js'
+import { startUpstream, type RecordingUpstream } from '../helpers/upstream.js'
+
+const AUD = 'h2-api'
+
+interface Answer {
+  readonly status: number
+  readonly headers: IncomingHttpHeaders
+  readonly body: string
+}
+
+/** One request on an HTTP/2 session; `body` is written in the chunks given, then the stream ends. */
+async function request(session: ClientHttp2Session, headers: OutgoingHttpHeaders, body: readonly string[] = []): Promise<Answer> {
+  const stream = session.request(headers, { endStream: body.length === 0 })
+  for (const chunk of body) stream.write(chunk)
+  if (body.length > 0) stream.end()
+  const [responseHeaders] = (await once(stream, 'response')) as [IncomingHttpHeaders]
+  let text = ''
+  stream.setEncoding('utf8').on('data', (c: string) => (text += c))
+  await once(stream, 'end')
+  return { status: Number(responseHeaders[':status']), headers: responseHeaders, body: text }
+}
+
+// --- A client that writes HTTP/2 frames itself, for requests node's client refuses to send
+// (connection-specific fields, two Authorization fields). RFC 9113 §4 framing, RFC 7541 §6.2.2
+// literal header fields (never indexed, no Huffman): enough to send one request and read whether
+// the stream was answered or reset.
+
+function hpackInteger(value: number): Buffer {
+  if (value < 127) return Buffer.from([value])
+  const bytes = [127]
+  let rest = value - 127
+  while (rest >= 128) {
+    bytes.push((rest % 128) + 128)
+    rest = Math.floor(rest / 128)
+  }
+  bytes.push(rest)
+  return Buffer.from(bytes)
+}
+
+function headerBlock(fields: ReadonlyArray<readonly [string, string]>): Buffer {
+  return Buffer.concat(fields.flatMap(([name, value]) => [Buffer.from([0]), hpackInteger(name.length), Buffer.from(name), hpackInteger(Buffer.byteLength(value)), Buffer.from(value)]))
+}
+
+function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
+  const head = Buffer.alloc(9)
+  head.writeUIntBE(payload.length, 0, 3)
+  head[3] = type
+  head[4] = flags
+  head.writeUInt32BE(streamId, 5)
+  return Buffer.concat([head, payload])
+}
+
+/** What became of stream 1: the types of the frames that came back for it, and its RST_STREAM code if it was reset. */
+async function rawStream(url: string, ca: string, fields: ReadonlyArray<readonly [string, string]>): Promise<{ frameTypes: number[]; resetCode?: number }> {
+  const { hostname, port } = new URL(url)
+  const socket: TLSSocket = tlsConnect({ host: hostname, port: Number(port), ca, servername: 'localhost', ALPNProtocols: ['h2'] })
+  await once(socket, 'secureConnect')
+  assert.equal(socket.alpnProtocol, 'h2')
+  socket.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
+  socket.write(frame(4, 0, 0, Buffer.alloc(0)))
+  // HEADERS, END_STREAM | END_HEADERS.
+  socket.write(frame(1, 0x5, 1, headerBlock(fields)))
+  let buffered = Buffer.alloc(0)
+  const frameTypes: number[] = []
+  return new Promise((resolve) => {
+    const done = (resetCode?: number) => {
+      socket.destroy()
+      resolve({ frameTypes, resetCode })
+    }
+    socket.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk])
+      while (buffered.length >= 9) {
+        const length = buffered.readUIntBE(0, 3)
+        if (buffered.length < 9 + length) break
+        const [type, flags] = [buffered[3], buffered[4]]
+        const streamId = buffered.readUInt32BE(5) & 0x7fffffff
+        const payload = buffered.subarray(9, 9 + length)
+        buffered = buffered.subarray(9 + length)
+        // SETTINGS from the server: acknowledged, as a client must.
+        if (type === 4 && (flags & 1) === 0) socket.write(frame(4, 1, 0, Buffer.alloc(0)))
+        if (streamId !== 1) continue
+        frameTypes.push(type)
+        if (type === 3) return done(payload.readUInt32BE(0))
+        if ((flags & 1) !== 0) return done()
+      }
+    })
+    socket.on('error', () => done())
+    socket.on('close', () => done())
+  })
+}
+
+describe('HTTP/2 on a TLS listener (tls.http2)', { timeout: 60_000 }, () => {
+  let ks: KeyServer
+  let up: RecordingUpstream
+  let gw: StartedGateway
+  let base = ''
+  let pems: { cert: string; key: string }
+  let token = ''
+  let h2: ClientHttp2Session
+  const released: Array<() => void> = []
+
+  before(async () => {
+    ks = await startKeyServer({ audience: AUD })
+    // /slow/ answers only when a test releases it (the drain test).
+    up = await startUpstream((req, res) => {
+      const answer = () => {
+        // Connection-specific fields HTTP/2 cannot carry: dropped as hop-by-hop, never a failure.
+        res.writeHead(200, { 'content-type': 'application/json', 'keep-alive': 'timeout=5', connection: 'x-upstream-private', 'x-upstream-private': '1' })
+        res.end(JSON.stringify({ url: req.url }))
+      }
+      if (req.url!.startsWith('/api/slow')) released.push(answer)
+      else answer()
+    })
+    pems = await certificate('localhost')
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-h2-'))
+    writeFileSync(join(dir, 'cert.pem'), pems.cert)
+    writeFileSync(join(dir, 'key.pem'), pems.key)
+    const config = baseConfig({
+      listeners: [{ host: '127.0.0.1', port: 0, tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', http2: true } }],
+      server: { http2MaxConcurrentStreams: 50, maxBodyBytes: 1000, headersTimeoutMs: 1000, requestTimeoutMs: 1500, drainTimeoutMs: 5000 },
+      issuers: [{ id: 'idp', issuer: ks.issuer, jwksUri: ks.jwksUri, audiences: [AUD] }],
+      upstreams: [{ id: 'api', url: up.url }],
+      routes: [
+        { id: 'read', path: '/api/**', methods: ['GET'], upstream: 'api', auth: 'required', scopes: { allOf: ['read'] } },
+        { id: 'write', path: '/api/**', methods: ['POST'], upstream: 'api', auth: 'required', scopes: { allOf: ['write'] } },
+        { id: 'admin', path: '/admin/**', methods: ['GET'], upstream: 'api', auth: 'required', scopes: { allOf: ['admin'] } },
+      ],
+      limits: { bruteForce: { enabled: false } },
+    })
+    const path = join(dir, 'portcullis.json')
+    writeFileSync(path, JSON.stringify(config))
+    // (The helper's readiness probe speaks plain HTTP.)
+    gw = await startGateway(path, { waitReady: false })
+    base = gw.url
+    token = await ks.sign({ scope: 'read write', sub: 'alice' })
+    while ((await request(session(), { ':method': 'GET', ':path': '/readyz' })).status !== 200) await new Promise((r) => setTimeout(r, 50))
+  })
+
+  after(async () => {
+    h2?.destroy()
+    for (const release of released) release()
+    if (gw?.child.exitCode === null) await gw.stop()
+    await Promise.all([up?.close(), ks?.close()])
+  })
+
+  /**
+   * The test's HTTP/2 session, opened again when the gateway has closed it: it closes a session
+   * left idle for max(requestTimeoutMs, keepAliveTimeoutMs) + 1 s, as these tests sometimes do.
+   */
+  const session = (): ClientHttp2Session => {
+    if (h2 === undefined || h2.closed || h2.destroyed) h2 = h2connect(base, { ca: pems.cert, servername: 'localhost' })
+    return h2
+  }
+  const authority = () => `localhost:${new URL(base).port}`
+
+  test('a client that offers h2 gets it; one that does not gets HTTP/1.1 on the same port', async () => {
+    const { hostname, port } = new URL(base)
+    const probe = tlsConnect({ host: hostname, port: Number(port), ca: pems.cert, servername: 'localhost', ALPNProtocols: ['h2', 'http/1.1'] })
+    await once(probe, 'secureConnect')
+    assert.equal(probe.alpnProtocol, 'h2')
+    probe.destroy()
+    const dispatcher = new Agent({ connect: { ca: pems.cert, servername: 'localhost' } })
+    const h1 = await fetch(`${base}/api/h1`, { dispatcher, headers: { authorization: `Bearer ${token}` } })
+    assert.equal(h1.status, 200)
+    await h1.text()
+    await dispatcher.close()
+    assert.equal(up.received.at(-1)!.headers.via, '1.1 portcullis')
+  })
+
+  test('a stream runs the whole pipeline: canonical path, identity, request id and trace reach the upstream as HTTP/1.1 fields; no pseudo-header field does', async () => {
+    const r = await request(session(), {
+      ':method': 'GET',
+      ':path': '/api/items/../item-1?x=1',
+      authorization: `Bearer ${token}`,
+      'x-auth-subject': 'mallory',
+      'x-request-id': 'h2-test-request-0001',
+    })
+    assert.equal(r.status, 200, r.body)
+    assert.equal(r.headers['x-request-id'], 'h2-test-request-0001')
+    assert.equal(r.headers['keep-alive'], undefined)
+    assert.equal(r.headers['x-upstream-private'], undefined, 'a field the upstream named in Connection is hop-by-hop')
+    const seen = up.received.at(-1)!
+    assert.equal(seen.url, '/api/item-1?x=1')
+    assert.equal(seen.headers['x-auth-subject'], 'alice', 'the verified subject, not the spoofed one')
+    assert.equal(seen.headers['x-request-id'], 'h2-test-request-0001')
+    assert.match(String(seen.headers.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/)
+    assert.equal(seen.headers['x-forwarded-proto'], 'https')
+    assert.equal(seen.headers['x-forwarded-host'], authority(), 'the :authority, as HTTP/1.1 would carry it in Host')
+    assert.equal(seen.headers.via, '2 portcullis')
+    assert.ok(!seen.rawHeaders.some((name, i) => i % 2 === 0 && name.startsWith(':')), JSON.stringify(seen.rawHeaders))
+    const access = await gw.waitFor((l) => l.name === 'access' && l.requestId === 'h2-test-request-0001')
+    assert.equal(access.status, 200)
+    assert.equal(access.subject, 'alice')
+  })
+
+  test('refusals are problem+json on the stream: no token 401, a missing scope 403, a trick path to another route refused; none reaches the upstream', async () => {
+    const before = up.received.length
+    const missing = await request(session(), { ':method': 'GET', ':path': '/api/x' })
+    assert.equal(missing.status, 401)
+    assert.equal(missing.headers['content-type'], 'application/problem+json')
+    assert.match(String(missing.headers['www-authenticate']), /^Bearer /)
+    const scope = await request(session(), { ':method': 'GET', ':path': '/admin/x', authorization: `Bearer ${token}` })
+    assert.equal(scope.status, 403)
+    assert.match(String(scope.headers['www-authenticate']), /insufficient_scope/)
+    for (const path of ['/api/%2e%2e/admin/x', '/api/..%2fadmin/x', '/api/%252e%252e/admin/x']) {
+      const trick = await request(session(), { ':method': 'GET', ':path': path, authorization: `Bearer ${token}` })
+      assert.ok(trick.status === 400 || trick.status === 403 || trick.status === 404, `${path}: ${trick.status}`)
+    }
+    assert.equal(up.received.length, before)
+  })
+
+  test('a body streams to the upstream with or without Content-Length; one over server.maxBodyBytes is refused with 413', async () => {
+    const framed = await request(session(), { ':method': 'POST', ':path': '/api/framed', authorization: `Bearer ${token}`, 'content-length': '11' }, ['hello', ' world'])
+    assert.equal(framed.status, 200, framed.body)
+    assert.equal(up.received.at(-1)!.body, 'hello world')
+    const streamed = await request(session(), { ':method': 'POST', ':path': '/api/streamed', authorization: `Bearer ${token}` }, ['part one, ', 'part two'])
+    assert.equal(streamed.status, 200, streamed.body)
+    const seen = up.received.at(-1)!
+    assert.equal(seen.url, '/api/streamed')
+    assert.equal(seen.body, 'part one, part two')
+    assert.equal(seen.headers['transfer-encoding'], 'chunked')
+    const before = up.received.length
+    const declared = await request(session(), { ':method': 'POST', ':path': '/api/big', authorization: `Bearer ${token}`, 'content-length': '2000' }, ['x'.repeat(2000)])
+    assert.equal(declared.status, 413)
+    const undeclared = await request(session(), { ':method': 'POST', ':path': '/api/big', authorization: `Bearer ${token}` }, ['x'.repeat(800), 'y'.repeat(800)])
+    assert.ok(undeclared.status === 413 || undeclared.status === 502, `${undeclared.status} ${undeclared.body}`)
+    assert.ok(up.received.slice(before).every((r) => r.body.length <= 1000), 'no upstream got more than the limit')
+  })
+
+  test('a Host that names another authority than :authority is refused (RFC 9113 §8.3.1)', async () => {
+    const before = up.received.length
+    const r = await request(session(), { ':method': 'GET', ':path': '/api/x', ':authority': authority(), host: 'evil.example', authorization: `Bearer ${token}` })
+    assert.equal(r.status, 400)
+    const event = await gw.waitFor((l) => l.event === 'sanitize.rejected' && l.reason === 'host_authority_mismatch')
+    assert.equal(event.path, '/api/x')
+    const same = await request(session(), { ':method': 'GET', ':path': '/api/same', ':authority': authority(), host: authority().toUpperCase(), authorization: `Bearer ${token}` })
+    assert.equal(same.status, 200)
+    assert.equal(up.received.length, before + 1)
+  })
+
+  test('two Authorization fields on one stream are refused (400 invalid_request), as on HTTP/1.1', async () => {
+    const before = up.received.length
+    const r = await rawStream(base, pems.cert, [
+      [':method', 'GET'],
+      [':scheme', 'https'],
+      [':authority', authority()],
+      [':path', '/api/two-credentials'],
+      ['authorization', `Bearer ${token}`],
+      ['authorization', `Bearer ${token}`],
+    ])
+    assert.ok(r.frameTypes.includes(1), `the stream is answered: ${JSON.stringify(r)}`)
+    const event = await gw.waitFor((l) => l.event === 'authn.malformed' && l.path === '/api/two-credentials')
+    assert.equal(event.reason, 'multiple_authorization')
+    assert.equal(event.status, 400)
+    assert.equal(up.received.length, before)
+  })
+
+  test('fields HTTP/2 forbids (Transfer-Encoding, Connection) reset the stream before the gateway sees it', async () => {
+    const before = up.received.length
+    for (const field of [
+      ['transfer-encoding', 'chunked'],
+      ['connection', 'keep-alive'],
+      ['te', 'gzip'],
+    ] as const) {
+      const r = await rawStream(base, pems.cert, [
+        [':method', 'GET'],
+        [':scheme', 'https'],
+        [':authority', authority()],
+        [':path', '/api/forbidden-field'],
+        ['authorization', `Bearer ${token}`],
+        field,
+      ])
+      assert.equal(r.resetCode, constants.NGHTTP2_PROTOCOL_ERROR, `${field[0]}: ${JSON.stringify(r)}`)
+    }
+    assert.equal(up.received.length, before)
+    assert.ok(!gw.lines.some((l) => l.name === 'access' && l.path === '/api/forbidden-field'))
+  })
+
+  test('CONNECT is refused on its stream; the session serves on', async () => {
+    const stream = session().request({ ':method': 'CONNECT', ':authority': 'internal.example:443' })
+    const [headers] = (await once(stream, 'response')) as [IncomingHttpHeaders]
+    stream.resume()
+    assert.equal(Number(headers[':status']), 501)
+    assert.equal(headers['content-type'], 'application/problem+json')
+    const next = await request(session(), { ':method': 'GET', ':path': '/api/after-connect', authorization: `Bearer ${token}` })
+    assert.equal(next.status, 200)
+  })
+
+  test('the session advertises server.http2MaxConcurrentStreams', async () => {
+    const s = session()
+    await request(s, { ':method': 'GET', ':path': '/healthz' })
+    assert.equal(s.remoteSettings.maxConcurrentStreams, 50)
+    assert.equal(s.remoteSettings.enablePush, false)
+  })
+
+  test('a stream whose body does not arrive within server.requestTimeoutMs gets 408 and is ended', async () => {
+    const before = up.received.length
+    const stream = session().request({ ':method': 'POST', ':path': '/api/stalled', authorization: `Bearer ${token}` }, { endStream: false })
+    stream.write('a start, and then nothing')
+    const [headers] = (await once(stream, 'response')) as [IncomingHttpHeaders]
+    assert.equal(Number(headers[':status']), 408)
+    stream.resume()
+    await once(stream, 'close')
+    const access = await gw.waitFor((l) => l.name === 'access' && l.path === '/api/stalled')
+    assert.equal(access.status, 408)
+    // The upstream got the request as it streamed in, but never a complete body.
+    assert.ok(up.received.slice(before).every((r) => r.url !== '/api/stalled'))
+    const next = await request(session(), { ':method': 'GET', ':path': '/api/after-stall', authorization: `Bearer ${token}` })
+    assert.equal(next.status, 200, 'the session serves on')
+  })
+
+  // Last: it stops the gateway.
+  test('SIGTERM: the session is told to go away (GOAWAY), the stream in flight finishes', async () => {
+    const goaway = once(session(), 'goaway')
+    const inFlight = request(session(), { ':method': 'GET', ':path': '/api/slow', authorization: `Bearer ${token}` })
+    while (released.length === 0) await new Promise((r) => setTimeout(r, 20))
+    const exited = gw.stop()
+    await goaway
+    released.shift()!()
+    const r = await inFlight
+    assert.equal(r.status, 200)
+    assert.equal(await exited, 0)
+  })
+})
+
+describe('HTTP/2 connections: client certificates, requests per connection, idle close', { timeout: 60_000 }, () => {
+  let up: RecordingUpstream
+  let gw: StartedGateway
+  let serverCert = ''
+  let ca: Pems
+  let h2Url = ''
+
+  before(async () => {
+    up = await startUpstream()
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-h2c-'))
+    const server = await certificate('localhost')
+    serverCert = server.cert
+    ca = await certificateAuthority('services CA')
+    writeFileSync(join(dir, 'cert.pem'), server.cert)
+    writeFileSync(join(dir, 'key.pem'), server.key)
+    writeFileSync(join(dir, 'client-ca.pem'), ca.cert)
+    const config = baseConfig({
+      listeners: [
+        // Plain, for the readiness check only.
+        { host: '127.0.0.1', port: 0 },
+        { host: '127.0.0.1', port: 0, tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', http2: true, clientCertificates: 'request', clientCa: '${file:client-ca.pem}' } },
+      ],
+      server: { maxRequestsPerSocket: 2, headersTimeoutMs: 1000, requestTimeoutMs: 1500, keepAliveTimeoutMs: 500 },
+      upstreams: [{ id: 'u', url: up.url }],
+      routes: [
+        { id: 'internal', path: '/internal/**', methods: ['GET'], upstream: 'u', auth: 'certificate', certificates: [{ uri: 'spiffe://example.org/billing' }] },
+        { id: 'public', path: '/p/**', methods: ['GET'], upstream: 'u', auth: 'public' },
+      ],
+    })
+    const path = join(dir, 'portcullis.json')
+    writeFileSync(path, JSON.stringify(config))
+    gw = await startGateway(path)
+    h2Url = (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[1]
+  })
+
+  after(async () => {
+    await gw?.stop()
+    await up?.close()
+  })
+
+  test('a client certificate admits a service on an HTTP/2 stream and reaches the upstream as Client-Cert; none is refused', async () => {
+    const client = await issuedBy(ca, 'billing', [{ type: 6, value: 'spiffe://example.org/billing' }])
+    const withCert = h2connect(h2Url, { ca: serverCert, servername: 'localhost', cert: client.cert, key: client.key })
+    const r = await request(withCert, { ':method': 'GET', ':path': '/internal/invoices' })
+    withCert.close()
+    assert.equal(r.status, 200, r.body)
+    const seen = up.received.at(-1)!
+    assert.equal(seen.url, '/internal/invoices')
+    const der = new X509Certificate(client.cert).raw.toString('base64')
+    assert.equal(seen.headers['client-cert'], `:${der}:`)
+    const without = h2connect(h2Url, { ca: serverCert, servername: 'localhost' })
+    const refused = await request(without, { ':method': 'GET', ':path': '/internal/invoices' })
+    without.close()
+    assert.equal(refused.status, 403)
+    assert.equal(up.received.at(-1), seen)
+  })
+
+  test('server.maxRequestsPerSocket: the connection gets GOAWAY once its last stream has started, and that stream is answered', async () => {
+    const session = h2connect(h2Url, { ca: serverCert, servername: 'localhost' })
+    let toldToGo = false
+    session.once('goaway', () => (toldToGo = true))
+    assert.equal((await request(session, { ':method': 'GET', ':path': '/p/1' })).status, 200)
+    assert.equal(toldToGo, false)
+    assert.equal((await request(session, { ':method': 'GET', ':path': '/p/2' })).status, 200)
+    // The GOAWAY went out as the second stream started, ahead of its answer (long before the idle close).
+    assert.equal(toldToGo, true)
+    await once(session, 'close')
+    assert.deepEqual(
+      up.received.slice(-2).map((r) => r.url),
+      ['/p/1', '/p/2'],
+    )
+  })
+
+  test('an idle connection is closed with GOAWAY after max(requestTimeoutMs, keepAliveTimeoutMs) + 1 s', async () => {
+    const session = h2connect(h2Url, { ca: serverCert, servername: 'localhost' })
+    assert.equal((await request(session, { ':method': 'GET', ':path': '/p/idle' })).status, 200)
+    const [code] = (await once(session, 'goaway')) as [number]
+    assert.equal(code, constants.NGHTTP2_NO_ERROR)
+    await once(session, 'close')
+  })
+})
