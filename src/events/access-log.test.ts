@@ -13,6 +13,7 @@ const ctx = (over: Partial<RequestContext> = {}) =>
     id: 'req-1',
     traceId: 'a'.repeat(32),
     method: 'GET',
+    req: { httpVersion: '1.1' },
     path: '/orders/1',
     route: { id: 'orders' },
     status: 200,
@@ -34,8 +35,8 @@ test('one JSON line per request with the fields an investigator needs', () => {
   assert.equal(l.level, 30)
   assert.match(String(l.time), /^\d{4}-\d\d-\d\dT/)
   assert.deepEqual(
-    { requestId: l.requestId, method: l.method, path: l.path, route: l.route, status: l.status, upstreamMs: l.upstreamMs, clientIp: l.clientIp, subject: l.subject, clientId: l.clientId },
-    { requestId: 'req-1', method: 'GET', path: '/orders/1', route: 'orders', status: 200, upstreamMs: 1.5, clientIp: '127.0.0.1', subject: 'alice', clientId: 'app' },
+    { requestId: l.requestId, method: l.method, httpVersion: l.httpVersion, path: l.path, route: l.route, status: l.status, upstreamMs: l.upstreamMs, clientIp: l.clientIp, subject: l.subject, clientId: l.clientId },
+    { requestId: 'req-1', method: 'GET', httpVersion: '1.1', path: '/orders/1', route: 'orders', status: 200, upstreamMs: 1.5, clientIp: '127.0.0.1', subject: 'alice', clientId: 'app' },
   )
   assert.equal(typeof l.durationMs, 'number')
 })

@@ -34,10 +34,11 @@ export type AccessLog = (ctx: RequestContext) => void
 export function createAccessLog(dest: { write(line: string): boolean }): AccessLog {
   let lastMs = 0
   let lastIso = ''
-  // Three values cannot hold a quote, backslash or control character, so they are quoted as they
+  // Four values cannot hold a quote, backslash or control character, so they are quoted as they
   // are: the request id (a client's only when it matched [A-Za-z0-9._:-]{8,128}, else a UUID), the
-  // method (node's parser accepts only its fixed list of method names) and the route id (the
-  // config schema's pattern). Paths, addresses and identity values are checked: plain printable
+  // method (node's parser accepts only its fixed list of method names; HTTP/2 method tokens are
+  // checked by nghttp2), the HTTP version (digits and a dot, as node writes it) and the route id
+  // (the config schema's pattern). Paths, addresses and identity values are checked: plain printable
   // ASCII without quote or backslash is quoted as it is, anything else goes through JSON.stringify.
   const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/
   const str = (v: string | undefined) => (v === undefined ? 'null' : PLAIN.test(v) ? `"${v}"` : JSON.stringify(v))
@@ -51,7 +52,7 @@ export function createAccessLog(dest: { write(line: string): boolean }): AccessL
     const durationMs = millisText(performance.now() - ctx.startedAt)
     const upstreamMs = ctx.upstreamMs === undefined ? 'null' : millisText(ctx.upstreamMs)
     dest.write(
-      `{"level":30,"time":"${lastIso}","name":"access","requestId":"${ctx.id}","traceId":"${ctx.traceId}","method":"${ctx.method}","path":${str(loggedPath(ctx))},"route":${ctx.route === undefined ? 'null' : `"${ctx.route.id}"`},"status":${ctx.status || ctx.res.statusCode},"durationMs":${durationMs},"upstreamMs":${upstreamMs},"clientIp":${str(ctx.clientIp)},"subject":${str(id?.subject)},"clientId":${str(id?.clientId)}}\n`,
+      `{"level":30,"time":"${lastIso}","name":"access","requestId":"${ctx.id}","traceId":"${ctx.traceId}","method":"${ctx.method}","httpVersion":"${ctx.req.httpVersion}","path":${str(loggedPath(ctx))},"route":${ctx.route === undefined ? 'null' : `"${ctx.route.id}"`},"status":${ctx.status || ctx.res.statusCode},"durationMs":${durationMs},"upstreamMs":${upstreamMs},"clientIp":${str(ctx.clientIp)},"subject":${str(id?.subject)},"clientId":${str(id?.clientId)}}\n`,
     )
   }
 }

@@ -178,6 +178,8 @@ describe('HTTP/2 on a TLS listener (tls.http2)', { timeout: 60_000 }, () => {
     await h1.text()
     await dispatcher.close()
     assert.equal(up.received.at(-1)!.headers.via, '1.1 portcullis')
+    const access = await gw.waitFor((l) => l.name === 'access' && l.path === '/api/h1')
+    assert.equal(access.httpVersion, '1.1')
   })
 
   test('a stream runs the whole pipeline: canonical path, identity, request id and trace reach the upstream as HTTP/1.1 fields; no pseudo-header field does', async () => {
@@ -204,6 +206,7 @@ describe('HTTP/2 on a TLS listener (tls.http2)', { timeout: 60_000 }, () => {
     const access = await gw.waitFor((l) => l.name === 'access' && l.requestId === 'h2-test-request-0001')
     assert.equal(access.status, 200)
     assert.equal(access.subject, 'alice')
+    assert.equal(access.httpVersion, '2.0')
   })
 
   test('refusals are problem+json on the stream: no token 401, a missing scope 403, a trick path to another route refused; none reaches the upstream', async () => {
