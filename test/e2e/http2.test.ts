@@ -292,6 +292,32 @@ describe('HTTP/2 on a TLS listener (tls.http2)', { timeout: 60_000 }, () => {
     assert.ok(!gw.lines.some((l) => l.name === 'access' && l.path === '/api/forbidden-field'))
   })
 
+  test('a field whose value holds CR, LF or NUL, or whose name is not a token, is dropped by nghttp2: it never reaches the upstream, split or whole', async () => {
+    const r = await rawStream(base, pems.cert, [
+      [':method', 'GET'],
+      [':scheme', 'https'],
+      [':authority', authority()],
+      [':path', '/api/injected'],
+      ['authorization', `Bearer ${token}`],
+      ['x-note', 'a\r\nx-auth-subject: mallory'],
+      ['x-nul', 'a\u0000b'],
+      ['x bad name', 'v'],
+    ])
+    assert.ok(r.frameTypes.includes(1), JSON.stringify(r))
+    const seen = up.received.at(-1)!
+    assert.equal(seen.url, '/api/injected')
+    assert.equal(seen.headers['x-auth-subject'], 'alice')
+    for (const name of ['x-note', 'x-nul', 'x bad name']) assert.equal(seen.headers[name], undefined, name)
+    // An invalid pseudo-header value resets the stream.
+    const bad = await rawStream(base, pems.cert, [
+      [':method', 'GET'],
+      [':scheme', 'https'],
+      [':authority', authority()],
+      [':path', '/api/x y'],
+    ])
+    assert.equal(bad.resetCode, constants.NGHTTP2_PROTOCOL_ERROR)
+  })
+
   test('CONNECT is refused on its stream; the session serves on', async () => {
     const stream = session().request({ ':method': 'CONNECT', ':authority': 'internal.example:443' })
     const [headers] = (await once(stream, 'response')) as [IncomingHttpHeaders]
