@@ -462,6 +462,8 @@ describe('WebSocket tunnels over TLS, admitted by client certificate', { timeout
         // Plain, for the readiness check only.
         { host: '127.0.0.1', port: 0 },
         { host: '127.0.0.1', port: 0, tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', clientCertificates: 'request', clientCa: '${file:client-ca.pem}' } },
+        // HTTP/2 as well: a WebSocket client speaks HTTP/1.1 to it (no RFC 8441).
+        { host: '127.0.0.1', port: 0, tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', http2: true } },
       ],
       upstreams: [
         { id: 'chat', url: up.url },
@@ -488,6 +490,15 @@ describe('WebSocket tunnels over TLS, admitted by client certificate', { timeout
     await once(ws, 'open')
     assert.equal((await echo(ws, 'tls both ways')).toString(), 'tls both ways')
     assert.equal(secureUp.handshakes.at(-1)?.url, '/secure/room')
+    ws.close()
+  })
+
+  test('a listener that also serves HTTP/2 opens tunnels for WebSocket clients, which speak HTTP/1.1 to it', async () => {
+    const h2Url = (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[2]
+    const ws = new WebSocket(h2Url.replace(/^https/, 'wss') + '/secure/over-h2-listener', { ca: serverCert })
+    await once(ws, 'open')
+    assert.equal((await echo(ws, 'next to h2')).toString(), 'next to h2')
+    assert.equal(secureUp.handshakes.at(-1)?.url, '/secure/over-h2-listener')
     ws.close()
   })
 
