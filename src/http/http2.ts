@@ -102,9 +102,10 @@ export function sessionTimedOut(session: ServerHttp2Session): void {
 }
 
 /**
- * Ends a stream whose client did not finish sending its request in time, after its answer: RST_STREAM
- * with NO_ERROR (RFC 9113 §8.1: a server that has answered in full may stop the rest of a request
- * that way).
+ * Ends a stream whose request body the gateway will not read (refused before it arrived, or not
+ * complete in time) once its answer is written: RST_STREAM with NO_ERROR (RFC 9113 §8.1: a server
+ * that has answered in full may stop the rest of a request that way), so the client stops sending.
+ * The answer's frames go out first (the tests read the whole answer).
  */
 export function endStream(stream: ServerHttp2Stream): void {
   if (!stream.destroyed && !stream.closed) stream.close(constants.NGHTTP2_NO_ERROR)

@@ -289,6 +289,8 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     if (req.complete || stream.endAfterHeaders) return
     const timer = setTimeout(() => {
       if (req.complete) return
+      // The refusal ends the stream after its answer (pipeline/run.ts); a stream whose answer had
+      // started, or was complete, is ended here.
       const ctx = (res as OwnedResponse)[kRequest]
       if (ctx !== undefined && !ctx.over && !res.headersSent) {
         ;(res as OwnedResponse)[kGateway]!.pipeline.interrupt(ctx, new GatewayError('ERR_HTTP_REQUEST_TIMEOUT', { reason: 'request_timeout' }))

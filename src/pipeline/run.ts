@@ -6,7 +6,7 @@ import type { DenialEventType, RequestEvent } from '../events/event.js'
 import { loggedPath } from '../events/logged-path.js'
 import { bearerHint, loggedDigest, presented } from './authn/presented.js'
 import { peerCertificateOf } from '../http/peer-certificate.js'
-import { isHttp2 } from '../http/http2.js'
+import { endStream, isHttp2 } from '../http/http2.js'
 import { ANSWERED, type Deps, type RequestContext, type Stage } from './stage.js'
 
 export interface Pipeline {
@@ -73,12 +73,13 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
       const req = ctx.req
       // Only a request with a body (RFC 9112 §6.3: Content-Length or Transfer-Encoding) can have
       // one still arriving; every other refusal keeps the connection alive.
-      if (hasBody(req.headers) && !req.complete) {
+      const unread = hasBody(req.headers) && !req.complete
+      if (unread) {
         // Refused before its body was read to the end: close the connection after this answer,
         // since its framing can no longer be trusted to be in step; read (and discard) what is
         // left so the client can finish sending and see the answer (closing with unread data
-        // would reset the connection).
-        // (HTTP/2 ends just this stream; it has no Connection field.)
+        // would reset the connection). HTTP/2 has no Connection field: the stream alone is
+        // ended after the answer (below), which tells the client to stop sending.
         if (!isHttp2(req)) problem.headers.connection = 'close'
         if (!req.destroyed) req.resume()
       }
@@ -87,6 +88,7 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
       if (cors !== undefined) for (let i = 0; i < cors.length; i += 2) problem.headers[cors[i]] = cors[i + 1]
       res.writeHead(problem.status, problem.headers)
       res.end(ctx.method === 'HEAD' ? undefined : problem.body)
+      if (unread && isHttp2(req)) endStream(req.stream)
     }
     done(ctx)
   }

@@ -243,6 +243,21 @@ describe('HTTP/2 on a TLS listener (tls.http2)', { timeout: 60_000 }, () => {
     assert.ok(up.received.slice(before).every((r) => r.body.length <= 1000), 'no upstream got more than the limit')
   })
 
+  test('a refusal before the body arrived ends the stream after its answer (RST_STREAM NO_ERROR): the client stops sending', async () => {
+    const stream = session().request({ ':method': 'POST', ':path': '/api/upload' }, { endStream: false })
+    // A body the client would go on sending: it never ends the stream itself.
+    stream.write('x'.repeat(500))
+    const [headers] = (await once(stream, 'response')) as [IncomingHttpHeaders]
+    assert.equal(Number(headers[':status']), 401)
+    let body = ''
+    stream.setEncoding('utf8').on('data', (c: string) => (body += c))
+    await once(stream, 'close')
+    assert.equal(JSON.parse(body).status, 401)
+    assert.equal(stream.rstCode, constants.NGHTTP2_NO_ERROR)
+    const next = await request(session(), { ':method': 'GET', ':path': '/api/after-refusal', authorization: `Bearer ${token}` })
+    assert.equal(next.status, 200, 'the session serves on')
+  })
+
   test('a Host that names another authority than :authority is refused (RFC 9113 §8.3.1)', async () => {
     const before = up.received.length
     const r = await request(session(), { ':method': 'GET', ':path': '/api/x', ':authority': authority(), host: 'evil.example', authorization: `Bearer ${token}` })
@@ -341,8 +356,11 @@ describe('HTTP/2 on a TLS listener (tls.http2)', { timeout: 60_000 }, () => {
     stream.write('a start, and then nothing')
     const [headers] = (await once(stream, 'response')) as [IncomingHttpHeaders]
     assert.equal(Number(headers[':status']), 408)
-    stream.resume()
+    let body = ''
+    stream.setEncoding('utf8').on('data', (c: string) => (body += c))
     await once(stream, 'close')
+    assert.equal(JSON.parse(body).code, 'ERR_HTTP_REQUEST_TIMEOUT', 'the whole answer arrives before the stream is ended')
+    assert.equal(stream.rstCode, constants.NGHTTP2_NO_ERROR)
     const access = await gw.waitFor((l) => l.name === 'access' && l.path === '/api/stalled')
     assert.equal(access.status, 408)
     // The upstream got the request as it streamed in, but never a complete body.
