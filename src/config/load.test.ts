@@ -490,6 +490,17 @@ test('a websocket route must accept GET, the method of every WebSocket handshake
   assert.equal(only(tokenProtocol).path, '/routes/0/websocketTokenProtocol')
 })
 
+test('a websocket route cannot use an upstream reached over HTTP/2 (undici tunnels over HTTP/1.1 only)', () => {
+  const text = VALID.replace('    auth: required\n', '    auth: required\n    websocket: true\n').replace('    url: http://127.0.0.1:3000\n', '    url: http://127.0.0.1:3000\n    http2: true\n')
+  assert.notEqual(text, VALID)
+  const issue = only(loadConfigText(text, FILE, {}))
+  assert.equal(issue.path, '/routes/0/websocket')
+  assert.match(issue.message, /reached over HTTP\/1\.1.*http2: true/)
+  const plain = loadConfigText(VALID.replace('    url: http://127.0.0.1:3000\n', '    url: http://127.0.0.1:3000\n    http2: true\n'), FILE, {})
+  assert.ok(plain.ok, plain.ok ? '' : formatIssues(plain.errors))
+  assert.equal(plain.config.upstreams[0].http2, true)
+})
+
 test('CORS origins must be written as browsers send them, and "*" cannot go with credentials', () => {
   const withCors = (cors: string) => loadConfigText(VALID.replace('    auth: required\n', `    auth: required\n    cors: ${cors}\n`), FILE, {})
   const ok = withCors('{ allowOrigins: [https://app.example.com, "http://localhost:5173"] }')

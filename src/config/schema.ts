@@ -243,6 +243,11 @@ export const UpstreamSchema = Type.Object(
     headersTimeoutMs: Ms(15_000, 'Time to the first byte of the response headers.'),
     bodyTimeoutMs: Ms(30_000, 'Maximum idle time between response body chunks.'),
     connections: Type.Integer({ minimum: 1, default: 64, description: 'Keep-alive pool size.' }),
+    http2: Type.Boolean({
+      default: false,
+      description:
+        'Reach this upstream over HTTP/2: for https://, offered in ALPN (an upstream that does not pick h2 is reached over HTTP/1.1); for http://, by prior knowledge (h2c; the upstream must speak it). Needed for gRPC, whose answers end in trailers (relayed to HTTP/2 clients). Not for WebSocket routes.',
+    }),
     keepAliveTimeoutMs: Ms(4_000, 'Idle pooled connections are closed after this.'),
     audience: UpstreamAudienceField,
     tls: Type.Optional(UpstreamTlsSchema),

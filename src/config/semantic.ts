@@ -272,6 +272,10 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
     }
     // A WebSocket handshake is a GET (RFC 6455 §4.1): without it the route could never open one.
     if (r.websocket && !r.methods.includes('GET')) add(`${p}/websocket`, 'websocket: true needs GET among the route\'s methods: every WebSocket handshake is a GET')
+    // undici tunnels a WebSocket over an HTTP/1.1 connection only (no RFC 8441 towards upstreams).
+    if (r.websocket && config.upstreams.some((u) => u.id === r.upstream && u.http2)) {
+      add(`${p}/websocket`, `websocket: true needs an upstream reached over HTTP/1.1, and ${show(r.upstream, `${p}/upstream`)} has http2: true`)
+    }
     if (r.cors !== undefined) {
       r.cors.allowOrigins.forEach((o, j) => {
         const at = `${p}/cors/allowOrigins/${j}`

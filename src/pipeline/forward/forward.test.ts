@@ -4,7 +4,7 @@ import fc from 'fast-check'
 import { errors as undiciErrors } from 'undici'
 import type { Identity } from '../stage.js'
 import { createIdentityHeaderWriter, headerSafe } from './identity-headers.js'
-import { responseHeaders } from './response-headers.js'
+import { droppedResponseFields, responseHeaders, trailerFields } from './response-headers.js'
 import { errorCode, mapUpstreamError } from './upstream-error.js'
 import { basePathOf, stripSegments, upstreamPath } from './upstream-path.js'
 
@@ -49,6 +49,15 @@ test('a response transfer coding other than chunked is refused, chunked in any c
   for (const coding of ['gzip, chunked', 'gzip', 'identity', 'chunked, chunked']) {
     assert.throws(() => responseHeaders(raw('Transfer-Encoding', coding), 'id'), (err: Error & { code?: string }) => mapUpstreamError(err, false).error.reason === 'invalid_response')
   }
+})
+
+test('trailers keep what a trailer section may carry (a gRPC status), from raw Buffers or an object; framing, routing, authentication and dropped fields go', () => {
+  const raw = ['grpc-status', '5', 'Grpc-Message', 'no such item', 'content-length', '3', 'Set-Cookie', 'a=1', 'connection', 'close', 'server', 'x/1.0', 'x-checksum', 'ab', 'x-checksum', 'cd'].map((v) => Buffer.from(v))
+  const drop = droppedResponseFields(['server'])
+  assert.deepEqual(trailerFields(raw, drop), { 'grpc-status': '5', 'grpc-message': 'no such item', 'x-checksum': ['ab', 'cd'] })
+  assert.deepEqual(trailerFields({ 'grpc-status': '0', ':status': '200', authorization: 'Bearer x', host: 'h', trailer: 'x' }, drop), { 'grpc-status': '0' })
+  assert.equal(trailerFields({}, drop), undefined)
+  assert.equal(trailerFields([], drop), undefined)
 })
 
 test('response header bytes outside ASCII pass through unchanged', () => {

@@ -3,7 +3,8 @@ import { errors, type Dispatcher } from 'undici'
 import type { Logger } from 'pino'
 import type { RequestContext } from '../stage.js'
 import { rateLimitResponseHeaders } from '../limits/index.js'
-import { responseHeaders } from './response-headers.js'
+import { responseHeaders, trailerFields } from './response-headers.js'
+import { isHttp2 } from '../../http/http2.js'
 import { mapUpstreamError } from './upstream-error.js'
 import { openTunnel, type TunnelOptions } from './tunnel.js'
 import { withoutUpstreamCors } from '../route/cors.js'
@@ -21,6 +22,12 @@ type DumpableRequest = IncomingMessage & { _dump(): void }
  */
 function onClientClose(this: TrackedResponse): void {
   this[kHandler]?.clientClosed()
+}
+
+/** Whether a flat [name, value, …] header list holds the (lower-case) field. */
+function hasField(headers: readonly string[], name: string): boolean {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i].toLowerCase() === name) return true
+  return false
 }
 
 /** Removes every content-length pair from a flat [name, value, …] header list. */
@@ -54,6 +61,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   private readonly startedAt = performance.now()
   /** When the first interim (1xx) answer came, if one did. */
   private interimAt = 0
+  /** The client speaks HTTP/2 (trailers and gRPC Trailers-Only answers go on to it). */
+  private readonly http2: boolean
+  /** A gRPC Trailers-Only answer's head, held until the answer ends (onHeaders says why). */
+  private heldHead: string[] | undefined = undefined
 
   constructor(
     private readonly ctx: RequestContext,
@@ -71,6 +82,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   ) {
     const res = ctx.res as TrackedResponse
     res[kHandler] = this
+    this.http2 = isHttp2(ctx.req)
     // 'close' fires once per response: on() spares the once() wrapper.
     res.on('close', onClientClose)
     // Gone already (e.g. while an earlier stage awaited)? Then `close` will not fire again:
@@ -119,6 +131,17 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       withoutUpstreamCors(headers)
       const fields = cors.fieldsFor(ctx.req.headers.origin)
       if (fields !== undefined) headers.push(...fields)
+    }
+    // A gRPC answer with its status in the head is Trailers-Only (gRPC over HTTP/2: an error without
+    // messages). An HTTP/2 client reads the status there only from a HEADERS frame that ends the
+    // stream, which node's compatibility API sends when the response ends before its head was
+    // written: the head waits for the end (or for a body, which such an answer does not have).
+    if (this.http2 && hasField(headers, 'grpc-status')) {
+      this.heldHead = headers
+      ctx.res.statusCode = statusCode
+      this.state = State.Streaming
+      this.resume = resume
+      return true
     }
     ctx.res.writeHead(statusCode, headers)
     // 204, 304 and answers to HEAD have no body, whatever their Content-Length says (RFC 9110
@@ -174,15 +197,25 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // is dropped, never written after end (which would emit an unhandled 'error' on the response).
     if (this.state === State.Done) return true
     const res = this.ctx.res
+    if (this.heldHead !== undefined) {
+      res.writeHead(res.statusCode, this.heldHead)
+      this.heldHead = undefined
+    }
     if (res.write(chunk)) return true
     res.once('drain', this.resume!)
     return false
   }
 
-  onComplete(): void {
-    // Upstream trailers are not relayed: Trailer/TE are hop-by-hop here and node would need them
-    // declared before the body.
-    if (this.state !== State.Done) this.finish()
+  onComplete(trailers?: Array<Buffer | string> | Record<string, string | string[] | undefined> | null): void {
+    if (this.state === State.Done) return
+    // The upstream's trailers (a gRPC answer's status) go on to an HTTP/2 client, which takes them
+    // after the body as it comes. An HTTP/1.1 client gets none: node would need them declared
+    // (Trailer) before a chunked body, and the gateway does not know them yet.
+    if (trailers != null && isHttp2(this.ctx.req)) {
+      const fields = trailerFields(trailers, this.dropFields)
+      if (fields !== undefined) this.ctx.res.addTrailers(fields as Record<string, string>)
+    }
+    this.finish()
   }
 
   private finish(): void {
@@ -194,6 +227,12 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // the rest instead, as node does with a body nobody read, and the connection stays in step.
     // (A WebSocket handshake has no body, and its connection closes after this answer.)
     if (!req.complete && this.ctx.upgradeHead === undefined) (req as DumpableRequest)._dump()
+    const held = this.heldHead
+    if (held !== undefined) {
+      // Set, not written: end() then sends the head as the stream's last frame.
+      for (let i = 0; i < held.length; i += 2) this.ctx.res.appendHeader(held[i], held[i + 1])
+      this.heldHead = undefined
+    }
     this.ctx.res.end()
     this.resolve()
   }

@@ -30,7 +30,9 @@ export function monitorHealth(
   onChange: (change: HealthChange) => void,
 ): HealthMonitor {
   const check = u.healthCheck!
-  const agent = new Agent({ connections: 1, ...(connect === undefined ? {} : { connect }), connectTimeout: check.timeoutMs })
+  // Probes speak the protocol requests do (the connect options say h2c; ALPN is offered here): an
+  // h2c-only upstream, a gRPC server, answers no HTTP/1.1.
+  const agent = new Agent({ connections: 1, ...(connect === undefined ? {} : { connect }), connectTimeout: check.timeoutMs, ...(u.http2 ? { allowH2: true } : {}) })
   const state = origins.map((origin) => ({ origin, healthy: true, fails: 0, goods: 0, probing: false }))
   const balanced = 'addUpstream' in pool ? pool : undefined
   let closed = false

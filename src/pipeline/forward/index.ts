@@ -62,9 +62,13 @@ function tlsOptionsOf(u: UpstreamConfig): Record<string, unknown> | undefined {
 
 function createTarget(u: UpstreamConfig, onHealth: (change: HealthChange) => void): Target {
   const url = new URL(u.url)
-  const tls = tlsOptionsOf(u)
+  // HTTP/2: negotiated by ALPN on https:// (allowH2), by prior knowledge (h2c) on http://. undici's
+  // Pool reads useH2c from its connect options only (it builds the connector itself).
+  const h2c = u.http2 && url.protocol === 'http:'
+  const tls = h2c ? { ...tlsOptionsOf(u), useH2c: true } : tlsOptionsOf(u)
   const options = {
     ...(tls === undefined ? {} : { connect: tls }),
+    ...(u.http2 && !h2c ? { allowH2: true } : {}),
     connections: u.connections,
     connectTimeout: u.connectTimeoutMs,
     headersTimeout: u.headersTimeoutMs,

@@ -65,3 +65,54 @@ function withoutListed(headers: string[], listed: readonly string[], requestId: 
   kept.push('x-request-id', requestId)
   return kept
 }
+
+/**
+ * Fields a trailer section may not carry (RFC 9110 §6.5.1): the ones that frame, route or
+ * authenticate a message, or that the response's handling has already used (its type, encoding,
+ * caching, cookies, redirect and challenge), and the declaration of trailers itself. Past the
+ * headers, a recipient could not act on them as their definition says, or would act on them late.
+ */
+const NOT_IN_TRAILERS: ReadonlySet<string> = new Set([
+  'content-length',
+  'content-type',
+  'content-encoding',
+  'content-range',
+  'host',
+  'authorization',
+  'proxy-authenticate',
+  'www-authenticate',
+  'set-cookie',
+  'cache-control',
+  'expires',
+  'age',
+  'date',
+  'location',
+  'retry-after',
+  'vary',
+  'trailer',
+])
+
+/**
+ * The upstream's trailer fields that go on to an HTTP/2 client (the grpc-status and grpc-message
+ * of a gRPC answer, for instance), as an object for `addTrailers`, or undefined when none does.
+ * undici hands them over as raw Buffers from an HTTP/1.1 upstream, as an object from an HTTP/2 one.
+ * The fields a config drops from response headers are dropped here too (hop-by-hop ones, the
+ * server software's), and so are pseudo-header fields and those of NOT_IN_TRAILERS.
+ */
+export function trailerFields(trailers: ReadonlyArray<Buffer | string> | Readonly<Record<string, string | string[] | undefined>>, drop: ReadonlySet<string> = DROP): Record<string, string | string[]> | undefined {
+  const pairs: Array<[string, string | string[] | undefined]> = []
+  if (Array.isArray(trailers)) {
+    for (let i = 0; i + 1 < trailers.length; i += 2) pairs.push([trailers[i].toString('latin1'), trailers[i + 1].toString('latin1')])
+  } else {
+    for (const name of Object.keys(trailers)) pairs.push([name, (trailers as Record<string, string | string[] | undefined>)[name]])
+  }
+  let out: Record<string, string | string[]> | undefined
+  for (const [name, value] of pairs) {
+    const lower = name.toLowerCase()
+    if (value === undefined || lower.startsWith(':') || drop.has(lower) || NOT_IN_TRAILERS.has(lower)) continue
+    out ??= {}
+    const before = out[lower]
+    out[lower] = before === undefined ? value : ([] as string[]).concat(before, value)
+  }
+  return out
+}

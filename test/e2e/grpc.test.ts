@@ -1,0 +1,167 @@
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import * as grpc from '@grpc/grpc-js'
+import { certificate } from '../helpers/certs.js'
+import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
+import { startKeyServer, type KeyServer } from '../helpers/keys.js'
+
+const AUD = 'catalog-api'
+
+// A gRPC service defined without a .proto file: messages are JSON in the bytes gRPC frames, so the
+// test needs no code generation. The framing, HTTP/2 and status trailers are grpc-js's own.
+const json = {
+  requestSerialize: (v: unknown) => Buffer.from(JSON.stringify(v)),
+  requestDeserialize: (b: Buffer) => JSON.parse(b.toString()) as unknown,
+  responseSerialize: (v: unknown) => Buffer.from(JSON.stringify(v)),
+  responseDeserialize: (b: Buffer) => JSON.parse(b.toString()) as unknown,
+}
+const CATALOG = {
+  getItem: { path: '/catalog.Catalog/GetItem', requestStream: false, responseStream: false, ...json },
+  listItems: { path: '/catalog.Catalog/ListItems', requestStream: false, responseStream: true, ...json },
+  addItems: { path: '/catalog.Catalog/AddItems', requestStream: true, responseStream: false, ...json },
+} satisfies grpc.ServiceDefinition
+
+type Item = { id: string; name?: string }
+
+interface CatalogClient extends grpc.Client {
+  getItem(req: Item, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Item) => void): grpc.ClientUnaryCall
+  listItems(req: object, md: grpc.Metadata): grpc.ClientReadableStream<Item>
+  addItems(md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: { added: number }) => void): grpc.ClientWritableStream<Item>
+}
+
+describe('gRPC through an HTTP/2 listener to an HTTP/2 (h2c) upstream, with @grpc/grpc-js on both ends', { timeout: 60_000 }, () => {
+  let ks: KeyServer
+  let server: grpc.Server
+  let gw: StartedGateway
+  let client: CatalogClient
+  let token = ''
+  const seen: Array<{ method: string; metadata: Record<string, unknown> }> = []
+
+  before(async () => {
+    ks = await startKeyServer({ audience: AUD })
+    server = new grpc.Server()
+    const record = (method: string, md: grpc.Metadata) => seen.push({ method, metadata: md.getMap() })
+    server.addService(CATALOG, {
+      getItem: (call: grpc.ServerUnaryCall<Item, Item>, cb: grpc.sendUnaryData<Item>) => {
+        record('GetItem', call.metadata)
+        if (call.request.id === 'missing') return cb({ code: grpc.status.NOT_FOUND, details: 'no such item: missing' })
+        cb(null, { id: call.request.id, name: `item ${call.request.id}` })
+      },
+      listItems: (call: grpc.ServerWritableStream<{ failAfter?: number }, Item>) => {
+        record('ListItems', call.metadata)
+        const { failAfter } = call.request
+        for (const id of ['a', 'b', 'c'].slice(0, failAfter)) call.write({ id })
+        // An error after messages: its status can only come in the trailers.
+        if (failAfter !== undefined) call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: 'page budget spent' })
+        else call.end()
+      },
+      addItems: (call: grpc.ServerReadableStream<Item, { added: number }>, cb: grpc.sendUnaryData<{ added: number }>) => {
+        record('AddItems', call.metadata)
+        let added = 0
+        call.on('data', () => added++)
+        call.on('end', () => cb(null, { added }))
+      },
+    })
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))))
+    const pems = await certificate('localhost')
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-grpc-'))
+    writeFileSync(join(dir, 'cert.pem'), pems.cert)
+    writeFileSync(join(dir, 'key.pem'), pems.key)
+    const config = baseConfig({
+      listeners: [
+        // Plain, for the readiness check only.
+        { host: '127.0.0.1', port: 0 },
+        { host: '127.0.0.1', port: 0, tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', http2: true } },
+      ],
+      issuers: [{ id: 'idp', issuer: ks.issuer, jwksUri: ks.jwksUri, audiences: [AUD] }],
+      upstreams: [{ id: 'catalog', url: `http://127.0.0.1:${port}`, http2: true }],
+      routes: [
+        { id: 'catalog-read', path: '/catalog.Catalog/:method', methods: ['POST'], upstream: 'catalog', auth: 'required', scopes: { allOf: ['catalog:read'] } },
+      ],
+      limits: { bruteForce: { enabled: false } },
+    })
+    const path = join(dir, 'portcullis.json')
+    writeFileSync(path, JSON.stringify(config))
+    gw = await startGateway(path)
+    const url = new URL((gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[1])
+    const Client = grpc.makeGenericClientConstructor(CATALOG, 'Catalog')
+    client = new Client(`127.0.0.1:${url.port}`, grpc.credentials.createSsl(Buffer.from(pems.cert))) as unknown as CatalogClient
+    token = await ks.sign({ scope: 'catalog:read', sub: 'alice', client_id: 'shop' })
+  })
+
+  after(async () => {
+    client?.close()
+    await gw?.stop()
+    await new Promise<void>((r) => (server ? server.tryShutdown(() => r()) : r()))
+    await ks?.close()
+  })
+
+  const bearer = (t: string, more: Record<string, string> = {}) => {
+    const md = new grpc.Metadata()
+    md.set('authorization', `Bearer ${t}`)
+    for (const [k, v] of Object.entries(more)) md.set(k, v)
+    return md
+  }
+  const getItem = (id: string, md: grpc.Metadata) =>
+    new Promise<{ err: grpc.ServiceError | null; res?: Item }>((resolve) => client.getItem({ id }, md, (err, res) => resolve({ err, res })))
+
+  test('a unary call: verified, forwarded with the verified identity, answered', async () => {
+    const { err, res } = await getItem('42', bearer(token, { 'x-auth-subject': 'mallory', 'x-request-id': 'grpc-test-request-0001' }))
+    assert.equal(err, null)
+    assert.deepEqual(res, { id: '42', name: 'item 42' })
+    const call = seen.at(-1)!
+    assert.equal(call.method, 'GetItem')
+    assert.equal(call.metadata['x-auth-subject'], 'alice', 'the verified subject, not the spoofed one')
+    assert.equal(call.metadata['x-auth-client-id'], 'shop')
+    assert.equal(call.metadata['x-request-id'], 'grpc-test-request-0001')
+    const access = await gw.waitFor((l) => l.name === 'access' && l.requestId === 'grpc-test-request-0001')
+    assert.equal(access.route, 'catalog-read')
+    assert.equal(access.httpVersion, '2.0')
+  })
+
+  test("the upstream's error status and message reach the client: alone in the head (Trailers-Only), or in trailers after messages", async () => {
+    const { err } = await getItem('missing', bearer(token))
+    assert.equal(err?.code, grpc.status.NOT_FOUND)
+    assert.equal(err?.details, 'no such item: missing')
+    const ids: string[] = []
+    const stream = client.listItems({ failAfter: 2 }, bearer(token))
+    const failed = await new Promise<grpc.ServiceError>((resolve) => {
+      stream.on('data', (item: Item) => ids.push(item.id))
+      stream.on('error', resolve)
+    })
+    assert.deepEqual(ids, ['a', 'b'])
+    assert.equal(failed.code, grpc.status.RESOURCE_EXHAUSTED)
+    assert.equal(failed.details, 'page budget spent')
+  })
+
+  test('a server stream and a client stream flow through, message by message', async () => {
+    const ids: string[] = []
+    const stream = client.listItems({}, bearer(token))
+    for await (const item of stream) ids.push((item as Item).id)
+    assert.deepEqual(ids, ['a', 'b', 'c'])
+    const added = await new Promise<{ err: grpc.ServiceError | null; res?: { added: number } }>((resolve) => {
+      const up = client.addItems(bearer(token), (err, res) => resolve({ err, res }))
+      for (let i = 0; i < 5; i++) up.write({ id: `n${i}` })
+      up.end()
+    })
+    assert.equal(added.err, null)
+    assert.deepEqual(added.res, { added: 5 })
+  })
+
+  test('no token: UNAUTHENTICATED; a token without the scope: PERMISSION_DENIED; a method no route names: UNIMPLEMENTED; none reaches the service', async () => {
+    const before = seen.length
+    const none = await getItem('1', new grpc.Metadata())
+    assert.equal(none.err?.code, grpc.status.UNAUTHENTICATED)
+    const other = await ks.sign({ scope: 'orders:read', sub: 'bob' })
+    const scoped = await getItem('1', bearer(other))
+    assert.equal(scoped.err?.code, grpc.status.PERMISSION_DENIED)
+    const unknown = await new Promise<grpc.ServiceError | null>((resolve) =>
+      client.makeUnaryRequest('/admin.Admin/Drop', json.requestSerialize, json.responseDeserialize, {}, bearer(token), (err) => resolve(err)),
+    )
+    assert.equal(unknown?.code, grpc.status.UNIMPLEMENTED)
+    assert.equal(seen.length, before)
+  })
+})
