@@ -2,6 +2,7 @@ import { hasBody } from './sanitize/framing.js'
 import { GatewayError, isGatewayError } from '../errors/gateway-error.js'
 import { catalog, type ErrorCode } from '../errors/catalog.js'
 import { toProblem } from '../errors/problem.js'
+import { grpcRefusalHeaders, isGrpcRequest } from '../errors/grpc.js'
 import type { DenialEventType, RequestEvent } from '../events/event.js'
 import { loggedPath } from '../events/logged-path.js'
 import { bearerHint, loggedDigest, presented } from './authn/presented.js'
@@ -83,11 +84,20 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
         if (!isHttp2(req)) problem.headers.connection = 'close'
         if (!req.destroyed) req.resume()
       }
-      // On a CORS route a page of an allowed origin may read the refusal (route/cors.ts).
-      const cors = ctx.route?.cors?.fieldsFor(req.headers.origin)
-      if (cors !== undefined) for (let i = 0; i < cors.length; i += 2) problem.headers[cors[i]] = cors[i + 1]
-      res.writeHead(problem.status, problem.headers)
-      res.end(ctx.method === 'HEAD' ? undefined : problem.body)
+      if (isHttp2(req) && isGrpcRequest(req.headers['content-type'])) {
+        // A gRPC call gets its refusal as gRPC status (errors/grpc.ts): set, not written, so that
+        // end() sends the head as the one frame of the answer, which ends the stream.
+        const headers = grpcRefusalHeaders(problem, gerr.code)
+        for (const name in headers) res.setHeader(name, headers[name])
+        res.statusCode = 200
+        res.end()
+      } else {
+        // On a CORS route a page of an allowed origin may read the refusal (route/cors.ts).
+        const cors = ctx.route?.cors?.fieldsFor(req.headers.origin)
+        if (cors !== undefined) for (let i = 0; i < cors.length; i += 2) problem.headers[cors[i]] = cors[i + 1]
+        res.writeHead(problem.status, problem.headers)
+        res.end(ctx.method === 'HEAD' ? undefined : problem.body)
+      }
       if (unread && isHttp2(req)) endStream(req.stream)
     }
     done(ctx)

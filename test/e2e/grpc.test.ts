@@ -80,8 +80,10 @@ describe('gRPC through an HTTP/2 listener to an HTTP/2 (h2c) upstream, with @grp
       upstreams: [{ id: 'catalog', url: `http://127.0.0.1:${port}`, http2: true }],
       routes: [
         { id: 'catalog-read', path: '/catalog.Catalog/:method', methods: ['POST'], upstream: 'catalog', auth: 'required', scopes: { allOf: ['catalog:read'] } },
+        // A method the service does not have, limited to one call a minute per subject.
+        { id: 'catalog-expensive', path: '/catalog.Catalog/Expensive', methods: ['POST'], upstream: 'catalog', auth: 'required', limits: ['one-a-minute'] },
       ],
-      limits: { bruteForce: { enabled: false } },
+      limits: { bruteForce: { enabled: false }, policies: [{ id: 'one-a-minute', key: ['subject'], rate: { limit: 1, periodSec: 60 } }] },
     })
     const path = join(dir, 'portcullis.json')
     writeFileSync(path, JSON.stringify(config))
@@ -151,17 +153,36 @@ describe('gRPC through an HTTP/2 listener to an HTTP/2 (h2c) upstream, with @grp
     assert.deepEqual(added.res, { added: 5 })
   })
 
-  test('no token: UNAUTHENTICATED; a token without the scope: PERMISSION_DENIED; a method no route names: UNIMPLEMENTED; none reaches the service', async () => {
+  const call = (path: string, md: grpc.Metadata) =>
+    new Promise<grpc.ServiceError | null>((resolve) => client.makeUnaryRequest(path, json.requestSerialize, json.responseDeserialize, {}, md, (err) => resolve(err)))
+
+  test('refusals come as gRPC status with the stable code in the message: no token UNAUTHENTICATED, a token without the scope PERMISSION_DENIED, a method no route names UNIMPLEMENTED; none reaches the service', async () => {
     const before = seen.length
     const none = await getItem('1', new grpc.Metadata())
     assert.equal(none.err?.code, grpc.status.UNAUTHENTICATED)
+    assert.equal(none.err?.details, 'ERR_AUTHN_MISSING: Authentication required')
+    assert.match(String(none.err?.metadata.get('www-authenticate')[0]), /^Bearer realm=/)
+    assert.match(String(none.err?.metadata.get('x-request-id')[0]), /^[0-9a-f-]{36}$/)
     const other = await ks.sign({ scope: 'orders:read', sub: 'bob' })
     const scoped = await getItem('1', bearer(other))
     assert.equal(scoped.err?.code, grpc.status.PERMISSION_DENIED)
-    const unknown = await new Promise<grpc.ServiceError | null>((resolve) =>
-      client.makeUnaryRequest('/admin.Admin/Drop', json.requestSerialize, json.responseDeserialize, {}, bearer(token), (err) => resolve(err)),
-    )
+    assert.match(String(scoped.err?.details), /^ERR_AUTHZ_INSUFFICIENT_SCOPE: /)
+    const unknown = await call('/admin.Admin/Drop', bearer(token))
     assert.equal(unknown?.code, grpc.status.UNIMPLEMENTED)
+    assert.match(String(unknown?.details), /^ERR_ROUTE_NOT_FOUND: /)
     assert.equal(seen.length, before)
+    const event = await gw.waitFor((l) => l.event === 'authn.missing')
+    assert.equal(event.path, '/catalog.Catalog/GetItem')
+  })
+
+  test('a rate limit refuses with RESOURCE_EXHAUSTED, not UNAVAILABLE (which clients retry at once)', async () => {
+    const first = await call('/catalog.Catalog/Expensive', bearer(token))
+    // Through the gateway: the service itself has no such method.
+    assert.equal(first?.code, grpc.status.UNIMPLEMENTED)
+    assert.doesNotMatch(String(first?.details), /^ERR_/)
+    const second = await call('/catalog.Catalog/Expensive', bearer(token))
+    assert.equal(second?.code, grpc.status.RESOURCE_EXHAUSTED)
+    assert.match(String(second?.details), /^ERR_LIMITS_EXCEEDED: /)
+    assert.ok(second?.metadata.get('retry-after').length === 1, 'Retry-After comes along')
   })
 })
