@@ -1,10 +1,9 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import * as grpc from '@grpc/grpc-js'
-import { certificate } from '../helpers/certs.js'
+import { listenerFiles } from '../helpers/certs.js'
 import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
 import { startKeyServer, type KeyServer } from '../helpers/keys.js'
 
@@ -66,10 +65,7 @@ describe('gRPC through an HTTP/2 listener to an HTTP/2 (h2c) upstream, with @grp
       },
     })
     const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))))
-    const pems = await certificate('localhost')
-    const dir = mkdtempSync(join(tmpdir(), 'portcullis-grpc-'))
-    writeFileSync(join(dir, 'cert.pem'), pems.cert)
-    writeFileSync(join(dir, 'key.pem'), pems.key)
+    const { dir, server: pems } = await listenerFiles('portcullis-grpc-')
     const config = baseConfig({
       listeners: [
         // Plain, for the readiness check only.

@@ -1,14 +1,13 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import { connect as h2connect, constants, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2'
 import { X509Certificate } from 'node:crypto'
 import { Agent, fetch } from 'undici'
-import { certificate, certificateAuthority, issuedBy, type Pems } from '../helpers/certs.js'
+import { issuedBy, listenerFiles, type Pems } from '../helpers/certs.js'
 import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
 import { startKeyServer, type KeyServer } from '../helpers/keys.js'
 import { startUpstream, type RecordingUpstream } from '../helpers/upstream.js'
@@ -124,10 +123,8 @@ describe('HTTP/2 on a TLS listener (tls.http2)', { timeout: 60_000 }, () => {
       if (req.url!.startsWith('/api/slow')) released.push(answer)
       else answer()
     })
-    pems = await certificate('localhost')
-    const dir = mkdtempSync(join(tmpdir(), 'portcullis-h2-'))
-    writeFileSync(join(dir, 'cert.pem'), pems.cert)
-    writeFileSync(join(dir, 'key.pem'), pems.key)
+    const { dir, server } = await listenerFiles('portcullis-h2-')
+    pems = server
     const config = baseConfig({
       listeners: [{ host: '127.0.0.1', port: 0, tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', http2: true } }],
       server: { http2MaxConcurrentStreams: 50, maxBodyBytes: 1000, headersTimeoutMs: 1000, requestTimeoutMs: 1500, drainTimeoutMs: 5000 },
@@ -392,13 +389,10 @@ describe('HTTP/2 connections: client certificates, requests per connection, idle
 
   before(async () => {
     up = await startUpstream()
-    const dir = mkdtempSync(join(tmpdir(), 'portcullis-h2c-'))
-    const server = await certificate('localhost')
-    serverCert = server.cert
-    ca = await certificateAuthority('services CA')
-    writeFileSync(join(dir, 'cert.pem'), server.cert)
-    writeFileSync(join(dir, 'key.pem'), server.key)
-    writeFileSync(join(dir, 'client-ca.pem'), ca.cert)
+    const files = await listenerFiles('portcullis-h2c-', { clientCa: true })
+    const dir = files.dir
+    serverCert = files.server.cert
+    ca = files.ca!
     const config = baseConfig({
       listeners: [
         // Plain, for the readiness check only.

@@ -10,7 +10,7 @@ import { Buffer } from 'node:buffer'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { certificate, certificateAuthority, issuedBy } from '../helpers/certs.js'
+import { certificate, certificateAuthority, issuedBy, listenerFiles } from '../helpers/certs.js'
 import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
 import { startKeyServer, type KeyServer } from '../helpers/keys.js'
 import { send } from '../helpers/limits.js'
@@ -446,13 +446,10 @@ describe('WebSocket tunnels over TLS, admitted by client certificate', { timeout
 
   before(async () => {
     up = await startWebSocketUpstream()
-    const dir = mkdtempSync(join(tmpdir(), 'portcullis-wss-'))
-    const server = await certificate('portcullis-server')
-    serverCert = server.cert
-    ca = await certificateAuthority('services CA')
-    writeFileSync(join(dir, 'cert.pem'), server.cert)
-    writeFileSync(join(dir, 'key.pem'), server.key)
-    writeFileSync(join(dir, 'client-ca.pem'), ca.cert)
+    const files = await listenerFiles('portcullis-wss-', { commonName: 'portcullis-server', clientCa: true })
+    const dir = files.dir
+    serverCert = files.server.cert
+    ca = files.ca!
     // An upstream that speaks TLS too, trusted through the upstream's own CA setting.
     const upstreamPems = await certificate('chat-upstream')
     secureUp = await startWebSocketUpstream(upstreamPems)

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { generate } from 'selfsigned'
 
 /** Certificates for the TLS tests, made with selfsigned (node-forge): 2048-bit RSA keys, PEM. */
@@ -34,4 +37,19 @@ export async function issuedBy(issuer: Pems, commonName: string, altNames: Array
     extensions: altNames.length ? [{ name: 'subjectAltName', altNames }] : [],
   })
   return { cert: pems.cert, key: pems.private }
+}
+
+/**
+ * A temporary directory with a TLS listener's files, as a config's ${file:} references name them:
+ * cert.pem and key.pem (self-signed for localhost and 127.0.0.1, as `certificate` makes them) and,
+ * with `clientCa`, client-ca.pem, a CA for client certificates (`issuedBy(ca, …)`).
+ */
+export async function listenerFiles(prefix: string, options: { commonName?: string; clientCa?: boolean } = {}): Promise<{ dir: string; server: Pems; ca: Pems | undefined }> {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  const server = await certificate(options.commonName ?? 'localhost')
+  writeFileSync(join(dir, 'cert.pem'), server.cert)
+  writeFileSync(join(dir, 'key.pem'), server.key)
+  const ca = options.clientCa ? await certificateAuthority('services CA') : undefined
+  if (ca !== undefined) writeFileSync(join(dir, 'client-ca.pem'), ca.cert)
+  return { dir, server, ca }
 }
