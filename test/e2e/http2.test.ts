@@ -161,6 +161,13 @@ describe('HTTP/2 on a TLS listener (tls.http2)', { timeout: 60_000 }, () => {
     if (h2 === undefined || h2.closed || h2.destroyed) h2 = h2connect(base, { ca: pems.cert, servername: 'localhost' })
     return h2
   }
+  /** The pseudo-header fields of a GET of `path` on this listener, for the hand-written frames. */
+  const getFields = (path: string): Array<readonly [string, string]> => [
+    [':method', 'GET'],
+    [':scheme', 'https'],
+    [':authority', authority()],
+    [':path', path],
+  ]
   const authority = () => `localhost:${new URL(base).port}`
 
   test('a client that offers h2 gets it; one that does not gets HTTP/1.1 on the same port', async () => {
@@ -269,10 +276,7 @@ describe('HTTP/2 on a TLS listener (tls.http2)', { timeout: 60_000 }, () => {
   test('two Authorization fields on one stream are refused (400 invalid_request), as on HTTP/1.1', async () => {
     const before = up.received.length
     const r = await rawStream(base, pems.cert, [
-      [':method', 'GET'],
-      [':scheme', 'https'],
-      [':authority', authority()],
-      [':path', '/api/two-credentials'],
+      ...getFields('/api/two-credentials'),
       ['authorization', `Bearer ${token}`],
       ['authorization', `Bearer ${token}`],
     ])
@@ -291,10 +295,7 @@ describe('HTTP/2 on a TLS listener (tls.http2)', { timeout: 60_000 }, () => {
       ['te', 'gzip'],
     ] as const) {
       const r = await rawStream(base, pems.cert, [
-        [':method', 'GET'],
-        [':scheme', 'https'],
-        [':authority', authority()],
-        [':path', '/api/forbidden-field'],
+        ...getFields('/api/forbidden-field'),
         ['authorization', `Bearer ${token}`],
         field,
       ])
@@ -306,10 +307,7 @@ describe('HTTP/2 on a TLS listener (tls.http2)', { timeout: 60_000 }, () => {
 
   test('a field whose value holds CR, LF or NUL, or whose name is not a token, is dropped by nghttp2: it never reaches the upstream, split or whole', async () => {
     const r = await rawStream(base, pems.cert, [
-      [':method', 'GET'],
-      [':scheme', 'https'],
-      [':authority', authority()],
-      [':path', '/api/injected'],
+      ...getFields('/api/injected'),
       ['authorization', `Bearer ${token}`],
       ['x-note', 'a\r\nx-auth-subject: mallory'],
       ['x-nul', 'a\u0000b'],
@@ -321,12 +319,7 @@ describe('HTTP/2 on a TLS listener (tls.http2)', { timeout: 60_000 }, () => {
     assert.equal(seen.headers['x-auth-subject'], 'alice')
     for (const name of ['x-note', 'x-nul', 'x bad name']) assert.equal(seen.headers[name], undefined, name)
     // An invalid pseudo-header value resets the stream.
-    const bad = await rawStream(base, pems.cert, [
-      [':method', 'GET'],
-      [':scheme', 'https'],
-      [':authority', authority()],
-      [':path', '/api/x y'],
-    ])
+    const bad = await rawStream(base, pems.cert, getFields('/api/x y'))
     assert.equal(bad.resetCode, constants.NGHTTP2_PROTOCOL_ERROR)
   })
 
