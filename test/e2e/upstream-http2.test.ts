@@ -1,0 +1,114 @@
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createServer, createSecureServer, type Http2Server, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2'
+import type { AddressInfo } from 'node:net'
+import { certificate, listenerFiles } from '../helpers/certs.js'
+import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
+
+/** An upstream that speaks HTTP/2 only (no HTTP/1.1 fallback), recording what reached it and how. */
+interface H2Upstream {
+  readonly url: string
+  readonly seen: Array<{ path: string; httpVersion: string; headers: Record<string, unknown> }>
+  probes: number
+  /** What its /healthz answers. */
+  health: number
+  close(): Promise<void>
+}
+
+async function startH2Upstream(name: string, tls?: { cert: string; key: string }): Promise<H2Upstream> {
+  const upstream = { seen: [], probes: 0, health: 200 } as unknown as H2Upstream
+  const handler = (req: Http2ServerRequest, res: Http2ServerResponse) => {
+    if (req.url === '/healthz') {
+      upstream.probes++
+      res.writeHead(upstream.health).end()
+      return
+    }
+    upstream.seen.push({ path: req.url, httpVersion: req.httpVersion, headers: { ...req.headers } })
+    req.resume()
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ upstream: name })))
+  }
+  const server: Http2Server | Http2SecureServer = tls === undefined ? createServer(handler) : createSecureServer({ ...tls, allowHTTP1: false }, handler)
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const { port } = server.address() as AddressInfo
+  return Object.assign(upstream, {
+    url: `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  })
+}
+
+describe('upstreams reached over HTTP/2 (upstreams[].http2)', { timeout: 60_000 }, () => {
+  let a: H2Upstream
+  let b: H2Upstream
+  let secure: H2Upstream
+  let gw: StartedGateway
+
+  before(async () => {
+    a = await startH2Upstream('a')
+    b = await startH2Upstream('b')
+    const upstreamPems = await certificate('localhost')
+    secure = await startH2Upstream('secure', upstreamPems)
+    const { dir } = await listenerFiles('portcullis-up-h2-')
+    writeFileSync(join(dir, 'upstream-ca.pem'), upstreamPems.cert)
+    const config = baseConfig({
+      upstreams: [
+        {
+          id: 'h2c',
+          url: a.url,
+          replicas: [b.url],
+          http2: true,
+          healthCheck: { path: '/healthz', intervalMs: 100, timeoutMs: 1000, unhealthyAfter: 2, healthyAfter: 2 },
+        },
+        { id: 'h2', url: secure.url, http2: true, tls: { ca: '${file:upstream-ca.pem}', serverName: 'localhost' } },
+      ],
+      routes: [
+        { id: 'cleartext', path: '/c/**', methods: ['GET', 'POST'], upstream: 'h2c', auth: 'public' },
+        { id: 'tls', path: '/t/**', methods: ['GET'], upstream: 'h2', auth: 'public' },
+      ],
+    })
+    const path = join(dir, 'portcullis.json')
+    writeFileSync(path, JSON.stringify(config))
+    gw = await startGateway(path)
+  })
+
+  after(async () => {
+    await gw?.stop()
+    await Promise.all([a?.close(), b?.close(), secure?.close()])
+  })
+
+  test('an HTTP/1.1 client is served by h2c replicas (prior knowledge), spread over both, with the headers the gateway sets', async () => {
+    for (let i = 0; i < 6; i++) {
+      const r = await fetch(`${gw.url}/c/item-${i}`, { headers: { 'x-request-id': `up-h2-request-000${i}` } })
+      assert.equal(r.status, 200)
+      await r.text()
+    }
+    const posted = await fetch(`${gw.url}/c/upload`, { method: 'POST', body: 'hello' })
+    assert.equal(posted.status, 200)
+    await posted.text()
+    const all = [...a.seen, ...b.seen]
+    assert.equal(all.length, 7)
+    assert.ok(a.seen.length > 0 && b.seen.length > 0, `spread: ${a.seen.length} / ${b.seen.length}`)
+    assert.ok(all.every((s) => s.httpVersion === '2.0'))
+    const first = all.find((s) => s.path === '/c/item-0')!
+    assert.equal(first.headers['x-request-id'], 'up-h2-request-0000')
+    assert.equal(first.headers.via, '1.1 portcullis')
+  })
+
+  test('health probes speak HTTP/2 too: they reach an h2c-only target, and a failing one is taken out', async () => {
+    while (a.probes < 3 || b.probes < 3) await new Promise((r) => setTimeout(r, 50))
+    assert.ok(!gw.lines.some((l) => l.event === 'upstream.unhealthy'), 'no target was ever unhealthy')
+    b.health = 503
+    const event = await gw.waitFor((l) => l.event === 'upstream.unhealthy')
+    assert.equal(event.target, b.url)
+    b.health = 200
+    await gw.waitFor((l) => l.event === 'upstream.healthy')
+  })
+
+  test('an https upstream that speaks HTTP/2 only is reached by ALPN', async () => {
+    const r = await fetch(`${gw.url}/t/secure`)
+    assert.equal(r.status, 200)
+    assert.deepEqual(await r.json(), { upstream: 'secure' })
+    assert.equal(secure.seen.at(-1)?.httpVersion, '2.0')
+  })
+})
