@@ -127,7 +127,7 @@ describe('HTTP/2 on a TLS listener (tls.http2)', { timeout: 60_000 }, () => {
     pems = server
     const config = baseConfig({
       listeners: [{ host: '127.0.0.1', port: 0, tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', http2: true } }],
-      server: { http2MaxConcurrentStreams: 50, maxBodyBytes: 1000, headersTimeoutMs: 1000, requestTimeoutMs: 1500, drainTimeoutMs: 5000 },
+      server: { http2MaxConcurrentStreams: 50, maxHeaderBytes: 4096, maxBodyBytes: 1000, headersTimeoutMs: 1000, requestTimeoutMs: 1500, drainTimeoutMs: 5000 },
       issuers: [{ id: 'idp', issuer: ks.issuer, jwksUri: ks.jwksUri, audiences: [AUD] }],
       upstreams: [{ id: 'api', url: up.url }],
       routes: [
@@ -184,6 +184,26 @@ describe('HTTP/2 on a TLS listener (tls.http2)', { timeout: 60_000 }, () => {
     assert.equal(up.received.at(-1)!.headers.via, '1.1 portcullis')
     const access = await gw.waitFor((l) => l.name === 'access' && l.path === '/api/h1')
     assert.equal(access.httpVersion, '1.1')
+  })
+
+  test('server.maxHeaderBytes bounds both protocols: a larger HTTP/1.1 head gets 431, a larger HTTP/2 header list never reaches the upstream', async () => {
+    const before = up.received.length
+    const dispatcher = new Agent({ connect: { ca: pems.cert, servername: 'localhost' } })
+    const h1 = await fetch(`${base}/api/big-head`, { dispatcher, headers: { authorization: `Bearer ${token}`, 'x-big': 'b'.repeat(6000) } })
+    assert.equal(h1.status, 431)
+    assert.equal(h1.headers.get('content-type'), 'application/problem+json')
+    await h1.text()
+    await dispatcher.close()
+    const big = session().request({ ':method': 'GET', ':path': '/api/big-head', authorization: `Bearer ${token}`, 'x-big': 'b'.repeat(6000) })
+    const outcome = await new Promise<string>((resolve) => {
+      big.once('response', (h) => resolve(`status ${String(h[':status'])}`))
+      big.once('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code ?? err.message}`))
+      big.once('close', () => resolve(`closed ${big.rstCode}`))
+    })
+    assert.match(outcome, /^error ERR_HTTP2_STREAM_ERROR|^closed /, `reset, not answered: ${outcome}`)
+    assert.equal(up.received.length, before)
+    const next = await request(session(), { ':method': 'GET', ':path': '/api/after-big-head', authorization: `Bearer ${token}` })
+    assert.equal(next.status, 200)
   })
 
   test('a stream runs the whole pipeline: canonical path, identity, request id and trace reach the upstream as HTTP/1.1 fields; no pseudo-header field does', async () => {
