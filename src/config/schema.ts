@@ -351,6 +351,14 @@ export const RouteSchema = Type.Object(
         { ...closed, description: "This route's own upstream timeouts, for an endpoint slower (a report) or faster than the rest of its upstream." },
       ),
     ),
+    http2RequestTimeoutMs: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 86_400_000,
+        description:
+          'On an HTTP/2 listener, the time a stream of this route has to send its whole request, in place of server.requestTimeoutMs: for gRPC client-streaming and bidirectional calls that last longer. HTTP/1.1 requests keep server.requestTimeoutMs (node bounds them per connection, before any route is known).',
+      }),
+    ),
     websocketTokenProtocol: Type.Optional(
       Type.Boolean({
         description:

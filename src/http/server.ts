@@ -278,8 +278,9 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
   /**
    * A request on an HTTP/2 listener: an HTTP/1.1 one (a client that did not offer h2) is served as
    * on any listener; a stream is counted on its session, and one with a body gets the deadline
-   * node:http sets an HTTP/1.1 request (server.requestTimeoutMs to arrive in full), after which it
-   * is refused with 408 as HTTP/1.1 would be, and the stream ended.
+   * node:http sets an HTTP/1.1 request (server.requestTimeoutMs to arrive in full, or its route's
+   * http2RequestTimeoutMs: the route stage has run by the time handle returns, it is synchronous),
+   * after which it is refused with 408 as HTTP/1.1 would be, and the stream ended.
    */
   function handleHttp2(req: IncomingMessage, res: ServerResponse): void {
     if (!isHttp2(req)) return handle(req, res)
@@ -296,7 +297,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
         ;(res as OwnedResponse)[kGateway]!.pipeline.interrupt(ctx, new GatewayError('ERR_HTTP_REQUEST_TIMEOUT', { reason: 'request_timeout' }))
       }
       endStream(stream)
-    }, s.requestTimeoutMs)
+    }, (res as OwnedResponse)[kRequest]?.route?.http2RequestTimeoutMs ?? s.requestTimeoutMs)
     timer.unref()
     const clear = (): void => clearTimeout(timer)
     req.once('end', clear)

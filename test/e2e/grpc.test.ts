@@ -21,6 +21,8 @@ const CATALOG = {
   getItem: { path: '/catalog.Catalog/GetItem', requestStream: false, responseStream: false, ...json },
   listItems: { path: '/catalog.Catalog/ListItems', requestStream: false, responseStream: true, ...json },
   addItems: { path: '/catalog.Catalog/AddItems', requestStream: true, responseStream: false, ...json },
+  // The same client stream on a route without a longer deadline.
+  importItems: { path: '/catalog.Catalog/ImportItems', requestStream: true, responseStream: false, ...json },
 } satisfies grpc.ServiceDefinition
 
 type Item = { id: string; name?: string }
@@ -29,6 +31,7 @@ interface CatalogClient extends grpc.Client {
   getItem(req: Item, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Item) => void): grpc.ClientUnaryCall
   listItems(req: object, md: grpc.Metadata): grpc.ClientReadableStream<Item>
   addItems(md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: { added: number }) => void): grpc.ClientWritableStream<Item>
+  importItems(md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: { added: number }) => void): grpc.ClientWritableStream<Item>
 }
 
 describe('gRPC through an HTTP/2 listener to an HTTP/2 (h2c) upstream, with @grpc/grpc-js on both ends', { timeout: 60_000 }, () => {
@@ -63,6 +66,12 @@ describe('gRPC through an HTTP/2 listener to an HTTP/2 (h2c) upstream, with @grp
         call.on('data', () => added++)
         call.on('end', () => cb(null, { added }))
       },
+      importItems: (call: grpc.ServerReadableStream<Item, { added: number }>, cb: grpc.sendUnaryData<{ added: number }>) => {
+        record('ImportItems', call.metadata)
+        call.on('data', () => {})
+        call.on('end', () => cb(null, { added: 0 }))
+        call.on('error', () => {})
+      },
     })
     const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))))
     const { dir, server: pems } = await listenerFiles('portcullis-grpc-')
@@ -76,9 +85,12 @@ describe('gRPC through an HTTP/2 listener to an HTTP/2 (h2c) upstream, with @grp
       upstreams: [{ id: 'catalog', url: `http://127.0.0.1:${port}`, http2: true }],
       routes: [
         { id: 'catalog-read', path: '/catalog.Catalog/:method', methods: ['POST'], upstream: 'catalog', auth: 'required', scopes: { allOf: ['catalog:read'] } },
+        // A client stream may take longer than server.requestTimeoutMs here.
+        { id: 'catalog-add', path: '/catalog.Catalog/AddItems', methods: ['POST'], upstream: 'catalog', auth: 'required', scopes: { allOf: ['catalog:read'] }, http2RequestTimeoutMs: 20000 },
         // A method the service does not have, limited to one call a minute per subject.
         { id: 'catalog-expensive', path: '/catalog.Catalog/Expensive', methods: ['POST'], upstream: 'catalog', auth: 'required', limits: ['one-a-minute'] },
       ],
+      server: { headersTimeoutMs: 1000, requestTimeoutMs: 1500 },
       limits: { bruteForce: { enabled: false }, policies: [{ id: 'one-a-minute', key: ['subject'], rate: { limit: 1, periodSec: 60 } }] },
     })
     const path = join(dir, 'portcullis.json')
@@ -147,6 +159,30 @@ describe('gRPC through an HTTP/2 listener to an HTTP/2 (h2c) upstream, with @grp
     })
     assert.equal(added.err, null)
     assert.deepEqual(added.res, { added: 5 })
+  })
+
+  test('a client stream must be sent within server.requestTimeoutMs (DEADLINE_EXCEEDED past it), or its route\'s http2RequestTimeoutMs', async () => {
+    // No end: the stream stays open until the gateway cuts it.
+    const cut = await new Promise<grpc.ServiceError | null>((resolve) => {
+      const up = client.importItems(bearer(token), (err) => resolve(err))
+      up.write({ id: 'first' })
+    })
+    assert.equal(cut?.code, grpc.status.DEADLINE_EXCEEDED)
+    assert.match(String(cut?.details), /^ERR_HTTP_REQUEST_TIMEOUT: /)
+    // Longer than server.requestTimeoutMs (1.5 s), well within the route's 20 s.
+    const long = await new Promise<{ err: grpc.ServiceError | null; res?: { added: number } }>((resolve) => {
+      const up = client.addItems(bearer(token), (err, res) => resolve({ err, res }))
+      let sent = 0
+      const timer = setInterval(() => {
+        up.write({ id: `slow-${sent}` })
+        if (++sent === 6) {
+          clearInterval(timer)
+          up.end()
+        }
+      }, 500)
+    })
+    assert.equal(long.err, null)
+    assert.deepEqual(long.res, { added: 6 })
   })
 
   const call = (path: string, md: grpc.Metadata) =>

@@ -27,6 +27,8 @@ export interface CompiledRoute {
   /** upstreamTimeouts: the route's own, or undefined for the upstream's. */
   readonly headersTimeoutMs: number | undefined
   readonly bodyTimeoutMs: number | undefined
+  /** An HTTP/2 stream's time to send its whole request on this route, in place of server.requestTimeoutMs. */
+  readonly http2RequestTimeoutMs: number | undefined
 }
 
 export type RouteMatch =
@@ -66,6 +68,7 @@ export function compileRoute(r: RouteConfig, index: number): CompiledRoute {
     cors: r.cors === undefined ? undefined : compileCors(r.cors, routeMethods(r.methods)),
     headersTimeoutMs: r.upstreamTimeouts?.headersMs,
     bodyTimeoutMs: r.upstreamTimeouts?.bodyMs,
+    http2RequestTimeoutMs: r.http2RequestTimeoutMs,
   })
 }
 
