@@ -29,7 +29,7 @@ const READY_WAIT_MS = 10_000
  */
 const RESTART_ONLY: ReadonlyArray<readonly [string, (c: Config) => unknown]> = [
   // A listener's certificate, key, SNI certificates, client CAs and minimum TLS version apply on reload (Listeners.updateTls).
-  ['listeners', (c) => c.listeners.map((l) => ({ host: l.host, port: l.port, clientCertificates: l.tls?.clientCertificates ?? 'plain', http2: l.tls?.http2 ?? false }))],
+  ['listeners', (c) => c.listeners.map((l) => ({ host: l.host, port: l.port, clientCertificates: l.tls?.clientCertificates ?? 'plain', http2: l.tls?.http2 ?? false, h2c: l.h2c }))],
   ['logging', (c) => c.logging],
   ['metrics', (c) => c.metrics],
   ...(['healthPath', 'readyPath', 'headersTimeoutMs', 'requestTimeoutMs', 'keepAliveTimeoutMs', 'maxHeaderBytes', 'maxConnections', 'maxRequestsPerSocket', 'http2MaxConcurrentStreams'] as const).map(

@@ -490,6 +490,15 @@ test('a websocket route must accept GET, the method of every WebSocket handshake
   assert.equal(only(tokenProtocol).path, '/routes/0/websocketTokenProtocol')
 })
 
+test('h2c is for plain listeners; a TLS listener offers HTTP/2 with tls.http2', () => {
+  const tls = loadConfigText(VALID.replace('listeners:\n  - port: 0\n', 'listeners:\n  - port: 0\n    h2c: true\n    tls: { cert: x, key: y }\n'), FILE, {})
+  assert.ok(!tls.ok)
+  assert.ok(tls.errors.some((e) => e.path === '/listeners/0/h2c' && /tls\.http2/.test(e.message)), formatIssues(tls.errors))
+  const plain = loadConfigText(VALID.replace('listeners:\n  - port: 0\n', 'listeners:\n  - port: 0\n    h2c: true\n'), FILE, {})
+  assert.ok(plain.ok, plain.ok ? '' : formatIssues(plain.errors))
+  assert.equal(plain.config.listeners[0].h2c, true)
+})
+
 test('a websocket route cannot use an upstream reached over HTTP/2 (undici tunnels over HTTP/1.1 only)', () => {
   const text = VALID.replace('    auth: required\n', '    auth: required\n    websocket: true\n').replace('    url: http://127.0.0.1:3000\n', '    url: http://127.0.0.1:3000\n    http2: true\n')
   assert.notEqual(text, VALID)

@@ -119,6 +119,11 @@ export const ListenerSchema = Type.Object(
     host: Type.String({ default: '127.0.0.1', description: 'Interface to bind. Loopback by default.' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, description: 'TCP port (0 picks a free port).' }),
     tls: Type.Optional(ListenerTlsSchema),
+    h2c: Type.Boolean({
+      default: false,
+      description:
+        'Plain listeners only: speak HTTP/2 by prior knowledge (h2c) instead of HTTP/1.1, for a TLS-terminating proxy in front that forwards gRPC that way. HTTP/1.1 clients cannot use such a listener. A TLS listener offers HTTP/2 with tls.http2. Changing it needs a restart.',
+    }),
   },
   closed,
 )

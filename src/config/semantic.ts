@@ -184,6 +184,7 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
   }
   config.listeners.forEach((l, i) => bind(`/listeners/${i}`, l.host, l.port))
   config.listeners.forEach((l, i) => {
+    if (l.h2c && l.tls !== undefined) add(`/listeners/${i}/h2c`, 'h2c is HTTP/2 without TLS; a TLS listener offers HTTP/2 with tls.http2: true')
     if (l.tls === undefined) return
     const problem = tlsProblem(l.tls)
     if (problem !== undefined) add(`/listeners/${i}/tls`, problem)

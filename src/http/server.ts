@@ -1,6 +1,6 @@
 import { createServer, Server as HttpServer, ServerResponse, type IncomingMessage, type ServerOptions } from 'node:http'
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
-import { createSecureServer, type Http2SecureServer, type SecureServerOptions, type ServerHttp2Session } from 'node:http2'
+import { createServer as createH2cServer, createSecureServer, type Http2SecureServer, type Http2Server, type SecureServerOptions, type ServerHttp2Session } from 'node:http2'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Config, ListenerConfig, ListenerTlsConfig } from '../config/schema.js'
@@ -35,15 +35,18 @@ export interface Listeners {
   updateTls(listeners: readonly ListenerConfig[]): void
 }
 
-type Server = HttpServer | HttpsServer | Http2SecureServer
+type Server = HttpServer | HttpsServer | Http2SecureServer | Http2Server
 
 /**
- * Closes every connection of a listener, idle or not. An HTTP/2 listener has no such method:
- * node:http's, applied to it, closes its HTTP/1.1 connections (node tracks them the same way);
- * its HTTP/2 sessions are closed by the drain itself.
+ * Closes every connection of a listener, idle or not (or only the idle ones). An HTTP/2 listener
+ * has no such methods: node:http's, applied to it, close its HTTP/1.1 connections (node tracks them
+ * the same way; an h2c listener has none); its HTTP/2 sessions are closed by the drain itself.
  */
 function closeAllConnections(server: Server): void {
   HttpServer.prototype.closeAllConnections.call(server as HttpServer)
+}
+function closeIdleConnections(server: Server): void {
+  HttpServer.prototype.closeIdleConnections.call(server as HttpServer)
 }
 
 /** What a TLS listener's secure context is made of; a reload makes a new one from the new config. */
@@ -308,22 +311,23 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
   const sessions = new Set<ServerHttp2Session>()
 
   /**
-   * An HTTP/2 listener (tls.http2): ALPN h2, and http/1.1 for clients that do not offer h2, which
-   * node hands to the same code as an HTTPS listener's, reading node:http's options from the server
-   * object (createSecureServer does not take them). Its settings bound what one session may hold.
+   * An HTTP/2 listener. With TLS (tls.http2): ALPN h2, and http/1.1 for clients that do not offer
+   * h2, which node hands to the same code as an HTTPS listener's, reading node:http's options from
+   * the server object (createSecureServer does not take them). Without (h2c): HTTP/2 by prior
+   * knowledge only. Its settings bound what one session may hold.
    */
-  function createHttp2Listener(options: ServerOptions, tlsOptions: SecureServerOptions): Http2SecureServer {
-    const server = createSecureServer(
-      {
-        ...tlsOptions,
-        allowHTTP1: true,
-        Http1IncomingMessage: options.IncomingMessage,
-        Http2ServerRequest: GatewayHttp2Request,
-        Http2ServerResponse: GatewayHttp2Response as never,
-        settings: { maxConcurrentStreams: s.http2MaxConcurrentStreams, maxHeaderListSize: s.maxHeaderBytes, enablePush: false },
-      },
-      handleHttp2 as never,
-    )
+  function createHttp2Listener(options: ServerOptions, tlsOptions: SecureServerOptions | undefined): Http2SecureServer | Http2Server {
+    const http2Options = {
+      Http2ServerRequest: GatewayHttp2Request,
+      Http2ServerResponse: GatewayHttp2Response as never,
+      settings: { maxConcurrentStreams: s.http2MaxConcurrentStreams, maxHeaderListSize: s.maxHeaderBytes, enablePush: false },
+    }
+    if (tlsOptions === undefined) {
+      const h2c = createH2cServer(http2Options, handleHttp2 as never)
+      h2c.on('session', trackSession)
+      return h2c
+    }
+    const server = createSecureServer({ ...tlsOptions, ...http2Options, allowHTTP1: true, Http1IncomingMessage: options.IncomingMessage }, handleHttp2 as never)
     Object.assign(server, {
       headersTimeout: options.headersTimeout,
       requestTimeout: options.requestTimeout,
@@ -337,11 +341,13 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     // node's own listener turns a refused handshake into a clientError (answered as a refused
     // request would be); the tlsClientError listener below records it instead, as on HTTPS listeners.
     server.removeAllListeners('tlsClientError')
-    server.on('session', (session: ServerHttp2Session) => {
-      sessions.add(session)
-      session.once('close', () => sessions.delete(session))
-    })
+    server.on('session', trackSession)
     return server
+  }
+
+  function trackSession(session: ServerHttp2Session): void {
+    sessions.add(session)
+    session.once('close', () => sessions.delete(session))
   }
 
   const servers: Server[] = []
@@ -395,7 +401,9 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
           }
     const server: Server =
       tlsOptions === undefined
-        ? createServer(options, handle)
+        ? l.h2c
+          ? createHttp2Listener(options, undefined)
+          : createServer(options, handle)
         : l.tls?.http2 === true
           ? createHttp2Listener(options, tlsOptions)
           : createHttpsServer({ ...options, ...tlsOptions }, handle)
@@ -552,7 +560,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       draining = true
       for (const server of servers) {
         server.close()
-        ;(server as HttpServer).closeIdleConnections()
+        closeIdleConnections(server)
       }
       // HTTP/2 clients are told to go away (GOAWAY): streams open now finish, new ones go elsewhere.
       for (const session of sessions) session.close()

@@ -80,6 +80,8 @@ describe('gRPC through an HTTP/2 listener to an HTTP/2 (h2c) upstream, with @grp
         // Plain, for the readiness check only.
         { host: '127.0.0.1', port: 0 },
         { host: '127.0.0.1', port: 0, tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', http2: true } },
+        // HTTP/2 without TLS, as a TLS-terminating proxy in front would forward gRPC.
+        { host: '127.0.0.1', port: 0, h2c: true },
       ],
       issuers: [{ id: 'idp', issuer: ks.issuer, jwksUri: ks.jwksUri, audiences: [AUD] }],
       upstreams: [{ id: 'catalog', url: `http://127.0.0.1:${port}`, http2: true }],
@@ -107,6 +109,24 @@ describe('gRPC through an HTTP/2 listener to an HTTP/2 (h2c) upstream, with @grp
     await gw?.stop()
     await new Promise<void>((r) => (server ? server.tryShutdown(() => r()) : r()))
     await ks?.close()
+  })
+
+  test('an h2c listener serves gRPC by prior knowledge, and nothing to HTTP/1.1', async () => {
+    const h2cUrl = new URL((gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[2])
+    const Client = grpc.makeGenericClientConstructor(CATALOG, 'Catalog')
+    const plain = new Client(`127.0.0.1:${h2cUrl.port}`, grpc.credentials.createInsecure()) as unknown as CatalogClient
+    const md = bearer(token, { 'x-request-id': 'grpc-test-request-h2c1' })
+    const res = await new Promise<Item | undefined>((resolve, reject) => plain.getItem({ id: '7' }, md, (err, r) => (err ? reject(err) : resolve(r))))
+    plain.close()
+    assert.deepEqual(res, { id: '7', name: 'item 7' })
+    assert.equal(seen.at(-1)!.metadata['x-auth-subject'], 'alice')
+    const access = await gw.waitFor((l) => l.name === 'access' && l.requestId === 'grpc-test-request-h2c1')
+    assert.equal(access.httpVersion, '2.0')
+    const h1 = await fetch(`http://127.0.0.1:${h2cUrl.port}/catalog.Catalog/GetItem`, { method: 'POST' }).then(
+      (r) => `status ${r.status}`,
+      () => 'refused',
+    )
+    assert.equal(h1, 'refused')
   })
 
   const bearer = (t: string, more: Record<string, string> = {}) => {
