@@ -52,6 +52,8 @@ export interface Gateway {
   parserRefused(r: ParserRefusal): void
   /** Records a TLS handshake a listener refused (old version, no shared cipher, a client certificate refused): a sampled event. */
   tlsHandshakeFailed(r: { readonly reason: string; readonly peerIp: string }): void
+  /** Records an HTTP/2 connection node ended for the client's abuse of the protocol (a flood, a protocol error): a sampled event. */
+  http2SessionFailed(r: { readonly reason: string; readonly peerIp: string }): void
   /**
    * Called once the next gateway (a reload with the same store settings) has taken over the limit
    * store, so counters and quotas survive the reload; this gateway will then not close it.
@@ -184,6 +186,15 @@ export function createGateway(config: Config, deps: Deps, options: GatewayOption
       const suppressed = limits.sampler.sample(`tls ${clientIp}`, deps.now())
       if (suppressed < 0) return
       deps.events.emit({ type: 'tls.handshake_failed', time: new Date(deps.now()).toISOString(), clientIp, reason: r.reason, ...(suppressed > 0 ? { suppressed } : undefined) })
+    },
+    http2SessionFailed(r) {
+      options.metrics?.http2SessionErrors.inc({ reason: r.reason })
+      const clientIp = resolveClient(r.peerIp, undefined)
+      // A flood is many frames but one event: node ends the connection at the first sign. Sampled
+      // per address all the same, for a client that reconnects to try again.
+      const suppressed = limits.sampler.sample(`http2 ${clientIp}`, deps.now())
+      if (suppressed < 0) return
+      deps.events.emit({ type: 'http2.session_error', time: new Date(deps.now()).toISOString(), clientIp, reason: r.reason, ...(suppressed > 0 ? { suppressed } : undefined) })
     },
     releaseLimitStore() {
       ownsLimitStore = false

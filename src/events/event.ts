@@ -43,6 +43,7 @@ export type LifecycleEventType =
   | 'limits.store_recovered'
   | 'limits.lockout'
   | 'tls.handshake_failed'
+  | 'http2.session_error'
   | 'websocket.closed'
   | 'upstream.unhealthy'
   | 'upstream.healthy'

@@ -110,3 +110,20 @@ export function sessionTimedOut(session: ServerHttp2Session): void {
 export function endStream(stream: ServerHttp2Stream): void {
   if (!stream.destroyed && !stream.closed) stream.close(constants.NGHTTP2_NO_ERROR)
 }
+
+/** nghttp2's error numbers (nghttp2.h) for what a client did wrong, as event reasons. */
+const SESSION_FAILURES: Readonly<Record<number, string>> = {
+  [-904]: 'flood', // NGHTTP2_ERR_FLOODED: rapid reset, settings, ping or other frame floods
+  [-505]: 'protocol_error', // NGHTTP2_ERR_PROTO
+  [-903]: 'bad_preface', // NGHTTP2_ERR_BAD_CLIENT_MAGIC: not HTTP/2 (an HTTP/1.1 client on an h2c listener)
+  [-524]: 'flow_control', // NGHTTP2_ERR_FLOW_CONTROL
+  [-523]: 'header_compression', // NGHTTP2_ERR_HEADER_COMP
+}
+
+/**
+ * Why node ended an HTTP/2 session with an error: nghttp2's reason when it names something the
+ * client did (above), `session_error` otherwise.
+ */
+export function sessionFailure(err: { readonly errno?: number }): string {
+  return (err.errno !== undefined && SESSION_FAILURES[err.errno]) || 'session_error'
+}

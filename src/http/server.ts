@@ -13,7 +13,7 @@ import { toProblem } from '../errors/problem.js'
 import { resolveRequestId, resolveTraceparent } from './request-id.js'
 import { GatewayIncomingMessage, takeProtocolTokens } from './websocket.js'
 import { TUNNEL_SHUTDOWN } from '../pipeline/forward/tunnel.js'
-import { endStream, GatewayHttp2Request, GatewayHttp2Response, isHttp2, sessionTimedOut, streamStarted } from './http2.js'
+import { endStream, GatewayHttp2Request, GatewayHttp2Response, isHttp2, sessionFailure, sessionTimedOut, streamStarted } from './http2.js'
 
 /**
  * node:http ↔ RequestContext adapter, client-side limits, health endpoints and draining.
@@ -348,6 +348,11 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
   function trackSession(session: ServerHttp2Session): void {
     sessions.add(session)
     session.once('close', () => sessions.delete(session))
+    // node ends a session that floods it (rapid reset, pings, settings), breaks the protocol or
+    // is not HTTP/2 at all, with an error: recorded, as a refused TLS handshake is. The address is
+    // read now: the socket may be gone by then.
+    const peerIp = session.socket?.remoteAddress ?? ''
+    session.on('error', (err: Error & { errno?: number }) => gateway.http2SessionFailed({ reason: sessionFailure(err), peerIp }))
   }
 
   const servers: Server[] = []

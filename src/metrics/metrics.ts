@@ -15,6 +15,7 @@ export interface Metrics {
   readonly limitStoreUp: Gauge
   readonly lockouts: Counter<'target'>
   readonly tlsHandshakeFailures: Counter<'reason'>
+  readonly http2SessionErrors: Counter<'reason'>
   readonly websocketTunnels: Gauge
   readonly websocketClosed: Counter<'reason'>
   readonly upstreamTargetHealthy: Gauge<'upstream' | 'target'>
@@ -51,6 +52,12 @@ export function createMetrics(): Metrics {
     tlsHandshakeFailures: new Counter({
       name: 'gateway_tls_handshake_failures_total',
       help: 'TLS handshakes a listener refused, by OpenSSL reason.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    http2SessionErrors: new Counter({
+      name: 'gateway_http2_session_errors_total',
+      help: 'HTTP/2 connections ended for the client\'s abuse of the protocol, by reason (flood, protocol_error, bad_preface, …).',
       labelNames: ['reason'],
       registers: [registry],
     }),
