@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { http1View } from './http2.js'
+import { http1View, sessionFailure } from './http2.js'
 import { checkHttp2Host } from '../pipeline/sanitize/framing.js'
 import { isGatewayError } from '../errors/gateway-error.js'
 
@@ -36,4 +36,13 @@ test('an HTTP/2 request names one authority: a Host that differs from :authority
   assert.equal(reason({ host: 'gw.example' }, raw('host', 'gw.example', 'host', 'gw.example')), 'multiple_host')
   assert.equal(reason({}, raw()), 'missing_host')
   for (const bad of ['a@gw.example', 'gw.example, evil.example', 'gw.example/x']) assert.equal(reason({ host: bad }, raw(':authority', bad)), 'invalid_host', bad)
+})
+
+test("an HTTP/2 session's error is named by what the client did", () => {
+  assert.equal(sessionFailure({ errno: -904 }), 'flood')
+  assert.equal(sessionFailure({ errno: -505 }), 'protocol_error')
+  assert.equal(sessionFailure({ errno: -903 }), 'bad_preface')
+  assert.equal(sessionFailure({ code: 'PORTCULLIS_RAPID_RESET' }), 'rapid_reset')
+  assert.equal(sessionFailure({ errno: -1 }), 'session_error')
+  assert.equal(sessionFailure({}), 'session_error')
 })

@@ -67,25 +67,44 @@ export function isHttp2(req: object): req is GatewayHttp2Request {
 
 const kOpenStreams = Symbol('portcullis.openStreams')
 const kServedStreams = Symbol('portcullis.servedStreams')
-type CountedSession = ServerHttp2Session & { [kOpenStreams]?: number; [kServedStreams]?: number }
+const kPrematureResets = Symbol('portcullis.prematureResets')
+type CountedSession = ServerHttp2Session & { [kOpenStreams]?: number; [kServedStreams]?: number; [kPrematureResets]?: number }
+
+/**
+ * Rapid reset (CVE-2023-44487): a client that opens streams and resets them before their answer
+ * makes the gateway start a request (and often an upstream request) for each, at no cost to
+ * itself. nghttp2 limits stream resets only after about a thousand, and node reports nothing
+ * then. Past RAPID_RESET_MIN_STREAMS streams on a connection, when more than half of them were
+ * reset by the client before the gateway's answer ended, the connection is closed
+ * (ENHANCE_YOUR_CALM) and recorded, as Envoy's premature-reset guard does.
+ */
+const RAPID_RESET_MIN_STREAMS = 100
+/** The code of the error a connection is ended with for rapid reset (sessionFailure's `rapid_reset`). */
+const RAPID_RESET = 'PORTCULLIS_RAPID_RESET'
 
 /**
  * Counts a session's streams the gateway is answering (the session timeout spares a session
- * waiting on an upstream, as node:http spares a connection that owes a response) and the streams
- * it has served (server.maxRequestsPerSocket: past it, the session is told to go away, GOAWAY,
- * once its streams finish; the client opens a new connection for the next request).
+ * waiting on an upstream, as node:http spares a connection that owes a response), the streams it
+ * has served (server.maxRequestsPerSocket: past it, the session is told to go away, GOAWAY, once
+ * its streams finish; the client opens a new connection for the next request) and the streams
+ * its client reset before their answer (rapid reset, above: the session's 'error' then says so).
  */
-export function streamStarted(session: ServerHttp2Session, closed: { once(event: 'close', fn: () => void): unknown }, maxPerSession: number): void {
+export function streamStarted(session: ServerHttp2Session, res: GatewayHttp2Response, maxPerSession: number): void {
   const counted = session as CountedSession
   counted[kOpenStreams] = (counted[kOpenStreams] ?? 0) + 1
-  closed.once('close', () => {
+  const served = (counted[kServedStreams] ?? 0) + 1
+  counted[kServedStreams] = served
+  res.once('close', () => {
     counted[kOpenStreams]!--
+    // Reset (by the client, or by nghttp2 for its error) before the gateway's answer ended.
+    if (res.stream.rstCode === 0 || res.writableEnded) return
+    const premature = (counted[kPrematureResets] ?? 0) + 1
+    counted[kPrematureResets] = premature
+    if (served >= RAPID_RESET_MIN_STREAMS && premature * 2 > served && !session.destroyed) {
+      session.destroy(Object.assign(new Error('rapid reset'), { code: RAPID_RESET }), constants.NGHTTP2_ENHANCE_YOUR_CALM)
+    }
   })
-  if (maxPerSession > 0) {
-    const served = (counted[kServedStreams] ?? 0) + 1
-    counted[kServedStreams] = served
-    if (served >= maxPerSession && !session.closed) session.close()
-  }
+  if (maxPerSession > 0 && served >= maxPerSession && !session.closed) session.close()
 }
 
 /**
@@ -121,9 +140,11 @@ const SESSION_FAILURES: Readonly<Record<number, string>> = {
 }
 
 /**
- * Why node ended an HTTP/2 session with an error: nghttp2's reason when it names something the
- * client did (above), `session_error` otherwise.
+ * Why an HTTP/2 session ended with an error: `rapid_reset` when the gateway ended it for that
+ * (streamStarted), nghttp2's reason when it names something the client did (above),
+ * `session_error` otherwise.
  */
-export function sessionFailure(err: { readonly errno?: number }): string {
+export function sessionFailure(err: { readonly errno?: number; readonly code?: string }): string {
+  if (err.code === RAPID_RESET) return 'rapid_reset'
   return (err.errno !== undefined && SESSION_FAILURES[err.errno]) || 'session_error'
 }

@@ -288,7 +288,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
   function handleHttp2(req: IncomingMessage, res: ServerResponse): void {
     if (!isHttp2(req)) return handle(req, res)
     const stream = req.stream
-    streamStarted(stream.session as ServerHttp2Session, res, maxRequestsPerSocket)
+    streamStarted(stream.session as ServerHttp2Session, res as unknown as GatewayHttp2Response, maxRequestsPerSocket)
     handle(req, res)
     if (req.complete || stream.endAfterHeaders) return
     const timer = setTimeout(() => {
