@@ -75,10 +75,12 @@ type CountedSession = ServerHttp2Session & { [kOpenStreams]?: number; [kServedSt
  * makes the gateway start a request (and often an upstream request) for each, at no cost to
  * itself. nghttp2 limits stream resets only after about a thousand, and node reports nothing
  * then. Past RAPID_RESET_MIN_STREAMS streams on a connection, when more than half of them were
- * reset by the client before the gateway's answer ended, the connection is closed
- * (ENHANCE_YOUR_CALM) and recorded, as Envoy's premature-reset guard does.
+ * reset by the client before the gateway's answer ended and within PREMATURE_MS of their start,
+ * the connection is closed (ENHANCE_YOUR_CALM) and recorded, as Envoy's premature-reset guard
+ * does. A client that cancels calls it no longer needs (a gRPC watch, a page left) cancels later.
  */
 const RAPID_RESET_MIN_STREAMS = 100
+const PREMATURE_MS = 1000
 /** The code of the error a connection is ended with for rapid reset (sessionFailure's `rapid_reset`). */
 const RAPID_RESET = 'PORTCULLIS_RAPID_RESET'
 
@@ -94,10 +96,11 @@ export function streamStarted(session: ServerHttp2Session, res: GatewayHttp2Resp
   counted[kOpenStreams] = (counted[kOpenStreams] ?? 0) + 1
   const served = (counted[kServedStreams] ?? 0) + 1
   counted[kServedStreams] = served
+  const startedAt = performance.now()
   res.once('close', () => {
     counted[kOpenStreams]!--
-    // Reset (by the client, or by nghttp2 for its error) before the gateway's answer ended.
-    if (res.stream.rstCode === 0 || res.writableEnded) return
+    // Reset (by the client, or by nghttp2 for its error) before the gateway's answer ended, soon.
+    if (res.stream.rstCode === 0 || res.writableEnded || performance.now() - startedAt > PREMATURE_MS) return
     const premature = (counted[kPrematureResets] ?? 0) + 1
     counted[kPrematureResets] = premature
     if (served >= RAPID_RESET_MIN_STREAMS && premature * 2 > served && !session.destroyed) {
