@@ -137,6 +137,14 @@ export function createGateway(config: Config, deps: Deps, options: GatewayOption
       return code.startsWith('ERR_HTTP_') ? limits.sampler.sample(`${code} ${ctx.clientIp}`, deps.now()) : 0
     },
   })
+  /** A sampled event for a connection the gateway refused or ended (no request, so no request id or route). */
+  function connectionRefused(type: 'tls.handshake_failed' | 'http2.session_error', kind: string, r: { readonly reason: string; readonly peerIp: string }): void {
+    const clientIp = resolveClient(r.peerIp, undefined)
+    const suppressed = limits.sampler.sample(`${kind} ${clientIp}`, deps.now())
+    if (suppressed < 0) return
+    deps.events.emit({ type, time: new Date(deps.now()).toISOString(), clientIp, reason: r.reason, ...(suppressed > 0 ? { suppressed } : undefined) })
+  }
+
   return {
     config,
     pipeline,
@@ -178,23 +186,16 @@ export function createGateway(config: Config, deps: Deps, options: GatewayOption
         ...(suppressed > 0 ? { suppressed } : undefined),
       })
     },
+    // What scanners, clients with outdated TLS stacks and HTTP/2 abusers produce: sampled per
+    // address like the parser's refusals, so a flood of them cannot flood the log (the metric
+    // counts every one).
     tlsHandshakeFailed(r) {
       options.metrics?.tlsHandshakeFailures.inc({ reason: r.reason })
-      const clientIp = resolveClient(r.peerIp, undefined)
-      // What scanners and clients with outdated TLS stacks produce: sampled per address like the
-      // parser's refusals, so a flood of them cannot flood the log.
-      const suppressed = limits.sampler.sample(`tls ${clientIp}`, deps.now())
-      if (suppressed < 0) return
-      deps.events.emit({ type: 'tls.handshake_failed', time: new Date(deps.now()).toISOString(), clientIp, reason: r.reason, ...(suppressed > 0 ? { suppressed } : undefined) })
+      connectionRefused('tls.handshake_failed', 'tls', r)
     },
     http2SessionFailed(r) {
       options.metrics?.http2SessionErrors.inc({ reason: r.reason })
-      const clientIp = resolveClient(r.peerIp, undefined)
-      // A flood is many frames but one event: node ends the connection at the first sign. Sampled
-      // per address all the same, for a client that reconnects to try again.
-      const suppressed = limits.sampler.sample(`http2 ${clientIp}`, deps.now())
-      if (suppressed < 0) return
-      deps.events.emit({ type: 'http2.session_error', time: new Date(deps.now()).toISOString(), clientIp, reason: r.reason, ...(suppressed > 0 ? { suppressed } : undefined) })
+      connectionRefused('http2.session_error', 'http2', r)
     },
     releaseLimitStore() {
       ownsLimitStore = false
