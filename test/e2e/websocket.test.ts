@@ -480,22 +480,22 @@ describe('WebSocket tunnels over TLS, admitted by client certificate', { timeout
     await Promise.all([up?.close(), secureUp?.close()])
   })
 
-  test('a tunnel to an https:// upstream: TLS on both sides, the upstream checked against its CA', async () => {
-    const httpsUrl = (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[1]
-    const ws = new WebSocket(httpsUrl.replace(/^https/, 'wss') + '/secure/room', { ca: serverCert })
+  /** Opens a wss:// tunnel through the listener at `index` to the TLS upstream, and checks one echo and what the upstream saw. */
+  async function echoThrough(index: number, path: string, message: string): Promise<void> {
+    const url = (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[index]
+    const ws = new WebSocket(url.replace(/^https/, 'wss') + path, { ca: serverCert })
     await once(ws, 'open')
-    assert.equal((await echo(ws, 'tls both ways')).toString(), 'tls both ways')
-    assert.equal(secureUp.handshakes.at(-1)?.url, '/secure/room')
+    assert.equal((await echo(ws, message)).toString(), message)
+    assert.equal(secureUp.handshakes.at(-1)?.url, path)
     ws.close()
+  }
+
+  test('a tunnel to an https:// upstream: TLS on both sides, the upstream checked against its CA', async () => {
+    await echoThrough(1, '/secure/room', 'tls both ways')
   })
 
   test('a listener that also serves HTTP/2 opens tunnels for WebSocket clients, which speak HTTP/1.1 to it', async () => {
-    const h2Url = (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[2]
-    const ws = new WebSocket(h2Url.replace(/^https/, 'wss') + '/secure/over-h2-listener', { ca: serverCert })
-    await once(ws, 'open')
-    assert.equal((await echo(ws, 'next to h2')).toString(), 'next to h2')
-    assert.equal(secureUp.handshakes.at(-1)?.url, '/secure/over-h2-listener')
-    ws.close()
+    await echoThrough(2, '/secure/over-h2-listener', 'next to h2')
   })
 
   test('wss:// through a TLS listener: the certificate is the identity, and the tunnel closes when the certificate expires', { timeout: 30_000 }, async () => {
