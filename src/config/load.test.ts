@@ -490,6 +490,19 @@ test('a websocket route must accept GET, the method of every WebSocket handshake
   assert.equal(only(tokenProtocol).path, '/routes/0/websocketTokenProtocol')
 })
 
+test('a health check probes a path or a gRPC service, one of them; the gRPC one needs an HTTP/2 upstream', () => {
+  const withCheck = (check: string, http2 = true) =>
+    loadConfigText(VALID.replace('    url: http://127.0.0.1:3000\n', `    url: http://127.0.0.1:3000\n${http2 ? '    http2: true\n' : ''}    healthCheck: ${check}\n`), FILE, {})
+  const neither = withCheck('{ intervalMs: 1000 }')
+  assert.ok(!neither.ok)
+  assert.ok(neither.errors.some((e) => e.path === '/upstreams/0/healthCheck' && /one of them/.test(e.message)), formatIssues(neither.errors))
+  const both = withCheck('{ path: /healthz, grpcService: "" }')
+  assert.ok(!both.ok && both.errors.some((e) => e.path === '/upstreams/0/healthCheck'))
+  const plain = withCheck('{ grpcService: catalog.Catalog }', false)
+  assert.ok(!plain.ok && plain.errors.some((e) => e.path === '/upstreams/0/healthCheck/grpcService' && /http2: true/.test(e.message)), plain.ok ? '' : formatIssues(plain.errors))
+  for (const ok of [withCheck('{ grpcService: "" }'), withCheck('{ grpcService: catalog.Catalog }'), withCheck('{ path: /healthz }', false)]) assert.ok(ok.ok, ok.ok ? '' : formatIssues(ok.errors))
+})
+
 test('h2c is for plain listeners; a TLS listener offers HTTP/2 with tls.http2', () => {
   const tls = loadConfigText(VALID.replace('listeners:\n  - port: 0\n', 'listeners:\n  - port: 0\n    h2c: true\n    tls: { cert: x, key: y }\n'), FILE, {})
   assert.ok(!tls.ok)

@@ -231,7 +231,17 @@ export const UpstreamSchema = Type.Object(
     healthCheck: Type.Optional(
       Type.Object(
         {
-          path: Type.String({ pattern: PATTERNS.path.pattern, description: 'Path probed on each target (from the target\'s origin, not under url\'s path); a 2xx answer is healthy.' }),
+          path: Type.Optional(
+            Type.String({ pattern: PATTERNS.path.pattern, description: 'Path probed with GET on each target (from the target\'s origin, not under url\'s path); a 2xx answer is healthy. Give path or grpcService.' }),
+          ),
+          grpcService: Type.Optional(
+            Type.String({
+              maxLength: 256,
+              pattern: '^[A-Za-z0-9_.]*$',
+              description:
+                'Probe with the gRPC health protocol instead (grpc.health.v1.Health/Check) for this service name, "" for the server as a whole: healthy when it answers SERVING. Needs http2: true. Give path or grpcService.',
+            }),
+          ),
           intervalMs: Ms(5_000, 'Time between two probes of a target.'),
           timeoutMs: Ms(2_000, 'A probe not answered within this long failed.'),
           unhealthyAfter: Type.Integer({ minimum: 1, default: 2, description: 'Failed probes in a row after which a target takes no more requests.' }),

@@ -196,6 +196,11 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
   const upstreamIds = uniqueIds('upstreams', config.upstreams, 'upstream')
   config.upstreams.forEach((u, i) => {
     for (const p of upstreamTlsProblems(u)) add(`/upstreams/${i}${p.at}`, p.message)
+    const check = u.healthCheck
+    if (check !== undefined && (check.path === undefined) === (check.grpcService === undefined)) {
+      add(`/upstreams/${i}/healthCheck`, 'a health check probes either a path (GET) or a gRPC service (grpcService): give one of them')
+    }
+    if (check?.grpcService !== undefined && !u.http2) add(`/upstreams/${i}/healthCheck/grpcService`, 'the gRPC health protocol runs over HTTP/2: set http2: true on the upstream')
     u.replicas?.forEach((replica, j) => {
       const at = `/upstreams/${i}/replicas/${j}`
       const problem = replicaProblem(u.url, replica)

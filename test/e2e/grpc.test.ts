@@ -27,6 +27,13 @@ const CATALOG = {
 
 type Item = { id: string; name?: string }
 
+// grpc.health.v1.Health, with the messages as raw protobuf bytes: HealthCheckRequest
+// { string service = 1 } and HealthCheckResponse { ServingStatus status = 1 } (SERVING = 1).
+const raw = { requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b }
+const HEALTH = {
+  check: { path: '/grpc.health.v1.Health/Check', requestStream: false, responseStream: false, ...raw },
+} satisfies grpc.ServiceDefinition
+
 interface CatalogClient extends grpc.Client {
   getItem(req: Item, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Item) => void): grpc.ClientUnaryCall
   listItems(req: object, md: grpc.Metadata): grpc.ClientReadableStream<Item>
@@ -41,6 +48,9 @@ describe('gRPC through an HTTP/2 listener to an HTTP/2 (h2c) upstream, with @grp
   let client: CatalogClient
   let token = ''
   const seen: Array<{ method: string; metadata: Record<string, unknown> }> = []
+  /** What the service's health answers (1 SERVING, 2 NOT_SERVING), and the requests it got. */
+  let serving = 1
+  const healthRequests: Buffer[] = []
 
   before(async () => {
     ks = await startKeyServer({ audience: AUD })
@@ -73,6 +83,12 @@ describe('gRPC through an HTTP/2 listener to an HTTP/2 (h2c) upstream, with @grp
         call.on('error', () => {})
       },
     })
+    server.addService(HEALTH, {
+      check: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+        healthRequests.push(call.request)
+        cb(null, Buffer.from([0x08, serving]))
+      },
+    })
     const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))))
     const { dir, server: pems } = await listenerFiles('portcullis-grpc-')
     const config = baseConfig({
@@ -84,7 +100,14 @@ describe('gRPC through an HTTP/2 listener to an HTTP/2 (h2c) upstream, with @grp
         { host: '127.0.0.1', port: 0, h2c: true },
       ],
       issuers: [{ id: 'idp', issuer: ks.issuer, jwksUri: ks.jwksUri, audiences: [AUD] }],
-      upstreams: [{ id: 'catalog', url: `http://127.0.0.1:${port}`, http2: true }],
+      upstreams: [
+        {
+          id: 'catalog',
+          url: `http://127.0.0.1:${port}`,
+          http2: true,
+          healthCheck: { grpcService: 'catalog.Catalog', intervalMs: 100, timeoutMs: 1000, unhealthyAfter: 2, healthyAfter: 2 },
+        },
+      ],
       routes: [
         { id: 'catalog-read', path: '/catalog.Catalog/:method', methods: ['POST'], upstream: 'catalog', auth: 'required', scopes: { allOf: ['catalog:read'] } },
         // A client stream may take longer than server.requestTimeoutMs here.
@@ -203,6 +226,18 @@ describe('gRPC through an HTTP/2 listener to an HTTP/2 (h2c) upstream, with @grp
     })
     assert.equal(long.err, null)
     assert.deepEqual(long.res, { added: 6 })
+  })
+
+  test('the upstream is health-checked in the gRPC health protocol: NOT_SERVING takes it out, SERVING brings it back', async () => {
+    while (healthRequests.length < 2) await new Promise((r) => setTimeout(r, 50))
+    // HealthCheckRequest { service: "catalog.Catalog" }
+    assert.deepEqual(healthRequests[0], Buffer.concat([Buffer.from([0x0a, 15]), Buffer.from('catalog.Catalog')]))
+    assert.ok(!gw.lines.some((l) => l.event === 'upstream.unhealthy'), JSON.stringify(gw.lines.filter((l) => l.event === 'upstream.unhealthy')))
+    serving = 2
+    const down = await gw.waitFor((l) => l.event === 'upstream.unhealthy')
+    assert.equal(down.reason, 'not_serving')
+    serving = 1
+    await gw.waitFor((l) => l.event === 'upstream.healthy')
   })
 
   const call = (path: string, md: grpc.Metadata) =>

@@ -1,4 +1,5 @@
 import { Agent, request, type BalancedPool, type Pool } from 'undici'
+import { grpcHealthProbe } from './grpc-health.js'
 import type { UpstreamConfig } from '../../config/schema.js'
 
 export interface HealthChange {
@@ -51,15 +52,18 @@ export function monitorHealth(
     t.probing = true
     let failure: string | undefined
     try {
-      const res = await request(t.origin + check.path, {
-        dispatcher: agent,
-        method: 'GET',
-        headersTimeout: check.timeoutMs,
-        bodyTimeout: check.timeoutMs,
-        signal: AbortSignal.timeout(check.timeoutMs),
-      })
-      await res.body.dump()
-      if (res.statusCode < 200 || res.statusCode > 299) failure = `status_${res.statusCode}`
+      if (check.grpcService !== undefined) failure = await grpcHealthProbe(agent, t.origin, check.grpcService, check.timeoutMs)
+      else {
+        const res = await request(t.origin + check.path, {
+          dispatcher: agent,
+          method: 'GET',
+          headersTimeout: check.timeoutMs,
+          bodyTimeout: check.timeoutMs,
+          signal: AbortSignal.timeout(check.timeoutMs),
+        })
+        await res.body.dump()
+        if (res.statusCode < 200 || res.statusCode > 299) failure = `status_${res.statusCode}`
+      }
     } catch (err) {
       const code = (err as { code?: unknown; name?: unknown }).code ?? (err as { name?: unknown }).name
       failure = typeof code === 'string' && /^[A-Za-z0-9_]{1,48}$/.test(code) ? (code === 'TimeoutError' ? 'timeout' : code) : 'error'
