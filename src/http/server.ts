@@ -348,7 +348,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
   function trackSession(session: ServerHttp2Session): void {
     sessions.add(session)
     session.once('close', () => sessions.delete(session))
-    // node ends a session that floods it (rapid reset, pings, settings), breaks the protocol or
+    // node ends a session that floods it (bursts of resets, pings, settings), breaks the protocol or
     // is not HTTP/2 at all, with an error: recorded, as a refused TLS handshake is. The address is
     // read now: the socket may be gone by then.
     const peerIp = session.socket?.remoteAddress ?? ''
