@@ -191,7 +191,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     if (--inFlight === 0 && onIdle) onIdle()
   }
 
-  function handle(req: IncomingMessage, res: ServerResponse, upgradeHead?: Buffer): void {
+  function handle(req: IncomingMessage, res: ServerResponse, upgradeHead?: Buffer, http2 = false): void {
     // node hands over pipelined requests as soon as they are parsed, while the responses before
     // them are still owed; their response gets the socket once those are written (node queues
     // it with no socket until then). A request only starts when it does: one connection runs
@@ -246,7 +246,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       res.shouldKeepAlive = false
       const p = toProblem(new GatewayError('ERR_GATEWAY_DRAINING'), id, s.realm)
       // (HTTP/2 has no Connection field: the drain's GOAWAY says it.)
-      res.writeHead(p.status, isHttp2(req) ? p.headers : { ...p.headers, connection: 'close' }).end(p.body)
+      res.writeHead(p.status, http2 ? p.headers : { ...p.headers, connection: 'close' }).end(p.body)
       return
     }
     inFlight++
@@ -263,6 +263,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       startedAt: performance.now(),
       path: '',
       upgradeHead,
+      http2,
       query: '',
       route: undefined,
       identity: undefined,
@@ -289,7 +290,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     if (!isHttp2(req)) return handle(req, res)
     const stream = req.stream
     streamStarted(stream.session as ServerHttp2Session, res as unknown as GatewayHttp2Response, maxRequestsPerSocket)
-    handle(req, res)
+    handle(req, res, undefined, true)
     if (req.complete || stream.endAfterHeaders) return
     const timer = setTimeout(() => {
       if (req.complete) return

@@ -7,7 +7,7 @@ import type { DenialEventType, RequestEvent } from '../events/event.js'
 import { loggedPath } from '../events/logged-path.js'
 import { bearerHint, loggedDigest, presented } from './authn/presented.js'
 import { peerCertificateOf } from '../http/peer-certificate.js'
-import { endStream, isHttp2 } from '../http/http2.js'
+import { endStream, type GatewayHttp2Request } from '../http/http2.js'
 import { ANSWERED, type Deps, type RequestContext, type Stage } from './stage.js'
 
 export interface Pipeline {
@@ -81,10 +81,10 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
         // left so the client can finish sending and see the answer (closing with unread data
         // would reset the connection). HTTP/2 has no Connection field: the stream alone is
         // ended after the answer (below), which tells the client to stop sending.
-        if (!isHttp2(req)) problem.headers.connection = 'close'
+        if (!ctx.http2) problem.headers.connection = 'close'
         if (!req.destroyed) req.resume()
       }
-      if (isHttp2(req) && isGrpcRequest(req.headers['content-type'])) {
+      if (ctx.http2 && isGrpcRequest(req.headers['content-type'])) {
         // A gRPC call gets its refusal as gRPC status (errors/grpc.ts): set, not written, so that
         // end() sends the head as the one frame of the answer, which ends the stream.
         const headers = grpcRefusalHeaders(problem, gerr.code)
@@ -98,7 +98,7 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
         res.writeHead(problem.status, problem.headers)
         res.end(ctx.method === 'HEAD' ? undefined : problem.body)
       }
-      if (unread && isHttp2(req)) endStream(req.stream)
+      if (unread && ctx.http2) endStream((req as unknown as GatewayHttp2Request).stream)
     }
     done(ctx)
   }

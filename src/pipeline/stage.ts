@@ -50,6 +50,11 @@ export interface RequestContext {
    * upstream once the tunnel opens; undefined on every other request.
    */
   readonly upgradeHead: Buffer | undefined
+  /**
+   * The request is a stream of an HTTP/2 connection (http/http2.ts), as the listener that took it
+   * knows: the stages read this instead of testing the request's class each time.
+   */
+  readonly http2: boolean
   /** Raw query string, with its leading "?" or empty. */
   query: string
   route: CompiledRoute | undefined

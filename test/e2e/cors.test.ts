@@ -1,7 +1,6 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { startUpstream, type RecordingUpstream } from '../helpers/upstream.js'
 import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
 import { startKeyServer, type KeyServer } from '../helpers/keys.js'
 import { send } from '../helpers/limits.js'
@@ -17,20 +16,19 @@ const APP = 'https://app.example.com'
 
 describe('CORS', () => {
   let ks: KeyServer
-  let upstream: Server
+  let upstream: RecordingUpstream
   let gw: StartedGateway
-  const seen: Array<{ method: string; url: string; headers: IncomingHttpHeaders }> = []
+  /** What reached the upstream. */
+  const seen = () => upstream.received
   let token = ''
 
   before(async () => {
     ks = await startKeyServer({ audience: AUD })
     // An upstream with a CORS opinion of its own, which the gateway must not relay on a CORS route.
-    upstream = createServer((req, res) => {
-      seen.push({ method: req.method!, url: req.url!, headers: req.headers })
+    upstream = await startUpstream((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json', 'access-control-allow-origin': '*', 'access-control-allow-credentials': 'true' }).end('{"ok":true}')
     })
-    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r))
-    const upUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`
+    const upUrl = upstream.url
     gw = await startGateway(
       baseConfig({
         issuers: [{ id: 'idp', issuer: ks.issuer, jwksUri: ks.jwksUri, audiences: [AUD] }],
@@ -55,8 +53,7 @@ describe('CORS', () => {
 
   after(async () => {
     await gw?.stop()
-    upstream?.closeAllConnections()
-    await new Promise<void>((r) => (upstream ? upstream.close(() => r()) : r()))
+    await upstream?.close()
     await ks?.close()
   })
 
@@ -67,7 +64,7 @@ describe('CORS', () => {
     })
 
   test('the preflight of an allowed origin is answered by the gateway, with no credential and without the upstream', async () => {
-    const before = seen.length
+    const before = seen().length
     const r = await preflight('/orders/42', APP, 'POST', 'authorization, content-type')
     assert.equal(r.status, 204)
     assert.equal(r.headers['access-control-allow-origin'], APP)
@@ -76,7 +73,7 @@ describe('CORS', () => {
     assert.equal(r.headers['access-control-allow-credentials'], 'true')
     assert.equal(r.headers['access-control-max-age'], '600')
     assert.match(String(r.headers.vary), /Origin/)
-    assert.equal(seen.length, before, 'the upstream saw nothing')
+    assert.equal(seen().length, before, 'the upstream saw nothing')
     const line = await gw.waitFor((l) => l.name === 'access' && l.requestId === r.headers['x-request-id'])
     assert.equal(line.status, 204)
     assert.equal(line.route, 'orders')
@@ -106,7 +103,7 @@ describe('CORS', () => {
     assert.equal(r.headers['access-control-allow-credentials'], 'true')
     assert.equal(r.headers['access-control-expose-headers'], 'x-request-id')
     assert.match(String(r.headers.vary), /Origin/)
-    assert.equal(seen.at(-1)?.headers.origin, APP, 'the upstream still sees the Origin')
+    assert.equal(seen().at(-1)?.headers.origin, APP, 'the upstream still sees the Origin')
   })
 
   test('a refusal carries the CORS fields too, so the page can read its problem', async () => {

@@ -4,7 +4,6 @@ import type { Logger } from 'pino'
 import type { RequestContext } from '../stage.js'
 import { rateLimitResponseHeaders } from '../limits/index.js'
 import { responseHeaders, trailerFields } from './response-headers.js'
-import { isHttp2 } from '../../http/http2.js'
 import { mapUpstreamError } from './upstream-error.js'
 import { openTunnel, type TunnelOptions } from './tunnel.js'
 import { withoutUpstreamCors } from '../route/cors.js'
@@ -61,8 +60,6 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   private readonly startedAt = performance.now()
   /** When the first interim (1xx) answer came, if one did. */
   private interimAt = 0
-  /** The client speaks HTTP/2 (trailers and gRPC Trailers-Only answers go on to it). */
-  private readonly http2: boolean
   /** A gRPC Trailers-Only answer's head, held until the answer ends (onHeaders says why). */
   private heldHead: string[] | undefined = undefined
 
@@ -82,7 +79,6 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   ) {
     const res = ctx.res as TrackedResponse
     res[kHandler] = this
-    this.http2 = isHttp2(ctx.req)
     // 'close' fires once per response: on() spares the once() wrapper.
     res.on('close', onClientClose)
     // Gone already (e.g. while an earlier stage awaited)? Then `close` will not fire again:
@@ -136,7 +132,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // messages). An HTTP/2 client reads the status there only from a HEADERS frame that ends the
     // stream, which node's compatibility API sends when the response ends before its head was
     // written: the head waits for the end (or for a body, which such an answer does not have).
-    if (this.http2 && hasField(headers, 'grpc-status')) {
+    if (ctx.http2 && hasField(headers, 'grpc-status')) {
       this.heldHead = headers
       ctx.res.statusCode = statusCode
       this.state = State.Streaming
@@ -211,7 +207,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // The upstream's trailers (a gRPC answer's status) go on to an HTTP/2 client, which takes them
     // after the body as it comes. An HTTP/1.1 client gets none: node would need them declared
     // (Trailer) before a chunked body, and the gateway does not know them yet.
-    if (trailers != null && isHttp2(this.ctx.req)) {
+    if (trailers != null && this.ctx.http2) {
       const fields = trailerFields(trailers, this.dropFields)
       if (fields !== undefined) this.ctx.res.addTrailers(fields as Record<string, string>)
     }

@@ -5,7 +5,6 @@ import { normalizeIp } from '../../http/client-address.js'
 import { peerCertificateOf } from '../../http/peer-certificate.js'
 import { appendForwarded, forwardedFor, forwardedProto } from './forwarded.js'
 import { checkDeclaredLength, checkFraming, checkHost, checkHttp2Host } from './framing.js'
-import { isHttp2 } from '../../http/http2.js'
 import { createHeaderMatcher } from './header-matcher.js'
 import { connectionListed, HOP_BY_HOP } from './hop-by-hop.js'
 
@@ -64,7 +63,7 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
       const req = ctx.req
       const h = req.headers
       // An HTTP/2 stream (http/http2.ts): nghttp2 has checked its framing.
-      const http2 = isHttp2(req)
+      const http2 = ctx.http2
       try {
         if (http2) checkHttp2Host(h, req.rawHeaders)
         else {
