@@ -31,3 +31,18 @@ test('a full batch starts an asynchronous write without waiting for a flush; not
   assert.equal(readFileSync(file, 'utf8'), lines.join(''))
   assert.equal(w.dropped(), 0)
 })
+
+test('lines of any size and any characters arrive byte for byte: multi-byte UTF-8 across chunk ends, lines longer than a chunk', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'portcullis-log-')), 'c.log')
+  const w = createBatchedWriter(file)
+  const lines: string[] = []
+  for (let i = 0; i < 400; i++) {
+    // 2-, 3- and 4-byte characters (the last a surrogate pair), in lines of varied lengths.
+    if (i % 97 === 0) lines.push(`${i} ${'z'.repeat(100_000)}\n`)
+    else lines.push(`${i} ${'é€😀'.repeat(i % 50)} ${'a'.repeat((i * 37) % 700)}\n`)
+  }
+  for (const l of lines) w.write(l)
+  await w.close()
+  assert.equal(readFileSync(file, 'utf8'), lines.join(''))
+  assert.equal(w.dropped(), 0)
+})

