@@ -350,7 +350,7 @@ export const RouteSchema = Type.Object(
     upstreamToken: UpstreamTokenField,
     websocket: Type.Optional(Type.Boolean({
       description:
-        'Let WebSocket handshakes (RFC 6455) on this route through, after the route\'s authentication, scopes and limits: the upstream\'s 101 opens a tunnel, closed when the credential expires or after server.websocketIdleTimeoutMs without traffic. Needs GET among the methods. Off (the default): a handshake gets 400 ERR_ROUTE_WEBSOCKET_NOT_ALLOWED.',
+        'Let WebSocket handshakes (RFC 6455; on an HTTP/2 listener also extended CONNECT, RFC 8441) on this route through, after the route\'s authentication, scopes and limits: the upstream\'s 101 opens a tunnel, closed when the credential expires or after server.websocketIdleTimeoutMs without traffic. Needs GET among the methods. Off (the default): a handshake gets 400 ERR_ROUTE_WEBSOCKET_NOT_ALLOWED.',
     })),
     cors: Type.Optional({
       ...RouteCorsSchema,

@@ -22,11 +22,21 @@ import { constants, Http2ServerRequest, Http2ServerResponse, type ServerHttp2Ses
  * (RFC 9113 §8.2).
  */
 export class GatewayHttp2Request extends Http2ServerRequest {
+  /**
+   * A WebSocket opened over this stream (RFC 8441): an extended CONNECT with `:protocol:
+   * websocket`, which the listener advertises (SETTINGS_ENABLE_CONNECT_PROTOCOL). Its method reads
+   * `GET`: it is routed, authorized and sent to the upstream as the HTTP/1.1 handshake it stands for
+   * (RFC 8441 §5), and its stream carries no body but the tunnel's bytes.
+   */
+  readonly websocket: boolean
+
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, options: ConstructorParameters<typeof Http2ServerRequest>[2], rawHeaders: readonly string[]) {
     super(stream, headers, options, rawHeaders)
-    // An own property over the prototype's getter (the compatibility class keeps the original,
+    this.websocket = headers[':method'] === 'CONNECT' && headers[':protocol'] === 'websocket'
+    // Own properties over the prototype's getters (the compatibility class keeps the original,
     // pseudo-header fields included, for its method and url).
-    Object.defineProperty(this, 'headers', { value: http1View(headers, stream.endAfterHeaders), enumerable: true })
+    Object.defineProperty(this, 'headers', { value: http1View(headers, stream.endAfterHeaders || this.websocket), enumerable: true })
+    if (this.websocket) Object.defineProperty(this, 'method', { value: 'GET', enumerable: true })
   }
 
   /** What node:http does with a body nobody will read (the forward handler calls it): discard it. */

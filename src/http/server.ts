@@ -128,6 +128,9 @@ export function listenError(what: string, host: string, port: number, err: unkno
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' }
+/** The bytes after a WebSocket handshake on an HTTP/2 stream: none (they are the stream's DATA). */
+const NO_HEAD = Buffer.alloc(0)
+const ignore = (): void => {}
 
 const kRequest = Symbol('portcullis.request')
 /** Requests a connection has carried, counted when server.maxRequestsPerSocket is set. */
@@ -308,6 +311,21 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     res.once('close', clear)
   }
 
+  /**
+   * A WebSocket over an HTTP/2 stream (RFC 8441): a handshake like an HTTP/1.1 one (the `upgrade`
+   * listener), whose tunnel is the stream itself; the rest of the connection's streams go on.
+   */
+  function handleHttp2WebSocket(req: GatewayHttp2Request, res: ServerResponse): void {
+    const stream = req.stream
+    streamStarted(stream.session as ServerHttp2Session, res as unknown as GatewayHttp2Response, maxRequestsPerSocket)
+    // A reset or the drain's destroy may come before the tunnel listens for errors.
+    stream.on('error', ignore)
+    tunnels.add(stream)
+    stream.once('close', () => tunnels.delete(stream))
+    takeProtocolTokens(req as unknown as IncomingMessage)
+    handle(req as unknown as IncomingMessage, res, NO_HEAD, true)
+  }
+
   /** Open HTTP/2 sessions (connections), for the timeout handler and the drain's GOAWAY. */
   const sessions = new Set<ServerHttp2Session>()
 
@@ -321,7 +339,8 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     const http2Options = {
       Http2ServerRequest: GatewayHttp2Request,
       Http2ServerResponse: GatewayHttp2Response as never,
-      settings: { maxConcurrentStreams: s.http2MaxConcurrentStreams, maxHeaderListSize: s.maxHeaderBytes, enablePush: false },
+      // enableConnectProtocol: clients may open WebSockets on a stream (RFC 8441; 'connect' below).
+      settings: { maxConcurrentStreams: s.http2MaxConcurrentStreams, maxHeaderListSize: s.maxHeaderBytes, enablePush: false, enableConnectProtocol: true },
     }
     if (tlsOptions === undefined) {
       const h2c = createH2cServer(http2Options, handleHttp2 as never)
@@ -503,8 +522,10 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     server.on('connect', (req: IncomingMessage, socket: Duplex | ServerResponse) => {
       const requestId = resolveRequestId(undefined)
       gateway.parserRefused({ code: 'ERR_HTTP_METHOD_NOT_SUPPORTED', reason: 'connect', requestId, peerIp: req.socket.remoteAddress ?? '' })
-      // On HTTP/2 a CONNECT is one stream (node hands its response over): refused on it alone.
+      // On HTTP/2 a CONNECT is one stream (node hands its response over): refused on it alone,
+      // but for an extended CONNECT that opens a WebSocket (RFC 8441), served as a handshake.
       if (isHttp2(req)) {
+        if (req.websocket) return handleHttp2WebSocket(req, socket as ServerResponse)
         const p = toProblem(new GatewayError('ERR_HTTP_METHOD_NOT_SUPPORTED'), requestId, s.realm)
         ;(socket as ServerResponse).writeHead(p.status, p.headers).end(p.body)
         return
@@ -580,12 +601,13 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
           }
         })
       }
-      for (const server of servers) closeAllConnections(server)
-      for (const session of sessions) session.destroy()
       // Ended with a cause, so each tunnel records that it closed for the shutdown; their close
       // events come a turn of the loop later, and the shutdown waits for them (their records).
+      // Before the sessions: a tunnel on an HTTP/2 stream would otherwise end with its session.
       const closed = [...tunnels].map((socket) => new Promise((r) => socket.once('close', r)))
       for (const socket of tunnels) socket.destroy(Object.assign(new Error('gateway shutting down'), { code: TUNNEL_SHUTDOWN }))
+      for (const server of servers) closeAllConnections(server)
+      for (const session of sessions) session.destroy()
       await Promise.all(closed)
     },
   }

@@ -98,7 +98,8 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
         res.writeHead(problem.status, problem.headers)
         res.end(ctx.method === 'HEAD' ? undefined : problem.body)
       }
-      if (unread && ctx.http2) endStream((req as unknown as GatewayHttp2Request).stream)
+      // (A refused WebSocket over HTTP/2 is ended too: its stream's DATA would be tunnel bytes.)
+      if ((unread || ctx.upgradeHead !== undefined) && ctx.http2) endStream((req as unknown as GatewayHttp2Request).stream)
     }
     done(ctx)
   }

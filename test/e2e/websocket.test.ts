@@ -4,7 +4,8 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Requ
 import { createServer as createHttpsServer } from 'node:https'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { once } from 'node:events'
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
+import { connect as connectHttp2, constants as h2, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as Http2Headers } from 'node:http2'
 import { WebSocket, WebSocketServer } from 'ws'
 import { Buffer } from 'node:buffer'
 import { writeFileSync } from 'node:fs'
@@ -61,6 +62,12 @@ async function startWebSocketUpstream(tls?: { cert: string; key: string }): Prom
           hello,
         ]),
       )
+      return
+    }
+    if (req.url!.startsWith('/wrong-accept/')) {
+      // A 101 that does not answer the key it was sent: not a WebSocket server to trust.
+      socket.on('error', () => {})
+      socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n')
       return
     }
     if (req.url!.startsWith('/refuse/')) {
@@ -458,7 +465,7 @@ describe('WebSocket tunnels over TLS, admitted by client certificate', { timeout
         // Plain, for the readiness check only.
         { host: '127.0.0.1', port: 0 },
         { host: '127.0.0.1', port: 0, tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', clientCertificates: 'request', clientCa: '${file:client-ca.pem}' } },
-        // HTTP/2 as well: a WebSocket client speaks HTTP/1.1 to it (no RFC 8441).
+        // HTTP/2 as well: the ws package speaks HTTP/1.1 to it (it has no RFC 8441).
         { host: '127.0.0.1', port: 0, tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', http2: true } },
       ],
       upstreams: [
@@ -522,5 +529,218 @@ describe('WebSocket tunnels over TLS, admitted by client certificate', { timeout
     assert.equal(r.status, 403)
     assert.equal(JSON.parse(r.body).code, 'ERR_AUTHN_CERTIFICATE_REQUIRED')
     assert.equal(up.handshakes.length, before)
+  })
+})
+
+/** A client's WebSocket frame (RFC 6455 §5.2: FIN set, masked), for payloads under 126 bytes. */
+function clientFrame(opcode: number, payload: Buffer): Buffer {
+  const mask = randomBytes(4)
+  const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]))
+  return Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | payload.length]), mask, masked])
+}
+
+/** The unmasked frames a server sent, read from the bytes of a stream (payloads under 126 bytes). */
+function serverFrames(bytes: Buffer): Array<{ opcode: number; payload: Buffer }> {
+  const frames: Array<{ opcode: number; payload: Buffer }> = []
+  for (let i = 0; i + 2 <= bytes.length; ) {
+    const length = bytes[i + 1] & 0x7f
+    assert.ok(length < 126 && (bytes[i + 1] & 0x80) === 0, 'a short unmasked frame')
+    frames.push({ opcode: bytes[i] & 0x0f, payload: bytes.subarray(i + 2, i + 2 + length) })
+    i += 2 + length
+  }
+  return frames
+}
+
+/** An HTTP/2 session, once the gateway's SETTINGS arrived; asserts they allow extended CONNECT. */
+async function http2Session(url: string, ca?: string): Promise<ClientHttp2Session> {
+  const session = connectHttp2(url, ca === undefined ? {} : { ca })
+  session.on('error', () => {})
+  const [settings] = (await once(session, 'remoteSettings')) as [{ enableConnectProtocol?: boolean }]
+  assert.equal(settings.enableConnectProtocol, true, 'the listener advertises SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3)')
+  return session
+}
+
+interface Http2Handshake {
+  readonly stream: ClientHttp2Stream
+  readonly headers: Http2Headers
+  /** Everything the stream carried, once it ended. */
+  readonly received: Promise<Buffer>
+}
+
+/** Opens a WebSocket on a stream (RFC 8441 §4: extended CONNECT), resolves with the answer's head. */
+async function http2Handshake(session: ClientHttp2Session, path: string, headers: Record<string, string> = {}): Promise<Http2Handshake> {
+  const stream = session.request(
+    { ':method': 'CONNECT', ':protocol': 'websocket', ':path': path, ':scheme': 'https', 'sec-websocket-version': '13', ...headers },
+    { endStream: false },
+  )
+  stream.on('error', () => {})
+  const chunks: Buffer[] = []
+  stream.on('data', (c: Buffer) => chunks.push(c))
+  const received = new Promise<Buffer>((resolve) => stream.once('close', () => resolve(Buffer.concat(chunks))))
+  const [answer] = (await once(stream, 'response')) as [Http2Headers]
+  return { stream, headers: answer, received }
+}
+
+/** Sends a text message on a tunnel stream and waits for the echo to arrive. */
+async function http2Echo(stream: ClientHttp2Stream, text: string): Promise<string> {
+  const reply = once(stream, 'data') as Promise<[Buffer]>
+  stream.write(clientFrame(0x1, Buffer.from(text)))
+  const [bytes] = await reply
+  const [frame] = serverFrames(bytes)
+  assert.equal(frame.opcode, 0x1)
+  return frame.payload.toString()
+}
+
+describe('WebSocket over HTTP/2 (RFC 8441)', { timeout: 60_000 }, () => {
+  let ks: KeyServer
+  let up: Upstream
+  let gw: StartedGateway
+  let h2cUrl = ''
+  let tlsUrl = ''
+  let serverCert = ''
+  let chatToken = ''
+
+  before(async () => {
+    ks = await startKeyServer({ audience: AUD })
+    up = await startWebSocketUpstream()
+    const files = await listenerFiles('portcullis-ws-h2-', { commonName: 'localhost' })
+    serverCert = files.server.cert
+    const config = baseConfig({
+      listeners: [
+        // Plain HTTP/1.1, for the readiness check.
+        { host: '127.0.0.1', port: 0 },
+        { host: '127.0.0.1', port: 0, h2c: true },
+        { host: '127.0.0.1', port: 0, tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', http2: true } },
+      ],
+      server: { drainTimeoutMs: 500 },
+      issuers: [{ id: 'idp', issuer: ks.issuer, jwksUri: ks.jwksUri, audiences: [AUD] }],
+      upstreams: [{ id: 'chat', url: up.url }],
+      routes: [
+        { id: 'chat', path: '/chat/**', methods: ['GET'], upstream: 'chat', auth: 'required', scopes: { allOf: ['chat'] }, websocket: true },
+        { id: 'lobby', path: '/lobby/**', methods: ['GET'], upstream: 'chat', auth: 'public', websocket: true },
+        { id: 'wrong-accept', path: '/wrong-accept/**', methods: ['GET'], upstream: 'chat', auth: 'public', websocket: true },
+        { id: 'refuse', path: '/refuse/**', methods: ['GET'], upstream: 'chat', auth: 'public', websocket: true },
+        { id: 'plain', path: '/plain/**', methods: ['GET'], upstream: 'chat', auth: 'public' },
+      ],
+      limits: { bruteForce: { enabled: false } },
+    })
+    const path = join(files.dir, 'portcullis.json')
+    writeFileSync(path, JSON.stringify(config))
+    gw = await startGateway(path)
+    const urls = gw.lines.find((l) => l.msg === 'listening')!.urls as string[]
+    h2cUrl = urls[1]
+    tlsUrl = urls[2].replace('127.0.0.1', 'localhost')
+    chatToken = await ks.sign({ scope: 'chat', sub: 'alice' })
+  })
+
+  after(async () => {
+    if (gw?.child.exitCode === null) await gw.stop()
+    await Promise.all([up?.close(), ks?.close()])
+  })
+
+  test('an extended CONNECT opens a tunnel on its stream: routed and authorized as the GET handshake, the upstream sees HTTP/1.1 with a key the gateway made and checked; other streams go on beside it', async () => {
+    const session = await http2Session(h2cUrl)
+    const before = up.handshakes.length
+    const { stream, headers, received } = await http2Handshake(session, '/chat/rooms/../room-1?x=1', {
+      authorization: `Bearer ${chatToken}`,
+      'x-auth-subject': 'mallory',
+      'x-request-id': 'ws-h2-request-0001',
+      'sec-websocket-protocol': 'chat.v1',
+    })
+    assert.equal(headers[':status'], 200, 'RFC 8441 §5: 200, not 101')
+    assert.equal(headers['sec-websocket-protocol'], 'chat.v1', 'the subprotocol the upstream picked')
+    assert.equal(headers['sec-websocket-accept'], undefined, 'the HTTP/1.1 handshake fields stay on the upstream hop')
+    assert.equal(headers['x-request-id'], 'ws-h2-request-0001')
+    assert.equal(await http2Echo(stream, 'hello over h2'), 'hello over h2')
+
+    // The same connection serves an ordinary request while the tunnel is open.
+    const plain = session.request({ ':path': '/plain/beside' })
+    plain.resume()
+    const [plainHead] = (await once(plain, 'response')) as [Http2Headers]
+    assert.equal(plainHead[':status'], 200)
+    assert.equal(await http2Echo(stream, 'still open'), 'still open')
+
+    assert.equal(up.handshakes.length, before + 1)
+    const seen = up.handshakes.at(-1)!
+    assert.equal(seen.url, '/chat/room-1?x=1', 'the canonical path that was authorized')
+    assert.equal(seen.headers['x-auth-subject'], 'alice', 'the verified subject, not the spoofed one')
+    assert.equal(seen.headers.upgrade, 'websocket')
+    assert.equal(Buffer.from(String(seen.headers['sec-websocket-key']), 'base64').length, 16, 'a key of 16 random bytes (RFC 6455 §4.1)')
+    assert.equal(seen.headers['sec-websocket-version'], '13')
+    assert.equal(seen.headers.via, '2 portcullis')
+
+    // The closing handshake: the upstream's close frame arrives whole before the stream ends.
+    const closed = gw.waitFor((l) => l.event === 'websocket.closed' && l.requestId === 'ws-h2-request-0001')
+    stream.write(clientFrame(0x8, Buffer.from([0x03, 0xe8, 0x62, 0x79, 0x65])))
+    stream.end()
+    const frames = serverFrames(await received)
+    assert.equal(frames.at(-1)?.opcode, 0x8, 'the upstream close frame reached the client')
+    assert.equal(frames.at(-1)?.payload.readUInt16BE(0), 1000)
+    assert.equal(stream.rstCode, h2.NGHTTP2_NO_ERROR, 'the stream ended without an error code')
+    const event = await closed
+    assert.equal(event.reason, 'upstream_closed')
+    assert.equal(event.subject, 'alice')
+    assert.ok((event.bytesFromClient as number) > 0 && (event.bytesFromUpstream as number) > 0, JSON.stringify(event))
+    const access = gw.lines.find((l) => l.name === 'access' && l.requestId === 'ws-h2-request-0001')
+    assert.equal(access?.status, 200)
+    assert.equal(access?.method, 'GET')
+    assert.equal(access?.httpVersion, '2.0')
+    assert.ok(!JSON.stringify(gw.lines).includes(chatToken), 'no token in any line')
+    session.close()
+  })
+
+  test('over TLS (ALPN h2) the same', async () => {
+    const session = await http2Session(tlsUrl, serverCert)
+    const { stream, headers } = await http2Handshake(session, '/lobby/tls')
+    assert.equal(headers[':status'], 200)
+    assert.equal(await http2Echo(stream, 'over tls'), 'over tls')
+    session.destroy()
+  })
+
+  test('refusals come on the stream, which then ends; nothing reaches the upstream', async () => {
+    const session = await http2Session(h2cUrl)
+    const before = up.handshakes.length + up.requests.length
+    const refusal = async (path: string, headers: Record<string, string> = {}): Promise<{ status: unknown; code: string }> => {
+      const h = await http2Handshake(session, path, headers)
+      const body = JSON.parse((await h.received).toString())
+      return { status: h.headers[':status'], code: body.code }
+    }
+    assert.deepEqual(await refusal('/chat/room'), { status: 401, code: 'ERR_AUTHN_MISSING' })
+    const other = await ks.sign({ scope: 'read', sub: 'bob' })
+    assert.deepEqual(await refusal('/chat/room', { authorization: `Bearer ${other}` }), { status: 403, code: 'ERR_AUTHZ_INSUFFICIENT_SCOPE' })
+    assert.deepEqual(await refusal('/plain/x'), { status: 400, code: 'ERR_ROUTE_WEBSOCKET_NOT_ALLOWED' })
+    assert.equal(up.handshakes.length + up.requests.length, before)
+
+    // Another protocol than websocket is still a CONNECT the gateway does not serve.
+    const other2 = session.request({ ':method': 'CONNECT', ':protocol': 'connect-udp', ':path': '/lobby/x', ':scheme': 'https' }, { endStream: false })
+    other2.on('error', () => {})
+    other2.resume()
+    const [head] = (await once(other2, 'response')) as [Http2Headers]
+    assert.equal(head[':status'], 501)
+    assert.equal(up.handshakes.length + up.requests.length, before)
+    session.close()
+  })
+
+  test('an upstream that refuses is relayed; one whose 101 does not answer the gateway\'s key gives 502 and no tunnel', async () => {
+    const session = await http2Session(h2cUrl)
+    const refusedByUpstream = await http2Handshake(session, '/refuse/x')
+    assert.equal(refusedByUpstream.headers[':status'], 403)
+    assert.equal((await refusedByUpstream.received).toString(), '{"upstream":"nope"}')
+    const wrong = await http2Handshake(session, '/wrong-accept/x', { 'x-request-id': 'ws-h2-request-0002' })
+    assert.equal(wrong.headers[':status'], 502)
+    assert.equal(JSON.parse((await wrong.received).toString()).code, 'ERR_FORWARD_UNAVAILABLE')
+    await gw.waitFor((l) => l.event === 'forward.unavailable' && l.requestId === 'ws-h2-request-0002' && l.reason === 'invalid_response')
+    session.close()
+  })
+
+  test('draining ends a tunnel on a stream, recorded as the shutdown', async () => {
+    const session = await http2Session(h2cUrl)
+    const { stream, received } = await http2Handshake(session, '/lobby/stay', { 'x-request-id': 'ws-h2-request-0003' })
+    assert.equal(await http2Echo(stream, 'still here'), 'still here')
+    const code = await gw.stop()
+    await received
+    assert.equal(code, 0)
+    const event = gw.lines.find((l) => l.event === 'websocket.closed' && l.requestId === 'ws-h2-request-0003')
+    assert.equal(event?.reason, 'shutdown')
   })
 })

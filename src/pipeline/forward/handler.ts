@@ -8,6 +8,10 @@ import { mapUpstreamError } from './upstream-error.js'
 import { openTunnel, type TunnelOptions } from './tunnel.js'
 import { withoutUpstreamCors } from '../route/cors.js'
 import type { Socket } from 'node:net'
+import type { Http2ServerRequest } from 'node:http2'
+import { endStream } from '../../http/http2.js'
+import { createHash } from 'node:crypto'
+import { GatewayError } from '../../errors/gateway-error.js'
 
 const kHandler = Symbol('portcullis.forward')
 type TrackedResponse = ServerResponse & { [kHandler]?: ForwardHandler }
@@ -32,6 +36,24 @@ function hasField(headers: readonly string[], name: string): boolean {
 /** Removes every content-length pair from a flat [name, value, …] header list. */
 function withoutContentLength(headers: string[]): void {
   for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i].toLowerCase() === 'content-length') headers.splice(i, 2)
+}
+
+/** Removes a (lower-case) field from a flat [name, value, …] header list; returns its value when it had exactly one. */
+function takeField(headers: string[], name: string): string | undefined {
+  let value: string | undefined
+  let lines = 0
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if (headers[i].toLowerCase() !== name) continue
+    value = headers[i + 1]
+    lines++
+    headers.splice(i, 2)
+  }
+  return lines === 1 ? value : undefined
+}
+
+/** RFC 6455 §4.2.2: the Sec-WebSocket-Accept that answers a Sec-WebSocket-Key. */
+function acceptFor(key: string | string[] | undefined): string | undefined {
+  return typeof key === 'string' ? createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64') : undefined
 }
 
 /** Thrown from onConnect for a request whose client left while it was queued (no stack needed). */
@@ -169,22 +191,31 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       return
     }
     ctx.upstreamMs = Math.round((performance.now() - this.startedAt) * 100) / 100
+    const http2 = ctx.http2
     try {
       const headers = responseHeaders(rawHeaders, ctx.id, this.dropFields)
       // A 101 has no content (RFC 9110 §15.2.2); the connection's own fields are ours to say.
       withoutContentLength(headers)
-      headers.push('connection', 'upgrade', 'upgrade', 'websocket')
-      ctx.res.writeHead(statusCode, headers)
+      if (http2) {
+        // RFC 8441 §5: the gateway was the handshake's client towards the upstream, so it checks
+        // the answer to its key; the HTTP/2 client is told 200, without the HTTP/1.1 fields.
+        const accept = takeField(headers, 'sec-websocket-accept')
+        if (accept !== acceptFor(ctx.upstreamHeaders['sec-websocket-key'])) throw new GatewayError('ERR_FORWARD_UNAVAILABLE', { reason: 'invalid_response' })
+        ctx.res.writeHead(200, headers)
+      } else {
+        headers.push('connection', 'upgrade', 'upgrade', 'websocket')
+        ctx.res.writeHead(statusCode, headers)
+      }
       ctx.res.flushHeaders()
     } catch (err) {
       // A header node refuses to write: nothing was sent yet, so the client gets a 502.
       socket.destroy()
       this.logger.warn({ requestId: ctx.id, upstream: this.upstreamId, err: (err as Error).message }, 'upstream upgrade answer refused')
-      this.reject(mapUpstreamError(err as Error, false).error)
+      this.reject(err instanceof GatewayError ? err : mapUpstreamError(err as Error, false).error)
       return
     }
-    ctx.status = statusCode
-    openTunnel(ctx.req.socket, socket, ctx.upgradeHead, this.tunnel(ctx))
+    ctx.status = http2 ? 200 : statusCode
+    openTunnel(http2 ? (ctx.req as unknown as Http2ServerRequest).stream : ctx.req.socket, socket, ctx.upgradeHead, this.tunnel(ctx))
     this.resolve()
   }
 
@@ -230,6 +261,9 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       this.heldHead = undefined
     }
     this.ctx.res.end()
+    // A WebSocket over HTTP/2 that the upstream answered without a 101: its stream is over, the
+    // client's side too (what it would send is tunnel bytes).
+    if (this.ctx.http2 && this.ctx.upgradeHead !== undefined) endStream((req as unknown as Http2ServerRequest).stream)
     this.resolve()
   }
 

@@ -1,5 +1,6 @@
 import { hasBody } from '../sanitize/framing.js'
 import { Readable } from 'node:stream'
+import { randomBytes } from 'node:crypto'
 import { limitedBody } from './body-limit.js'
 import type { IncomingMessage } from 'node:http'
 import { BalancedPool, Pool, type Dispatcher } from 'undici'
@@ -152,6 +153,9 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
       // sends it with Connection: upgrade and Upgrade: websocket on a connection of its own, and
       // hands the socket over on a 101 (ForwardHandler.onUpgrade).
       const handshake = ctx.upgradeHead !== undefined
+      // Over HTTP/2 (RFC 8441) the client sends no key: the gateway makes the HTTP/1.1 handshake's
+      // own, and checks the upstream's answer to it (ForwardHandler.onUpgrade).
+      if (handshake && ctx.http2) headers['sec-websocket-key'] = randomBytes(16).toString('base64')
       const opts: Dispatcher.DispatchOptions = {
         path: upstreamPath(target.prefix, ctx.path, route.stripPrefix, ctx.query),
         method: ctx.method as Dispatcher.DispatchOptions['method'],

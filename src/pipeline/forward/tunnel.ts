@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net'
+import type { Http2Stream } from 'node:http2'
 
 /** Why a WebSocket tunnel closed: the `reason` of its `websocket.closed` event. */
 export type TunnelCloseReason =
@@ -36,10 +37,14 @@ const MAX_TIMER_MS = 2 ** 31 - 1
  * long the client keeps it open otherwise. A client that wants to go on reconnects, and its new
  * handshake is checked afresh.
  */
-export function openTunnel(client: Socket, upstream: Socket, head: Buffer, o: TunnelOptions): void {
+export function openTunnel(client: Socket | Http2Stream, upstream: Socket, head: Buffer, o: TunnelOptions): void {
   o.onOpened?.()
   const openedAt = performance.now()
-  const clientBytesBefore = client.bytesRead
+  // An HTTP/2 stream (RFC 8441) has no byte counter of its own: its DATA is counted as it comes.
+  const stream = !('bytesRead' in client)
+  let streamBytes = 0
+  if (stream) client.on('data', (chunk: Buffer) => (streamBytes += chunk.length))
+  const clientBytesBefore = stream ? 0 : client.bytesRead
   let reason: TunnelCloseReason | undefined
   let expiry: NodeJS.Timeout | undefined
   let reported = false
@@ -56,7 +61,7 @@ export function openTunnel(client: Socket, upstream: Socket, head: Buffer, o: Tu
     o.onClosed({
       reason: reason ?? 'client_closed',
       durationMs: Math.round(performance.now() - openedAt),
-      bytesFromClient: client.bytesRead - clientBytesBefore + head.length,
+      bytesFromClient: (stream ? streamBytes : (client as Socket).bytesRead - clientBytesBefore) + head.length,
       bytesFromUpstream: upstream.bytesRead,
     })
   }
