@@ -122,7 +122,7 @@ export const ListenerSchema = Type.Object(
     h2c: Type.Boolean({
       default: false,
       description:
-        'Plain listeners only: speak HTTP/2 by prior knowledge (h2c) instead of HTTP/1.1, for a TLS-terminating proxy in front that forwards gRPC that way. HTTP/1.1 clients cannot use such a listener. A TLS listener offers HTTP/2 with tls.http2. Changing it needs a restart.',
+        'Plain listeners only: also speak HTTP/2 by prior knowledge (h2c), for a TLS-terminating proxy in front that forwards gRPC that way. HTTP/1.1 is served on the same port: a connection that starts with the HTTP/2 connection preface is HTTP/2, any other is HTTP/1.1. A TLS listener offers HTTP/2 with tls.http2. Changing it needs a restart.',
     }),
   },
   closed,

@@ -13,6 +13,7 @@ import { toProblem } from '../errors/problem.js'
 import { resolveRequestId, resolveTraceparent } from './request-id.js'
 import { GatewayIncomingMessage, takeProtocolTokens } from './websocket.js'
 import { TUNNEL_SHUTDOWN } from '../pipeline/forward/tunnel.js'
+import { splitByPreface } from './preface.js'
 import { endStream, GatewayHttp2Request, GatewayHttp2Response, isHttp2, sessionFailure, sessionTimedOut, streamStarted } from './http2.js'
 
 /**
@@ -333,9 +334,10 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
    * An HTTP/2 listener. With TLS (tls.http2): ALPN h2, and http/1.1 for clients that do not offer
    * h2, which node hands to the same code as an HTTPS listener's, reading node:http's options from
    * the server object (createSecureServer does not take them). Without (h2c): HTTP/2 by prior
-   * knowledge only. Its settings bound what one session may hold.
+   * knowledge, and HTTP/1.1 on the same port, served by the `http1` companion server. Its settings
+   * bound what one session may hold.
    */
-  function createHttp2Listener(options: ServerOptions, tlsOptions: SecureServerOptions | undefined): Http2SecureServer | Http2Server {
+  function createHttp2Listener(options: ServerOptions, tlsOptions: SecureServerOptions | undefined, http1?: HttpServer): Http2SecureServer | Http2Server {
     const http2Options = {
       Http2ServerRequest: GatewayHttp2Request,
       Http2ServerResponse: GatewayHttp2Response as never,
@@ -345,6 +347,24 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     if (tlsOptions === undefined) {
       const h2c = createH2cServer(http2Options, handleHttp2 as never)
       h2c.on('session', trackSession)
+      // HTTP/1.1 on the same port (http/preface.ts): node's HTTP/2 connection handling takes the
+      // connections that start with the preface, the companion HTTP/1.1 server the others. It
+      // reads the bytes put back once it flows (its parser reads the socket natively after that).
+      const http2Connection = h2c.listeners('connection') as Array<(this: Http2Server, socket: Socket) => void>
+      h2c.removeAllListeners('connection')
+      h2c.on('connection', (socket: Socket) =>
+        splitByPreface(
+          socket,
+          s.headersTimeoutMs,
+          (h2) => {
+            for (const listener of http2Connection) listener.call(h2c, h2)
+          },
+          (h1) => {
+            http1!.emit('connection', h1)
+            h1.resume()
+          },
+        ),
+      )
       return h2c
     }
     const server = createSecureServer({ ...tlsOptions, ...http2Options, allowHTTP1: true, Http1IncomingMessage: options.IncomingMessage }, handleHttp2 as never)
@@ -375,64 +395,8 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     session.on('error', (err: Error & { errno?: number }) => gateway.http2SessionFailed({ reason: sessionFailure(err), peerIp }))
   }
 
-  const servers: Server[] = []
-  const urls: string[] = []
-  // Connections node handed over on a WebSocket handshake (handshaking or tunnelling): node's
-  // closeAllConnections no longer sees them, so draining ends them here.
-  const tunnels = new Set<Duplex>()
-  // Per listener, swapped by updateTls: the SNI certificates of the config in force.
-  const sniLookups: Array<SniLookup | undefined> = []
-  for (const l of config.listeners) {
-    const index = servers.length
-    sniLookups[index] = l.tls === undefined ? undefined : sniLookupOf(l.tls)
-    const options: ServerOptions = {
-      headersTimeout: s.headersTimeoutMs,
-      requestTimeout: s.requestTimeoutMs,
-      keepAliveTimeout: s.keepAliveTimeoutMs,
-      maxHeaderSize: s.maxHeaderBytes,
-      // node:http keeps only the first of duplicate singleton headers (Authorization among
-      // them); authn reads req.rawHeaders to refuse a request that carries two.
-      joinDuplicateHeaders: false,
-      // RFC 9112 §3.2 still holds: the sanitize stage refuses an HTTP/1.1 request without Host,
-      // in problem+json and with an event, where node would answer a plain-text 400.
-      requireHostHeader: false,
-      // How often node checks headersTimeout/requestTimeout; its 30 s default would let a
-      // slowloris client hold a socket far longer than the configured timeouts.
-      connectionsCheckingInterval: Math.min(1000, Math.ceil(s.headersTimeoutMs / 2)),
-      // Hands only WebSocket handshakes to the 'upgrade' listener below (http/websocket.ts).
-      IncomingMessage: GatewayIncomingMessage,
-    }
-    // The config loader checked that the certificate and key load (semantic.ts, tlsProblem). A
-    // handshake gets headersTimeoutMs, as a request head does (node's default is 120 s: a client
-    // that never finishes one would hold its socket that long).
-    const tlsOptions =
-      l.tls === undefined
-        ? undefined
-        : {
-            ...defaultContextOf(l.tls),
-            handshakeTimeout: s.headersTimeoutMs,
-            requestCert: l.tls.clientCertificates !== 'none',
-            rejectUnauthorized: l.tls.clientCertificates === 'require',
-            // Always set on a TLS listener, so a reload can add SNI certificates; no context means the listener's own.
-            // A method call on the connection's TLSSocket (this): a refusal destroys it before
-            // tlsClientError, so its address is kept for the event first.
-            SNICallback: function (this: TLSSocket, serverName: string, done: (err: Error | null, ctx?: SecureContext) => void) {
-              const context = sniLookups[index]?.(serverName)
-              if (context === null) {
-                ;(this as TLSSocket & { [kRefusedPeer]?: string })[kRefusedPeer] = this.remoteAddress
-                done(unknownServerName())
-              } else done(null, context)
-            },
-          }
-    const server: Server =
-      tlsOptions === undefined
-        ? l.h2c
-          ? createHttp2Listener(options, undefined)
-          : createServer(options, handle)
-        : l.tls?.http2 === true
-          ? createHttp2Listener(options, tlsOptions)
-          : createHttpsServer({ ...options, ...tlsOptions }, handle)
-    server.maxConnections = s.maxConnections
+  /** The events of a listener's server (or an h2c listener's HTTP/1.1 companion), and its timeouts. */
+  function serveOn(server: Server, l: ListenerConfig): void {
     // A connection's client certificate is read once (token binding, Client-Cert): a TLS 1.2
     // renegotiation could swap it mid-connection, so none is allowed (TLS 1.3 has none).
     if (l.tls !== undefined) server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation())
@@ -540,6 +504,76 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       if (!socket.writable || owedResponse(socket)) return socket.destroy()
       socket.end(parserRefusal('ERR_HTTP_METHOD_NOT_SUPPORTED', requestId))
     })
+  }
+
+  const servers: Server[] = []
+  // The HTTP/1.1 servers of h2c listeners (createHttp2Listener): they never listen themselves.
+  const companions: HttpServer[] = []
+  const urls: string[] = []
+  // Connections node handed over on a WebSocket handshake (handshaking or tunnelling): node's
+  // closeAllConnections no longer sees them, so draining ends them here.
+  const tunnels = new Set<Duplex>()
+  // Per listener, swapped by updateTls: the SNI certificates of the config in force.
+  const sniLookups: Array<SniLookup | undefined> = []
+  for (const l of config.listeners) {
+    const index = servers.length
+    sniLookups[index] = l.tls === undefined ? undefined : sniLookupOf(l.tls)
+    const options: ServerOptions = {
+      headersTimeout: s.headersTimeoutMs,
+      requestTimeout: s.requestTimeoutMs,
+      keepAliveTimeout: s.keepAliveTimeoutMs,
+      maxHeaderSize: s.maxHeaderBytes,
+      // node:http keeps only the first of duplicate singleton headers (Authorization among
+      // them); authn reads req.rawHeaders to refuse a request that carries two.
+      joinDuplicateHeaders: false,
+      // RFC 9112 §3.2 still holds: the sanitize stage refuses an HTTP/1.1 request without Host,
+      // in problem+json and with an event, where node would answer a plain-text 400.
+      requireHostHeader: false,
+      // How often node checks headersTimeout/requestTimeout; its 30 s default would let a
+      // slowloris client hold a socket far longer than the configured timeouts.
+      connectionsCheckingInterval: Math.min(1000, Math.ceil(s.headersTimeoutMs / 2)),
+      // Hands only WebSocket handshakes to the 'upgrade' listener below (http/websocket.ts).
+      IncomingMessage: GatewayIncomingMessage,
+    }
+    // The config loader checked that the certificate and key load (semantic.ts, tlsProblem). A
+    // handshake gets headersTimeoutMs, as a request head does (node's default is 120 s: a client
+    // that never finishes one would hold its socket that long).
+    const tlsOptions =
+      l.tls === undefined
+        ? undefined
+        : {
+            ...defaultContextOf(l.tls),
+            handshakeTimeout: s.headersTimeoutMs,
+            requestCert: l.tls.clientCertificates !== 'none',
+            rejectUnauthorized: l.tls.clientCertificates === 'require',
+            // Always set on a TLS listener, so a reload can add SNI certificates; no context means the listener's own.
+            // A method call on the connection's TLSSocket (this): a refusal destroys it before
+            // tlsClientError, so its address is kept for the event first.
+            SNICallback: function (this: TLSSocket, serverName: string, done: (err: Error | null, ctx?: SecureContext) => void) {
+              const context = sniLookups[index]?.(serverName)
+              if (context === null) {
+                ;(this as TLSSocket & { [kRefusedPeer]?: string })[kRefusedPeer] = this.remoteAddress
+                done(unknownServerName())
+              } else done(null, context)
+            },
+          }
+    // An h2c listener's HTTP/1.1 connections go to a server of their own, which never listens.
+    const companion = l.h2c ? createServer(options, handle) : undefined
+    const server: Server =
+      tlsOptions === undefined
+        ? l.h2c
+          ? createHttp2Listener(options, undefined, companion)
+          : createServer(options, handle)
+        : l.tls?.http2 === true
+          ? createHttp2Listener(options, tlsOptions)
+          : createHttpsServer({ ...options, ...tlsOptions }, handle)
+    // (The listening server counts every connection, whichever server serves it.)
+    server.maxConnections = s.maxConnections
+    serveOn(server, l)
+    if (companion !== undefined) {
+      serveOn(companion, l)
+      companions.push(companion)
+    }
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
@@ -550,6 +584,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       })
     } catch (err) {
       // All or nothing: the listeners already open would otherwise serve on, half-started.
+      for (const c of companions) c.close()
       await Promise.all(
         servers.map((open) => {
           const closed = new Promise((r) => open.close(r))
@@ -563,6 +598,9 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
     urls.push(`${l.tls === undefined ? 'http' : 'https'}://${host}:${addr.port}`)
     servers.push(server)
+    // node's HTTP/1.1 server starts checking its connections' headersTimeout and requestTimeout
+    // once it listens; the companion serves the listener's connections from now on.
+    companion?.emit('listening')
   }
 
   return {
@@ -585,7 +623,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     },
     async drain(timeoutMs) {
       draining = true
-      for (const server of servers) {
+      for (const server of [...servers, ...companions]) {
         server.close()
         closeIdleConnections(server)
       }
@@ -606,7 +644,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       // Before the sessions: a tunnel on an HTTP/2 stream would otherwise end with its session.
       const closed = [...tunnels].map((socket) => new Promise((r) => socket.once('close', r)))
       for (const socket of tunnels) socket.destroy(Object.assign(new Error('gateway shutting down'), { code: TUNNEL_SHUTDOWN }))
-      for (const server of servers) closeAllConnections(server)
+      for (const server of [...servers, ...companions]) closeAllConnections(server)
       for (const session of sessions) session.destroy()
       await Promise.all(closed)
     },
