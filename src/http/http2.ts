@@ -32,7 +32,8 @@ export class GatewayHttp2Request extends Http2ServerRequest {
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, options: ConstructorParameters<typeof Http2ServerRequest>[2], rawHeaders: readonly string[]) {
     super(stream, headers, options, rawHeaders)
-    this.websocket = headers[':method'] === 'CONNECT' && headers[':protocol'] === 'websocket'
+    // (One that declares a body is not: its DATA frames are the tunnel's. It stays a CONNECT, refused.)
+    this.websocket = headers[':method'] === 'CONNECT' && headers[':protocol'] === 'websocket' && headers['content-length'] === undefined
     // Own properties over the prototype's getters (the compatibility class keeps the original,
     // pseudo-header fields included, for its method and url).
     Object.defineProperty(this, 'headers', { value: http1View(headers, stream.endAfterHeaders || this.websocket), enumerable: true })

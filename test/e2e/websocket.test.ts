@@ -711,12 +711,15 @@ describe('WebSocket over HTTP/2 (RFC 8441)', { timeout: 60_000 }, () => {
     assert.deepEqual(await refusal('/plain/x'), { status: 400, code: 'ERR_ROUTE_WEBSOCKET_NOT_ALLOWED' })
     assert.equal(up.handshakes.length + up.requests.length, before)
 
-    // Another protocol than websocket is still a CONNECT the gateway does not serve.
-    const other2 = session.request({ ':method': 'CONNECT', ':protocol': 'connect-udp', ':path': '/lobby/x', ':scheme': 'https' }, { endStream: false })
-    other2.on('error', () => {})
-    other2.resume()
-    const [head] = (await once(other2, 'response')) as [Http2Headers]
-    assert.equal(head[':status'], 501)
+    // Another protocol than websocket, or a websocket CONNECT that declares a body, is still a
+    // CONNECT the gateway does not serve.
+    for (const extra of [{ ':protocol': 'connect-udp' }, { ':protocol': 'websocket', 'sec-websocket-version': '13', 'content-length': '5' }]) {
+      const other2 = session.request({ ':method': 'CONNECT', ':path': '/lobby/x', ':scheme': 'https', ...extra }, { endStream: false })
+      other2.on('error', () => {})
+      other2.resume()
+      const [head] = (await once(other2, 'response')) as [Http2Headers]
+      assert.equal(head[':status'], 501, JSON.stringify(extra))
+    }
     assert.equal(up.handshakes.length + up.requests.length, before)
     session.close()
   })
