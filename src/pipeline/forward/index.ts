@@ -1,5 +1,4 @@
 import { hasBody } from '../sanitize/framing.js'
-import { Readable } from 'node:stream'
 import { randomBytes } from 'node:crypto'
 import { limitedBody } from './body-limit.js'
 import type { IncomingMessage } from 'node:http'
@@ -166,7 +165,7 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
           handshake || !hasBody(req.headers)
             ? null
             : maxBodyBytes > 0 && req.headers['transfer-encoding'] !== undefined
-              ? Readable.from(limitedBody(req, maxBodyBytes), { objectMode: false })
+              ? limitedBody(req, maxBodyBytes)
               : req,
         upgrade: handshake ? 'websocket' : undefined,
         // The route's own timeouts (upstreamTimeouts); undefined leaves the pool's.
