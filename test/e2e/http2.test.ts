@@ -127,7 +127,8 @@ async function rawConnection(url: string, ca: string, bytes: Buffer | readonly B
   socket.on('error', () => {})
   const closed = once(socket, 'close')
   for (const chunk of Buffer.isBuffer(bytes) ? [bytes] : bytes) {
-    if (socket.destroyed) break
+    // The gateway may end the connection at any point (that is what these tests provoke).
+    if (socket.destroyed || !socket.writable || socket.readableEnded) break
     socket.write(chunk)
     if (!Buffer.isBuffer(bytes)) await new Promise((r) => setTimeout(r, 5))
   }
@@ -293,7 +294,8 @@ describe('HTTP/2 on a TLS listener (tls.http2)', { timeout: 60_000 }, () => {
     const seen = up.received.at(-1)!
     assert.equal(seen.url, '/api/streamed')
     assert.equal(seen.body, 'part one, part two')
-    assert.equal(seen.headers['transfer-encoding'], 'chunked')
+    // Framed by undici: chunked while it streams, or with its length when it had all arrived.
+    assert.ok(seen.headers['transfer-encoding'] === 'chunked' || seen.headers['content-length'] === String(seen.body.length), JSON.stringify(seen.headers))
     const before = up.received.length
     const declared = await request(session(), { ':method': 'POST', ':path': '/api/big', authorization: `Bearer ${token}`, 'content-length': '2000' }, ['x'.repeat(2000)])
     assert.equal(declared.status, 413)
