@@ -543,3 +543,21 @@ test('CORS origins must be written as browsers send them, and "*" cannot go with
   assert.equal(star.path, '/routes/0/cors/allowCredentials')
   assert.ok(withCors('{ allowOrigins: ["*"] }').ok)
 })
+
+test('a gRPC-Web route needs an upstream reached over HTTP/2 (gRPC) and POST among its methods', () => {
+  const route = (methods: string, http2: boolean) =>
+    loadConfigText(
+      VALID.replace('    auth: required\n', `    auth: required\n    methods: ${methods}\n    grpcWeb: true\n`).replace('    url: http://127.0.0.1:3000\n', `    url: http://127.0.0.1:3000\n${http2 ? '    http2: true\n' : ''}`),
+      FILE,
+      {},
+    )
+  const overHttp1 = only(route('[POST]', false))
+  assert.equal(overHttp1.path, '/routes/0/grpcWeb')
+  assert.match(overHttp1.message, /http2: true/)
+  const noPost = only(route('[GET]', true))
+  assert.equal(noPost.path, '/routes/0/grpcWeb')
+  assert.match(noPost.message, /needs POST/)
+  const ok = route('[POST]', true)
+  assert.ok(ok.ok, ok.ok ? '' : formatIssues(ok.errors))
+  assert.equal(ok.config.routes[0].grpcWeb, true)
+})

@@ -352,6 +352,10 @@ export const RouteSchema = Type.Object(
       description:
         'Let WebSocket handshakes (RFC 6455; on an HTTP/2 listener also extended CONNECT, RFC 8441) on this route through, after the route\'s authentication, scopes and limits: the upstream\'s 101 opens a tunnel, closed when the credential expires or after server.websocketIdleTimeoutMs without traffic. Needs GET among the methods. Off (the default): a handshake gets 400 ERR_ROUTE_WEBSOCKET_NOT_ALLOWED.',
     })),
+    grpcWeb: Type.Optional(Type.Boolean({
+      description:
+        'Translate gRPC-Web calls (Content-Type application/grpc-web or application/grpc-web-text, from browsers) into gRPC towards the upstream, and its answers back, the call status in the body\'s last frame. Needs an upstream with http2: true and POST among the methods. Calls in plain gRPC pass as they are. Off (the default): a gRPC-Web call reaches the upstream untranslated.',
+    })),
     cors: Type.Optional({
       ...RouteCorsSchema,
       description:

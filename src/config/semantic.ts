@@ -293,6 +293,10 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
         add(`${p}/cors/allowCredentials`, 'allowCredentials cannot go with the "*" origin: list the origins whose pages may send credentials')
       }
     }
+    if (r.grpcWeb && !config.upstreams.some((u) => u.id === r.upstream && u.http2)) {
+      add(`${p}/grpcWeb`, `grpcWeb: true sends gRPC calls, which need HTTP/2 to the upstream: ${show(r.upstream, `${p}/upstream`)} needs http2: true`)
+    }
+    if (r.grpcWeb && !r.methods.includes('POST')) add(`${p}/grpcWeb`, 'grpcWeb: true needs POST among the route\'s methods: every gRPC-Web call is a POST')
     if (r.websocketTokenProtocol && (!r.websocket || r.auth !== 'required')) {
       add(`${p}/websocketTokenProtocol`, 'websocketTokenProtocol applies to the bearer token of a WebSocket handshake: it needs websocket: true and auth: required')
     }

@@ -57,12 +57,12 @@ export function percentEncoded(text: string): string {
  * RateLimit, cache-control) without its body's, plus the gRPC status and a message that names the
  * stable error code.
  */
-export function grpcRefusalHeaders(problem: ProblemResponse, code: ErrorCode): Record<string, string> {
+export function grpcRefusalHeaders(problem: ProblemResponse, code: ErrorCode, contentType = 'application/grpc'): Record<string, string> {
   const headers: Record<string, string> = {}
   for (const [name, value] of Object.entries(problem.headers)) {
     if (name !== 'content-type' && name !== 'content-length' && name !== 'x-content-type-options') headers[name] = value
   }
-  headers['content-type'] = 'application/grpc'
+  headers['content-type'] = contentType
   headers['grpc-status'] = String(grpcStatusOf(problem.status))
   headers['grpc-message'] = percentEncoded(`${code}: ${catalog[code].title}`)
   return headers

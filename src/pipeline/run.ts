@@ -3,6 +3,7 @@ import { GatewayError, isGatewayError } from '../errors/gateway-error.js'
 import { catalog, type ErrorCode } from '../errors/catalog.js'
 import { toProblem } from '../errors/problem.js'
 import { grpcRefusalHeaders, isGrpcRequest } from '../errors/grpc.js'
+import { clientContentType, grpcWebModeOf } from './forward/grpc-web.js'
 import type { DenialEventType, RequestEvent } from '../events/event.js'
 import { loggedPath } from '../events/logged-path.js'
 import { bearerHint, loggedDigest, presented } from './authn/presented.js'
@@ -84,11 +85,16 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
         if (!ctx.http2) problem.headers.connection = 'close'
         if (!req.destroyed) req.resume()
       }
-      if (ctx.http2 && isGrpcRequest(req.headers['content-type'])) {
+      // (A gRPC-Web call, on a route that translates them, gets its own Content-Type back.)
+      const web = ctx.route?.grpcWeb ? grpcWebModeOf(req.headers['content-type']) : undefined
+      if ((ctx.http2 && isGrpcRequest(req.headers['content-type'])) || web !== undefined) {
         // A gRPC call gets its refusal as gRPC status (errors/grpc.ts): set, not written, so that
         // end() sends the head as the one frame of the answer, which ends the stream.
-        const headers = grpcRefusalHeaders(problem, gerr.code)
+        const headers = grpcRefusalHeaders(problem, gerr.code, web === undefined ? undefined : clientContentType(web))
         for (const name in headers) res.setHeader(name, headers[name])
+        // A browser's gRPC-Web client reads the status only where CORS lets it (route/cors.ts).
+        const cors = web === undefined ? undefined : ctx.route?.cors?.fieldsFor(req.headers.origin)
+        if (cors !== undefined) for (let i = 0; i < cors.length; i += 2) res.setHeader(cors[i], cors[i + 1])
         res.statusCode = 200
         res.end()
       } else {

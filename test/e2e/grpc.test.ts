@@ -27,6 +27,24 @@ const CATALOG = {
 
 type Item = { id: string; name?: string }
 
+/** A gRPC-Web (and gRPC) message frame: flag 0, a 4-byte length, the message. */
+function webFrame(payload: Buffer): Buffer {
+  const head = Buffer.alloc(5)
+  head.writeUInt32BE(payload.length, 1)
+  return Buffer.concat([head, payload])
+}
+
+/** The frames of a gRPC-Web answer body (flag 0x80: the trailer frame). */
+function webFrames(body: Buffer): Array<{ flag: number; payload: Buffer }> {
+  const frames: Array<{ flag: number; payload: Buffer }> = []
+  for (let i = 0; i < body.length; ) {
+    const length = body.readUInt32BE(i + 1)
+    frames.push({ flag: body[i], payload: body.subarray(i + 5, i + 5 + length) })
+    i += 5 + length
+  }
+  return frames
+}
+
 // grpc.health.v1.Health, with the messages as raw protobuf bytes: HealthCheckRequest
 // { string service = 1 } and HealthCheckResponse { ServingStatus status = 1 } (SERVING = 1).
 const raw = { requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b }
@@ -109,7 +127,17 @@ describe('gRPC through an HTTP/2 listener to an HTTP/2 (h2c) upstream, with @grp
         },
       ],
       routes: [
-        { id: 'catalog-read', path: '/catalog.Catalog/:method', methods: ['POST'], upstream: 'catalog', auth: 'required', scopes: { allOf: ['catalog:read'] } },
+        // Also for browsers, in gRPC-Web.
+        {
+          id: 'catalog-read',
+          path: '/catalog.Catalog/:method',
+          methods: ['POST'],
+          upstream: 'catalog',
+          auth: 'required',
+          scopes: { allOf: ['catalog:read'] },
+          grpcWeb: true,
+          cors: { allowOrigins: ['https://shop.example'], allowHeaders: ['authorization', 'content-type', 'x-grpc-web', 'x-user-agent'], exposeHeaders: ['grpc-status', 'grpc-message'] },
+        },
         // A client stream may take longer than server.requestTimeoutMs here.
         { id: 'catalog-add', path: '/catalog.Catalog/AddItems', methods: ['POST'], upstream: 'catalog', auth: 'required', scopes: { allOf: ['catalog:read'] }, http2RequestTimeoutMs: 20000 },
         // A method the service does not have, limited to one call a minute per subject.
@@ -258,6 +286,72 @@ describe('gRPC through an HTTP/2 listener to an HTTP/2 (h2c) upstream, with @grp
     assert.equal(seen.length, before)
     const event = await gw.waitFor((l) => l.event === 'authn.missing')
     assert.equal(event.path, '/catalog.Catalog/GetItem')
+  })
+
+  /** A gRPC-Web call over HTTP/1.1 (fetch), as a browser's grpc-web client makes it; the answer's frames decoded. */
+  async function webCall(path: string, message: unknown, o: { text?: boolean; token?: string; body?: string } = {}) {
+    const frame = webFrame(Buffer.from(JSON.stringify(message)))
+    const r = await fetch(`${gw.url}${path}`, {
+      method: 'POST',
+      headers: {
+        'content-type': o.text ? 'application/grpc-web-text+proto' : 'application/grpc-web+proto',
+        'x-grpc-web': '1',
+        origin: 'https://shop.example',
+        ...(o.token === undefined ? {} : { authorization: `Bearer ${o.token}` }),
+      },
+      body: o.body ?? (o.text ? frame.toString('base64') : new Uint8Array(frame)),
+    })
+    const raw = Buffer.from(await r.arrayBuffer())
+    return { status: r.status, headers: r.headers, frames: webFrames(o.text ? Buffer.from(raw.toString('latin1'), 'base64') : raw) }
+  }
+
+  test('gRPC-Web over HTTP/1.1: a unary call reaches the service as gRPC with the verified identity; its answer and status come back in frames a browser reads', async () => {
+    const before = seen.length
+    const r = await webCall('/catalog.Catalog/GetItem', { id: '7' }, { token })
+    assert.equal(r.status, 200)
+    assert.equal(r.headers.get('content-type'), 'application/grpc-web+proto')
+    assert.equal(r.headers.get('access-control-allow-origin'), 'https://shop.example')
+    assert.equal(r.frames.length, 2)
+    assert.deepEqual([r.frames[0].flag, JSON.parse(r.frames[0].payload.toString())], [0, { id: '7', name: 'item 7' }])
+    assert.equal(r.frames[1].flag, 0x80, 'the status in a trailer frame')
+    assert.match(r.frames[1].payload.toString('latin1'), /^grpc-status:0\r\n/m)
+    assert.equal(seen.length, before + 1)
+    assert.equal(seen.at(-1)!.method, 'GetItem')
+    assert.equal(seen.at(-1)!.metadata['x-auth-subject'], 'alice')
+  })
+
+  test('gRPC-Web text (base64): a server stream that fails after two messages ends with its status frame; an error with no message comes in the head', async () => {
+    const r = await webCall('/catalog.Catalog/ListItems', { failAfter: 2 }, { token, text: true })
+    assert.equal(r.headers.get('content-type'), 'application/grpc-web-text+proto')
+    assert.deepEqual(
+      r.frames.map((f) => f.flag),
+      [0, 0, 0x80],
+    )
+    assert.deepEqual(
+      r.frames.slice(0, 2).map((f) => JSON.parse(f.payload.toString()).id),
+      ['a', 'b'],
+    )
+    const trailer = r.frames[2].payload.toString('latin1')
+    assert.match(trailer, /^grpc-status:8\r\n/m)
+    assert.match(trailer, /^grpc-message:page%20budget%20spent\r\n/m, 'percent-encoded, as gRPC sends it')
+    const missing = await webCall('/catalog.Catalog/GetItem', { id: 'missing' }, { token })
+    assert.equal(missing.headers.get('grpc-status'), '5')
+    assert.equal(missing.frames.length, 0)
+  })
+
+  test('gRPC-Web refusals are gRPC status a browser may read (CORS): no token UNAUTHENTICATED, a text body that is no base64 INVALID_ARGUMENT; neither reaches the service', async () => {
+    const before = seen.length
+    const none = await webCall('/catalog.Catalog/GetItem', { id: '1' })
+    assert.equal(none.status, 200)
+    assert.equal(none.headers.get('content-type'), 'application/grpc-web+proto')
+    assert.equal(none.headers.get('grpc-status'), '16')
+    assert.match(String(none.headers.get('grpc-message')), /^ERR_AUTHN_MISSING: /)
+    assert.equal(none.headers.get('access-control-allow-origin'), 'https://shop.example')
+    const bad = await webCall('/catalog.Catalog/GetItem', { id: '1' }, { token, text: true, body: 'AAAA*not base64*' })
+    assert.equal(bad.headers.get('grpc-status'), '3')
+    assert.match(String(bad.headers.get('grpc-message')), /^ERR_SANITIZE_REJECTED: /)
+    await gw.waitFor((l) => l.event === 'sanitize.rejected' && l.reason === 'grpc_web_text')
+    assert.equal(seen.length, before)
   })
 
   test('a rate limit refuses with RESOURCE_EXHAUSTED, not UNAVAILABLE (which clients retry at once)', async () => {

@@ -10,6 +10,8 @@ import { withoutUpstreamCors } from '../route/cors.js'
 import type { Socket } from 'node:net'
 import type { Http2ServerRequest } from 'node:http2'
 import { endStream } from '../../http/http2.js'
+import { isGrpcRequest } from '../../errors/grpc.js'
+import { Base64Encoder, clientContentType, trailerFrame, type GrpcWebMode } from './grpc-web.js'
 import { createHash } from 'node:crypto'
 import { GatewayError } from '../../errors/gateway-error.js'
 
@@ -30,6 +32,12 @@ function onClientClose(this: TrackedResponse): void {
 /** Whether a flat [name, value, …] header list holds the (lower-case) field. */
 function hasField(headers: readonly string[], name: string): boolean {
   for (let i = 0; i < headers.length; i += 2) if (headers[i].toLowerCase() === name) return true
+  return false
+}
+
+/** Whether an answer's head says gRPC (Content-Type application/grpc or application/grpc+…). */
+function isGrpcAnswer(headers: readonly string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i].toLowerCase() === 'content-type') return isGrpcRequest(headers[i + 1])
   return false
 }
 
@@ -84,6 +92,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   private interimAt = 0
   /** A gRPC Trailers-Only answer's head, held until the answer ends (onHeaders says why). */
   private heldHead: string[] | undefined = undefined
+  /** A gRPC-Web `-text` answer's body encoder. */
+  private base64: Base64Encoder | undefined = undefined
 
   constructor(
     private readonly ctx: RequestContext,
@@ -98,6 +108,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     private readonly tunnel?: (ctx: RequestContext) => TunnelOptions,
     /** Sends the request again (to an upstream with replicas, for a request without a body); used once. */
     private retry?: (handler: ForwardHandler) => void,
+    /** A gRPC-Web call sent upstream as gRPC: its answer is translated back (grpc-web.ts). */
+    private web?: GrpcWebMode,
   ) {
     const res = ctx.res as TrackedResponse
     res[kHandler] = this
@@ -150,11 +162,20 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       const fields = cors.fieldsFor(ctx.req.headers.origin)
       if (fields !== undefined) headers.push(...fields)
     }
+    // A gRPC-Web answer: its own Content-Type, no Content-Length (a trailer frame is added at the end).
+    const web = this.web
+    if (web !== undefined && isGrpcAnswer(headers)) {
+      takeField(headers, 'content-type')
+      withoutContentLength(headers)
+      headers.push('content-type', clientContentType(web))
+      if (web.text) this.base64 = new Base64Encoder()
+    } else if (web !== undefined) this.web = undefined
     // A gRPC answer with its status in the head is Trailers-Only (gRPC over HTTP/2: an error without
     // messages). An HTTP/2 client reads the status there only from a HEADERS frame that ends the
     // stream, which node's compatibility API sends when the response ends before its head was
     // written: the head waits for the end (or for a body, which such an answer does not have).
-    if (ctx.http2 && hasField(headers, 'grpc-status')) {
+    // (A gRPC-Web client reads it from any head.)
+    if (ctx.http2 && this.web === undefined && hasField(headers, 'grpc-status')) {
       this.heldHead = headers
       ctx.res.statusCode = statusCode
       this.state = State.Streaming
@@ -228,7 +249,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       res.writeHead(res.statusCode, this.heldHead)
       this.heldHead = undefined
     }
-    if (res.write(chunk)) return true
+    if (this.base64 !== undefined ? res.write(this.base64.push(chunk), 'latin1') : res.write(chunk)) return true
     res.once('drain', this.resume!)
     return false
   }
@@ -238,7 +259,16 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // The upstream's trailers (a gRPC answer's status) go on to an HTTP/2 client, which takes them
     // after the body as it comes. An HTTP/1.1 client gets none: node would need them declared
     // (Trailer) before a chunked body, and the gateway does not know them yet.
-    if (trailers != null && this.ctx.http2) {
+    if (this.web !== undefined) {
+      // gRPC-Web: the trailers (the call's status) become the body's last frame.
+      const fields = trailers == null ? undefined : trailerFields(trailers, this.dropFields)
+      if (fields !== undefined) {
+        const frame = trailerFrame(fields)
+        const res = this.ctx.res
+        if (this.base64 !== undefined) res.write(this.base64.push(frame) + this.base64.end(), 'latin1')
+        else res.write(frame)
+      } else if (this.base64 !== undefined) this.ctx.res.write(this.base64.end(), 'latin1')
+    } else if (trailers != null && this.ctx.http2) {
       const fields = trailerFields(trailers, this.dropFields)
       if (fields !== undefined) this.ctx.res.addTrailers(fields as Record<string, string>)
     }

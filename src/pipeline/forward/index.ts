@@ -1,12 +1,14 @@
 import { hasBody } from '../sanitize/framing.js'
+import { Readable } from 'node:stream'
 import { randomBytes } from 'node:crypto'
-import { limitedBody } from './body-limit.js'
+import { limitedBody, transformedBody } from './body-limit.js'
 import type { IncomingMessage } from 'node:http'
 import { BalancedPool, Pool, type Dispatcher } from 'undici'
 import type { Config, UpstreamConfig } from '../../config/schema.js'
 import { GatewayError } from '../../errors/gateway-error.js'
 import type { Deps, RequestContext, Stage } from '../stage.js'
 import { ForwardHandler } from './handler.js'
+import { Base64Decoder, grpcWebModeOf, upstreamContentType } from './grpc-web.js'
 import { createIdentityHeaderWriter } from './identity-headers.js'
 import { basePathOf, upstreamPath } from './upstream-path.js'
 import type { TunnelCloseReason, TunnelOptions } from './tunnel.js'
@@ -155,18 +157,31 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
       // Over HTTP/2 (RFC 8441) the client sends no key: the gateway makes the HTTP/1.1 handshake's
       // own, and checks the upstream's answer to it (ForwardHandler.onUpgrade).
       if (handshake && ctx.http2) headers['sec-websocket-key'] = randomBytes(16).toString('base64')
+      // A gRPC-Web call on a route that translates it goes upstream as gRPC (grpc-web.ts): the same
+      // messages, as they are or decoded from base64.
+      const web = route.grpcWeb ? grpcWebModeOf(ctx.req.headers['content-type']) : undefined
+      let body: Dispatcher.DispatchOptions['body'] =
+        handshake || !hasBody(req.headers)
+          ? null
+          : maxBodyBytes > 0 && req.headers['transfer-encoding'] !== undefined
+            ? limitedBody(req, maxBodyBytes)
+            : req
+      if (web !== undefined) {
+        headers['content-type'] = upstreamContentType(web)
+        headers.te = 'trailers'
+        if (web.text && body !== null) {
+          delete headers['content-length']
+          const decoder = new Base64Decoder()
+          body = transformedBody(body as Readable, (chunk) => decoder.push(chunk), () => decoder.end())
+        }
+      }
       const opts: Dispatcher.DispatchOptions = {
         path: upstreamPath(target.prefix, ctx.path, route.stripPrefix, ctx.query),
         method: ctx.method as Dispatcher.DispatchOptions['method'],
         headers,
         // Streamed, never buffered: undici reads the client's request as it arrives. A chunked
         // body is counted on the way (its size was not declared, so sanitize could not check it).
-        body:
-          handshake || !hasBody(req.headers)
-            ? null
-            : maxBodyBytes > 0 && req.headers['transfer-encoding'] !== undefined
-              ? limitedBody(req, maxBodyBytes)
-              : req,
+        body,
         upgrade: handshake ? 'websocket' : undefined,
         // The route's own timeouts (upstreamTimeouts); undefined leaves the pool's.
         headersTimeout: route.headersTimeoutMs,
@@ -176,7 +191,7 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
         // Only a request without a body may be sent again: a body already read cannot be.
         const retry = target.replicated && opts.body === null ? (h: ForwardHandler) => target.pool.dispatch(opts, h) : undefined
         const headersTimeoutMs = route.headersTimeoutMs ?? target.headersTimeoutMs
-        target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id, headersTimeoutMs, dropFields, handshake ? tunnel : undefined, retry))
+        target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id, headersTimeoutMs, dropFields, handshake ? tunnel : undefined, retry, web))
       })
     },
     async close(): Promise<void> {

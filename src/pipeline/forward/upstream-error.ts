@@ -1,5 +1,6 @@
 import { GatewayError } from '../../errors/gateway-error.js'
 import { BODY_TOO_LARGE } from './body-limit.js'
+import { GRPC_WEB_BAD_TEXT } from './grpc-web.js'
 import { RESPONSE_TRANSFER_CODING } from './response-headers.js'
 
 /**
@@ -12,6 +13,10 @@ export function mapUpstreamError(err: unknown, afterHeaders: boolean): { error: 
   // Not an upstream failure: the client's chunked body passed server.maxBodyBytes (body-limit.ts).
   if (code === BODY_TOO_LARGE && !afterHeaders) {
     return { error: new GatewayError('ERR_SANITIZE_TOO_LARGE', { reason: 'chunked_body', detail: 'The request body is too large.' }), known: true }
+  }
+  // Nor this: a gRPC-Web `-text` call whose body is not base64 (grpc-web.ts).
+  if (code === GRPC_WEB_BAD_TEXT && !afterHeaders) {
+    return { error: new GatewayError('ERR_SANITIZE_REJECTED', { reason: 'grpc_web_text', detail: 'The gRPC-Web text body is not base64.' }), known: true }
   }
   let reason: string | undefined
   let timeout = false

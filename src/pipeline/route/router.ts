@@ -22,6 +22,8 @@ export interface CompiledRoute {
   readonly websocket: boolean
   /** A handshake's bearer token may come as a Sec-WebSocket-Protocol element (http/websocket.ts). */
   readonly websocketTokenProtocol: boolean
+  /** gRPC-Web calls are translated to gRPC towards the upstream (forward/grpc-web.ts). */
+  readonly grpcWeb: boolean
   /** The route's CORS policy (cors.ts), when it has one. */
   readonly cors: CompiledCors | undefined
   /** upstreamTimeouts: the route's own, or undefined for the upstream's. */
@@ -65,6 +67,7 @@ export function compileRoute(r: RouteConfig, index: number): CompiledRoute {
     stripPrefix: r.stripPrefix,
     websocket: r.websocket === true,
     websocketTokenProtocol: r.websocketTokenProtocol === true,
+    grpcWeb: r.grpcWeb === true,
     cors: r.cors === undefined ? undefined : compileCors(r.cors, routeMethods(r.methods)),
     headersTimeoutMs: r.upstreamTimeouts?.headersMs,
     bodyTimeoutMs: r.upstreamTimeouts?.bodyMs,
