@@ -19,8 +19,8 @@ export class BodyTooLargeError extends Error {
  * A Transform, not a stream made from an async generator (`Readable.from`): undici's HTTP/2
  * client spins at full CPU, for good, when such a stream fails while it sends the body to an
  * HTTP/2 upstream (undici 7.30, node 20: the body's error, e.g. a body over the limit, left node's
- * HTTP/2 session asking for data forever). A Transform failing the same way does not
- * (test/e2e/upstream-http2.test.ts measures the gateway's CPU after such a failure).
+ * HTTP/2 session asking for data forever, and the event loop with it). A Transform failing the
+ * same way does not (test/e2e/upstream-http2.test.ts: the gateway serves on after such failures).
  */
 export function transformedBody(req: Readable, transform: (chunk: Buffer) => Buffer | Error, flush?: () => Buffer | Error): Transform {
   const body = new Transform({
