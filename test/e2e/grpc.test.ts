@@ -3,6 +3,8 @@ import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import * as grpc from '@grpc/grpc-js'
+import { once } from 'node:events'
+import { connect as connectHttp2 } from 'node:http2'
 import { listenerFiles } from '../helpers/certs.js'
 import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
 import { startKeyServer, type KeyServer } from '../helpers/keys.js'
@@ -337,6 +339,32 @@ describe('gRPC through an HTTP/2 listener to an HTTP/2 (h2c) upstream, with @grp
     const missing = await webCall('/catalog.Catalog/GetItem', { id: 'missing' }, { token })
     assert.equal(missing.headers.get('grpc-status'), '5')
     assert.equal(missing.frames.length, 0)
+  })
+
+  test('gRPC-Web over HTTP/2 (an h2c stream): the same frames, and an error in the head ends the stream', async () => {
+    const h2cUrl = (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[2]
+    const session = connectHttp2(h2cUrl)
+    session.on('error', () => {})
+    const callOn = async (id: string) => {
+      const stream = session.request({ ':method': 'POST', ':path': '/catalog.Catalog/GetItem', 'content-type': 'application/grpc-web+proto', authorization: `Bearer ${token}` })
+      stream.end(webFrame(Buffer.from(JSON.stringify({ id }))))
+      const chunks: Buffer[] = []
+      stream.on('data', (c: Buffer) => chunks.push(c))
+      const [head] = (await once(stream, 'response')) as [Record<string, unknown>]
+      await once(stream, 'end')
+      return { head, frames: webFrames(Buffer.concat(chunks)) }
+    }
+    const ok = await callOn('9')
+    assert.equal(ok.head['content-type'], 'application/grpc-web+proto')
+    assert.deepEqual(
+      ok.frames.map((f) => f.flag),
+      [0, 0x80],
+    )
+    assert.deepEqual(JSON.parse(ok.frames[0].payload.toString()), { id: '9', name: 'item 9' })
+    const missing = await callOn('missing')
+    assert.equal(missing.head['grpc-status'], '5')
+    assert.equal(missing.frames.length, 0)
+    session.close()
   })
 
   test('gRPC-Web refusals are gRPC status a browser may read (CORS): no token UNAUTHENTICATED, a text body that is no base64 INVALID_ARGUMENT; neither reaches the service', async () => {
