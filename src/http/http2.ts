@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { constants, Http2ServerRequest, Http2ServerResponse, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
 
 /**
- * HTTP/2 on a TLS listener (`tls.http2: true`): node's compatibility API hands each stream over as
+ * HTTP/2 on a listener (`tls.http2: true`, or `h2c`): node's compatibility API hands each stream over as
  * a request/response pair shaped like node:http's, and the pipeline runs on it unchanged. What
  * differs is made to look like HTTP/1.1 here, once, so no stage needs a second code path:
  * - the header object holds no pseudo-header fields (`:method`, `:path`, `:scheme`,
@@ -148,7 +148,7 @@ export function endStream(stream: ServerHttp2Stream): void {
 const SESSION_FAILURES: Readonly<Record<number, string>> = {
   [-904]: 'flood', // NGHTTP2_ERR_FLOODED: rapid reset, settings, ping or other frame floods
   [-505]: 'protocol_error', // NGHTTP2_ERR_PROTO
-  [-903]: 'bad_preface', // NGHTTP2_ERR_BAD_CLIENT_MAGIC: not HTTP/2 (an HTTP/1.1 client on an h2c listener)
+  [-903]: 'bad_preface', // NGHTTP2_ERR_BAD_CLIENT_MAGIC: not HTTP/2 (junk after ALPN chose h2)
   [-524]: 'flow_control', // NGHTTP2_ERR_FLOW_CONTROL
   [-523]: 'header_compression', // NGHTTP2_ERR_HEADER_COMP
 }

@@ -85,21 +85,20 @@ export function createPipeline(stages: readonly Stage[], deps: Deps, options: Pi
         if (!ctx.http2) problem.headers.connection = 'close'
         if (!req.destroyed) req.resume()
       }
+      // On a CORS route a page of an allowed origin may read the refusal (route/cors.ts).
+      const cors = ctx.route?.cors?.fieldsFor(req.headers.origin)
       // (A gRPC-Web call, on a route that translates them, gets its own Content-Type back.)
       const web = ctx.route?.grpcWeb ? grpcWebModeOf(req.headers['content-type']) : undefined
       if ((ctx.http2 && isGrpcRequest(req.headers['content-type'])) || web !== undefined) {
         // A gRPC call gets its refusal as gRPC status (errors/grpc.ts): set, not written, so that
-        // end() sends the head as the one frame of the answer, which ends the stream.
+        // end() sends the head as the one frame of the answer, which ends the stream. A browser's
+        // gRPC-Web client reads the status only where CORS lets it.
         const headers = grpcRefusalHeaders(problem, gerr.code, web === undefined ? undefined : clientContentType(web))
+        if (web !== undefined && cors !== undefined) for (let i = 0; i < cors.length; i += 2) headers[cors[i]] = cors[i + 1]
         for (const name in headers) res.setHeader(name, headers[name])
-        // A browser's gRPC-Web client reads the status only where CORS lets it (route/cors.ts).
-        const cors = web === undefined ? undefined : ctx.route?.cors?.fieldsFor(req.headers.origin)
-        if (cors !== undefined) for (let i = 0; i < cors.length; i += 2) res.setHeader(cors[i], cors[i + 1])
         res.statusCode = 200
         res.end()
       } else {
-        // On a CORS route a page of an allowed origin may read the refusal (route/cors.ts).
-        const cors = ctx.route?.cors?.fieldsFor(req.headers.origin)
         if (cors !== undefined) for (let i = 0; i < cors.length; i += 2) problem.headers[cors[i]] = cors[i + 1]
         res.writeHead(problem.status, problem.headers)
         res.end(ctx.method === 'HEAD' ? undefined : problem.body)

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import { connect as h2connect, constants, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2'
 import { X509Certificate } from 'node:crypto'
-import { connect as netConnect } from 'node:net'
+import { rawExchange } from '../helpers/net.js'
 import { Agent, fetch } from 'undici'
 import { issuedBy, listenerFiles, type Pems } from '../helpers/certs.js'
 import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
@@ -596,24 +596,6 @@ describe('An h2c listener: HTTP/2 by prior knowledge and HTTP/1.1 on one port', 
     await up?.close()
   })
 
-  /** Writes `parts` to a new connection to the h2c listener, a pause between them; resolves with all it got back once the gateway closed it. */
-  async function exchange(parts: ReadonlyArray<string | Buffer>, end = true): Promise<Buffer> {
-    const { hostname, port } = new URL(h2cUrl)
-    const socket = netConnect(Number(port), hostname)
-    socket.on('error', () => {})
-    await once(socket, 'connect')
-    const chunks: Buffer[] = []
-    socket.on('data', (c: Buffer) => chunks.push(c))
-    const closed = once(socket, 'close')
-    for (const part of parts) {
-      socket.write(part)
-      await new Promise((r) => setTimeout(r, 50))
-    }
-    if (end) socket.end()
-    await closed
-    return Buffer.concat(chunks)
-  }
-
   test('both protocols on one port, each served as on a listener of its own', async () => {
     const h1 = await fetch(`${h2cUrl}/p/over-http1`, { headers: { 'x-request-id': 'h2c-port-request-0001' } })
     assert.equal(h1.status, 200)
@@ -634,22 +616,22 @@ describe('An h2c listener: HTTP/2 by prior knowledge and HTTP/1.1 on one port', 
 
   test('the first bytes decide, however they are cut: a request line sent a byte at a time, a preface in two writes', async () => {
     // "P" could begin the preface: the listener waits for the next byte before it decides.
-    const post = await exchange(['P', 'OST /p/split HTTP/1.1\r\nHost: gw\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi'])
+    const post = await rawExchange(h2cUrl, ['P', 'OST /p/split HTTP/1.1\r\nHost: gw\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi'], { then: 'end' })
     assert.match(post.toString('latin1'), /^HTTP\/1\.1 200 /)
     assert.equal(up.received.at(-1)?.url, '/p/split')
     assert.equal(up.received.at(-1)?.body, 'hi')
     // A preface cut after "PRI * HT", then a SETTINGS frame: the gateway answers HTTP/2 frames.
-    const answer = await exchange(['PRI * HT', Buffer.concat([Buffer.from('TP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0)), frame(7, 0, 0, Buffer.alloc(8))])])
+    const answer = await rawExchange(h2cUrl, ['PRI * HT', Buffer.concat([Buffer.from('TP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0)), frame(7, 0, 0, Buffer.alloc(8))])], { then: 'end' })
     assert.ok(answer.length >= 9, 'frames came back')
     assert.equal(answer[3], 4, 'the first frame is the server SETTINGS frame')
   })
 
   test('a connection that sends too little to decide is closed after headersTimeoutMs; a slow HTTP/1.1 head still gets its 408', async () => {
     // Half a preface, then nothing (the socket stays open for writing): the gateway hangs up.
-    const half = await exchange(['PRI * HTTP/2.0\r\n'], false)
+    const half = await rawExchange(h2cUrl, ['PRI * HTTP/2.0\r\n'])
     assert.equal(half.length, 0)
     // An HTTP/1.1 request whose head never ends: node's HTTP/1.1 server watches this connection too.
-    const slow = await exchange(['GET /p/slow HTTP/1.1\r\nHost: gw\r\n'], false)
+    const slow = await rawExchange(h2cUrl, ['GET /p/slow HTTP/1.1\r\nHost: gw\r\n'])
     assert.match(slow.toString('latin1'), /^HTTP\/1\.1 408 /)
   })
 })

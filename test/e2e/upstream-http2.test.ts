@@ -3,8 +3,8 @@ import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createServer, createSecureServer, type Http2Server, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2'
-import { connect, type AddressInfo } from 'node:net'
-import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import { rawExchange } from '../helpers/net.js'
 import { certificate, listenerFiles } from '../helpers/certs.js'
 import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
 
@@ -101,32 +101,15 @@ describe('upstreams reached over HTTP/2 (upstreams[].http2)', { timeout: 60_000 
     assert.equal(first.headers.via, '1.1 portcullis')
   })
 
-  /** Writes `parts` on a new connection to the gateway, a pause after each; resolves with what came back once it closed, or after `waitMs`. */
-  async function rawUpload(parts: readonly string[], waitMs: number, leave = false): Promise<string> {
-    const socket = connect(Number(new URL(gw.url).port), '127.0.0.1')
-    socket.on('error', () => {})
-    await once(socket, 'connect')
-    let answer = ''
-    socket.setEncoding('latin1').on('data', (c: string) => (answer += c))
-    for (const part of parts) {
-      socket.write(part)
-      await new Promise((r) => setTimeout(r, 50))
-    }
-    if (leave) socket.destroy()
-    await Promise.race([once(socket, 'close'), new Promise((r) => setTimeout(r, waitMs))])
-    socket.destroy()
-    return answer
-  }
-
   test('a body cut off on its way to an HTTP/2 upstream (past maxBodyBytes, or its client gone) fails that request alone, and the gateway serves on', async () => {
     // A chunked body larger than the limit: 413. (Such a failure once left the gateway's event
     // loop held for good by the HTTP/2 session to the upstream: the requests below would hang.)
     const head = 'POST /s/upload HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n'
-    const over = await rawUpload([`${head}2000\r\n${'a'.repeat(8192)}\r\n`, '0\r\n\r\n'], 2000)
+    const over = (await rawExchange(gw.url, [`${head}2000\r\n${'a'.repeat(8192)}\r\n`, '0\r\n\r\n'], { waitMs: 2000 })).toString('latin1')
     assert.match(over, /^HTTP\/1\.1 413 /)
     assert.equal((await fetch(`${gw.url}/s/after-413`)).status, 200)
     // A chunked upload whose client leaves half-way.
-    await rawUpload([head, `10\r\n${'b'.repeat(16)}\r\n`], 200, true)
+    await rawExchange(gw.url, [head, `10\r\n${'b'.repeat(16)}\r\n`], { then: 'leave', waitMs: 200 })
     assert.equal((await fetch(`${gw.url}/s/after-leaving`)).status, 200)
   })
 

@@ -2,7 +2,8 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type RequestListener, type Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import { connect, type AddressInfo, type Socket } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
+import { rawExchange } from '../helpers/net.js'
 import { once } from 'node:events'
 import { createHash, randomBytes } from 'node:crypto'
 import { connect as connectHttp2, constants as h2, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as Http2Headers } from 'node:http2'
@@ -139,17 +140,7 @@ async function refusedWith(url: string, protocols: string[], headers: Record<str
 }
 
 /** Writes raw bytes on a new connection to the gateway; resolves with all it answered once it closed the connection. */
-async function rawExchange(base: string, bytes: string): Promise<string> {
-  const socket = connect(Number(new URL(base).port), '127.0.0.1')
-  socket.on('error', () => {})
-  await once(socket, 'connect')
-  let answer = ''
-  socket.setEncoding('utf8').on('data', (c: string) => (answer += c))
-  const closed = once(socket, 'close')
-  socket.write(bytes)
-  await closed
-  return answer
-}
+const rawExchangeText = async (base: string, bytes: string): Promise<string> => (await rawExchange(base, [bytes])).toString('utf8')
 
 /** Sends one message and waits for its echo. */
 async function echo(ws: WebSocket, data: string | Buffer): Promise<Buffer> {
@@ -357,7 +348,7 @@ describe('WebSocket tunnels', { timeout: 60_000 }, () => {
 
   test('an upgrade to anything but WebSocket stays an ordinary request, its body and Upgrade header handled as before', async () => {
     // What `curl --http2` sends to an http:// URL: a POST with a body asking for h2c.
-    const answer = await rawExchange(
+    const answer = await rawExchangeText(
       base,
       'POST /plain/h2c HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nContent-Length: 5\r\n\r\nhello',
     )
@@ -371,7 +362,7 @@ describe('WebSocket tunnels', { timeout: 60_000 }, () => {
 
     // A request pipelined right behind such an upgrade request would never be parsed: the client
     // sees the connection close after the first answer, and can send it again, instead of waiting.
-    const both = await rawExchange(base, 'GET /plain/first HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nGET /plain/second HTTP/1.1\r\nHost: gw\r\n\r\n')
+    const both = await rawExchangeText(base, 'GET /plain/first HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nGET /plain/second HTTP/1.1\r\nHost: gw\r\n\r\n')
     assert.match(both, /^HTTP\/1\.1 200 /)
     assert.match(both, /\r\nConnection: close\r\n/i)
     assert.equal(up.requests.at(-1)?.url, '/plain/first')
@@ -384,7 +375,7 @@ describe('WebSocket tunnels', { timeout: 60_000 }, () => {
     // The WebSocket smuggling trick: a handshake the upstream refuses, with an HTTP request right
     // behind it, hoping the proxy left a raw tunnel open to the upstream. Only a 101 opens one: the
     // connection closes after the refusal, and the request behind it reaches nothing.
-    const answer = await rawExchange(
+    const answer = await rawExchangeText(
       base,
       'GET /refuse/smuggle HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 1337\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n' +
         'GET /plain/smuggled HTTP/1.1\r\nHost: gw\r\n\r\n',

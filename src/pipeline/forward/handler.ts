@@ -29,16 +29,10 @@ function onClientClose(this: TrackedResponse): void {
   this[kHandler]?.clientClosed()
 }
 
-/** Whether a flat [name, value, …] header list holds the (lower-case) field. */
-function hasField(headers: readonly string[], name: string): boolean {
-  for (let i = 0; i < headers.length; i += 2) if (headers[i].toLowerCase() === name) return true
-  return false
-}
-
-/** Whether an answer's head says gRPC (Content-Type application/grpc or application/grpc+…). */
-function isGrpcAnswer(headers: readonly string[]): boolean {
-  for (let i = 0; i < headers.length; i += 2) if (headers[i].toLowerCase() === 'content-type') return isGrpcRequest(headers[i + 1])
-  return false
+/** The first value of a (lower-case) field in a flat [name, value, …] header list. */
+function fieldValue(headers: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i].toLowerCase() === name) return headers[i + 1]
+  return undefined
 }
 
 /** Removes every content-length pair from a flat [name, value, …] header list. */
@@ -164,7 +158,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     // A gRPC-Web answer: its own Content-Type, no Content-Length (a trailer frame is added at the end).
     const web = this.web
-    if (web !== undefined && isGrpcAnswer(headers)) {
+    // (Only a gRPC answer, Content-Type application/grpc or application/grpc+…, is translated.)
+    if (web !== undefined && isGrpcRequest(fieldValue(headers, 'content-type'))) {
       takeField(headers, 'content-type')
       withoutContentLength(headers)
       headers.push('content-type', clientContentType(web))
@@ -175,7 +170,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // stream, which node's compatibility API sends when the response ends before its head was
     // written: the head waits for the end (or for a body, which such an answer does not have).
     // (A gRPC-Web client reads it from any head.)
-    if (ctx.http2 && this.web === undefined && hasField(headers, 'grpc-status')) {
+    if (ctx.http2 && this.web === undefined && fieldValue(headers, 'grpc-status') !== undefined) {
       this.heldHead = headers
       ctx.res.statusCode = statusCode
       this.state = State.Streaming
@@ -260,14 +255,12 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // after the body as it comes. An HTTP/1.1 client gets none: node would need them declared
     // (Trailer) before a chunked body, and the gateway does not know them yet.
     if (this.web !== undefined) {
-      // gRPC-Web: the trailers (the call's status) become the body's last frame.
+      // gRPC-Web: the trailers (the call's status) become the body's last frame; a base64 body ends
+      // with its last, padded group.
       const fields = trailers == null ? undefined : trailerFields(trailers, this.dropFields)
-      if (fields !== undefined) {
-        const frame = trailerFrame(fields)
-        const res = this.ctx.res
-        if (this.base64 !== undefined) res.write(this.base64.push(frame) + this.base64.end(), 'latin1')
-        else res.write(frame)
-      } else if (this.base64 !== undefined) this.ctx.res.write(this.base64.end(), 'latin1')
+      const frame = fields === undefined ? undefined : trailerFrame(fields)
+      if (this.base64 !== undefined) this.ctx.res.write((frame === undefined ? '' : this.base64.push(frame)) + this.base64.end(), 'latin1')
+      else if (frame !== undefined) this.ctx.res.write(frame)
     } else if (trailers != null && this.ctx.http2) {
       const fields = trailerFields(trailers, this.dropFields)
       if (fields !== undefined) this.ctx.res.addTrailers(fields as Record<string, string>)

@@ -159,7 +159,7 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
       if (handshake && ctx.http2) headers['sec-websocket-key'] = randomBytes(16).toString('base64')
       // A gRPC-Web call on a route that translates it goes upstream as gRPC (grpc-web.ts): the same
       // messages, as they are or decoded from base64.
-      const web = route.grpcWeb ? grpcWebModeOf(ctx.req.headers['content-type']) : undefined
+      const web = route.grpcWeb ? grpcWebModeOf(req.headers['content-type']) : undefined
       let body: Dispatcher.DispatchOptions['body'] =
         handshake || !hasBody(req.headers)
           ? null
