@@ -112,13 +112,31 @@ export function streamStarted(session: ServerHttp2Session, res: GatewayHttp2Resp
     counted[kOpenStreams]!--
     // Reset (by the client, or by nghttp2 for its error) before the gateway's answer ended, soon.
     if (res.stream.rstCode === 0 || res.writableEnded || performance.now() - startedAt > PREMATURE_MS) return
-    const premature = (counted[kPrematureResets] ?? 0) + 1
-    counted[kPrematureResets] = premature
-    if (served >= RAPID_RESET_MIN_STREAMS && premature * 2 > served && !session.destroyed) {
-      session.destroy(Object.assign(new Error('rapid reset'), { code: RAPID_RESET }), constants.NGHTTP2_ENHANCE_YOUR_CALM)
-    }
+    prematureReset(counted, served)
   })
   if (maxPerSession > 0 && served >= maxPerSession && !session.closed) session.close()
+}
+
+/**
+ * A session's 'stream' listener. node hands a stream over a tick after it read its HEADERS; one
+ * whose RST_STREAM came in the same read is handed over already closed, with no session to answer
+ * on (the listener drops it). It counts as a stream served and reset before its answer: a rapid
+ * reset sent in one burst is met by the same guard as a paced one.
+ */
+export function onSessionStream(this: ServerHttp2Session, stream: ServerHttp2Stream): void {
+  if (!stream.destroyed) return
+  const counted = this as CountedSession
+  const served = (counted[kServedStreams] ?? 0) + 1
+  counted[kServedStreams] = served
+  prematureReset(counted, served)
+}
+
+function prematureReset(session: CountedSession, served: number): void {
+  const premature = (session[kPrematureResets] ?? 0) + 1
+  session[kPrematureResets] = premature
+  if (served >= RAPID_RESET_MIN_STREAMS && premature * 2 > served && !session.destroyed) {
+    session.destroy(Object.assign(new Error('rapid reset'), { code: RAPID_RESET }), constants.NGHTTP2_ENHANCE_YOUR_CALM)
+  }
 }
 
 /**

@@ -14,7 +14,7 @@ import { resolveRequestId, resolveTraceparent } from './request-id.js'
 import { GatewayIncomingMessage, takeProtocolTokens } from './websocket.js'
 import { TUNNEL_SHUTDOWN } from '../pipeline/forward/tunnel.js'
 import { splitByPreface } from './preface.js'
-import { endStream, GatewayHttp2Request, GatewayHttp2Response, isHttp2, sessionFailure, sessionTimedOut, streamStarted } from './http2.js'
+import { endStream, GatewayHttp2Request, GatewayHttp2Response, isHttp2, onSessionStream, sessionFailure, sessionTimedOut, streamStarted } from './http2.js'
 
 /**
  * node:http ↔ RequestContext adapter, client-side limits, health endpoints and draining.
@@ -289,11 +289,17 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
    * node:http sets an HTTP/1.1 request (server.requestTimeoutMs to arrive in full, or its route's
    * http2RequestTimeoutMs: the route stage has run by the time handle returns, it is synchronous),
    * after which it is refused with 408 as HTTP/1.1 would be, and the stream ended.
+   *
+   * node hands streams over a tick after it read them: one reset in the same read, or whose
+   * session has ended since (the rapid-reset guard, on a burst read in one go), comes with no
+   * session and nothing left to answer (onSessionStream counted it).
    */
   function handleHttp2(req: IncomingMessage, res: ServerResponse): void {
     if (!isHttp2(req)) return handle(req, res)
     const stream = req.stream
-    streamStarted(stream.session as ServerHttp2Session, res as unknown as GatewayHttp2Response, maxRequestsPerSocket)
+    const session = stream.session as ServerHttp2Session | undefined
+    if (session === undefined) return
+    streamStarted(session, res as unknown as GatewayHttp2Response, maxRequestsPerSocket)
     handle(req, res, undefined, true)
     if (req.complete || stream.endAfterHeaders) return
     const timer = setTimeout(() => {
@@ -318,7 +324,9 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
    */
   function handleHttp2WebSocket(req: GatewayHttp2Request, res: ServerResponse): void {
     const stream = req.stream
-    streamStarted(stream.session as ServerHttp2Session, res as unknown as GatewayHttp2Response, maxRequestsPerSocket)
+    const session = stream.session as ServerHttp2Session | undefined
+    if (session === undefined) return
+    streamStarted(session, res as unknown as GatewayHttp2Response, maxRequestsPerSocket)
     // A reset or the drain's destroy may come before the tunnel listens for errors.
     stream.on('error', ignore)
     tunnels.add(stream)
@@ -393,6 +401,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
     // read now: the socket may be gone by then.
     const peerIp = session.socket?.remoteAddress ?? ''
     session.on('error', (err: Error & { errno?: number }) => gateway.http2SessionFailed({ reason: sessionFailure(err), peerIp }))
+    session.on('stream', onSessionStream)
   }
 
   /** The events of a listener's server (or an h2c listener's HTTP/1.1 companion), and its timeouts. */

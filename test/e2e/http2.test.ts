@@ -102,6 +102,14 @@ async function rawStream(url: string, ca: string, fields: ReadonlyArray<readonly
   })
 }
 
+/** The error code of the first GOAWAY frame among a server's frames, if any. */
+function goawayCode(bytes: Buffer): number | undefined {
+  for (let at = 0; at + 9 <= bytes.length; at += 9 + bytes.readUIntBE(at, 3)) {
+    if (bytes[at + 3] === 7 && at + 17 <= bytes.length) return bytes.readUInt32BE(at + 13)
+  }
+  return undefined
+}
+
 /**
  * Opens an HTTP/2 connection (ALPN h2) and writes `bytes` after the client preface and SETTINGS
  * (several chunks: one at a time, a few milliseconds apart, so the server reads them apart);
@@ -113,17 +121,8 @@ async function rawConnection(url: string, ca: string, bytes: Buffer | readonly B
   await once(socket, 'secureConnect')
   socket.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
   socket.write(frame(4, 0, 0, Buffer.alloc(0)))
-  let buffered = Buffer.alloc(0)
-  let goawayCode: number | undefined
-  socket.on('data', (chunk: Buffer) => {
-    buffered = Buffer.concat([buffered, chunk])
-    while (buffered.length >= 9) {
-      const length = buffered.readUIntBE(0, 3)
-      if (buffered.length < 9 + length) break
-      if (buffered[3] === 7) goawayCode ??= buffered.readUInt32BE(9 + 4)
-      buffered = buffered.subarray(9 + length)
-    }
-  })
+  const received: Buffer[] = []
+  socket.on('data', (chunk: Buffer) => received.push(chunk))
   socket.on('error', () => {})
   const closed = once(socket, 'close')
   for (const chunk of Buffer.isBuffer(bytes) ? [bytes] : bytes) {
@@ -133,7 +132,7 @@ async function rawConnection(url: string, ca: string, bytes: Buffer | readonly B
     if (!Buffer.isBuffer(bytes)) await new Promise((r) => setTimeout(r, 5))
   }
   await closed
-  return { goawayCode }
+  return { goawayCode: goawayCode(Buffer.concat(received)) }
 }
 
 describe('HTTP/2 on a TLS listener (tls.http2)', { timeout: 60_000 }, () => {
@@ -624,6 +623,31 @@ describe('An h2c listener: HTTP/2 by prior knowledge and HTTP/1.1 on one port', 
     const answer = await rawExchange(h2cUrl, ['PRI * HT', Buffer.concat([Buffer.from('TP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0)), frame(7, 0, 0, Buffer.alloc(8))])], { then: 'end' })
     assert.ok(answer.length >= 9, 'frames came back')
     assert.equal(answer[3], 4, 'the first frame is the server SETTINGS frame')
+  })
+
+  test('a rapid reset in one write: the streams node hands over after the guard ended their connection are dropped, and the gateway serves on', async () => {
+    // Preface, SETTINGS and 150 streams each opened and reset at once, all in one write. node reads
+    // them in one go and hands each stream over a tick later; by the time the last ones come, the
+    // rapid-reset guard has ended their session. Before, the first of them (it has no session)
+    // threw in the listener and ended the gateway's process: ordinary requests, then WebSocket
+    // handshakes (extended CONNECT, RFC 8441), which take the same way in.
+    const authority = new URL(h2cUrl).host
+    const get: Array<readonly [string, string]> = [[':method', 'GET'], [':scheme', 'http'], [':authority', authority], [':path', '/p/burst']]
+    const websocket: Array<readonly [string, string]> = [[':method', 'CONNECT'], [':protocol', 'websocket'], [':scheme', 'http'], [':authority', authority], [':path', '/p/burst'], ['sec-websocket-version', '13']]
+    for (const fields of [get, websocket]) {
+      const block = headerBlock(fields)
+      const frames = [Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0))]
+      for (let id = 1; id < 300; id += 2) frames.push(frame(1, 0x4, id, block), frame(3, 0, id, Buffer.from([0, 0, 0, 8])))
+      const answer = await rawExchange(h2cUrl, [Buffer.concat(frames)], { waitMs: 10_000 })
+      assert.equal(goawayCode(answer), constants.NGHTTP2_ENHANCE_YOUR_CALM)
+      assert.equal(gw.child.exitCode, null, 'the gateway is still running')
+    }
+    const event = await gw.waitFor((l) => l.event === 'http2.session_error')
+    assert.equal(event.reason, 'rapid_reset')
+    const session = h2connect(h2cUrl)
+    const after = await request(session, { ':method': 'GET', ':path': '/p/after-burst' })
+    session.close()
+    assert.equal(after.status, 200)
   })
 
   test('a connection that sends too little to decide is closed after headersTimeoutMs; a slow HTTP/1.1 head still gets its 408', async () => {
