@@ -12,6 +12,8 @@ import { baseConfig, startGateway, type StartedGateway } from '../helpers/gatewa
 interface H2Upstream {
   readonly url: string
   readonly seen: Array<{ path: string; httpVersion: string; headers: Record<string, unknown> }>
+  /** How each request's body ended, by path: complete ('end', END_STREAM seen) or reset without it. */
+  readonly outcomes: Map<string, 'end' | 'reset'>
   probes: number
   /** What its /healthz answers. */
   health: number
@@ -19,7 +21,7 @@ interface H2Upstream {
 }
 
 async function startH2Upstream(name: string, tls?: { cert: string; key: string }): Promise<H2Upstream> {
-  const upstream = { seen: [], probes: 0, health: 200 } as unknown as H2Upstream
+  const upstream = { seen: [], outcomes: new Map(), probes: 0, health: 200 } as unknown as H2Upstream
   const handler = (req: Http2ServerRequest, res: Http2ServerResponse) => {
     if (req.url === '/healthz') {
       upstream.probes++
@@ -28,7 +30,15 @@ async function startH2Upstream(name: string, tls?: { cert: string; key: string }
     }
     upstream.seen.push({ path: req.url, httpVersion: req.httpVersion, headers: { ...req.headers } })
     req.resume()
-    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ upstream: name })))
+    // Whichever comes first: the body's end, or the stream's reset. (node emits 'end' on a stream
+    // reset with an error code too, after 'aborted'; one reset with NO_ERROR ends it first.)
+    let outcome: 'end' | 'reset' | undefined
+    req.once('aborted', () => (outcome ??= 'reset'))
+    req.on('end', () => {
+      outcome ??= 'end'
+      if (!res.closed) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ upstream: name }))
+    })
+    req.stream.once('close', () => upstream.outcomes.set(req.url, outcome ?? 'reset'))
   }
   const server: Http2Server | Http2SecureServer = tls === undefined ? createServer(handler) : createSecureServer({ ...tls, allowHTTP1: false }, handler)
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
@@ -111,6 +121,25 @@ describe('upstreams reached over HTTP/2 (upstreams[].http2)', { timeout: 60_000 
     // A chunked upload whose client leaves half-way.
     await rawExchange(gw.url, [head, `10\r\n${'b'.repeat(16)}\r\n`], { then: 'leave', waitMs: 200 })
     assert.equal((await fetch(`${gw.url}/s/after-leaving`)).status, 200)
+  })
+
+  test('uploads whose clients leave half-way end at the HTTP/2 upstream as reset, never as complete, and the gateway serves on', async () => {
+    // Twenty chunked uploads at once on the pooled HTTP/2 connection; every other client leaves
+    // after its first chunk. undici aborted such a request by closing its stream, which sent
+    // END_STREAM first: a node upstream saw the cut body end as if complete. With the body still
+    // piped in, that close could also leave the gateway's HTTP/2 session busy in a loop, its
+    // memory growing until the process died.
+    const head = (i: number) => `POST /s/cut-${i} HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        i % 2 === 0
+          ? rawExchange(gw.url, [`${head(i)}10\r\n${'c'.repeat(16)}\r\n`], { then: 'leave' })
+          : rawExchange(gw.url, [`${head(i)}10\r\n${'c'.repeat(16)}\r\n`, '0\r\n\r\n'], { waitMs: 5000 }),
+      ),
+    )
+    while ([...Array(20).keys()].some((i) => !single.outcomes.has(`/s/cut-${i}`))) await new Promise((r) => setTimeout(r, 20))
+    for (let i = 0; i < 20; i++) assert.equal(single.outcomes.get(`/s/cut-${i}`), i % 2 === 0 ? 'reset' : 'end', `/s/cut-${i}`)
+    assert.equal((await fetch(`${gw.url}/s/after-cuts`)).status, 200)
   })
 
   test('health probes speak HTTP/2 too: they reach an h2c-only target, and a failing one is taken out', async () => {

@@ -1,4 +1,4 @@
-import { finished, Transform, type Readable } from 'node:stream'
+import { finished, Transform, type Readable, type Writable } from 'node:stream'
 
 /** The code of BodyTooLargeError, which upstream-error.ts recognizes once undici hands it back. */
 export const BODY_TOO_LARGE = 'PORTCULLIS_BODY_TOO_LARGE'
@@ -8,6 +8,35 @@ export class BodyTooLargeError extends Error {
   readonly code = BODY_TOO_LARGE
   constructor() {
     super('request body too large')
+  }
+}
+
+/**
+ * A request body on its way to the upstream, which can cut the upstream request it feeds.
+ *
+ * Why: undici's HTTP/2 client aborts a request by closing its stream (`stream.close()`), which
+ * first ends the stream's writable side. With the body still piped in, that sends END_STREAM (a
+ * body cut short reaches the upstream as if complete) and can leave node's HTTP/2 session packing
+ * data in a loop at full CPU, its memory growing until the process dies (undici 7.30, node 20; a
+ * client resetting an upload was enough). undici pipes a stream body into the HTTP/2 stream, so
+ * the body sees that stream: cut() destroys it with an error first (RST_STREAM INTERNAL_ERROR, no
+ * END_STREAM), and undici's own close() then finds it closed. The forward handler cuts in onError,
+ * which undici calls before it closes the stream, on every abort (a client gone, a timeout, a body
+ * that failed). Over HTTP/1.1 undici writes the body to the socket itself (no pipe, nothing to cut;
+ * an aborted request there destroys its connection).
+ */
+export class UpstreamBody extends Transform {
+  private sink: Writable | undefined = undefined
+
+  override pipe<T extends NodeJS.WritableStream>(destination: T, options?: { end?: boolean }): T {
+    this.sink = destination as unknown as Writable
+    return super.pipe(destination, options)
+  }
+
+  /** Ends the upstream request this body feeds as failed, if it is an HTTP/2 stream still open. */
+  cut(err?: Error): void {
+    const sink = this.sink
+    if (sink !== undefined && !sink.destroyed) sink.destroy(err ?? new Error('request body cut'))
   }
 }
 
@@ -22,26 +51,38 @@ export class BodyTooLargeError extends Error {
  * HTTP/2 session asking for data forever, and the event loop with it). A Transform failing the
  * same way does not (test/e2e/upstream-http2.test.ts: the gateway serves on after such failures).
  */
-export function transformedBody(req: Readable, transform: (chunk: Buffer) => Buffer | Error, flush?: () => Buffer | Error): Transform {
-  const body = new Transform({
+export function transformedBody(req: Readable, transform: (chunk: Buffer) => Buffer | Error, flush?: () => Buffer | Error): UpstreamBody {
+  const body: UpstreamBody = new UpstreamBody({
     transform(chunk: Buffer, _encoding, done) {
       const out = transform(chunk)
-      if (out instanceof Error) done(out)
-      else done(null, out.length > 0 ? out : undefined)
+      if (out instanceof Error) {
+        body.cut(out)
+        done(out)
+      } else done(null, out.length > 0 ? out : undefined)
     },
     flush(done) {
       const out = flush?.()
-      if (out instanceof Error) done(out)
-      else done(null, out !== undefined && out.length > 0 ? out : undefined)
+      if (out instanceof Error) {
+        body.cut(out)
+        done(out)
+      } else done(null, out !== undefined && out.length > 0 ? out : undefined)
     },
   })
   // Once the body failed the client's request is not read further here (a refusal discards it).
   body.once('error', () => req.unpipe(body))
   finished(req, (err) => {
-    if (err) body.destroy(err)
+    if (err) {
+      body.cut(err)
+      body.destroy(err)
+    }
   })
   req.pipe(body)
   return body
+}
+
+/** The client's request body as it is, through an UpstreamBody (for an HTTP/2 upstream, which must be able to cut it). */
+export function passedBody(req: Readable): UpstreamBody {
+  return transformedBody(req, (chunk) => chunk)
 }
 
 /**
@@ -49,7 +90,7 @@ export function transformedBody(req: Readable, transform: (chunk: Buffer) => Buf
  * aborts the upstream request and the client gets 413. A body with a Content-Length was already
  * checked by sanitize and streams as it is.
  */
-export function limitedBody(req: Readable, maxBodyBytes: number): Transform {
+export function limitedBody(req: Readable, maxBodyBytes: number): UpstreamBody {
   let seen = 0
   return transformedBody(req, (chunk) => {
     seen += chunk.length

@@ -5,6 +5,7 @@ import type { RequestContext } from '../stage.js'
 import { rateLimitResponseHeaders } from '../limits/index.js'
 import { responseHeaders, trailerFields } from './response-headers.js'
 import { mapUpstreamError } from './upstream-error.js'
+import type { UpstreamBody } from './body-limit.js'
 import { openTunnel, type TunnelOptions } from './tunnel.js'
 import { withoutUpstreamCors } from '../route/cors.js'
 import type { Socket } from 'node:net'
@@ -104,6 +105,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     private retry?: (handler: ForwardHandler) => void,
     /** A gRPC-Web call sent upstream as gRPC: its answer is translated back (grpc-web.ts). */
     private web?: GrpcWebMode,
+    /** The request body, when it may feed an HTTP/2 stream: cut before undici closes that stream (body-limit.ts). */
+    private readonly body?: UpstreamBody,
   ) {
     const res = ctx.res as TrackedResponse
     res[kHandler] = this
@@ -291,6 +294,9 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onError(err: Error): void {
+    // undici calls this before it closes the upstream stream: the body's HTTP/2 stream is ended as
+    // failed first, never as complete (body-limit.ts says why).
+    this.body?.cut(err)
     // The client already has a complete bodiless response (onHeaders); undici only objects to
     // its Content-Length, which described the representation, not a body.
     if (this.state === State.Done) return
@@ -329,6 +335,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   clientClosed(): void {
     if (this.state === State.Done) return
     this.clientGone = true
+    this.body?.cut()
     const abort = this.abort
     if (abort !== undefined) abort()
   }

@@ -1,7 +1,7 @@
 import { hasBody } from '../sanitize/framing.js'
 import { Readable } from 'node:stream'
 import { randomBytes } from 'node:crypto'
-import { limitedBody, transformedBody } from './body-limit.js'
+import { limitedBody, passedBody, transformedBody, UpstreamBody } from './body-limit.js'
 import type { IncomingMessage } from 'node:http'
 import { BalancedPool, Pool, type Dispatcher } from 'undici'
 import type { Config, UpstreamConfig } from '../../config/schema.js'
@@ -44,6 +44,8 @@ interface Target {
   /** The upstream URL's path ("" or "/base"), prepended to every request path. */
   readonly prefix: string
   readonly headersTimeoutMs: number
+  /** Reached over HTTP/2: request bodies go as an UpstreamBody, which can cut its stream (body-limit.ts). */
+  readonly http2: boolean
 }
 
 /**
@@ -85,7 +87,7 @@ function createTarget(u: UpstreamConfig, onHealth: (change: HealthChange) => voi
   const origins = [url.origin, ...(u.replicas ?? []).map((r) => new URL(r).origin)]
   const pool = replicated ? new BalancedPool(origins, options) : new Pool(url.origin, options)
   const health = u.healthCheck === undefined ? undefined : monitorHealth(u, origins, pool, tls, onHealth)
-  return { id: u.id, pool, replicated, health, prefix: basePathOf(url), headersTimeoutMs: u.headersTimeoutMs }
+  return { id: u.id, pool, replicated, health, prefix: basePathOf(url), headersTimeoutMs: u.headersTimeoutMs, http2: u.http2 === true }
 }
 
 /** How long closing waits for queued upstream requests before destroying the pools. */
@@ -160,19 +162,21 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
       // A gRPC-Web call on a route that translates it goes upstream as gRPC (grpc-web.ts): the same
       // messages, as they are or decoded from base64.
       const web = route.grpcWeb ? grpcWebModeOf(req.headers['content-type']) : undefined
-      let body: Dispatcher.DispatchOptions['body'] =
+      let body: Readable | null =
         handshake || !hasBody(req.headers)
           ? null
           : maxBodyBytes > 0 && req.headers['transfer-encoding'] !== undefined
             ? limitedBody(req, maxBodyBytes)
-            : req
+            : target.http2
+              ? passedBody(req)
+              : req
       if (web !== undefined) {
         headers['content-type'] = upstreamContentType(web)
         headers.te = 'trailers'
         if (web.text && body !== null) {
           delete headers['content-length']
           const decoder = new Base64Decoder()
-          body = transformedBody(body as Readable, (chunk) => decoder.push(chunk), () => decoder.end())
+          body = transformedBody(body, (chunk) => decoder.push(chunk), () => decoder.end())
         }
       }
       const opts: Dispatcher.DispatchOptions = {
@@ -191,7 +195,8 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
         // Only a request without a body may be sent again: a body already read cannot be.
         const retry = target.replicated && opts.body === null ? (h: ForwardHandler) => target.pool.dispatch(opts, h) : undefined
         const headersTimeoutMs = route.headersTimeoutMs ?? target.headersTimeoutMs
-        target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id, headersTimeoutMs, dropFields, handshake ? tunnel : undefined, retry, web))
+        const cuttable = body instanceof UpstreamBody ? body : undefined
+        target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id, headersTimeoutMs, dropFields, handshake ? tunnel : undefined, retry, web, cuttable))
       })
     },
     async close(): Promise<void> {
