@@ -157,8 +157,19 @@ export function sessionTimedOut(session: ServerHttp2Session): void {
  * complete in time) once its answer is written: RST_STREAM with NO_ERROR (RFC 9113 §8.1: a server
  * that has answered in full may stop the rest of a request that way), so the client stops sending.
  * The answer's frames go out first (the tests read the whole answer).
+ *
+ * The stream is closed only once its answer is handed over in full ('finish'). node's close()
+ * waits for that itself, but a stream closed while its answer was still being written, on a
+ * session then destroyed (a connection error from the client), could leave node's HTTP/2 session
+ * packing frames in a loop, its memory growing until the process died (node 20; seen with
+ * WebSocket tunnels on the same connection, test/e2e/websocket.test.ts).
  */
 export function endStream(stream: ServerHttp2Stream): void {
+  if (stream.writableFinished) resetAnswered(stream)
+  else stream.once('finish', () => resetAnswered(stream))
+}
+
+function resetAnswered(stream: ServerHttp2Stream): void {
   if (!stream.destroyed && !stream.closed) stream.close(constants.NGHTTP2_NO_ERROR)
 }
 

@@ -7,6 +7,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import { connect as h2connect, constants, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2'
 import { X509Certificate } from 'node:crypto'
 import { rawExchange } from '../helpers/net.js'
+import { frame, goawayCode, headerBlock } from '../helpers/h2-frames.js'
 import { Agent, fetch } from 'undici'
 import { issuedBy, listenerFiles, type Pems } from '../helpers/certs.js'
 import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
@@ -31,36 +32,6 @@ async function request(session: ClientHttp2Session, headers: OutgoingHttpHeaders
   stream.setEncoding('utf8').on('data', (c: string) => (text += c))
   await once(stream, 'end')
   return { status: Number(responseHeaders[':status']), headers: responseHeaders, body: text }
-}
-
-// --- A client that writes HTTP/2 frames itself, for requests node's client refuses to send
-// (connection-specific fields, two Authorization fields). RFC 9113 §4 framing, RFC 7541 §6.2.2
-// literal header fields (never indexed, no Huffman): enough to send one request and read whether
-// the stream was answered or reset.
-
-function hpackInteger(value: number): Buffer {
-  if (value < 127) return Buffer.from([value])
-  const bytes = [127]
-  let rest = value - 127
-  while (rest >= 128) {
-    bytes.push((rest % 128) + 128)
-    rest = Math.floor(rest / 128)
-  }
-  bytes.push(rest)
-  return Buffer.from(bytes)
-}
-
-function headerBlock(fields: ReadonlyArray<readonly [string, string]>): Buffer {
-  return Buffer.concat(fields.flatMap(([name, value]) => [Buffer.from([0]), hpackInteger(name.length), Buffer.from(name), hpackInteger(Buffer.byteLength(value)), Buffer.from(value)]))
-}
-
-function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
-  const head = Buffer.alloc(9)
-  head.writeUIntBE(payload.length, 0, 3)
-  head[3] = type
-  head[4] = flags
-  head.writeUInt32BE(streamId, 5)
-  return Buffer.concat([head, payload])
 }
 
 /** What became of stream 1: the types of the frames that came back for it, and its RST_STREAM code if it was reset. */
@@ -100,14 +71,6 @@ async function rawStream(url: string, ca: string, fields: ReadonlyArray<readonly
     socket.on('error', () => done())
     socket.on('close', () => done())
   })
-}
-
-/** The error code of the first GOAWAY frame among a server's frames, if any. */
-function goawayCode(bytes: Buffer): number | undefined {
-  for (let at = 0; at + 9 <= bytes.length; at += 9 + bytes.readUIntBE(at, 3)) {
-    if (bytes[at + 3] === 7 && at + 17 <= bytes.length) return bytes.readUInt32BE(at + 13)
-  }
-  return undefined
 }
 
 /**

@@ -2,14 +2,15 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type RequestListener, type Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import type { AddressInfo, Socket } from 'node:net'
+import { connect, type AddressInfo, type Socket } from 'node:net'
 import { rawExchange } from '../helpers/net.js'
+import { frame, headerBlock } from '../helpers/h2-frames.js'
 import { once } from 'node:events'
 import { createHash, randomBytes } from 'node:crypto'
 import { connect as connectHttp2, constants as h2, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as Http2Headers } from 'node:http2'
 import { WebSocket, WebSocketServer } from 'ws'
 import { Buffer } from 'node:buffer'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { certificate, certificateAuthority, issuedBy, listenerFiles } from '../helpers/certs.js'
 import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
@@ -724,6 +725,67 @@ describe('WebSocket over HTTP/2 (RFC 8441)', { timeout: 60_000 }, () => {
     assert.equal(wrong.headers[':status'], 502)
     assert.equal(JSON.parse((await wrong.received).toString()).code, 'ERR_FORWARD_UNAVAILABLE')
     await gw.waitFor((l) => l.event === 'forward.unavailable' && l.requestId === 'ws-h2-request-0002' && l.reason === 'invalid_response')
+    session.close()
+  })
+
+  test('tunnels and refused streams opened and reset in random order, on 400 connections: the gateway stays within its memory and serves on', async () => {
+    // Each connection opens streams at random, a tunnel (/lobby/) or a request refused with 404
+    // whose body the gateway does not read (no END_STREAM), and resets some of them, in a few
+    // writes; then it leaves. A refused stream used to be closed (RST_STREAM NO_ERROR) while its
+    // answer was still being written; with a tunnel on the same connection, the destroy that
+    // followed could leave node's HTTP/2 session packing frames in a loop, its memory growing by
+    // gigabytes until the process died. The seed is fixed: the same frames on every run.
+    const { port, host } = new URL(h2cUrl)
+    const fields = (path: string) => headerBlock([[':method', path.startsWith('/lobby/') ? 'CONNECT' : 'GET'], ...(path.startsWith('/lobby/') ? ([[':protocol', 'websocket']] as const) : []), [':scheme', 'http'], [':authority', host], [':path', path], ['sec-websocket-version', '13']])
+    const blocks = [fields('/lobby/x'), fields('/nowhere/x')]
+    let seed = 20261129
+    const random = (n: number): number => {
+      // mulberry32: a small seeded generator, so that a failure can be replayed.
+      seed = (seed + 0x6d2b79f5) | 0
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+      return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n)
+    }
+    const connection = async (): Promise<void> => {
+      const frames: Buffer[][] = [[Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0)), frame(4, 1, 0, Buffer.alloc(0))]]
+      const open: number[] = []
+      for (let op = 0, id = 1, ops = 1 + random(60); op < ops; op++) {
+        if (random(2) === 0) {
+          // END_STREAM on some: a request with no body, a tunnel that sends nothing.
+          frames.at(-1)!.push(frame(1, 0x4 | (random(5) < 2 ? 1 : 0), id, blocks[random(2)]))
+          open.push(id)
+          id += 2
+        } else if (open.length > 0) {
+          // Now and then on stream 0, which is a connection error: node ends the whole session.
+          frames.at(-1)!.push(frame(3, 0, random(20) === 0 ? 0 : open[random(open.length)], Buffer.from([0, 0, 0, random(14)])))
+        }
+        if (random(4) === 0) frames.push([])
+      }
+      const socket = connect(Number(port), '127.0.0.1')
+      socket.on('error', () => {})
+      socket.resume()
+      await once(socket, 'connect')
+      for (const part of frames) {
+        if (socket.destroyed) break
+        socket.write(Buffer.concat(part))
+        await new Promise((r) => setTimeout(r, random(4)))
+      }
+      await new Promise((r) => setTimeout(r, random(100)))
+      socket.destroy()
+    }
+    const rssKiB = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${gw.child.pid}/status`, 'utf8'))?.[1])
+    const linux = process.platform === 'linux'
+    const before = linux ? rssKiB() : 0
+    for (let i = 0; i < 100; i++) await Promise.all([connection(), connection(), connection(), connection()])
+    await new Promise((r) => setTimeout(r, 500))
+    assert.equal(gw.child.exitCode, null, 'the gateway is still running')
+    if (linux) {
+      const grown = rssKiB() - before
+      assert.ok(grown < 300 * 1024, `the gateway's memory grew by ${Math.round(grown / 1024)} MiB`)
+    }
+    const session = await http2Session(h2cUrl)
+    const { stream } = await http2Handshake(session, '/lobby/after')
+    assert.equal(await http2Echo(stream, 'still serving'), 'still serving')
     session.close()
   })
 
