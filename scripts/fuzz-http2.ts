@@ -25,22 +25,12 @@ import { WebSocketServer } from 'ws'
 import { baseConfig, startGateway } from '../test/helpers/gateway.js'
 import { startUpstream } from '../test/helpers/upstream.js'
 import { frame, headerBlock } from '../test/helpers/h2-frames.js'
+import { seededRandom } from '../test/helpers/seeded.js'
 
 const CONNECTIONS = Number(process.env.FUZZ_CONNECTIONS ?? 1000)
 const PARALLEL = Number(process.env.FUZZ_PARALLEL ?? 4)
 const FIRST_SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1e9)
 const MAX_GROWTH_KIB = 500 * 1024
-
-/** mulberry32: a small seeded generator, so that a connection can be replayed from its seed. */
-function generator(seed: number): (n: number) => number {
-  let a = seed >>> 0
-  return (n) => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n)
-  }
-}
 
 async function listen(server: { listen: (port: number, host: string, cb: () => void) => unknown; address: () => unknown }): Promise<string> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
@@ -121,7 +111,7 @@ const u32 = (value: number): Buffer => {
 
 /** One connection: the seed decides every frame, write and pause. */
 async function fuzzConnection(seed: number): Promise<void> {
-  const random = generator(seed)
+  const random = seededRandom(seed)
   const writes: Buffer[][] = [[Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0)), frame(4, 1, 0, Buffer.alloc(0))]]
   const add = (b: Buffer): number => writes.at(-1)!.push(b)
   const open: number[] = []
@@ -174,7 +164,6 @@ async function fuzzConnection(seed: number): Promise<void> {
 }
 
 const rssKiB = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${gw.child.pid}/status`, 'utf8'))?.[1] ?? 0)
-const alive = (): boolean => gw.child.exitCode === null && gw.child.signalCode === null
 const linux = process.platform === 'linux'
 const startKiB = linux ? rssKiB() : 0
 const inFlight = new Set<number>()
@@ -187,7 +176,7 @@ async function worker(first: number): Promise<void> {
     inFlight.add(seed)
     await fuzzConnection(seed)
     done++
-    if (!alive()) failure = `the gateway's process ended (${gw.child.signalCode ?? `exit ${gw.child.exitCode}`})`
+    if (!gw.running()) failure = `the gateway's process ended (${gw.child.signalCode ?? `exit ${gw.child.exitCode}`})`
     else if (linux && rssKiB() - startKiB > MAX_GROWTH_KIB) failure = `the gateway's memory grew by ${Math.round((rssKiB() - startKiB) / 1024)} MiB`
     if (failure === undefined) inFlight.delete(seed)
   }
@@ -197,16 +186,16 @@ process.stdout.write(`fuzzing ${h2cUrl.origin} with ${CONNECTIONS} connections f
 await Promise.all(Array.from({ length: PARALLEL }, (_, w) => worker(w)))
 if (failure === undefined) {
   await new Promise((r) => setTimeout(r, 500))
-  if (!alive()) failure = "the gateway's process ended"
+  if (!gw.running()) failure = "the gateway's process ended"
   else {
     const answer = await fetch(`${gw.url}/p/after-fuzzing`).catch(() => undefined)
     if (answer?.status !== 200) failure = `the gateway no longer answers (${answer?.status ?? 'no answer'})`
   }
 }
-const grown = linux && alive() ? ` memory grew by ${Math.round((rssKiB() - startKiB) / 1024)} MiB;` : ''
+const grown = linux && gw.running() ? ` memory grew by ${Math.round((rssKiB() - startKiB) / 1024)} MiB;` : ''
 process.stdout.write(`${done} connections;${grown} ${failure === undefined ? 'the gateway survived' : `FAILED: ${failure}; seeds in flight: ${[...inFlight].join(', ')}`}\n`)
 if (failure !== undefined && gw.stderr()) process.stdout.write(`gateway stderr:\n${gw.stderr().slice(0, 4000)}\n`)
-if (alive()) await gw.stop()
+if (gw.running()) await gw.stop()
 await http1.close()
 http2.close()
 websocketHttp.close()

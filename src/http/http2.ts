@@ -101,8 +101,14 @@ const RAPID_RESET = 'PORTCULLIS_RAPID_RESET'
  * has served (server.maxRequestsPerSocket: past it, the session is told to go away, GOAWAY, once
  * its streams finish; the client opens a new connection for the next request) and the streams
  * its client reset before their answer (rapid reset, above: the session's 'error' then says so).
+ *
+ * False for a stream with no session: node hands streams over a tick after it read them, and one
+ * reset in the same read, or whose session has ended since (the rapid-reset guard, on a burst read
+ * in one go), has nothing left to answer it (onSessionStream counted it).
  */
-export function streamStarted(session: ServerHttp2Session, res: GatewayHttp2Response, maxPerSession: number): void {
+export function streamStarted(stream: ServerHttp2Stream, res: GatewayHttp2Response, maxPerSession: number): boolean {
+  const session = stream.session as ServerHttp2Session | undefined
+  if (session === undefined) return false
   const counted = session as CountedSession
   counted[kOpenStreams] = (counted[kOpenStreams] ?? 0) + 1
   const served = (counted[kServedStreams] ?? 0) + 1
@@ -115,6 +121,7 @@ export function streamStarted(session: ServerHttp2Session, res: GatewayHttp2Resp
     prematureReset(counted, served)
   })
   if (maxPerSession > 0 && served >= maxPerSession && !session.closed) session.close()
+  return true
 }
 
 /**

@@ -288,18 +288,13 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
    * on any listener; a stream is counted on its session, and one with a body gets the deadline
    * node:http sets an HTTP/1.1 request (server.requestTimeoutMs to arrive in full, or its route's
    * http2RequestTimeoutMs: the route stage has run by the time handle returns, it is synchronous),
-   * after which it is refused with 408 as HTTP/1.1 would be, and the stream ended.
-   *
-   * node hands streams over a tick after it read them: one reset in the same read, or whose
-   * session has ended since (the rapid-reset guard, on a burst read in one go), comes with no
-   * session and nothing left to answer (onSessionStream counted it).
+   * after which it is refused with 408 as HTTP/1.1 would be, and the stream ended. A stream that
+   * arrives with no session is dropped (streamStarted).
    */
   function handleHttp2(req: IncomingMessage, res: ServerResponse): void {
     if (!isHttp2(req)) return handle(req, res)
     const stream = req.stream
-    const session = stream.session as ServerHttp2Session | undefined
-    if (session === undefined) return
-    streamStarted(session, res as unknown as GatewayHttp2Response, maxRequestsPerSocket)
+    if (!streamStarted(stream, res as unknown as GatewayHttp2Response, maxRequestsPerSocket)) return
     handle(req, res, undefined, true)
     if (req.complete || stream.endAfterHeaders) return
     const timer = setTimeout(() => {
@@ -324,9 +319,7 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
    */
   function handleHttp2WebSocket(req: GatewayHttp2Request, res: ServerResponse): void {
     const stream = req.stream
-    const session = stream.session as ServerHttp2Session | undefined
-    if (session === undefined) return
-    streamStarted(session, res as unknown as GatewayHttp2Response, maxRequestsPerSocket)
+    if (!streamStarted(stream, res as unknown as GatewayHttp2Response, maxRequestsPerSocket)) return
     // A reset or the drain's destroy may come before the tunnel listens for errors.
     stream.on('error', ignore)
     tunnels.add(stream)

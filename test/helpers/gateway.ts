@@ -18,6 +18,8 @@ export interface StartedGateway {
   /** Waits until a log line satisfies the predicate. */
   waitFor(pred: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>
   stderr(): string
+  /** Whether the process still runs: it neither exited nor was ended by a signal (an abort, say). */
+  running(): boolean
   /** Sends SIGTERM and waits for exit; resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>
 }
@@ -122,6 +124,7 @@ export async function startGateway(
     events: () => lines.filter((l) => l.name === 'security'),
     waitFor,
     stderr: () => err,
+    running: () => child.exitCode === null && child.signalCode === null,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal)
       // A gateway that does not exit within its drain and close bounds is killed, so a broken

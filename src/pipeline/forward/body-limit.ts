@@ -34,66 +34,52 @@ export class UpstreamBody extends Transform {
   }
 
   /** Ends the upstream request this body feeds as failed, if it is an HTTP/2 stream still open. */
-  cut(err?: Error): void {
+  cut(err: Error): void {
     const sink = this.sink
-    if (sink !== undefined && !sink.destroyed) sink.destroy(err ?? new Error('request body cut'))
+    if (sink !== undefined && !sink.destroyed) sink.destroy(err)
   }
 }
 
 /**
- * A request body streamed to the upstream through `transform`: the client's request is piped
- * through it, and a request that breaks off (its client left, its stream was reset) fails it, so
- * undici aborts the upstream request rather than send a body cut short as if complete.
+ * The request body as undici sends it upstream, when it needs more than the client's request
+ * passed as it is: one Transform that counts a chunked body against `maxBodyBytes` (0: not
+ * counted; a body with a Content-Length was checked by sanitize) and decodes it with `decoder`
+ * (a gRPC-Web `-text` call), and that an HTTP/2 upstream's stream can be cut through. A request
+ * that breaks off (its client left, its stream was reset) fails it, so undici aborts the upstream
+ * request rather than send a body cut short as if complete; a body over the limit fails it with
+ * BodyTooLargeError (413).
  *
  * A Transform, not a stream made from an async generator (`Readable.from`): undici's HTTP/2
  * client spins at full CPU, for good, when such a stream fails while it sends the body to an
- * HTTP/2 upstream (undici 7.30, node 20: the body's error, e.g. a body over the limit, left node's
- * HTTP/2 session asking for data forever, and the event loop with it). A Transform failing the
- * same way does not (test/e2e/upstream-http2.test.ts: the gateway serves on after such failures).
+ * HTTP/2 upstream (undici 7.30, node 20). undici pipes a Transform into the stream and destroys
+ * both when it fails (test/e2e/upstream-http2.test.ts: the gateway serves on after such failures).
  */
-export function transformedBody(req: Readable, transform: (chunk: Buffer) => Buffer | Error, flush?: () => Buffer | Error): UpstreamBody {
+export function upstreamBody(req: Readable, maxBodyBytes: number, decoder?: BodyDecoder): UpstreamBody {
+  let seen = 0
   const body: UpstreamBody = new UpstreamBody({
     transform(chunk: Buffer, _encoding, done) {
-      const out = transform(chunk)
-      if (out instanceof Error) {
-        body.cut(out)
-        done(out)
-      } else done(null, out.length > 0 ? out : undefined)
+      if (maxBodyBytes > 0 && (seen += chunk.length) > maxBodyBytes) return done(new BodyTooLargeError())
+      const out = decoder === undefined ? chunk : decoder.push(chunk)
+      if (out instanceof Error) done(out)
+      else done(null, out.length > 0 ? out : undefined)
     },
     flush(done) {
-      const out = flush?.()
-      if (out instanceof Error) {
-        body.cut(out)
-        done(out)
-      } else done(null, out !== undefined && out.length > 0 ? out : undefined)
+      const out = decoder?.end()
+      if (out instanceof Error) done(out)
+      else done(null, out !== undefined && out.length > 0 ? out : undefined)
     },
   })
   // Once the body failed the client's request is not read further here (a refusal discards it).
   body.once('error', () => req.unpipe(body))
   finished(req, (err) => {
-    if (err) {
-      body.cut(err)
-      body.destroy(err)
-    }
+    if (err) body.destroy(err)
   })
   req.pipe(body)
   return body
 }
 
-/** The client's request body as it is, through an UpstreamBody (for an HTTP/2 upstream, which must be able to cut it). */
-export function passedBody(req: Readable): UpstreamBody {
-  return transformedBody(req, (chunk) => chunk)
-}
-
-/**
- * A chunked request body streamed to the upstream, cut when it passes the limit: undici then
- * aborts the upstream request and the client gets 413. A body with a Content-Length was already
- * checked by sanitize and streams as it is.
- */
-export function limitedBody(req: Readable, maxBodyBytes: number): UpstreamBody {
-  let seen = 0
-  return transformedBody(req, (chunk) => {
-    seen += chunk.length
-    return seen > maxBodyBytes ? new BodyTooLargeError() : chunk
-  })
+/** Decodes a request body as it streams (grpc-web.ts, Base64Decoder): an Error fails the body. */
+export interface BodyDecoder {
+  push(chunk: Buffer): Buffer | Error
+  end(): Buffer | Error
 }

@@ -60,7 +60,7 @@ const BASE64_TEXT = /^[A-Za-z0-9+/=]*$/
 const PADDED_GROUP = /^[A-Za-z0-9+/]{2}(?:==|[A-Za-z0-9+/]=)$/
 
 /**
- * Decodes a `-text` request body as it streams (body-limit.ts, transformedBody). A client may send
+ * Decodes a `-text` request body as it streams (body-limit.ts, upstreamBody). A client may send
  * several base64 runs one after the other, each padded (a message per run), so the text is decoded
  * a padded group at a time; whitespace is skipped. Anything else than base64 fails the call.
  */

@@ -335,7 +335,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   clientClosed(): void {
     if (this.state === State.Done) return
     this.clientGone = true
-    this.body?.cut()
+    // (undici's abort calls onError, which cuts the body's HTTP/2 stream, before it closes it.)
     const abort = this.abort
     if (abort !== undefined) abort()
   }

@@ -1,7 +1,6 @@
 import { hasBody } from '../sanitize/framing.js'
-import { Readable } from 'node:stream'
 import { randomBytes } from 'node:crypto'
-import { limitedBody, passedBody, transformedBody, UpstreamBody } from './body-limit.js'
+import { upstreamBody, UpstreamBody } from './body-limit.js'
 import type { IncomingMessage } from 'node:http'
 import { BalancedPool, Pool, type Dispatcher } from 'undici'
 import type { Config, UpstreamConfig } from '../../config/schema.js'
@@ -162,29 +161,24 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
       // A gRPC-Web call on a route that translates it goes upstream as gRPC (grpc-web.ts): the same
       // messages, as they are or decoded from base64.
       const web = route.grpcWeb ? grpcWebModeOf(req.headers['content-type']) : undefined
-      let body: Readable | null =
-        handshake || !hasBody(req.headers)
-          ? null
-          : maxBodyBytes > 0 && req.headers['transfer-encoding'] !== undefined
-            ? limitedBody(req, maxBodyBytes)
-            : target.http2
-              ? passedBody(req)
-              : req
       if (web !== undefined) {
         headers['content-type'] = upstreamContentType(web)
         headers.te = 'trailers'
-        if (web.text && body !== null) {
-          delete headers['content-length']
-          const decoder = new Base64Decoder()
-          body = transformedBody(body, (chunk) => decoder.push(chunk), () => decoder.end())
-        }
       }
+      // A chunked body is counted on the way (its size was not declared, so sanitize could not
+      // check it); a -text call's is decoded; one bound for an HTTP/2 upstream must be cuttable
+      // there (body-limit.ts). Any other goes as the client's request itself.
+      const limit = maxBodyBytes > 0 && req.headers['transfer-encoding'] !== undefined ? maxBodyBytes : 0
+      const decoder = web?.text ? new Base64Decoder() : undefined
+      const body =
+        handshake || !hasBody(req.headers) ? null : limit > 0 || decoder !== undefined || target.http2 ? upstreamBody(req, limit, decoder) : req
+      // A decoded body's length is not the one the client declared.
+      if (decoder !== undefined && body !== null) delete headers['content-length']
       const opts: Dispatcher.DispatchOptions = {
         path: upstreamPath(target.prefix, ctx.path, route.stripPrefix, ctx.query),
         method: ctx.method as Dispatcher.DispatchOptions['method'],
         headers,
-        // Streamed, never buffered: undici reads the client's request as it arrives. A chunked
-        // body is counted on the way (its size was not declared, so sanitize could not check it).
+        // Streamed, never buffered: undici reads the client's request as it arrives.
         body,
         upgrade: handshake ? 'websocket' : undefined,
         // The route's own timeouts (upstreamTimeouts); undefined leaves the pool's.

@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { checkQuery, createPathCanonicalizer, isRejection, type RejectReason } from './canonical-path.js'
+import { seededRandom } from '../../../test/helpers/seeded.js'
 
 const canonicalize = createPathCanonicalizer()
 
@@ -198,25 +199,16 @@ test('the same canonicalizer gives the same answer after a long input reused its
   assert.equal(c('/%41'), '/A')
 })
 
-/** Deterministic PRNG (mulberry32), so a failure reproduces. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 const PIECES = ['/', '/', 'a', 'B', '.', '..', '%2e', '%2E', '%2f', '%41', '%25', '%C3%A9', '%c3', '%a9', '~', '+', ';', '%3b', '\\', '%5c', '%00', ' ', '#', '?', '%', 'zz', '%7e', '!', '@', ':', '|', '%E2%84%AA', '\u00c3', '\u00a9']
 
 test('the canonical form is a fixed point and contains only pchar, "/" and uppercase escapes', () => {
-  const next = rng(20240601)
+  // Seeded, so a failure reproduces.
+  const random = seededRandom(20240601)
   let accepted = 0
   for (let n = 0; n < 20000; n++) {
     let s = '/'
-    const len = 1 + Math.floor(next() * 10)
-    for (let i = 0; i < len; i++) s += PIECES[Math.floor(next() * PIECES.length)]
+    const len = 1 + random(10)
+    for (let i = 0; i < len; i++) s += PIECES[random(PIECES.length)]
     const q = s.indexOf('?')
     const once = canonicalize(s, q === -1 ? s.length : q)
     if (isRejection(once)) continue
