@@ -145,6 +145,18 @@ function owedResponse(socket: Duplex): OwnedResponse | null | undefined {
   return (socket as { _httpMessage?: OwnedResponse | null })._httpMessage
 }
 
+/**
+ * Runs `then` once no response is owed on the connection any more: at once, or when the last of
+ * the responses node queued for its pipelined requests has finished (node's own 'finish' listener,
+ * added when it made the response, runs first and hands the socket to the next one). A response
+ * that never finishes (its client gone) leaves `then` never run: the socket is closed anyway.
+ */
+function afterOwedResponses(socket: Duplex, then: () => void): void {
+  const owed = owedResponse(socket)
+  if (owed) owed.once('finish', () => afterOwedResponses(socket, then))
+  else then()
+}
+
 const REASON_PHRASES: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 417: 'Expectation Failed', 431: 'Request Header Fields Too Large', 501: 'Not Implemented' }
 
 /**
@@ -473,15 +485,23 @@ export async function startListeners(config: Config, initial: Gateway): Promise<
       // the tunnel sets its own, a client that stalls is cut after requestTimeoutMs.
       socket.on('error', () => socket.destroy())
       ;(socket as Socket).setTimeout(s.requestTimeoutMs, () => socket.destroy())
-      const res = new ServerResponse(req)
-      res.shouldKeepAlive = false
-      res.assignSocket(socket as Socket)
-      // A refusal (or an upstream's answer other than 101) ends the connection once it is written.
-      res.once('finish', () => socket.end())
       tunnels.add(socket)
       socket.once('close', () => tunnels.delete(socket))
       takeProtocolTokens(req)
-      handle(req, res, head)
+      // node hands a handshake over as soon as it has parsed it, even one pipelined behind
+      // requests whose responses are still owed: its answer comes after theirs.
+      afterOwedResponses(socket, () => {
+        // The last owed response closed the connection, or the client left meanwhile.
+        if (!socket.writable) return socket.destroy()
+        // node set its keep-alive timeout when the owed response finished.
+        ;(socket as Socket).setTimeout(s.requestTimeoutMs)
+        const res = new ServerResponse(req)
+        res.shouldKeepAlive = false
+        res.assignSocket(socket as Socket)
+        // A refusal (or an upstream's answer other than 101) ends the connection once it is written.
+        res.once('finish', () => socket.end())
+        handle(req, res, head)
+      })
     })
     // CONNECT asks for a tunnel, which a gateway that authorizes each request never opens.
     // Without this listener node drops the connection without a word.

@@ -370,6 +370,31 @@ describe('WebSocket tunnels', { timeout: 60_000 }, () => {
     assert.equal(up.requests.at(-1)?.url, '/plain/first')
   })
 
+  test('a handshake pipelined behind a request is answered after it, and opens its tunnel; behind a request whose answer closes the connection, it is dropped; the gateway serves on', async () => {
+    const handshake = (path: string): string =>
+      `GET ${path} HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`
+    // One write: node parses both requests, and hands the handshake over while the first
+    // request's answer is still owed (it used to end the gateway's process).
+    const masked = Buffer.from([0x81, 0x85, 1, 2, 3, 4, 0x69, 0x67, 0x6f, 0x68, 0x6e]) // "hello"
+    const tunnelled = (await rawExchange(base, [`GET /lobby/first HTTP/1.1\r\nHost: gw\r\n\r\n${handshake('/lobby/second')}`, masked], { waitMs: 1500 })).toString('latin1')
+    assert.match(tunnelled, /^HTTP\/1\.1 200 /, 'the first answer comes first')
+    const switched = tunnelled.indexOf('HTTP/1.1 101 Switching Protocols\r\n')
+    assert.ok(switched > tunnelled.indexOf('{"plain":true}'), `the 101 follows the first answer's body: ${tunnelled}`)
+    assert.ok(tunnelled.endsWith('\x81\x05hello'), 'the tunnel echoes')
+    assert.equal(up.requests.at(-1)?.url, '/lobby/first')
+    assert.equal(up.handshakes.at(-1)?.url, '/lobby/second')
+
+    // Two Host fields: refused (400), and the connection closes with the answer.
+    const handshakes = up.handshakes.length
+    const dropped = (await rawExchange(base, [`GET /lobby/first HTTP/1.1\r\nHost: gw\r\nHost: other\r\n\r\n${handshake('/lobby/dropped')}`], { waitMs: 1500 })).toString('latin1')
+    assert.match(dropped, /^HTTP\/1\.1 400 /)
+    assert.equal(dropped.indexOf('HTTP/1.1', 1), -1, 'nothing follows the refusal')
+    assert.equal(up.handshakes.length, handshakes, 'the dropped handshake never reached the upstream')
+
+    assert.ok(gw.running(), gw.stderr())
+    assert.equal((await send(base, '/plain/after')).status, 200)
+  })
+
   test('an upstream that refuses the upgrade has its answer relayed and no tunnel opens; one that is down gives 502', async () => {
     const r = await refused(`${wsBase}/refuse/x`)
     assert.equal(r.status, 403)
