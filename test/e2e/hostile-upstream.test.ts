@@ -30,6 +30,10 @@ const ANSWERS: Record<string, string> = {
   early: 'HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope',
   // 2 of 100 bytes, then nothing more.
   'body-stall': 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nab',
+  // A head, then a chunked body broken before its first byte, with bytes of no request behind it.
+  'bad-first-chunk': 'HTTP/1.1 200 OK\r\nX-A: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPOISON',
+  // A head, then the connection closes before the first of its 10 bytes (see `then-close` below).
+  'then-close': 'HTTP/1.1 200 OK\r\nX-A: a\r\nContent-Length: 10\r\n\r\n',
 }
 
 let upstream: Server
@@ -72,6 +76,7 @@ before(async () => {
         return
       }
       s.write(Buffer.from(ANSWERS[name] ?? 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', 'latin1'))
+      if (name === 'then-close') s.end()
     })
   })
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r))
@@ -184,6 +189,36 @@ test('an upstream answering before the client finished its body leaves the clien
     const [next] = await second
     assert.match(next, /^HTTP\/1\.1 200 /)
     assert.ok(next.endsWith('\r\n\r\nok'))
+  } finally {
+    socket.destroy()
+  }
+})
+
+test('an upstream that fails after its head but before the first body byte gets the client a 502, nothing of its head, and a connection that serves on', async () => {
+  await assertInvalidResponse('bad-first-chunk')
+  // On one keep-alive connection: the 502 is a whole answer, and the next request is answered.
+  const socket = connect(Number(new URL(gw.url).port), '127.0.0.1')
+  try {
+    socket.setEncoding('latin1')
+    let got = ''
+    socket.on('data', (c: string) => (got += c))
+    const answers = (n: number) => new Promise<void>((resolve) => {
+      const check = () => ((got.match(/HTTP\/1\.1 /g) ?? []).length >= n && got.endsWith('ok') ? resolve() : socket.once('data', check))
+      check()
+    })
+    socket.write('GET /hostile/then-close HTTP/1.1\r\nHost: gw\r\n\r\n')
+    await new Promise<void>((resolve) => {
+      const check = () => (/\r\n\r\n\{.*\}$/s.test(got) ? resolve() : socket.once('data', check))
+      check()
+    })
+    assert.match(got, /^HTTP\/1\.1 502 /)
+    assert.doesNotMatch(got, /x-a:/i, "nothing of the upstream's head")
+    assert.doesNotMatch(got, /connection: close/i)
+    const event = await securityEvent('forward.unavailable', /x-request-id: (\S+)/i.exec(got)![1])
+    assert.equal(event.reason, 'socket_closed')
+    socket.write('GET /hostile/next HTTP/1.1\r\nHost: gw\r\n\r\n')
+    await answers(2)
+    assert.match(got.slice(got.lastIndexOf('HTTP/1.1 ')), /^HTTP\/1\.1 200 /)
   } finally {
     socket.destroy()
   }

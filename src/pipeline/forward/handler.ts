@@ -85,7 +85,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   private readonly startedAt = performance.now()
   /** When the first interim (1xx) answer came, if one did. */
   private interimAt = 0
-  /** A gRPC Trailers-Only answer's head, held until the answer ends (onHeaders says why). */
+  /** The answer's head, not written yet: over HTTP/1.1 until its first body byte or its end, over
+   *  HTTP/2 only a gRPC Trailers-Only answer's, until the end (onHeaders says why). */
   private heldHead: string[] | undefined = undefined
   /** A gRPC-Web `-text` answer's body encoder. */
   private base64: Base64Encoder | undefined = undefined
@@ -180,7 +181,14 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       this.resume = resume
       return true
     }
-    ctx.res.writeHead(statusCode, headers)
+    if (ctx.http2) ctx.res.writeHead(statusCode, headers)
+    else {
+      // Over HTTP/1.1 node sends a head with the first body bytes or the end, not before: it is
+      // held here until then, so an upstream that fails before its first body byte (a broken
+      // chunk, a connection closed) still gets the client a 502 instead of a cut connection.
+      this.heldHead = headers
+      ctx.res.statusCode = statusCode
+    }
     // 204, 304 and answers to HEAD have no body, whatever their Content-Length says (RFC 9110
     // §6.4.1): the response is complete now. On a 204/304 undici still holds that Content-Length
     // against the zero bytes it read and fails the request afterwards; onError ignores it once Done.
@@ -282,8 +290,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     if (!req.complete && this.ctx.upgradeHead === undefined) (req as DumpableRequest)._dump()
     const held = this.heldHead
     if (held !== undefined) {
-      // Set, not written: end() then sends the head as the stream's last frame.
-      for (let i = 0; i < held.length; i += 2) this.ctx.res.appendHeader(held[i], held[i + 1])
+      // HTTP/2 (a gRPC Trailers-Only answer): set, not written, so end() sends the head as the
+      // stream's last frame.
+      if (this.ctx.http2) for (let i = 0; i < held.length; i += 2) this.ctx.res.appendHeader(held[i], held[i + 1])
+      else this.ctx.res.writeHead(this.ctx.res.statusCode, held)
       this.heldHead = undefined
     }
     this.ctx.res.end()
@@ -326,8 +336,9 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     if (known) this.logger.debug({ requestId: ctx.id, upstream: this.upstreamId, code, reason: error.reason }, 'upstream request failed')
     else this.logger.warn({ requestId: ctx.id, upstream: this.upstreamId, code, err: err.message }, 'upstream request failed')
     // After the status line went out the only honest signal left is to cut the client connection
-    // (a truncated body must not look complete); the runner does the same on headersSent.
-    if (headersSent || wasStreaming) ctx.res.destroy()
+    // (a truncated body must not look complete); the runner does the same on headersSent. A head
+    // still held (HTTP/1.1, no body byte yet) was never sent: the client gets the 502.
+    if (headersSent || (wasStreaming && ctx.http2)) ctx.res.destroy()
     this.reject(error)
   }
 
