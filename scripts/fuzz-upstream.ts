@@ -1,0 +1,151 @@
+// `npm run fuzz:upstream`: an upstream that answers the gateway with seeded random HTTP/1.1
+// responses, honest or broken, and clients that check what reaches them. Not part of `npm test`
+// (it runs for minutes); what it finds gets a test of its own.
+//
+// Every request is `GET /p/<id>`, sent through a keep-alive agent, so the gateway's pooled upstream
+// connections (two of them) carry requests of many clients one after another. The upstream is a
+// raw TCP server: for each request it reads, its id's seed picks the answer. Mostly an honest one
+// (`[id=<id>]` in a body framed by Content-Length, chunked, with trailers), else what a broken or
+// hostile upstream sends: a second response right behind the first, a body longer or shorter than
+// its Content-Length, both framings, two lengths, broken chunks, 1xx answers (many of them), a
+// body on a 204 or 304, a head cut off, a close-delimited HTTP/1.0 body, NUL, obs-fold or 70 KiB
+// in the head, a status line of garbage, a stall past bodyTimeoutMs. Bytes a response did not
+// account for carry `POISON`.
+//
+// A client must only ever get its own answer: a body with `POISON`, or with another request's id,
+// means bytes of one response reached another request (response queue poisoning) and fails the
+// run, as does the gateway's process ending, its memory growing by more than 500 MiB, or its no
+// longer answering. FUZZ_SEED, FUZZ_CONNECTIONS (here: requests) and FUZZ_PARALLEL as in
+// scripts/fuzz-harness.ts.
+import { Agent, request } from 'node:http'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
+import { baseConfig, startGateway } from '../test/helpers/gateway.js'
+import { seededRandom } from '../test/helpers/seeded.js'
+import { runFuzz } from './fuzz-harness.js'
+
+/** What the upstream writes for request `id`: an honest answer, or one of the broken ones. */
+function answer(id: string, random: (n: number) => number): { bytes: string; then: 'keep' | 'close' | 'stall' } {
+  // Bracketed, so a body cut short (a broken chunk, say) is never read as another id.
+  const body = `[id=${id}]`
+  const ok = (head = ''): string => `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n${head}content-length: ${body.length}\r\n\r\n${body}`
+  const poison = `POISON-${id}`
+  const extra = (): string => `HTTP/1.1 200 OK\r\ncontent-length: ${poison.length}\r\n\r\n${poison}`
+  switch (random(3) > 0 ? 0 : 1 + random(22)) {
+    case 0:
+      return { bytes: random(2) === 0 ? ok() : `HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`, then: 'keep' }
+    case 1:
+      return { bytes: ok() + extra(), then: 'keep' }
+    case 2:
+      return { bytes: ok() + poison, then: 'keep' } // a body longer than its Content-Length
+    case 3:
+      return { bytes: `HTTP/1.1 200 OK\r\ncontent-length: ${body.length + 20}\r\n\r\n${body}`, then: random(2) === 0 ? 'close' : 'stall' }
+    case 4:
+      return { bytes: `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\ntransfer-encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n${extra()}`, then: 'keep' }
+    case 5:
+      return { bytes: `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\ncontent-length: ${body.length + poison.length}\r\n\r\n${body}${poison}`, then: 'keep' }
+    case 6:
+      return { bytes: `HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n${body}\r\n0\r\n\r\n${extra()}`, then: 'keep' }
+    case 7:
+      return { bytes: `HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${(body.length - 2).toString(16)}\r\n${body}\r\n0\r\n\r\n${poison}`, then: 'keep' }
+    case 8:
+      return { bytes: 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>; rel=preload\r\n\r\n' + ok(), then: 'keep' }
+    case 9:
+      return { bytes: 'HTTP/1.1 103 Early Hints\r\n\r\n'.repeat(200 + random(2000)) + ok(), then: 'keep' }
+    case 10:
+      return { bytes: `HTTP/1.1 204 No Content\r\ncontent-length: ${poison.length}\r\n\r\n${poison}`, then: 'keep' }
+    case 11:
+      return { bytes: `HTTP/1.1 304 Not Modified\r\n\r\n${extra()}`, then: 'keep' }
+    case 12:
+      return { bytes: ok().slice(0, random(ok().length)), then: 'close' }
+    case 13:
+      return { bytes: `HTTP/1.0 200 OK\r\n\r\n${body}`, then: 'close' }
+    case 14:
+      return { bytes: ok('x-nul: a\0b\r\n') + extra(), then: 'keep' }
+    case 15:
+      return { bytes: ok('x-folded: a\r\n b\r\n') + extra(), then: 'keep' }
+    case 16:
+      return { bytes: ok(`x-big: ${'a'.repeat(70 * 1024)}\r\n`), then: 'keep' }
+    case 17:
+      return { bytes: `HTTP/1.1 2000 OK\r\ncontent-length: ${poison.length}\r\n\r\n${poison}`, then: 'keep' }
+    case 18:
+      return { bytes: `HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${body.length.toString(16)};ext=1\r\n${body}\r\n0\r\nx-trailer: 1\r\n\r\n`, then: 'keep' }
+    case 19:
+      return { bytes: `HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n${extra()}`, then: 'keep' }
+    case 20:
+      return { bytes: `HTTP/1.0 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n${extra()}`, then: 'keep' }
+    case 21:
+      return { bytes: `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\n\n${body}${extra()}`, then: 'keep' }
+    default:
+      return { bytes: `garbage\r\n\r\n${poison}`, then: 'keep' }
+  }
+}
+
+// The upstream: requests are heads only (every request is a GET without a body), one at a time
+// per connection (undici does not pipeline by default), but read as a stream all the same.
+const upstream = createServer((socket: Socket) => {
+  let pending = ''
+  socket.on('error', () => {})
+  socket.setEncoding('latin1')
+  socket.on('data', (chunk: string) => {
+    pending += chunk
+    for (let end = pending.indexOf('\r\n\r\n'); end !== -1; end = pending.indexOf('\r\n\r\n')) {
+      const head = pending.slice(0, end)
+      pending = pending.slice(end + 4)
+      const id = /^GET \/p\/(\d+) /.exec(head)?.[1]
+      if (id === undefined) return socket.destroy()
+      const { bytes, then } = answer(id, seededRandom(Number(id)))
+      // Split at a random point now and then, so the gateway reads a response in two parts.
+      const random = seededRandom(Number(id) + 1)
+      const cut = random(3) === 0 ? random(bytes.length) : bytes.length
+      socket.write(bytes.slice(0, cut), 'latin1')
+      if (cut < bytes.length) setTimeout(() => socket.writable && socket.write(bytes.slice(cut), 'latin1'), random(5))
+      if (then === 'close') socket.end()
+      if (then === 'stall') return // the gateway's bodyTimeoutMs ends it
+    }
+  })
+})
+await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r))
+const upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`
+
+const gateway = await startGateway(
+  baseConfig({
+    upstreams: [{ id: 'raw', url: upstreamUrl, connections: 2, headersTimeoutMs: 1000, bodyTimeoutMs: 1000 }],
+    routes: [{ id: 'raw', path: '/p/**', methods: ['GET'], upstream: 'raw', auth: 'public' }],
+    logging: { level: 'info', events: 'stdout', access: false },
+  }),
+)
+
+const agent = new Agent({ keepAlive: true, maxSockets: 16 })
+const statuses = new Map<number, number>()
+const violations: string[] = []
+
+/** One request, id = seed; its answer must be its own, or an error. */
+async function fuzzRequest(seed: number): Promise<void> {
+  const id = String(seed)
+  const { status, body } = await new Promise<{ status: number; body: string }>((resolve) => {
+    const req = request(`${gateway.url}/p/${id}`, { agent }, (res) => {
+      let body = ''
+      res.setEncoding('latin1')
+      res.on('data', (c: string) => (body += c))
+      res.on('end', () => resolve({ status: res.statusCode!, body }))
+      res.on('error', () => resolve({ status: res.statusCode!, body }))
+    })
+    req.on('error', () => resolve({ status: 0, body: '' }))
+    req.end()
+  })
+  statuses.set(status, (statuses.get(status) ?? 0) + 1)
+  const ids = [...body.matchAll(/\[id=(\d+)\]/g)].map((m) => m[1])
+  if (body.includes('POISON') || ids.some((other) => other !== id)) violations.push(`request ${id} got ${status} with another answer's bytes: ${JSON.stringify(body.slice(0, 200))}`)
+}
+
+const code = await runFuzz({
+  label: `${gateway.url} with a broken HTTP/1.1 upstream`,
+  gateway,
+  connection: fuzzRequest,
+  violation: () => violations[0],
+  probeUrl: `${gateway.url}/readyz`,
+  summary: () => `the clients got ${[...statuses].sort((a, b) => a[0] - b[0]).map(([status, n]) => `${n}× ${status || 'no answer'}`).join(', ')}`,
+})
+agent.destroy()
+upstream.close()
+process.exit(code)
