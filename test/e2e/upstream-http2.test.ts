@@ -3,8 +3,10 @@ import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createServer, createSecureServer, type Http2Server, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Server } from 'node:net'
 import { rawExchange } from '../helpers/net.js'
+import { frame, headerBlock } from '../helpers/h2-frames.js'
+import { DATA, END_HEADERS, END_STREAM, HEADERS, startRawHttp2Upstream } from '../helpers/raw-h2-upstream.js'
 import { certificate, listenerFiles } from '../helpers/certs.js'
 import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
 
@@ -165,5 +167,51 @@ describe('upstreams reached over HTTP/2 (upstreams[].http2)', { timeout: 60_000 
     assert.equal(r.status, 200)
     assert.deepEqual(await r.json(), { upstream: 'secure' })
     assert.equal(secure.seen.at(-1)?.httpVersion, '2.0')
+  })
+})
+
+describe('an HTTP/2 upstream that breaks the protocol', { timeout: 60_000 }, () => {
+  let upstream: Server
+  let gw: StartedGateway
+
+  before(async () => {
+    // A raw upstream: `wedge` gets DATA before its HEADERS (a protocol error node answers by
+    // closing the connection on its own), anything else an honest answer naming its request.
+    const started = await startRawHttp2Upstream((sid, name) => {
+      const ok = [frame(HEADERS, END_HEADERS, sid, headerBlock([[':status', '200']])), frame(DATA, END_STREAM, sid, Buffer.from(`[${name}]`))]
+      return { frames: name === 'wedge' ? [frame(DATA, 0, sid, Buffer.from('early')), ...ok] : ok }
+    })
+    upstream = started.server
+    gw = await startGateway(
+      baseConfig({
+        upstreams: [{ id: 'raw', url: started.url, http2: true, connections: 1, headersTimeoutMs: 500 }],
+        routes: [{ id: 'raw', path: '/raw/**', methods: ['POST'], upstream: 'raw', auth: 'public' }],
+      }),
+    )
+  })
+
+  after(async () => {
+    if (gw?.running()) await gw.stop()
+    upstream?.close()
+  })
+
+  const post = (name: string) =>
+    fetch(`${gw.url}/raw/x`, { method: 'POST', body: name, signal: AbortSignal.timeout(20_000) }).then(
+      async (r) => ({ status: r.status, body: await r.text() }),
+      () => ({ status: 0, body: '' }),
+    )
+
+  test('a connection node closes on its own after a protocol error is retired: requests on it get 502/504, the next ones a new connection, and the gateway lives', async () => {
+    // Four requests on the one connection; the first breaks it. undici went on using the closed
+    // session, and the next request it started there threw out of an event listener, ending the
+    // gateway's process.
+    const first = await Promise.all(['wedge', 'a', 'b', 'c'].map(post))
+    for (const r of first) assert.ok([200, 502, 504].includes(r.status), `answered: ${JSON.stringify(first)}`)
+    for (const r of first) if (r.status === 200) assert.match(r.body, /^\[[abc]\]$/)
+    assert.ok(gw.running(), gw.stderr())
+    // A new connection serves what comes next.
+    const next = await post('d')
+    assert.deepEqual(next, { status: 200, body: '[d]' })
+    assert.ok(gw.running(), gw.stderr())
   })
 })

@@ -1,4 +1,5 @@
 import { hasBody } from '../sanitize/framing.js'
+import { guardHttp2Sessions } from './h2-session-guard.js'
 import { randomBytes } from 'node:crypto'
 import { upstreamBody, UpstreamBody } from './body-limit.js'
 import type { IncomingMessage } from 'node:http'
@@ -68,6 +69,7 @@ function createTarget(u: UpstreamConfig, onHealth: (change: HealthChange) => voi
   // HTTP/2: negotiated by ALPN on https:// (allowH2), by prior knowledge (h2c) on http://. undici's
   // Pool reads useH2c from its connect options only (it builds the connector itself).
   const h2c = u.http2 && url.protocol === 'http:'
+  if (u.http2) guardHttp2Sessions()
   const tls = h2c ? { ...tlsOptionsOf(u), useH2c: true } : tlsOptionsOf(u)
   const options = {
     ...(tls === undefined ? {} : { connect: tls }),
