@@ -12,6 +12,9 @@
 // in the head, a status line of garbage, a stall past bodyTimeoutMs. Bytes a response did not
 // account for carry `POISON`.
 //
+// With FUZZ_UPSTREAM=http2 the upstream speaks HTTP/2 instead (scripts/fuzz-upstream-h2.ts), and
+// the requests are POSTs that carry their id as body.
+//
 // A client must only ever get its own answer: a body with `POISON`, or with another request's id,
 // means bytes of one response reached another request (response queue poisoning) and fails the
 // run, as does the gateway's process ending, its memory growing by more than 500 MiB, or its no
@@ -22,6 +25,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { baseConfig, startGateway } from '../test/helpers/gateway.js'
 import { seededRandom } from '../test/helpers/seeded.js'
 import { runFuzz } from './fuzz-harness.js'
+import { startBrokenHttp2Upstream } from './fuzz-upstream-h2.js'
 
 /** What the upstream writes for request `id`: an honest answer, or one of the broken ones. */
 function answer(id: string, random: (n: number) => number): { bytes: string; then: 'keep' | 'close' | 'stall' } {
@@ -104,13 +108,23 @@ const upstream = createServer((socket: Socket) => {
     }
   })
 })
-await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r))
-const upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`
+const http2 = process.env.FUZZ_UPSTREAM === 'http2'
+let upstreamUrl: string
+let close: () => void
+if (http2) {
+  const started = await startBrokenHttp2Upstream()
+  upstreamUrl = started.url
+  close = () => started.server.close()
+} else {
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r))
+  upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`
+  close = () => upstream.close()
+}
 
 const gateway = await startGateway(
   baseConfig({
-    upstreams: [{ id: 'raw', url: upstreamUrl, connections: 2, headersTimeoutMs: 1000, bodyTimeoutMs: 1000 }],
-    routes: [{ id: 'raw', path: '/p/**', methods: ['GET'], upstream: 'raw', auth: 'public' }],
+    upstreams: [{ id: 'raw', url: upstreamUrl, http2, connections: 2, headersTimeoutMs: 1000, bodyTimeoutMs: 1000 }],
+    routes: [{ id: 'raw', path: '/p/**', methods: ['GET', 'POST'], upstream: 'raw', auth: 'public' }],
     logging: { level: 'info', events: 'stdout', access: false },
   }),
 )
@@ -123,7 +137,8 @@ const violations: string[] = []
 async function fuzzRequest(seed: number): Promise<void> {
   const id = String(seed)
   const { status, body } = await new Promise<{ status: number; body: string }>((resolve) => {
-    const req = request(`${gateway.url}/p/${id}`, { agent }, (res) => {
+    // The HTTP/2 upstream learns the id from the body (the path is HPACK-coded).
+    const req = request(`${gateway.url}/p/${id}`, { agent, method: http2 ? 'POST' : 'GET' }, (res) => {
       let body = ''
       res.setEncoding('latin1')
       res.on('data', (c: string) => (body += c))
@@ -131,7 +146,7 @@ async function fuzzRequest(seed: number): Promise<void> {
       res.on('error', () => resolve({ status: res.statusCode!, body }))
     })
     req.on('error', () => resolve({ status: 0, body: '' }))
-    req.end()
+    req.end(http2 ? id : undefined)
   })
   statuses.set(status, (statuses.get(status) ?? 0) + 1)
   const ids = [...body.matchAll(/\[id=(\d+)\]/g)].map((m) => m[1])
@@ -139,7 +154,7 @@ async function fuzzRequest(seed: number): Promise<void> {
 }
 
 const code = await runFuzz({
-  label: `${gateway.url} with a broken HTTP/1.1 upstream`,
+  label: `${gateway.url} with a broken HTTP/${http2 ? '2' : '1.1'} upstream`,
   gateway,
   connection: fuzzRequest,
   violation: () => violations[0],
@@ -147,5 +162,5 @@ const code = await runFuzz({
   summary: () => `the clients got ${[...statuses].sort((a, b) => a[0] - b[0]).map(([status, n]) => `${n}× ${status || 'no answer'}`).join(', ')}`,
 })
 agent.destroy()
-upstream.close()
+close()
 process.exit(code)
