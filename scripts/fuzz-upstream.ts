@@ -13,7 +13,9 @@
 // account for carry `POISON`.
 //
 // With FUZZ_UPSTREAM=http2 the upstream speaks HTTP/2 instead (scripts/fuzz-upstream-h2.ts), and
-// the requests are POSTs that carry their id as body.
+// the requests are POSTs that carry their id as body. With FUZZ_CLIENT=http2 the clients speak
+// HTTP/2 to an h2c listener (four connections, many streams each), so the answers go out through
+// the gateway's HTTP/2 response path.
 //
 // A client must only ever get its own answer: a body with `POISON`, or with another request's id,
 // means bytes of one response reached another request (response queue poisoning) and fails the
@@ -21,6 +23,7 @@
 // longer answering. FUZZ_SEED, FUZZ_CONNECTIONS (here: requests) and FUZZ_PARALLEL as in
 // scripts/fuzz-harness.ts.
 import { Agent, request } from 'node:http'
+import { connect as connectHttp2, type ClientHttp2Session } from 'node:http2'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { baseConfig, startGateway } from '../test/helpers/gateway.js'
 import { seededRandom } from '../test/helpers/seeded.js'
@@ -109,6 +112,7 @@ const upstream = createServer((socket: Socket) => {
   })
 })
 const http2 = process.env.FUZZ_UPSTREAM === 'http2'
+const clientHttp2 = process.env.FUZZ_CLIENT === 'http2'
 let upstreamUrl: string
 let close: () => void
 if (http2) {
@@ -125,18 +129,47 @@ const gateway = await startGateway(
   baseConfig({
     upstreams: [{ id: 'raw', url: upstreamUrl, http2, connections: 2, headersTimeoutMs: 1000, bodyTimeoutMs: 1000 }],
     routes: [{ id: 'raw', path: '/p/**', methods: ['GET', 'POST'], upstream: 'raw', auth: 'public' }],
+    // With FUZZ_CLIENT=http2 the clients speak HTTP/2 to an h2c listener.
+    listeners: [{ host: '127.0.0.1', port: 0 }, ...(clientHttp2 ? [{ host: '127.0.0.1', port: 0, h2c: true }] : [])],
     logging: { level: 'info', events: 'stdout', access: false },
   }),
 )
 
 const agent = new Agent({ keepAlive: true, maxSockets: 16 })
+// HTTP/2 clients: four connections, each carrying many requests' streams; one that ends is replaced.
+const h2cUrl = clientHttp2 ? (gateway.lines.find((l) => l.msg === 'listening')!.urls as string[])[1] : ''
+const sessions: ClientHttp2Session[] = []
+const sessionFor = (id: number): ClientHttp2Session => {
+  const slot = id % 4
+  const current = sessions[slot]
+  if (current !== undefined && !current.closed && !current.destroyed) return current
+  const session = connectHttp2(h2cUrl)
+  session.on('error', () => {})
+  sessions[slot] = session
+  return session
+}
+
+/** One request over HTTP/2: its status and body, or status 0 when the stream ended without a head. */
+function http2Request(id: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    let status = 0
+    let body = ''
+    const stream = sessionFor(Number(id)).request({ ':method': http2 ? 'POST' : 'GET', ':path': `/p/${id}` }, { endStream: !http2 })
+    stream.on('response', (headers) => (status = Number(headers[':status'])))
+    stream.setEncoding('latin1')
+    stream.on('data', (c: string) => (body += c))
+    stream.on('error', () => {})
+    stream.on('close', () => resolve({ status, body }))
+    if (http2) stream.end(id)
+  })
+}
 const statuses = new Map<number, number>()
 const violations: string[] = []
 
 /** One request, id = seed; its answer must be its own, or an error. */
 async function fuzzRequest(seed: number): Promise<void> {
   const id = String(seed)
-  const { status, body } = await new Promise<{ status: number; body: string }>((resolve) => {
+  const { status, body } = clientHttp2 ? await http2Request(id) : await new Promise<{ status: number; body: string }>((resolve) => {
     // The HTTP/2 upstream learns the id from the body (the path is HPACK-coded).
     const req = request(`${gateway.url}/p/${id}`, { agent, method: http2 ? 'POST' : 'GET' }, (res) => {
       let body = ''
@@ -154,7 +187,7 @@ async function fuzzRequest(seed: number): Promise<void> {
 }
 
 const code = await runFuzz({
-  label: `${gateway.url} with a broken HTTP/${http2 ? '2' : '1.1'} upstream`,
+  label: `${clientHttp2 ? h2cUrl : gateway.url} (HTTP/${clientHttp2 ? '2' : '1.1'} clients) with a broken HTTP/${http2 ? '2' : '1.1'} upstream`,
   gateway,
   connection: fuzzRequest,
   violation: () => violations[0],
@@ -162,5 +195,6 @@ const code = await runFuzz({
   summary: () => `the clients got ${[...statuses].sort((a, b) => a[0] - b[0]).map(([status, n]) => `${n}× ${status || 'no answer'}`).join(', ')}`,
 })
 agent.destroy()
+for (const session of sessions) session.destroy()
 close()
 process.exit(code)
