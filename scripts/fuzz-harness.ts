@@ -232,6 +232,22 @@ export async function connectTo(setup: FuzzSetup, alpn: 'h2' | 'http/1.1'): Prom
   return socket
 }
 
+/**
+ * Writes `parts` one after another, pausing up to `pauseMs` after some (the seed decides), then
+ * ends the connection, leaves it at once, or lingers up to `lingerMs` before leaving it.
+ */
+export async function sendThenLeave(socket: Duplex, parts: readonly Buffer[], random: (n: number) => number, pauseMs: number, lingerMs: number): Promise<void> {
+  for (const part of parts) {
+    if (socket.destroyed || !socket.writable) break
+    socket.write(part)
+    if (random(2) === 0) await new Promise((r) => setTimeout(r, random(pauseMs)))
+  }
+  const ending = random(3)
+  if (ending === 1) socket.end()
+  if (ending > 0) await new Promise((r) => setTimeout(r, random(lingerMs)))
+  socket.destroy()
+}
+
 async function listen(server: { listen: (port: number, host: string, cb: () => void) => unknown; address: () => unknown }): Promise<string> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`

@@ -15,7 +15,7 @@
 // once or waits a moment. FUZZ_SEED, FUZZ_CONNECTIONS and FUZZ_PARALLEL as in
 // scripts/fuzz-harness.ts; a seed replays with FUZZ_SEED=<seed> FUZZ_CONNECTIONS=1 FUZZ_PARALLEL=1.
 import { seededRandom } from '../test/helpers/seeded.js'
-import { connectTo, runFuzz, SPOOF, startFuzzSetup } from './fuzz-harness.js'
+import { connectTo, runFuzz, sendThenLeave, SPOOF, startFuzzSetup } from './fuzz-harness.js'
 
 const setup = await startFuzzSetup('http1')
 const host = setup.url.host
@@ -149,17 +149,8 @@ async function fuzzConnection(seed: number): Promise<void> {
   socket.on('data', (chunk: Buffer) => {
     for (const [, status] of chunk.toString('latin1').matchAll(STATUS_LINE)) answers.set(status, (answers.get(status) ?? 0) + 1)
   })
-  let from = 0
-  for (const to of [...cuts, data.length]) {
-    if (socket.destroyed || !socket.writable) break
-    socket.write(data.subarray(from, to))
-    from = to
-    if (random(2) === 0) await new Promise((r) => setTimeout(r, random(20)))
-  }
-  const ending = random(3)
-  if (ending === 1) socket.end()
-  if (ending > 0) await new Promise((r) => setTimeout(r, random(400)))
-  socket.destroy()
+  const ends = [...cuts, data.length]
+  await sendThenLeave(socket, ends.map((to, i) => data.subarray(i === 0 ? 0 : ends[i - 1], to)), random, 20, 400)
 }
 
 const code = await runFuzz({

@@ -15,7 +15,7 @@
 // FUZZ_PARALLEL=1 (a find that needs earlier connections, or timing, may need the whole run again).
 import { frame, headerBlock } from '../test/helpers/h2-frames.js'
 import { seededRandom } from '../test/helpers/seeded.js'
-import { connectTo, runFuzz, SPOOF, startFuzzSetup } from './fuzz-harness.js'
+import { connectTo, runFuzz, sendThenLeave, SPOOF, startFuzzSetup } from './fuzz-harness.js'
 
 const setup = await startFuzzSetup('http2')
 const authority = setup.url.host
@@ -90,15 +90,7 @@ async function fuzzConnection(seed: number): Promise<void> {
     if (random(10) < 3) writes.push([])
   }
   const socket = await connectTo(setup, 'h2')
-  for (const part of writes) {
-    if (socket.destroyed || !socket.writable) break
-    socket.write(Buffer.concat(part))
-    if (random(2) === 0) await new Promise((r) => setTimeout(r, random(4)))
-  }
-  const ending = random(3)
-  if (ending === 1) socket.end()
-  if (ending > 0) await new Promise((r) => setTimeout(r, random(300)))
-  socket.destroy()
+  await sendThenLeave(socket, writes.map((part) => Buffer.concat(part)), random, 4, 300)
 }
 
 const code = await runFuzz({
