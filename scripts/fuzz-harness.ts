@@ -5,6 +5,8 @@
 //   env FUZZ_SEED          the first connection's seed (default: from the clock; printed)
 //   env FUZZ_CONNECTIONS   how many connections (default 1000)
 //   env FUZZ_PARALLEL      how many at once (default 4)
+//   env FUZZ_RELOAD_EVERY  send the gateway SIGHUP (a config reload) after every this many
+//                          connections (default 0: never), so reloads land among requests in flight
 import { once } from 'node:events'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { createServer as createHttp1Server, type IncomingHttpHeaders } from 'node:http'
@@ -15,7 +17,7 @@ import type { Duplex } from 'node:stream'
 import { connect as tlsConnect } from 'node:tls'
 import { WebSocketServer } from 'ws'
 import { listenerFiles } from '../test/helpers/certs.js'
-import { baseConfig, startGateway, type StartedGateway } from '../test/helpers/gateway.js'
+import { baseConfig, HTTP2_LISTENERS_ACKNOWLEDGED, startGateway, type StartedGateway } from '../test/helpers/gateway.js'
 import { startKeyServer } from '../test/helpers/keys.js'
 
 const MAX_GROWTH_KIB = 500 * 1024
@@ -39,6 +41,8 @@ export async function runFuzz(target: FuzzTarget): Promise<number> {
   const connections = Number(process.env.FUZZ_CONNECTIONS ?? 1000)
   const parallel = Number(process.env.FUZZ_PARALLEL ?? 4)
   const firstSeed = Number(process.env.FUZZ_SEED ?? Date.now() % 1e9)
+  const reloadEvery = Number(process.env.FUZZ_RELOAD_EVERY ?? 0)
+  let reloads = 0
   const gw = target.gateway
   const linux = process.platform === 'linux'
   const rssKiB = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${gw.child.pid}/status`, 'utf8'))?.[1] ?? 0)
@@ -58,6 +62,10 @@ export async function runFuzz(target: FuzzTarget): Promise<number> {
       inFlight.add(seed)
       await target.connection(seed)
       done++
+      if (reloadEvery > 0 && done % reloadEvery === 0 && gw.running()) {
+        gw.child.kill('SIGHUP')
+        reloads++
+      }
       failure ??= check()
       if (failure === undefined) inFlight.delete(seed)
     }
@@ -76,7 +84,8 @@ export async function runFuzz(target: FuzzTarget): Promise<number> {
   }
   const grown = linux && gw.running() ? ` memory grew by ${Math.round((rssKiB() - startKiB) / 1024)} MiB;` : ''
   const seeds = inFlight.size > 0 ? `seeds in flight: ${[...inFlight].join(', ')}` : 'after the last connection'
-  process.stdout.write(`${done} connections; ${target.summary()};${grown} ${failure === undefined ? 'the gateway survived' : `FAILED: ${failure}; ${seeds}`}\n`)
+  const reloaded = reloads > 0 ? ` ${reloads} reloads;` : ''
+  process.stdout.write(`${done} connections; ${target.summary()};${reloaded}${grown} ${failure === undefined ? 'the gateway survived' : `FAILED: ${failure}; ${seeds}`}\n`)
   if (failure !== undefined && gw.stderr()) process.stdout.write(`gateway stderr:\n${gw.stderr().slice(0, 4000)}\n`)
   if (gw.running()) await gw.stop()
   return failure === undefined ? 0 : 1
@@ -180,6 +189,8 @@ export async function startFuzzSetup(protocol: 'http1' | 'http2'): Promise<FuzzS
   const config = baseConfig({
     // The first listener (plain HTTP/1.1) answers the readiness and the last probes.
     listeners: [{ host: '127.0.0.1', port: 0 }, fuzzed],
+    // The fuzzers run on HTTP/2 listeners whatever the runtime (lint rule listener-http2-vulnerable).
+    security: HTTP2_LISTENERS_ACKNOWLEDGED,
     server: { maxBodyBytes: 4096, maxHeaderBytes: 8192, headersTimeoutMs: 1000, requestTimeoutMs: 1500 },
     issuers: [{ id: 'idp', issuer: ks.issuer, jwksUri: ks.jwksUri, audiences: ['api://test'] }],
     upstreams: [

@@ -25,7 +25,7 @@
 import { Agent, request } from 'node:http'
 import { connect as connectHttp2, type ClientHttp2Session } from 'node:http2'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
-import { baseConfig, startGateway } from '../test/helpers/gateway.js'
+import { baseConfig, HTTP2_LISTENERS_ACKNOWLEDGED, startGateway } from '../test/helpers/gateway.js'
 import { seededRandom } from '../test/helpers/seeded.js'
 import { runFuzz } from './fuzz-harness.js'
 import { startBrokenHttp2Upstream } from './fuzz-upstream-h2.js'
@@ -131,6 +131,7 @@ const gateway = await startGateway(
     routes: [{ id: 'raw', path: '/p/**', methods: ['GET', 'POST'], upstream: 'raw', auth: 'public' }],
     // With FUZZ_CLIENT=http2 the clients speak HTTP/2 to an h2c listener.
     listeners: [{ host: '127.0.0.1', port: 0 }, ...(clientHttp2 ? [{ host: '127.0.0.1', port: 0, h2c: true }] : [])],
+    security: HTTP2_LISTENERS_ACKNOWLEDGED,
     logging: { level: 'info', events: 'stdout', access: false },
   }),
 )

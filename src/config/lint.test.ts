@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { isLoopbackHost, judgeFindings, LINT_RULES, type LintFinding } from './lint.js'
+import { isLoopbackHost, judgeFindings, LINT_RULES, lintConfig, nghttp2Vulnerable, type LintFinding } from './lint.js'
 import { formatIssues, loadConfigText, type ConfigIssue } from './load.js'
 
 type Obj = Record<string, unknown>
@@ -168,4 +168,41 @@ test('a listener with TLS may bind a public address; its key must come from a re
   // The minimum version is TLS 1.2 unless raised; older versions are not a choice.
   const old = lint(config({ listeners: [{ host: '127.0.0.1', port: 0, tls: { cert: '${env:CERT}', key: '${env:KEY}', minVersion: 'TLSv1.1' } }] }), env)
   assert.equal(old.errors[0].path, '/listeners/0/tls/minVersion')
+})
+
+test('nghttp2Vulnerable: releases before 1.68.1 (CVE-2026-27135) and versions it cannot read', () => {
+  for (const v of ['1.61.0', '1.68.0', '1.9.9', '0.99.99', '1.68', '', 'x.y.z', undefined]) assert.equal(nghttp2Vulnerable(v), true, String(v))
+  for (const v of ['1.68.1', '1.68.10', '1.69.0', '2.0.0']) assert.equal(nghttp2Vulnerable(v), false, v)
+})
+
+test('listener-http2-vulnerable: h2c and tls.http2 listeners on an nghttp2 before 1.68.1, by host:port; HTTP/1.1 listeners and a fixed nghttp2 give none', () => {
+  const loaded = loadConfigText(JSON.stringify(config({ acknowledge: [] })), 'c.json', {})
+  assert.ok(loaded.ok)
+  const base = loaded.config
+  const listeners = [
+    { ...base.listeners[0], host: '127.0.0.1', port: 8443, h2c: false, tls: { cert: 'c', key: 'k', http2: true } },
+    { ...base.listeners[0], host: '127.0.0.1', port: 8080, h2c: true },
+    { ...base.listeners[0], host: '127.0.0.1', port: 8081, h2c: false },
+  ]
+  const withListeners = { ...base, listeners } as unknown as typeof base
+  const found = (nghttp2: string) => lintConfig(withListeners, { wholeRefPaths: new Set(['/listeners/0/tls/key']), nghttp2 }).filter((f) => f.rule === 'listener-http2-vulnerable')
+  assert.deepEqual(
+    found('1.61.0').map((f) => [f.target, f.path]),
+    [
+      ['127.0.0.1:8443', '/listeners/0/tls/http2'],
+      ['127.0.0.1:8080', '/listeners/1/h2c'],
+    ],
+  )
+  assert.match(found('1.61.0')[0].message, /nghttp2 1\.61\.0.*CVE-2026-27135/)
+  assert.deepEqual(found('1.68.1'), [])
+})
+
+test("on this process's nghttp2, an h2c listener is refused unless acknowledged when that nghttp2 is vulnerable, and passes when it is not", () => {
+  const h2c = (acknowledge?: unknown[]) => lint(config({ listeners: [{ host: '127.0.0.1', port: 8080, h2c: true }], acknowledge }))
+  if (nghttp2Vulnerable(process.versions.nghttp2)) {
+    assert.deepEqual(rules(h2c().errors), ['listener-http2-vulnerable'])
+    const acknowledged = h2c([{ rule: 'listener-http2-vulnerable', target: '127.0.0.1:8080', reason: 'behind a proxy that speaks HTTP/1.1 to us' }])
+    assert.deepEqual(acknowledged.errors, [])
+    assert.deepEqual(rules(acknowledged.warnings), ['listener-http2-vulnerable'])
+  } else assert.deepEqual(h2c(), { errors: [], warnings: [] })
 })

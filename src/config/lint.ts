@@ -71,6 +71,12 @@ export const LINT_RULES = {
     acknowledgeable: true,
     summary: 'A listener binds a non-loopback address without TLS: bearer tokens cross the network in clear text (RFC 6750 §5.3).',
   },
+  'listener-http2-vulnerable': {
+    level: 'error',
+    acknowledgeable: true,
+    summary:
+      "An HTTP/2 listener (tls.http2 or h2c) on a Node.js whose nghttp2 is older than 1.68.1: frames any client can send abort the gateway's process (CVE-2026-27135).",
+  },
   'public-route-catch-all': {
     level: 'error',
     acknowledgeable: true,
@@ -113,6 +119,19 @@ export interface LintFinding {
 export interface LintContext {
   /** Pointers whose whole value was a single ${env:}/${file:} reference. */
   readonly wholeRefPaths: ReadonlySet<string>
+  /** The nghttp2 version HTTP/2 listeners would run on (default: this process's). */
+  readonly nghttp2?: string
+}
+
+/** The first nghttp2 release without CVE-2026-27135 (an assertion any peer can trigger, aborting the process). */
+const NGHTTP2_FIXED = [1, 68, 1]
+
+/** Whether nghttp2 `version` ("1.61.0") is older than NGHTTP2_FIXED; an unreadable version counts as older. */
+export function nghttp2Vulnerable(version: string | undefined): boolean {
+  const parts = (version ?? '').split('.').map(Number)
+  if (parts.length < 3 || parts.some((n) => !Number.isInteger(n))) return true
+  for (let i = 0; i < 3; i++) if (parts[i] !== NGHTTP2_FIXED[i]) return parts[i] < NGHTTP2_FIXED[i]
+  return false
 }
 
 const HMAC_MIN_BYTES: Record<string, number> = { HS256: 32, HS384: 48, HS512: 64 }
@@ -215,7 +234,17 @@ export function lintConfig(config: Config, ctx: LintContext): LintFinding[] {
   const out: LintFinding[] = []
   const add = (rule: LintRuleId, target: string | undefined, path: string, message: string) => out.push({ rule, target, path, message })
 
+  const nghttp2 = ctx.nghttp2 ?? process.versions.nghttp2
+  const http2Vulnerable = nghttp2Vulnerable(nghttp2)
   config.listeners.forEach((l, i) => {
+    if (http2Vulnerable && (l.h2c || l.tls?.http2 === true)) {
+      add(
+        'listener-http2-vulnerable',
+        `${l.host}:${l.port}`,
+        l.h2c ? `/listeners/${i}/h2c` : `/listeners/${i}/tls/http2`,
+        `this Node.js bundles nghttp2 ${nghttp2 ?? '(unknown)'}, which aborts the process on a sequence of frames any client can send (CVE-2026-27135, fixed in nghttp2 1.68.1): run a Node.js release that bundles nghttp2 1.68.1 or later, serve HTTP/1.1 only, or acknowledge`,
+      )
+    }
     if (!isLoopbackHost(l.host) && l.tls === undefined) {
       add('listener-public-plain', `${l.host}:${l.port}`, `/listeners/${i}/host`, 'this listener is reachable from the network without TLS; add a tls section, bind 127.0.0.1, or put a TLS terminator in front and acknowledge')
     }

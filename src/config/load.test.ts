@@ -507,7 +507,9 @@ test('h2c is for plain listeners; a TLS listener offers HTTP/2 with tls.http2', 
   const tls = loadConfigText(VALID.replace('listeners:\n  - port: 0\n', 'listeners:\n  - port: 0\n    h2c: true\n    tls: { cert: x, key: y }\n'), FILE, {})
   assert.ok(!tls.ok)
   assert.ok(tls.errors.some((e) => e.path === '/listeners/0/h2c' && /tls\.http2/.test(e.message)), formatIssues(tls.errors))
-  const plain = loadConfigText(VALID.replace('listeners:\n  - port: 0\n', 'listeners:\n  - port: 0\n    h2c: true\n'), FILE, {})
+  // (Acknowledged: on a Node.js whose nghttp2 predates 1.68.1 an HTTP/2 listener is a lint error, lint.test.ts.)
+  const acknowledged = 'security:\n  acknowledge:\n    - rule: listener-http2-vulnerable\n      reason: a test of the listener fields\n'
+  const plain = loadConfigText(VALID.replace('listeners:\n  - port: 0\n', 'listeners:\n  - port: 0\n    h2c: true\n') + acknowledged, FILE, {})
   assert.ok(plain.ok, plain.ok ? '' : formatIssues(plain.errors))
   assert.equal(plain.config.listeners[0].h2c, true)
 })

@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js'
 import { once } from 'node:events'
 import { connect as connectHttp2 } from 'node:http2'
 import { listenerFiles } from '../helpers/certs.js'
-import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
+import { baseConfig, HTTP2_LISTENERS_ACKNOWLEDGED, startGateway, type StartedGateway } from '../helpers/gateway.js'
 import { startKeyServer, type KeyServer } from '../helpers/keys.js'
 
 const AUD = 'catalog-api'
@@ -119,6 +119,7 @@ describe('gRPC through an HTTP/2 listener to an HTTP/2 (h2c) upstream, with @grp
         // HTTP/2 without TLS, as a TLS-terminating proxy in front would forward gRPC.
         { host: '127.0.0.1', port: 0, h2c: true },
       ],
+      security: HTTP2_LISTENERS_ACKNOWLEDGED,
       issuers: [{ id: 'idp', issuer: ks.issuer, jwksUri: ks.jwksUri, audiences: [AUD] }],
       upstreams: [
         {

@@ -10,7 +10,7 @@ import { rawExchange } from '../helpers/net.js'
 import { frame, goawayCode, headerBlock } from '../helpers/h2-frames.js'
 import { Agent, fetch } from 'undici'
 import { issuedBy, listenerFiles, type Pems } from '../helpers/certs.js'
-import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
+import { baseConfig, HTTP2_LISTENERS_ACKNOWLEDGED, startGateway, type StartedGateway } from '../helpers/gateway.js'
 import { startKeyServer, type KeyServer } from '../helpers/keys.js'
 import { startUpstream, type RecordingUpstream } from '../helpers/upstream.js'
 
@@ -124,6 +124,7 @@ describe('HTTP/2 on a TLS listener (tls.http2)', { timeout: 60_000 }, () => {
     pems = server
     const config = baseConfig({
       listeners: [{ host: '127.0.0.1', port: 0, tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', http2: true } }],
+      security: HTTP2_LISTENERS_ACKNOWLEDGED,
       server: { http2MaxConcurrentStreams: 50, maxHeaderBytes: 4096, maxBodyBytes: 1000, headersTimeoutMs: 1000, requestTimeoutMs: 1500, drainTimeoutMs: 5000 },
       issuers: [{ id: 'idp', issuer: ks.issuer, jwksUri: ks.jwksUri, audiences: [AUD] }],
       upstreams: [{ id: 'api', url: up.url }],
@@ -471,6 +472,7 @@ describe('HTTP/2 connections: client certificates, requests per connection, idle
         { host: '127.0.0.1', port: 0 },
         { host: '127.0.0.1', port: 0, tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', http2: true, clientCertificates: 'request', clientCa: '${file:client-ca.pem}' } },
       ],
+      security: HTTP2_LISTENERS_ACKNOWLEDGED,
       server: { maxRequestsPerSocket: 2, headersTimeoutMs: 1000, requestTimeoutMs: 1500, keepAliveTimeoutMs: 500 },
       upstreams: [{ id: 'u', url: up.url }],
       routes: [
@@ -545,6 +547,7 @@ describe('An h2c listener: HTTP/2 by prior knowledge and HTTP/1.1 on one port', 
           { host: '127.0.0.1', port: 0 },
           { host: '127.0.0.1', port: 0, h2c: true },
         ],
+        security: HTTP2_LISTENERS_ACKNOWLEDGED,
         server: { headersTimeoutMs: 1000, requestTimeoutMs: 1500 },
         upstreams: [{ id: 'u', url: up.url }],
         routes: [{ id: 'public', path: '/p/**', methods: ['GET', 'POST'], upstream: 'u', auth: 'public' }],

@@ -14,7 +14,7 @@ import { Buffer } from 'node:buffer'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { certificate, certificateAuthority, issuedBy, listenerFiles } from '../helpers/certs.js'
-import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
+import { baseConfig, HTTP2_LISTENERS_ACKNOWLEDGED, startGateway, type StartedGateway } from '../helpers/gateway.js'
 import { startKeyServer, type KeyServer } from '../helpers/keys.js'
 import { send } from '../helpers/limits.js'
 
@@ -486,6 +486,7 @@ describe('WebSocket tunnels over TLS, admitted by client certificate', { timeout
         // HTTP/2 as well: the ws package speaks HTTP/1.1 to it (it has no RFC 8441).
         { host: '127.0.0.1', port: 0, tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', http2: true } },
       ],
+      security: HTTP2_LISTENERS_ACKNOWLEDGED,
       upstreams: [
         { id: 'chat', url: up.url },
         { id: 'secure', url: secureUp.url, tls: { ca: '${file:upstream-ca.pem}' } },
@@ -630,6 +631,7 @@ describe('WebSocket over HTTP/2 (RFC 8441)', { timeout: 60_000 }, () => {
         { host: '127.0.0.1', port: 0, h2c: true },
         { host: '127.0.0.1', port: 0, tls: { cert: '${file:cert.pem}', key: '${file:key.pem}', http2: true } },
       ],
+      security: HTTP2_LISTENERS_ACKNOWLEDGED,
       server: { drainTimeoutMs: 500 },
       issuers: [{ id: 'idp', issuer: ks.issuer, jwksUri: ks.jwksUri, audiences: [AUD] }],
       upstreams: [{ id: 'chat', url: up.url }],

@@ -34,6 +34,13 @@ export function baseConfig(overrides: Record<string, unknown> = {}): Record<stri
   }
 }
 
+/**
+ * The acknowledgement an HTTP/2 listener (tls.http2, h2c) needs on a Node.js whose nghttp2 predates
+ * 1.68.1 (lint rule listener-http2-vulnerable, docs/config.md), as `security`: HTTP/2 listeners are
+ * tested there too.
+ */
+export const HTTP2_LISTENERS_ACKNOWLEDGED = { acknowledge: [{ rule: 'listener-http2-vulnerable', reason: 'a test of HTTP/2 listeners' }] }
+
 export function writeConfig(config: unknown, name = 'portcullis.json'): string {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-test-'))
   const file = join(dir, name)
