@@ -32,13 +32,13 @@ export function guardHttp2Sessions(): void {
     if (socket === undefined) return
     const key = Object.getOwnPropertySymbols(socket).find((symbol) => symbol.description === 'http2Session')
     const session = key === undefined ? undefined : ((socket as Record<symbol, unknown>)[key] as ClientHttp2Session | null | undefined)
-    if (session != null && typeof session.close === 'function') guard(session)
+    if (session != null && typeof session.close === 'function') guard(session, socket as { destroyed?: boolean })
   })
 }
 
 let subscribed = false
 
-function guard(session: ClientHttp2Session): void {
+function guard(session: ClientHttp2Session, socket: { destroyed?: boolean }): void {
   // A 'goaway' undici has seen (the peer's, or ours below): its handler calls close() itself.
   let announced = false
   session.prependListener('goaway', () => (announced = true))
@@ -51,9 +51,10 @@ function guard(session: ClientHttp2Session): void {
     close.call(this, callback)
   }
   // The same when node destroys the session on its own (a connection error, a socket error):
-  // undici learns of it only from the events that follow, a tick later.
+  // undici learns of it only from the events that follow, a tick later. Not when undici destroys
+  // it itself, once the socket has closed: it has retired the session already.
   session.destroy = function destroyAnnounced(this: ClientHttp2Session, error?: Error, code?: number): void {
-    announce(this)
+    if (socket.destroyed !== true) announce(this)
     destroy.call(this, error, code)
   }
 }
