@@ -189,8 +189,8 @@ export async function startFuzzSetup(protocol: 'http1' | 'http2'): Promise<FuzzS
   const config = baseConfig({
     // The first listener (plain HTTP/1.1) answers the readiness and the last probes.
     listeners: [{ host: '127.0.0.1', port: 0 }, fuzzed],
-    // The fuzzers run on HTTP/2 listeners whatever the runtime (lint rule listener-http2-vulnerable).
-    security: HTTP2_LISTENERS_ACKNOWLEDGED,
+    // The HTTP/2 fuzzer runs on an HTTP/2 listener whatever the runtime (lint rule listener-http2-vulnerable).
+    ...(protocol === 'http2' ? { security: HTTP2_LISTENERS_ACKNOWLEDGED } : {}),
     server: { maxBodyBytes: 4096, maxHeaderBytes: 8192, headersTimeoutMs: 1000, requestTimeoutMs: 1500 },
     issuers: [{ id: 'idp', issuer: ks.issuer, jwksUri: ks.jwksUri, audiences: ['api://test'] }],
     upstreams: [

@@ -13,7 +13,7 @@
 // request it must never get, or when the gateway no longer answers; it prints the seeds of the
 // connections in flight then. A seed replays with FUZZ_SEED=<seed> FUZZ_CONNECTIONS=1
 // FUZZ_PARALLEL=1 (a find that needs earlier connections, or timing, may need the whole run again).
-import { frame, headerBlock } from '../test/helpers/h2-frames.js'
+import { frame, headerBlock, PREFACE, u32 } from '../test/helpers/h2-frames.js'
 import { seededRandom } from '../test/helpers/seeded.js'
 import { connectTo, runFuzz, sendThenLeave, SPOOF, startFuzzSetup } from './fuzz-harness.js'
 
@@ -44,16 +44,10 @@ const HEADER_BLOCKS = [
 ].map(headerBlock)
 const TRAILER_BLOCKS = ([[['x-trailer', '1']], [['grpc-status', '0']], [[':path', '/x']], [['content-length', '5']]] as Fields[]).map(headerBlock)
 
-const u32 = (value: number): Buffer => {
-  const b = Buffer.alloc(4)
-  b.writeUInt32BE(value >>> 0, 0)
-  return b
-}
-
 /** One connection: the seed decides every frame, write and pause. */
 async function fuzzConnection(seed: number): Promise<void> {
   const random = seededRandom(seed)
-  const writes: Buffer[][] = [[Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0)), frame(4, 1, 0, Buffer.alloc(0))]]
+  const writes: Buffer[][] = [[Buffer.from(PREFACE), frame(4, 0, 0, Buffer.alloc(0)), frame(4, 1, 0, Buffer.alloc(0))]]
   const add = (b: Buffer): number => writes.at(-1)!.push(b)
   const open: number[] = []
   let next = 1

@@ -3,8 +3,8 @@
 // as the id's seed picks: mostly honestly (`[id=<id>]`), else with frames out of order or against
 // the rules.
 import type { Server } from 'node:net'
-import { frame, headerBlock } from '../test/helpers/h2-frames.js'
-import { CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PING, PUSH_PROMISE, RST_STREAM, SETTINGS, startRawHttp2Upstream, u32, WINDOW_UPDATE } from '../test/helpers/raw-h2-upstream.js'
+import { CONTINUATION, DATA, END_HEADERS, END_STREAM, frame, GOAWAY, headerBlock, HEADERS, PING, PUSH_PROMISE, RST_STREAM, SETTINGS, u32, WINDOW_UPDATE } from '../test/helpers/h2-frames.js'
+import { startRawHttp2Upstream } from '../test/helpers/raw-h2-upstream.js'
 import { seededRandom } from '../test/helpers/seeded.js'
 
 const settings = (pairs: Array<[number, number]>): Buffer => Buffer.concat(pairs.map(([id, value]) => Buffer.concat([Buffer.from([id >> 8, id & 0xff]), u32(value)])))

@@ -131,7 +131,7 @@ const gateway = await startGateway(
     routes: [{ id: 'raw', path: '/p/**', methods: ['GET', 'POST'], upstream: 'raw', auth: 'public' }],
     // With FUZZ_CLIENT=http2 the clients speak HTTP/2 to an h2c listener.
     listeners: [{ host: '127.0.0.1', port: 0 }, ...(clientHttp2 ? [{ host: '127.0.0.1', port: 0, h2c: true }] : [])],
-    security: HTTP2_LISTENERS_ACKNOWLEDGED,
+    ...(clientHttp2 ? { security: HTTP2_LISTENERS_ACKNOWLEDGED } : {}),
     logging: { level: 'info', events: 'stdout', access: false },
   }),
 )

@@ -7,7 +7,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import { connect as h2connect, constants, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2'
 import { X509Certificate } from 'node:crypto'
 import { rawExchange } from '../helpers/net.js'
-import { frame, goawayCode, headerBlock } from '../helpers/h2-frames.js'
+import { frame, goawayCode, headerBlock, PREFACE } from '../helpers/h2-frames.js'
 import { Agent, fetch } from 'undici'
 import { issuedBy, listenerFiles, type Pems } from '../helpers/certs.js'
 import { baseConfig, HTTP2_LISTENERS_ACKNOWLEDGED, startGateway, type StartedGateway } from '../helpers/gateway.js'
@@ -40,7 +40,7 @@ async function rawStream(url: string, ca: string, fields: ReadonlyArray<readonly
   const socket: TLSSocket = tlsConnect({ host: hostname, port: Number(port), ca, servername: 'localhost', ALPNProtocols: ['h2'] })
   await once(socket, 'secureConnect')
   assert.equal(socket.alpnProtocol, 'h2')
-  socket.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
+  socket.write(PREFACE)
   socket.write(frame(4, 0, 0, Buffer.alloc(0)))
   // HEADERS, END_STREAM | END_HEADERS.
   socket.write(frame(1, 0x5, 1, headerBlock(fields)))
@@ -82,7 +82,7 @@ async function rawConnection(url: string, ca: string, bytes: Buffer | readonly B
   const { hostname, port } = new URL(url)
   const socket: TLSSocket = tlsConnect({ host: hostname, port: Number(port), ca, servername: 'localhost', ALPNProtocols: ['h2'] })
   await once(socket, 'secureConnect')
-  socket.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
+  socket.write(PREFACE)
   socket.write(frame(4, 0, 0, Buffer.alloc(0)))
   const received: Buffer[] = []
   socket.on('data', (chunk: Buffer) => received.push(chunk))
@@ -602,7 +602,7 @@ describe('An h2c listener: HTTP/2 by prior knowledge and HTTP/1.1 on one port', 
     const websocket: Array<readonly [string, string]> = [[':method', 'CONNECT'], [':protocol', 'websocket'], [':scheme', 'http'], [':authority', authority], [':path', '/p/burst'], ['sec-websocket-version', '13']]
     for (const fields of [get, websocket]) {
       const block = headerBlock(fields)
-      const frames = [Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0))]
+      const frames = [Buffer.from(PREFACE), frame(4, 0, 0, Buffer.alloc(0))]
       for (let id = 1; id < 300; id += 2) frames.push(frame(1, 0x4, id, block), frame(3, 0, id, Buffer.from([0, 0, 0, 8])))
       const answer = await rawExchange(h2cUrl, [Buffer.concat(frames)], { waitMs: 10_000 })
       assert.equal(goawayCode(answer), constants.NGHTTP2_ENHANCE_YOUR_CALM)

@@ -4,7 +4,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Requ
 import { createServer as createHttpsServer } from 'node:https'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { rawExchange } from '../helpers/net.js'
-import { frame, headerBlock } from '../helpers/h2-frames.js'
+import { frame, headerBlock, PREFACE } from '../helpers/h2-frames.js'
 import { seededRandom } from '../helpers/seeded.js'
 import { once } from 'node:events'
 import { createHash, randomBytes } from 'node:crypto'
@@ -768,7 +768,7 @@ describe('WebSocket over HTTP/2 (RFC 8441)', { timeout: 60_000 }, () => {
     const blocks = [fields('/lobby/x'), fields('/nowhere/x')]
     const random = seededRandom(20261129)
     const connection = async (): Promise<void> => {
-      const frames: Buffer[][] = [[Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0)), frame(4, 1, 0, Buffer.alloc(0))]]
+      const frames: Buffer[][] = [[Buffer.from(PREFACE), frame(4, 0, 0, Buffer.alloc(0)), frame(4, 1, 0, Buffer.alloc(0))]]
       const open: number[] = []
       for (let op = 0, id = 1, ops = 1 + random(60); op < ops; op++) {
         if (random(2) === 0) {

@@ -34,3 +34,25 @@ export function goawayCode(bytes: Buffer): number | undefined {
   }
   return undefined
 }
+
+/** The client connection preface (RFC 9113 §3.4). */
+export const PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'
+// Frame types and flags (RFC 9113 §6).
+export const DATA = 0
+export const HEADERS = 1
+export const RST_STREAM = 3
+export const SETTINGS = 4
+export const PUSH_PROMISE = 5
+export const PING = 6
+export const GOAWAY = 7
+export const WINDOW_UPDATE = 8
+export const CONTINUATION = 9
+export const END_STREAM = 0x1
+export const END_HEADERS = 0x4
+
+/** A 32-bit big-endian field (a stream id, an error code, a window increment). */
+export const u32 = (value: number): Buffer => {
+  const b = Buffer.alloc(4)
+  b.writeUInt32BE(value >>> 0, 0)
+  return b
+}

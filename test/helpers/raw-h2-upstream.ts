@@ -3,27 +3,7 @@
 // whose body names them (the request's fields are HPACK-coded, its DATA is not); once a stream's
 // body has ended, `answer` gives the frames that answer it.
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
-import { frame } from './h2-frames.js'
-
-export const PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'
-// Frame types and flags (RFC 9113 §6).
-export const DATA = 0
-export const HEADERS = 1
-export const RST_STREAM = 3
-export const SETTINGS = 4
-export const PUSH_PROMISE = 5
-export const PING = 6
-export const GOAWAY = 7
-export const WINDOW_UPDATE = 8
-export const CONTINUATION = 9
-export const END_STREAM = 0x1
-export const END_HEADERS = 0x4
-
-export const u32 = (value: number): Buffer => {
-  const b = Buffer.alloc(4)
-  b.writeUInt32BE(value >>> 0, 0)
-  return b
-}
+import { DATA, END_STREAM, frame, HEADERS, PING, PREFACE, SETTINGS, u32, WINDOW_UPDATE } from './h2-frames.js'
 
 /** The frames that answer stream `sid`, whose body was `name`; `close` ends the connection after them. */
 export type RawAnswer = (sid: number, name: string) => { frames: Buffer[]; close?: boolean }

@@ -19,10 +19,10 @@ import { constants, type ClientHttp2Session } from 'node:http2'
  *
  * The guard makes such a close or destroy look to undici like what it amounts to, a GOAWAY:
  * undici then retires the session as it does when the peer sends one (the request at its head
- * fails, the connection is dropped, queued requests get a new one). It finds the session through undici's
- * `undici:client:connected` diagnostics channel (published once per new connection, so not on
- * the request path) and undici's own property on the socket; with another undici that property is
- * missing and the guard does nothing.
+ * fails, the connection is dropped, queued requests get a new one). It finds the session through
+ * undici's `undici:client:connected` diagnostics channel (published once per new connection, so
+ * not on the request path) and undici's own property on the socket; with another undici that
+ * property is missing and the guard does nothing.
  */
 export function guardHttp2Sessions(): void {
   if (subscribed) return
