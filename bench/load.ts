@@ -53,7 +53,7 @@ export function combine(runs: readonly LoadResult[]): LoadResult {
   }
 }
 
-function percentiles(values: number[]): { p50Ms: number; p99Ms: number } {
+export function percentiles(values: number[]): { p50Ms: number; p99Ms: number } {
   if (values.length === 0) return { p50Ms: 0, p99Ms: 0 }
   const sorted = Float64Array.from(values).sort()
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]

@@ -24,6 +24,18 @@ export interface RowResult {
   readonly upstreamCpuUsPerResponse?: number
   /** Each measured round on its own, in order (round i of every row ran in the same pass). */
   readonly rounds?: ReadonlyArray<Pick<LoadResult, 'rps' | 'p99Ms'>>
+  /** The equal-load rounds, for rows an `at: 'equal-load'` check compares. */
+  readonly equalLoad?: EqualLoadResult
+}
+
+/** A row's runs at the fixed rate every row of the equal-load phase is offered. */
+export interface EqualLoadResult {
+  /** Requests per second offered. */
+  readonly rate: number
+  readonly run: LoadResult
+  readonly rounds: ReadonlyArray<Pick<LoadResult, 'rps' | 'p99Ms'>>
+  /** Why these runs cannot be compared (the row fell behind the schedule, or answered errors). */
+  readonly problem?: string
 }
 
 export interface CheckResult {
@@ -42,6 +54,16 @@ export interface CheckResult {
 
 const measured = (r: RowResult | undefined): LoadResult | undefined => (r && r.status === 'ok' ? r.run : undefined)
 
+/** The runs of a row a check compares, with their rounds. */
+function runsFor(c: Check, r: RowResult | undefined): { run: LoadResult; rounds?: RowResult['rounds'] } | undefined {
+  if (c.at !== 'equal-load') {
+    const run = measured(r)
+    return run && { run, rounds: r!.rounds }
+  }
+  const e = r?.status === 'ok' ? r.equalLoad : undefined
+  return e && e.problem === undefined ? { run: e.run, rounds: e.rounds } : undefined
+}
+
 export function evaluate(targets: readonly Target[], rows: readonly RowResult[]): CheckResult[] {
   const byId = new Map(rows.map((r) => [r.id, r]))
   const out: CheckResult[] = []
@@ -53,16 +75,16 @@ export function evaluate(targets: readonly Target[], rows: readonly RowResult[])
 
 function judge(c: Check, row: string, mineRow: RowResult | undefined, theirsRow: RowResult | undefined): CheckResult {
   const base = { label: c.label, metric: c.metric, row, against: c.against }
-  const mine = measured(mineRow)
-  const theirs = measured(theirsRow)
-  if (!mine || !theirs) return base
-  const value = mine[c.metric]
-  const reference = theirs[c.metric]
+  const mineRuns = runsFor(c, mineRow)
+  const theirsRuns = runsFor(c, theirsRow)
+  if (!mineRuns || !theirsRuns) return base
+  const value = mineRuns.run[c.metric]
+  const reference = theirsRuns.run[c.metric]
   const ratio = reference > 0 ? value / reference : Number.POSITIVE_INFINITY
   const pass = c.op === '>=' ? value >= c.factor * reference : value <= c.factor * reference
   // The verdict uses the whole run; the per-round ratios only show how far the machine moved it.
-  const a = mineRow!.rounds
-  const b = theirsRow!.rounds
+  const a = mineRuns.rounds
+  const b = theirsRuns.rounds
   const comparable = a && b && a.length === b.length && a.length > 1 && b.every((r) => r[c.metric] > 0)
   const roundRatios = comparable ? a.map((r, i) => r[c.metric] / b[i][c.metric]) : undefined
   return { ...base, value, reference, ratio, pass, ...(roundRatios && { roundRatios }) }
@@ -90,6 +112,32 @@ export function table(rows: readonly RowResult[]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)))
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n')
+}
+
+/** The equal-load phase's table: the same offered rate for every row in it. */
+export function equalLoadTable(rows: readonly RowResult[]): string | undefined {
+  const those = rows.filter((r) => r.equalLoad !== undefined)
+  if (those.length === 0) return undefined
+  const base = those.find((r) => r.baseline)?.equalLoad
+  const head = ['target', 'offered', 'req/s', 'p50 ms', 'p99 ms', 'err/non-2xx', 'x bare p50', 'x bare p99']
+  const body = those.map((r) => {
+    const e = r.equalLoad!
+    const comparable = base && base.problem === undefined && e.problem === undefined
+    return [
+      r.label + (e.problem ? ' (NOT COMPARABLE)' : ''),
+      fmt(e.rate),
+      fmt(e.run.rps),
+      fmt(e.run.p50Ms, 2),
+      fmt(e.run.p99Ms, 2),
+      `${e.run.errors}/${e.run.non2xx}`,
+      comparable ? fmt(e.run.p50Ms / base.run.p50Ms, 2) : '-',
+      comparable ? fmt(e.run.p99Ms / base.run.p99Ms, 2) : '-',
+    ]
+  })
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)))
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')
+  const problems = those.filter((r) => r.equalLoad!.problem).map((r) => `  ${r.id}: ${r.equalLoad!.problem}`)
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line), ...problems].join('\n')
 }
 
 export function verdicts(checks: readonly CheckResult[]): string {

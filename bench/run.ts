@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url'
 import { spawnServer, type ChildServer } from './child.js'
 import { startIssuer } from './keys.js'
 import { combine, drive, type LoadResult } from './load.js'
-import { ceilings, evaluate, table, verdicts, type RowResult } from './report.js'
+import { drivePaced } from './paced.js'
+import { ceilings, equalLoadTable, evaluate, table, verdicts, type EqualLoadResult, type RowResult } from './report.js'
 import { tokenPool, type BenchContext, type RunningTarget, type Target, type UpstreamStats } from './target.js'
 import { benchScript, listeningUrl } from './targets/common.js'
 import { allTargets } from './targets/index.js'
@@ -41,6 +42,10 @@ const settings = {
   profile: process.env.BENCH_PROFILE === '1',
   keepFiles: process.env.BENCH_KEEP === '1' || process.env.BENCH_PROFILE === '1',
   enforce: process.env.BENCH_ENFORCE === '1',
+  // The equal-load phase: rows compared by an `at: 'equal-load'` check are each offered this
+  // share (in %) of the slower one's saturated req/s, for this many seconds in all; 0 skips it.
+  equalSharePct: intEnv('BENCH_EQUAL_SHARE', 50, 1),
+  equalSec: intEnv('BENCH_EQUAL_SEC', 6, 0),
 }
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url))
@@ -77,6 +82,9 @@ interface Live {
   upstreamCpuMs: number
   /** Read and write system calls of the row's server process during its measured rounds. */
   syscalls: { reads: number; writes: number } | undefined
+  /** The equal-load rounds (only rows an equal-load check compares), and the rate offered. */
+  equalRuns: LoadResult[]
+  equalRate: number
 }
 
 /**
@@ -255,7 +263,36 @@ function conclude(live: Live): RowResult {
     notes.push(`${name}: ${(size / 1024).toFixed(0)} KiB written`)
   }
   const rounds = live.runs.map((r) => ({ rps: r.rps, p99Ms: r.p99Ms }))
-  return { ...base, status: problems.length ? 'invalid' : 'ok', run, upstream, problems, notes, cpuUsPerResponse, mainCpuUsPerResponse, restCpuUsPerResponse, upstreamCpuUsPerResponse, rounds }
+  const equalLoad = concludeEqualLoad(live)
+  return { ...base, status: problems.length ? 'invalid' : 'ok', run, upstream, problems, notes, cpuUsPerResponse, mainCpuUsPerResponse, restCpuUsPerResponse, upstreamCpuUsPerResponse, rounds, equalLoad }
+}
+
+/**
+ * A row's equal-load rounds. They compare only if the row kept up with the schedule: a row that
+ * answered fewer requests per second than it was offered was saturated, and its latencies are
+ * queueing, not the row's own.
+ */
+function concludeEqualLoad(live: Live): EqualLoadResult | undefined {
+  if (live.equalRuns.length === 0) return undefined
+  const run = combine(live.equalRuns)
+  const rounds = live.equalRuns.map((r) => ({ rps: r.rps, p99Ms: r.p99Ms }))
+  let problem: string | undefined
+  if (run.errors > 0 || run.non2xx > 0) problem = `${run.non2xx} non-2xx responses and ${run.errors} errors at equal load`
+  else if (run.rps < live.equalRate * 0.97) problem = `answered ${Math.round(run.rps)} req/s of the ${live.equalRate} offered: saturated`
+  return { rate: live.equalRate, run, rounds, ...(problem && { problem }) }
+}
+
+/** The rows an equal-load check compares, and the rate to offer each: a share of the slowest's
+ *  saturated req/s, so that every one of them has spare capacity. */
+function equalLoadPlan(lives: readonly Live[]): { rows: Live[]; rate: number } | undefined {
+  if (settings.equalSec === 0) return undefined
+  const ids = new Set<string>()
+  for (const l of lives) for (const c of l.target.checks ?? []) if (c.at === 'equal-load') ids.add(l.target.id).add(c.against)
+  const rows = lives.filter((l) => ids.has(l.target.id) && !l.failed && l.runs.length > 0)
+  if (rows.length < 2) return undefined
+  const slowest = Math.min(...rows.map((l) => combine(l.runs).rps))
+  const rate = Math.max(1, Math.floor((slowest * settings.equalSharePct) / 100))
+  return { rows, rate }
 }
 
 async function main(): Promise<number> {
@@ -277,7 +314,7 @@ async function main(): Promise<number> {
   const rows: RowResult[] = []
   /** Fewer than asked when BENCH_COLD_SIGN_SEC stopped the signing. */
   let coldTokens: string[] = []
-  const lives: Live[] = targets.map((target) => ({ target, runs: [], upstream: noStats, problems: [], failed: false, cpuMs: 0, mainCpuMs: 0, restCpuMs: 0, upstreamCpuMs: 0, syscalls: undefined }))
+  const lives: Live[] = targets.map((target) => ({ target, runs: [], upstream: noStats, problems: [], failed: false, cpuMs: 0, mainCpuMs: 0, restCpuMs: 0, upstreamCpuMs: 0, syscalls: undefined, equalRuns: [], equalRate: 0 }))
   try {
     const warmTokens = await issuer.mint(settings.warmTokens, 'warm')
     if (needsCold) {
@@ -318,6 +355,32 @@ async function main(): Promise<number> {
         if (last) log(`  round ${r + 1}/${settings.rounds}  ${live.target.id.padEnd(14)} ${Math.round(last.rps)} req/s, p99 ${last.p99Ms.toFixed(1)} ms`)
       }
     }
+    const plan = equalLoadPlan(lives)
+    if (plan) {
+      log(`- equal load: ${plan.rows.map((l) => l.target.id).join(', ')} offered ${plan.rate} req/s each (${settings.equalSharePct}% of the slowest one's saturated req/s)`)
+      // A paced warm-up per row, not counted: the first paced run would otherwise pay for
+      // compiling the paced driver's path in this process, and only the first row would pay.
+      for (const live of plan.rows) {
+        const spec = live.target.load('measure', { index: 0, of: settings.rounds })
+        await drivePaced(live.running!.url, spec, { rate: plan.rate, durationSec: 1, connections: settings.connections }).catch(() => undefined)
+      }
+      for (let r = 0; r < settings.rounds; r++) {
+        for (let i = 0; i < plan.rows.length; i++) {
+          const live = plan.rows[(i + r) % plan.rows.length]
+          try {
+            await upstreamCall(upstream.url, 'row', `${live.target.id}:equal`)
+            const spec = live.target.load('measure', { index: r, of: settings.rounds })
+            const run = await drivePaced(live.running!.url, spec, { rate: plan.rate, durationSec: settings.equalSec / settings.rounds, connections: settings.connections })
+            live.equalRuns.push(run)
+            live.equalRate = plan.rate
+            log(`  equal load ${r + 1}/${settings.rounds}  ${live.target.id.padEnd(14)} ${Math.round(run.rps)} req/s, p50 ${run.p50Ms.toFixed(2)} ms, p99 ${run.p99Ms.toFixed(2)} ms`)
+          } catch (err) {
+            live.failed = true
+            live.problems.push(`equal load: ${(err as Error).message}\n${live.running?.tail() ?? ''}`)
+          }
+        }
+      }
+    }
     for (const live of lives) {
       await live.running?.stop()
       const row = conclude(live)
@@ -336,6 +399,12 @@ async function main(): Promise<number> {
   const load1 = loadavg()
   log()
   log(table(rows))
+  const equal = equalLoadTable(rows)
+  if (equal) {
+    log()
+    log(`At equal load (a fixed request rate offered to each; latency from each request's scheduled start):`)
+    log(equal)
+  }
   log()
   for (const r of rows) for (const n of r.notes) log(`  ${r.id}: ${n}`)
   log()
@@ -361,7 +430,11 @@ async function main(): Promise<number> {
         cpuModel: cpus()[0]?.model,
         loadAverage: { before: load0, after: load1 },
         settings: { ...shownSettings, warmTokenCount: _w, coldTokenCount: _c, coldTokensSigned: coldTokens.length },
-        rows: rows.map(({ files: _f, run, ...r }) => ({ ...r, run: run && { ...run, latencies: undefined } })),
+        rows: rows.map(({ files: _f, run, equalLoad, ...r }) => ({
+          ...r,
+          run: run && { ...run, latencies: undefined },
+          equalLoad: equalLoad && { ...equalLoad, run: { ...equalLoad.run, latencies: undefined } },
+        })),
         checks,
       },
       null,

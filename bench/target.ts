@@ -49,6 +49,9 @@ export interface Check {
   readonly factor: number
   /** id of the other row. */
   readonly against: string
+  /** Which runs compare: the saturated rounds (default), or the equal-load rounds, in which both
+   *  rows are offered the same fixed request rate (bench/paced.ts). */
+  readonly at?: 'saturation' | 'equal-load'
 }
 
 /** What the upstream saw during the measured run. */

@@ -24,7 +24,10 @@ export function allTargets(only: readonly string[]): Target[] {
       tokens: 'warm',
       checks: [
         { label: 'warm gateway >= 0.9x bare proxy (req/s)', metric: 'rps', op: '>=', factor: 0.9, against: 'bare' },
-        { label: 'gateway p99 <= 1.2x bare proxy p99', metric: 'p99Ms', op: '<=', factor: 1.2, against: 'bare' },
+        { label: 'gateway p99 <= 1.2x bare proxy p99 (saturated)', metric: 'p99Ms', op: '<=', factor: 1.2, against: 'bare' },
+        // The same target where the load is the same: saturated, a row that answers fewer requests
+        // per second has proportionally longer queues (docs/benchmarks.md, "Latency at equal load").
+        { label: 'gateway p99 <= 1.2x bare proxy p99 (equal load)', metric: 'p99Ms', op: '<=', factor: 1.2, against: 'bare', at: 'equal-load' },
         { label: 'gateway >= 2x Fastify stack (req/s)', metric: 'rps', op: '>=', factor: 2, against: 'fastify' },
       ],
     }),

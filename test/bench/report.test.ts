@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { ceilingRps, ceilings, evaluate, verdicts, type CheckResult, type RowResult } from '../../bench/report.js'
+import { ceilingRps, ceilings, equalLoadTable, evaluate, verdicts, type CheckResult, type EqualLoadResult, type RowResult } from '../../bench/report.js'
 import type { LoadResult } from '../../bench/load.js'
 import type { Target } from '../../bench/target.js'
 
@@ -56,4 +56,41 @@ test('a verdict is judged on the whole run and shows how far the ratio moved fro
   const [single] = evaluate(targets, [measuredRow('bare', run(1000, 10), [run(1000, 10)]), measuredRow('gw', run(950, 12), [run(950, 12)])])
   assert.equal(single.roundRatios, undefined)
   assert.match(verdicts([single]), /^PASS {2}gw >= 0\.9x bare {2}\(0\.95x: 950\.0 vs 1000\.0\)$/)
+})
+
+test('an equal-load check compares the equal-load runs, and only rows that kept up with the rate', () => {
+  const run = (rps: number, p50Ms: number, p99Ms: number) => ({ rps, p50Ms, p99Ms, responses: rps, errors: 0, non2xx: 0 }) as LoadResult
+  const equal = (r: LoadResult, problem?: string): EqualLoadResult => ({ rate: 500, run: r, rounds: [r], ...(problem && { problem }) })
+  const targets = [
+    { id: 'bare' },
+    {
+      id: 'gw',
+      checks: [
+        { label: 'saturated', metric: 'p99Ms', op: '<=', factor: 1.2, against: 'bare' },
+        { label: 'equal', metric: 'p99Ms', op: '<=', factor: 1.2, against: 'bare', at: 'equal-load' },
+      ],
+    },
+  ] as unknown as Target[]
+  // Saturated, the gateway's p99 is 1.5x the bare proxy's; at the same offered rate, 1.1x.
+  const rows = (gwEqual: EqualLoadResult | undefined): RowResult[] => [
+    { ...row('bare', 50, 40, 50), run: run(1000, 5, 10), equalLoad: equal(run(500, 0.3, 4)) },
+    { ...row('gw', 60, 50, 50), run: run(800, 6, 15), ...(gwEqual && { equalLoad: gwEqual }) },
+  ]
+  const [saturated, atEqual] = evaluate(targets, rows(equal(run(500, 0.4, 4.4))))
+  assert.equal(saturated.pass, false)
+  assert.equal(saturated.ratio, 1.5)
+  assert.equal(atEqual.pass, true)
+  assert.equal(atEqual.ratio?.toFixed(2), '1.10')
+  // A row that fell behind the schedule was saturated after all: its latencies do not compare.
+  const [, behind] = evaluate(targets, rows(equal(run(400, 3, 40), 'answered 400 req/s of the 500 offered: saturated')))
+  assert.equal(behind.pass, undefined)
+  const [, missing] = evaluate(targets, rows(undefined))
+  assert.equal(missing.pass, undefined)
+
+  const text = equalLoadTable(rows(equal(run(400, 3, 40), 'answered 400 req/s of the 500 offered: saturated')))
+  assert.ok(text)
+  assert.match(text, /^bare\s+500\s+500\s+0\.30\s+4\.00\s+0\/0\s+1\.00\s+1\.00$/m)
+  assert.match(text, /^gw \(NOT COMPARABLE\)\s+500\s+400\s+3\.00\s+40\.00\s+0\/0\s+-\s+-$/m)
+  assert.match(text, /gw: answered 400 req\/s of the 500 offered: saturated/)
+  assert.equal(equalLoadTable([row('bare', 50, 40, 50)]), undefined)
 })
