@@ -563,3 +563,48 @@ test('a gRPC-Web route needs an upstream reached over HTTP/2 (gRPC) and POST amo
   assert.ok(ok.ok, ok.ok ? '' : formatIssues(ok.errors))
   assert.equal(ok.config.routes[0].grpcWeb, true)
 })
+
+test('routes compete within a host group: the same path may have a route per host, not two in one group', () => {
+  const perHost = `  - path: /orders/:id
+    hosts: [api.example.com, "*.eu.example.com"]
+    upstream: orders
+    auth: public
+  - path: /orders/:id
+    hosts: [admin.example.com]
+    upstream: orders
+    auth: required
+`
+  const r = loadConfigText(VALID + perHost, FILE, {})
+  assert.ok(r.ok, r.ok ? '' : formatIssues(r.errors))
+  assert.deepEqual(r.config.routes[1].hosts, ['api.example.com', '*.eu.example.com'])
+
+  const twice = `  - path: /orders/:id
+    hosts: [Api.Example.com]
+    upstream: orders
+    auth: public
+  - path: /orders/:id
+    hosts: [admin.example.com, api.example.com.]
+    upstream: orders
+    auth: public
+`
+  const e = only(loadConfigText(VALID + twice, FILE, {}))
+  assert.equal(e.path, '/routes/2/path')
+  assert.match(e.message, /GET on this path for host "api\.example\.com" is already handled by \/routes\/1; this route would never match/)
+})
+
+test('a hosts entry must be a host name, a wildcard or an IP address, listed once', () => {
+  const text = (hosts: string) => VALID.replace('    upstream: orders\n', `    hosts: ${hosts}\n    upstream: orders\n`)
+  for (const bad of ['["api.example.com:8443"]', '["https://api.example.com"]', '["*"]', '["a.*.example.com"]', '["-a.example.com"]', '["api..example.com"]', '[""]']) {
+    const e = only(loadConfigText(text(bad), FILE, {}))
+    assert.equal(e.path, '/routes/0/hosts/0', bad)
+    assert.match(e.message, /must be a host name \("api\.example\.com"\), a wildcard \("\*\.example\.com"\) or an IP address, without a port/, bad)
+  }
+  for (const good of ['[api.example.com]', '["*.example.com"]', '[127.0.0.1]', '["[::1]"]', '[localhost, API.example.com.]']) {
+    const r = loadConfigText(text(good), FILE, {})
+    assert.ok(r.ok, `${good}: ${r.ok ? '' : formatIssues(r.errors)}`)
+  }
+  const e = only(loadConfigText(text('[api.example.com, API.example.com.]'), FILE, {}))
+  assert.equal(e.path, '/routes/0/hosts/1')
+  assert.match(e.message, /"API\.example\.com\." is listed already \(at \/routes\/0\/hosts\/0/)
+  assert.equal(only(loadConfigText(text('[]'), FILE, {})).path, '/routes/0/hosts')
+})

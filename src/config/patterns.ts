@@ -24,6 +24,13 @@ export const PATTERNS = {
     error: 'must be an http:// or https:// URL without credentials (user:password@)',
     doc: 'http(s) URL without credentials',
   },
+  // routes[].hosts: a DNS name (labels of letters, digits and inner hyphens, RFC 1123 §2.1), the
+  // same after "*." (a wildcard), or a bracketed IPv6 address; an IPv4 address is a DNS-shaped name.
+  hostName: {
+    pattern: '^(?:\\*\\.)?(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.?$|^\\[[0-9A-Fa-f:.]+\\]$',
+    error: 'must be a host name ("api.example.com"), a wildcard ("*.example.com") or an IP address, without a port',
+    doc: 'host name, *.name or IP address',
+  },
   headerName: { pattern: "^[!#$%&'+.^_`|~0-9A-Za-z-]+$", error: 'must be an HTTP header name (an RFC 9110 §5.6.2 token)', doc: 'header name' },
 } as const
 

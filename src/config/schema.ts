@@ -331,6 +331,13 @@ export const RouteSchema = Type.Object(
       pattern: PATTERNS.path.pattern,
       description: 'Path pattern: literal segments, ":name" or "*" for one segment, a trailing "/**" for any rest.',
     }),
+    hosts: Type.Optional(
+      Type.Array(Type.String({ pattern: PATTERNS.hostName.pattern, maxLength: 255 }), {
+        minItems: 1,
+        description:
+          'Host names whose requests this route serves (Host, or HTTP/2 :authority; port, letter case and a trailing dot ignored). "*.example.com" covers every name under example.com, not example.com itself. A request is matched only against the routes of its exact name, else of the longest wildcard covering it, else the routes without hosts: a host that routes name never falls back to the others. Default: the route serves every host no route names.',
+      }),
+    ),
     methods: Type.Array(HttpMethod, { minItems: 1, default: ['GET', 'HEAD'], description: 'Methods this route accepts; GET implies HEAD.' }),
     upstream: Type.String({ description: 'id of an upstream.' }),
     auth: Type.Union([Type.Literal('required'), Type.Literal('public'), Type.Literal('certificate')], {

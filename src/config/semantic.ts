@@ -4,6 +4,7 @@ import { createSecureContext } from 'node:tls'
 import { parseTrustedProxies } from '../http/client-address.js'
 import { issuerFromDiscoveryUrl } from '../pipeline/authn/issuer.js'
 import { showValue } from './env-refs.js'
+import { canonicalHostName } from '../pipeline/route/hosts.js'
 import { matchesExactly, patternProblem, patternShape, routeId, routeMethods } from './route-pattern.js'
 import { ServerSchema, type Config, type ListenerTlsConfig, type UpstreamConfig } from './schema.js'
 import { limitsSemanticIssues } from '../pipeline/limits/config.js'
@@ -312,16 +313,26 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
       // The router keeps the first of two routes with the same shape and method; the second
       // would be silently dead, and its policy with it. An earlier GET route answers HEAD too,
       // so a later route listing HEAD on the same path is dead for it.
+      // Routes compete only within a host group (route/hosts.ts): the same path may have a route
+      // per host.
       const shape = patternShape(r.path)
-      for (const m of r.methods) {
-        const prev = seenRoutes.get(`${m} ${shape}`)
-        if (prev !== undefined) {
-          add(`${p}/path`, `${m} on this path is already handled by /routes/${prev}; this route would never match`)
-          break
+      const groups = r.hosts === undefined ? [''] : [...new Set(r.hosts.map(canonicalHostName))]
+      dead: for (const g of groups) {
+        for (const m of r.methods) {
+          const prev = seenRoutes.get(`${g} ${m} ${shape}`)
+          if (prev !== undefined) {
+            const on = g === '' ? '' : ` for host "${g}"`
+            add(`${p}/path`, `${m} on this path${on} is already handled by /routes/${prev}; this route would never match`)
+            break dead
+          }
         }
       }
-      for (const m of routeMethods(r.methods)) if (!seenRoutes.has(`${m} ${shape}`)) seenRoutes.set(`${m} ${shape}`, i)
+      for (const g of groups) for (const m of routeMethods(r.methods)) if (!seenRoutes.has(`${g} ${m} ${shape}`)) seenRoutes.set(`${g} ${m} ${shape}`, i)
     }
+    r.hosts?.forEach((h, j) => {
+      const first = r.hosts!.findIndex((other) => canonicalHostName(other) === canonicalHostName(h))
+      if (first !== j) add(`${p}/hosts/${j}`, `${show(h, `${p}/hosts/${j}`)} is listed already (at /routes/${i}/hosts/${first}; names compare without letter case and trailing dot)`)
+    })
   })
 
   const s = config.server

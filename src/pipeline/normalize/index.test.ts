@@ -16,7 +16,7 @@ function stageFor(routes: RouteConfig[]) {
 }
 
 function ctxFor(url: string | undefined, method = 'GET'): RequestContext {
-  return { req: { url }, method, path: '', query: '' } as unknown as RequestContext
+  return { req: { url, headers: {} }, method, path: '', query: '' } as unknown as RequestContext
 }
 
 function run(stage: ReturnType<typeof stageFor>, url: string | undefined, method = 'GET'): RequestContext {
@@ -131,4 +131,22 @@ test('parameter names with uppercase letters do not count as uppercase patterns'
   const stage = stageFor([route('/orders/:orderId'), route('/**', { auth: 'public' })])
   assert.equal(run(stage, '/orders/1').path, '/orders/1')
   assert.equal(run(stage, '/orderid').path, '/orderid')
+})
+
+test('case and trailing-slash variants are judged within the host group the request selects', () => {
+  const stage = stageFor([
+    route('/admin/**', { hosts: ['api.example.com'] }),
+    route('/**', { hosts: ['api.example.com'], auth: 'public' }),
+    route('/**', { auth: 'public' }),
+  ])
+  const withHost = (url: string, host: string): RequestContext => {
+    const ctx = { req: { url, headers: { host } }, method: 'GET', path: '', query: '' } as unknown as RequestContext
+    stage.onRequest(ctx)
+    return ctx
+  }
+  // On api.example.com, /Admin/x matches the public catch-all and, lowercased, the protected route.
+  assert.throws(() => withHost('/Admin/x', 'api.example.com'), (e: GatewayError) => e.reason === 'route_ambiguous')
+  assert.throws(() => withHost('/Admin/x', 'API.example.com:443'), (e: GatewayError) => e.reason === 'route_ambiguous')
+  // Elsewhere only the catch-all exists: no variant changes the route.
+  assert.equal(withHost('/Admin/x', 'www.example.com').path, '/Admin/x')
 })

@@ -33,7 +33,7 @@ export function createNormalizeStage(config: Config, _deps: Deps) {
         if (bad) throw refuse(bad)
         ctx.query = target.slice(q)
       }
-      if (!isUnambiguous(path, ctx.method)) throw refuse(REJECTIONS.route_ambiguous)
+      if (!isUnambiguous(path, ctx.method, ctx.req.headers.host)) throw refuse(REJECTIONS.route_ambiguous)
       ctx.path = path
     },
   } satisfies Stage

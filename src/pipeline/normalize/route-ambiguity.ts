@@ -13,9 +13,11 @@ import { compileRoute, Router, type CompiledRoute, type RouteMatch } from '../ro
  * that matches no route is left to the route stage (404), and one with no uppercase letter and no
  * trailing "/" costs one scan when no route pattern has an uppercase letter.
  *
- * @returns check(path, method): true when the path is unambiguous, false when it must be refused.
+ * The variants are matched under the request's Host, in the host group (route/hosts.ts) it selects.
+ *
+ * @returns check(path, method, host): true when the path is unambiguous, false when it must be refused.
  */
-export function createRouteAmbiguityCheck(routes: readonly RouteConfig[]): (path: string, method: string) => boolean {
+export function createRouteAmbiguityCheck(routes: readonly RouteConfig[]): (path: string, method: string, host: string | undefined) => boolean {
   const exact = routes.map((r, i) => compileRoute(r, i))
   const folded = routes.map((r, i) => compileRoute({ ...r, path: r.path.toLowerCase() }, i))
   const indexOf = new Map<CompiledRoute, number>()
@@ -30,18 +32,18 @@ export function createRouteAmbiguityCheck(routes: readonly RouteConfig[]): (path
   const differs = (m: RouteMatch, want: number): boolean =>
     m.kind === 'method' || (m.kind === 'match' && indexOf.get(m.route) !== want)
 
-  return function isUnambiguous(path: string, method: string): boolean {
+  return function isUnambiguous(path: string, method: string, host: string | undefined): boolean {
     const fold = patternsHaveUpper || hasUpper(path)
     const slash = path.length > 1 && path.charCodeAt(path.length - 1) === 0x2f
     if (!fold && !slash) return true
-    const m = exactRouter.match(path, method)
+    const m = exactRouter.match(path, method, host)
     if (m.kind !== 'match') return true
     const want = indexOf.get(m.route)!
     const stripped = slash ? path.slice(0, -1) : path
-    if (slash && differs(exactRouter.match(stripped, method), want)) return false
+    if (slash && differs(exactRouter.match(stripped, method, host), want)) return false
     if (fold) {
-      if (differs(foldedRouter.match(path.toLowerCase(), method), want)) return false
-      if (slash && differs(foldedRouter.match(stripped.toLowerCase(), method), want)) return false
+      if (differs(foldedRouter.match(path.toLowerCase(), method, host), want)) return false
+      if (slash && differs(foldedRouter.match(stripped.toLowerCase(), method, host), want)) return false
     }
     return true
   }

@@ -4,7 +4,7 @@ import { ANSWERED, type RequestContext, type Stage } from '../stage.js'
 import { isPreflight } from './cors.js'
 import { compileRoute, Router } from './router.js'
 
-/** Matches the canonical path and method against the routes compiled at load. */
+/** Matches the Host, the canonical path and the method against the routes compiled at load. */
 export function createRouteStage(config: Config) {
   const router = new Router(config.routes.map((r, i) => compileRoute(r, i)))
   const anyCors = router.routes.some((r) => r.cors !== undefined)
@@ -16,7 +16,7 @@ export function createRouteStage(config: Config) {
       // preflight carries none) and without the upstream (cors.ts).
       if (anyCors && isPreflight(ctx.method, ctx.req.headers)) {
         const headers = ctx.req.headers
-        const asked = router.match(ctx.path, headers['access-control-request-method']!)
+        const asked = router.match(ctx.path, headers['access-control-request-method']!, headers.host)
         if (asked.kind === 'match' && asked.route.cors !== undefined) {
           ctx.route = asked.route
           const fields = asked.route.cors.preflight(headers.origin!, headers)
@@ -25,7 +25,7 @@ export function createRouteStage(config: Config) {
           return ANSWERED
         }
       }
-      const m = router.match(ctx.path, ctx.method)
+      const m = router.match(ctx.path, ctx.method, ctx.req.headers.host)
       if (m.kind === 'match') {
         ctx.route = m.route
         // A WebSocket handshake opens a connection that outlives the request: only where the route says so.

@@ -116,3 +116,33 @@ test('the required scope text lists allOf then anyOf', () => {
   assert.equal(c.requiredScopeText, 'a b c')
   assert.ok(Object.isFrozen(c))
 })
+
+test('a route with hosts serves only requests for those hosts; the others get the routes without hosts', () => {
+  const r = routerOf(
+    { id: 'admin-root', path: '/**', hosts: ['admin.example.com'] },
+    { id: 'api-orders', path: '/orders/**', hosts: ['api.example.com', '*.api.example.com'] },
+    { id: 'default-orders', path: '/orders/**' },
+    { id: 'default-health', path: '/status' },
+  )
+  assert.equal(hit(r.match('/orders/1', 'GET', 'api.example.com')), 'api-orders')
+  assert.equal(hit(r.match('/orders/1', 'GET', 'API.example.com:8443')), 'api-orders')
+  assert.equal(hit(r.match('/orders/1', 'GET', 'eu.api.example.com')), 'api-orders')
+  assert.equal(hit(r.match('/orders/1', 'GET', 'www.example.com')), 'default-orders')
+  assert.equal(hit(r.match('/orders/1', 'GET', undefined)), 'default-orders')
+  assert.equal(hit(r.match('/orders/1', 'GET', 'admin.example.com')), 'admin-root')
+  // A host with routes of its own never falls back to the routes without hosts.
+  assert.equal(hit(r.match('/status', 'GET', 'api.example.com')), '404')
+  assert.equal(hit(r.match('/status', 'GET', 'other.example.com')), 'default-health')
+  // Methods are judged within the host's group.
+  assert.equal(hit(r.match('/orders/1', 'POST', 'api.example.com')), '405:GET, HEAD')
+  // A Host a service could read as another name gets no route at all.
+  assert.equal(hit(r.match('/orders/1', 'GET', 'api%2eexample.com')), '404')
+  assert.equal(hit(r.match('/status', 'GET', 'api%2eexample.com')), '404')
+})
+
+test('without any route naming a host, the Host is not read', () => {
+  const r = routerOf({ id: 'all', path: '/x' })
+  assert.equal(hit(r.match('/x', 'GET', 'anything.example')), 'all')
+  assert.equal(hit(r.match('/x', 'GET', 'not a host')), 'all')
+  assert.equal(hit(r.match('/x', 'GET')), 'all')
+})

@@ -2,10 +2,13 @@ import { routeId, routeMethods } from '../../config/route-pattern.js'
 import type { RouteConfig } from '../../config/schema.js'
 import { admittedName } from '../authn/certificate.js'
 import { compileCors, type CompiledCors } from './cors.js'
+import { canonicalHostName, HostTable, requestHostName } from './hosts.js'
 
 export interface CompiledRoute {
   readonly id: string
   readonly pattern: string
+  /** The host names (canonical, `*.` for a wildcard) whose requests this route serves; undefined: hosts no route names. */
+  readonly hosts: readonly string[] | undefined
   readonly methods: ReadonlySet<string>
   readonly auth: 'required' | 'public' | 'certificate'
   /** auth: certificate: the certificate names admitted (authn/certificate.ts admittedName). */
@@ -56,6 +59,7 @@ export function compileRoute(r: RouteConfig, index: number): CompiledRoute {
   return Object.freeze({
     id: routeId(r, index),
     pattern: r.path,
+    hosts: r.hosts === undefined ? undefined : [...new Set(r.hosts.map(canonicalHostName))],
     methods: new Set(routeMethods(r.methods)),
     auth: r.auth,
     certificates: r.certificates ? new Set(r.certificates.map(admittedName)) : undefined,
@@ -86,20 +90,42 @@ function segments(path: string): string[] {
 }
 
 /**
+ * The routes of one host group (hosts.ts), or of every request when no route names a host: the
+ * group a request's Host selects, then its path and method (PathTrie).
+ */
+export class Router {
+  readonly routes: readonly CompiledRoute[]
+  /** undefined when no route names a host: then every request goes to the one trie, Host unread. */
+  private readonly hosts: HostTable<PathTrie> | undefined
+  private readonly all: PathTrie
+
+  constructor(routes: readonly CompiledRoute[]) {
+    this.routes = routes
+    this.all = new PathTrie()
+    const hosts = routes.some((r) => r.hosts !== undefined) ? new HostTable(this.all) : undefined
+    for (const route of routes) {
+      if (route.hosts === undefined || hosts === undefined) this.all.insert(route)
+      else for (const h of route.hosts) hosts.groupFor(h, () => new PathTrie()).insert(route)
+    }
+    this.hosts = hosts
+  }
+
+  /** `host`: the request's Host value as it came (port and letter case included), if any. */
+  match(path: string, method: string, host?: string): RouteMatch {
+    const trie = this.hosts === undefined ? this.all : this.hosts.select(requestHostName(host))
+    return trie === undefined ? NONE : trie.match(path, method)
+  }
+}
+
+/**
  * A segment trie built once at config load. Matching walks it without allocating per request
  * beyond the split. Precedence: literal segment > one-segment wildcard > trailing /**; routes that
  * share a path differ by method (which gives scopes per route and method).
  */
-export class Router {
+class PathTrie {
   private readonly root = newNode()
-  readonly routes: readonly CompiledRoute[]
 
-  constructor(routes: readonly CompiledRoute[]) {
-    this.routes = routes
-    for (const route of routes) this.insert(route)
-  }
-
-  private insert(route: CompiledRoute): void {
+  insert(route: CompiledRoute): void {
     let node = this.root
     const segs = segments(route.pattern)
     for (let i = 1; i < segs.length; i++) {
