@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { spawnServer, type ChildServer } from './child.js'
 import { startIssuer } from './keys.js'
 import { combine, drive, type LoadResult } from './load.js'
-import { drivePaced } from './paced.js'
+import { startPacedDriver, type PacedResult } from './paced.js'
 import { ceilings, equalLoadTable, evaluate, table, verdicts, type EqualLoadResult, type RowResult } from './report.js'
 import { tokenPool, type BenchContext, type RunningTarget, type Target, type UpstreamStats } from './target.js'
 import { benchScript, listeningUrl } from './targets/common.js'
@@ -45,7 +45,9 @@ const settings = {
   // The equal-load phase: rows compared by an `at: 'equal-load'` check are each offered this
   // share (in %) of the slower one's saturated req/s, for this many seconds in all; 0 skips it.
   equalSharePct: intEnv('BENCH_EQUAL_SHARE', 50, 1),
-  equalSec: intEnv('BENCH_EQUAL_SEC', 6, 0),
+  equalSec: intEnv('BENCH_EQUAL_SEC', 12, 0),
+  // More rounds than the saturated phase: its verdict is the median of the rounds' ratios.
+  equalRounds: intEnv('BENCH_EQUAL_ROUNDS', 6, 1),
 }
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url))
@@ -83,7 +85,7 @@ interface Live {
   /** Read and write system calls of the row's server process during its measured rounds. */
   syscalls: { reads: number; writes: number } | undefined
   /** The equal-load rounds (only rows an equal-load check compares), and the rate offered. */
-  equalRuns: LoadResult[]
+  equalRuns: PacedResult[]
   equalRate: number
 }
 
@@ -276,10 +278,11 @@ function concludeEqualLoad(live: Live): EqualLoadResult | undefined {
   if (live.equalRuns.length === 0) return undefined
   const run = combine(live.equalRuns)
   const rounds = live.equalRuns.map((r) => ({ rps: r.rps, p99Ms: r.p99Ms }))
+  const driverLagMaxMs = Math.max(...live.equalRuns.map((r) => r.driverLagMaxMs))
   let problem: string | undefined
   if (run.errors > 0 || run.non2xx > 0) problem = `${run.non2xx} non-2xx responses and ${run.errors} errors at equal load`
   else if (run.rps < live.equalRate * 0.97) problem = `answered ${Math.round(run.rps)} req/s of the ${live.equalRate} offered: saturated`
-  return { rate: live.equalRate, run, rounds, ...(problem && { problem }) }
+  return { rate: live.equalRate, run, rounds, driverLagMaxMs, ...(problem && { problem }) }
 }
 
 /** The rows an equal-load check compares, and the rate to offer each: a share of the slowest's
@@ -358,27 +361,33 @@ async function main(): Promise<number> {
     const plan = equalLoadPlan(lives)
     if (plan) {
       log(`- equal load: ${plan.rows.map((l) => l.target.id).join(', ')} offered ${plan.rate} req/s each (${settings.equalSharePct}% of the slowest one's saturated req/s)`)
-      // A paced warm-up per row, not counted: the first paced run would otherwise pay for
-      // compiling the paced driver's path in this process, and only the first row would pay.
-      for (const live of plan.rows) {
-        const spec = live.target.load('measure', { index: 0, of: settings.rounds })
-        await drivePaced(live.running!.url, spec, { rate: plan.rate, durationSec: 1, connections: settings.connections }).catch(() => undefined)
-      }
-      for (let r = 0; r < settings.rounds; r++) {
-        for (let i = 0; i < plan.rows.length; i++) {
-          const live = plan.rows[(i + r) % plan.rows.length]
-          try {
-            await upstreamCall(upstream.url, 'row', `${live.target.id}:equal`)
-            const spec = live.target.load('measure', { index: r, of: settings.rounds })
-            const run = await drivePaced(live.running!.url, spec, { rate: plan.rate, durationSec: settings.equalSec / settings.rounds, connections: settings.connections })
-            live.equalRuns.push(run)
-            live.equalRate = plan.rate
-            log(`  equal load ${r + 1}/${settings.rounds}  ${live.target.id.padEnd(14)} ${Math.round(run.rps)} req/s, p50 ${run.p50Ms.toFixed(2)} ms, p99 ${run.p99Ms.toFixed(2)} ms`)
-          } catch (err) {
-            live.failed = true
-            live.problems.push(`equal load: ${(err as Error).message}\n${live.running?.tail() ?? ''}`)
+      const driver = await startPacedDriver()
+      try {
+        // A paced warm-up per row, not counted: the first paced run would otherwise pay for
+        // compiling the driver's path, and only the first row would pay.
+        for (const live of plan.rows) {
+          const spec = live.target.load('measure', { index: 0, of: settings.rounds })
+          await driver.run(live.running!.url, spec, { rate: plan.rate, durationSec: 1, connections: settings.connections })
+        }
+        const rounds = settings.equalRounds
+        for (let r = 0; r < rounds; r++) {
+          for (let i = 0; i < plan.rows.length; i++) {
+            const live = plan.rows[(i + r) % plan.rows.length]
+            try {
+              await upstreamCall(upstream.url, 'row', `${live.target.id}:equal`)
+              const spec = live.target.load('measure', { index: r % settings.rounds, of: settings.rounds })
+              const run = await driver.run(live.running!.url, spec, { rate: plan.rate, durationSec: settings.equalSec / rounds, connections: settings.connections })
+              live.equalRuns.push(run)
+              live.equalRate = plan.rate
+              log(`  equal load ${r + 1}/${rounds}  ${live.target.id.padEnd(14)} ${Math.round(run.rps)} req/s, p50 ${run.p50Ms.toFixed(2)} ms, p99 ${run.p99Ms.toFixed(2)} ms (driver lag at most ${run.driverLagMaxMs.toFixed(1)} ms)`)
+            } catch (err) {
+              live.failed = true
+              live.problems.push(`equal load: ${(err as Error).message}\n${live.running?.tail() ?? ''}`)
+            }
           }
         }
+      } finally {
+        await driver.close()
       }
     }
     for (const live of lives) {

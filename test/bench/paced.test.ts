@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { drivePaced } from '../../bench/paced.js'
+import { drivePaced, startPacedDriver } from '../../bench/paced.js'
 
 /** The equal-load phase's driver: requests start on a schedule, and a request's latency counts
  *  from its scheduled start, so waiting for a busy connection is part of it. */
@@ -48,4 +48,27 @@ test('a paced run counts answers that are not 2xx and requests that fail', async
   const cut = await drivePaced(url, { path: '/gone' }, { rate: 100, durationSec: 0.05, connections: 2 })
   assert.equal(cut.errors, 5)
   assert.equal(cut.responses, 0)
+})
+
+test('the driver process runs jobs one after another with the spec\'s tokens, and reports its own event-loop lag', async (t) => {
+  const seen: string[] = []
+  const server = createServer((req, res) => {
+    seen.push(req.headers.authorization ?? '')
+    res.writeHead(200).end('x')
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.after(() => server.close())
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const driver = await startPacedDriver()
+  t.after(() => driver.close())
+  let n = 0
+  const tokens = ['Bearer a', 'Bearer b', 'Bearer c']
+  const first = await driver.run(url, { path: '/', authorization: () => tokens[n++ % 3] }, { rate: 200, durationSec: 0.05, connections: 1 })
+  assert.equal(first.responses, 10)
+  assert.deepEqual(seen, ['Bearer a', 'Bearer b', 'Bearer c', 'Bearer a', 'Bearer b', 'Bearer c', 'Bearer a', 'Bearer b', 'Bearer c', 'Bearer a'])
+  assert.equal(typeof first.driverLagMaxMs, 'number')
+  assert.ok(first.driverLagMaxMs >= 0)
+  const second = await driver.run(url, { path: '/' }, { rate: 100, durationSec: 0.05, connections: 2 })
+  assert.equal(second.responses, 5)
+  assert.equal(seen.slice(10).join(), ',,,,', 'no Authorization when the spec has none')
 })

@@ -60,7 +60,7 @@ test('a verdict is judged on the whole run and shows how far the ratio moved fro
 
 test('an equal-load check compares the equal-load runs, and only rows that kept up with the rate', () => {
   const run = (rps: number, p50Ms: number, p99Ms: number) => ({ rps, p50Ms, p99Ms, responses: rps, errors: 0, non2xx: 0 }) as LoadResult
-  const equal = (r: LoadResult, problem?: string): EqualLoadResult => ({ rate: 500, run: r, rounds: [r], ...(problem && { problem }) })
+  const equal = (r: LoadResult, problem?: string): EqualLoadResult => ({ rate: 500, run: r, rounds: [r], driverLagMaxMs: 2, ...(problem && { problem }) })
   const targets = [
     { id: 'bare' },
     {
@@ -89,8 +89,31 @@ test('an equal-load check compares the equal-load runs, and only rows that kept 
 
   const text = equalLoadTable(rows(equal(run(400, 3, 40), 'answered 400 req/s of the 500 offered: saturated')))
   assert.ok(text)
-  assert.match(text, /^bare\s+500\s+500\s+0\.30\s+4\.00\s+0\/0\s+1\.00\s+1\.00$/m)
-  assert.match(text, /^gw \(NOT COMPARABLE\)\s+500\s+400\s+3\.00\s+40\.00\s+0\/0\s+-\s+-$/m)
+  assert.match(text, /^bare\s+500\s+500\s+0\.30\s+4\.00\s+0\/0\s+1\.00\s+1\.00\s+2\.0$/m)
+  assert.match(text, /^gw \(NOT COMPARABLE\)\s+500\s+400\s+3\.00\s+40\.00\s+0\/0\s+-\s+-\s+2\.0$/m)
   assert.match(text, /gw: answered 400 req\/s of the 500 offered: saturated/)
   assert.equal(equalLoadTable([row('bare', 50, 40, 50)]), undefined)
+})
+
+test('with three rounds or more, an equal-load verdict is the median of the rounds\' ratios: one stalled round does not decide it', () => {
+  const run = (p99Ms: number) => ({ rps: 500, p50Ms: 0.3, p99Ms, responses: 1000, errors: 0, non2xx: 0 }) as LoadResult
+  const target = [{ id: 'bare' }, { id: 'gw', checks: [{ label: 'equal', metric: 'p99Ms', op: '<=', factor: 1.2, against: 'bare', at: 'equal-load' }] }] as unknown as Target[]
+  const rowsWith = (bare: number[], gw: number[], gwWhole: number): RowResult[] => [
+    { ...row('bare', 50, 40, 50), run: run(10), equalLoad: { rate: 500, run: run(Math.max(...bare)), rounds: bare.map(run), driverLagMaxMs: 1 } },
+    { ...row('gw', 60, 50, 50), run: run(12), equalLoad: { rate: 500, run: run(gwWhole), rounds: gw.map(run), driverLagMaxMs: 1 } },
+  ]
+  // Round 2 of the gateway hit a 120 ms stall: the whole run's p99 is the stall, the median ratio is 1.1.
+  const [stalled] = evaluate(target, rowsWith([4, 5, 4], [4.4, 120, 4.4], 110))
+  assert.equal(stalled.medianRatio?.toFixed(2), '1.10')
+  assert.equal(stalled.pass, true)
+  assert.equal(stalled.ratio?.toFixed(0), '22')
+  assert.match(verdicts([stalled]), /^PASS {2}equal {2}\(median of rounds 1\.10x; whole run 22\.00x: 110\.0 vs 5\.0; rounds 1\.10–24\.00x\)$/)
+  // A gateway slower in most rounds fails, whatever one round says.
+  const [slower] = evaluate(target, rowsWith([4, 4, 4], [6, 3, 6], 6))
+  assert.equal(slower.medianRatio, 1.5)
+  assert.equal(slower.pass, false)
+  // Two rounds: no median, the whole run decides.
+  const [two] = evaluate(target, rowsWith([4, 5], [4.4, 120], 110))
+  assert.equal(two.medianRatio, undefined)
+  assert.equal(two.pass, false)
 })
