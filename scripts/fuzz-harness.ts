@@ -113,12 +113,31 @@ export interface FuzzSetup {
  * The gateway the fuzzers run against (the built CLI, as the tests start it), and its upstreams:
  * an HTTP/1.1 one (`/p/` routes public, `/s/` needs scope `admin`; `/p/early` answers before the
  * body, `/p/close` drops the connection, `/p/slow` answers late), an HTTP/2 one (`/h/`, and
- * gRPC-Web calls on `/g/`) and a WebSocket one (`/w/`). All three check every request and
- * handshake they get: a public path, the gateway's request id, no spoofed identity header, never both
- * Content-Length and Transfer-Encoding, and nothing their parser refuses. One that fails is a
+ * gRPC-Web calls on `/g/`) and a WebSocket one (`/w/`). The host LOCKED_HOST has routes of its
+ * own, which all need scope `admin`. All three upstreams check every request and handshake they
+ * get: a public path, a host other than LOCKED_HOST (however spelled), the gateway's request id, no
+ * spoofed identity header, never both Content-Length and Transfer-Encoding, and nothing their
+ * parser refuses. One that fails is a
  * request the gateway let through that it should not have (a smuggled one, say): a violation.
  * With FUZZ_TLS=1 the fuzzed listener is HTTPS (with ALPN h2 for HTTP/2).
  */
+/** A host whose routes all need a scope no fuzzed request has: nothing for it may reach an upstream. */
+export const LOCKED_HOST = 'locked.fuzz'
+
+/** Whether a forwarded Host names LOCKED_HOST in any spelling a service might read it in: letter
+ *  case, a port, a trailing dot, percent-escapes. */
+function namesLockedHost(value: string | string[] | undefined): boolean {
+  if (typeof value !== 'string') return false
+  let name = value
+  try {
+    name = decodeURIComponent(value)
+  } catch {
+    // not decodable: as it is
+  }
+  name = name.toLowerCase().replace(/:\d*$/, '').replace(/\.$/, '')
+  return name === LOCKED_HOST
+}
+
 export async function startFuzzSetup(protocol: 'http1' | 'http2'): Promise<FuzzSetup> {
   const tls = process.env.FUZZ_TLS === '1'
   const violations: string[] = []
@@ -127,6 +146,7 @@ export async function startFuzzSetup(protocol: 'http1' | 'http2'): Promise<FuzzS
     seen[where]++
     const got = `${where} upstream got ${method} ${url.slice(0, 80)}`
     if (!PUBLIC_PREFIXES.some((p) => url.startsWith(p))) violations.push(`${got}: a path no public route has`)
+    if (namesLockedHost(headers['x-forwarded-host'])) violations.push(`${got} for the host ${String(headers['x-forwarded-host'])}, whose routes all need a scope`)
     if (headers['x-request-id'] === undefined) violations.push(`${got} without the gateway's request id`)
     if (headers['content-length'] !== undefined && headers['transfer-encoding'] !== undefined) violations.push(`${got} with Content-Length and Transfer-Encoding`)
     for (const [name, value] of Object.entries(headers)) if (String(value).includes(SPOOF)) violations.push(`${got} with the spoofed header ${name}`)
@@ -204,6 +224,10 @@ export async function startFuzzSetup(protocol: 'http1' | 'http2'): Promise<FuzzS
       { id: 'ws', path: '/w/**', methods: ['GET'], upstream: 'ws', auth: 'public', websocket: true },
       { id: 'grpc-web', path: '/g/**', methods: ['POST'], upstream: 'h2', auth: 'public', grpcWeb: true },
       { id: 'h2', path: '/h/**', methods: ['GET', 'POST'], upstream: 'h2', auth: 'public' },
+      // The same paths on LOCKED_HOST need a scope no fuzzed request has (routes by host).
+      { id: 'locked', hosts: [LOCKED_HOST], path: '/**', methods: ['GET', 'POST', 'PUT'], upstream: 'plain', auth: 'required', scopes: { allOf: ['admin'] } },
+      { id: 'locked-h2', hosts: [LOCKED_HOST], path: '/h/**', methods: ['GET', 'POST'], upstream: 'h2', auth: 'required', scopes: { allOf: ['admin'] } },
+      { id: 'locked-ws', hosts: [LOCKED_HOST], path: '/w/**', methods: ['GET'], upstream: 'ws', auth: 'required', scopes: { allOf: ['admin'] }, websocket: true },
     ],
     // The access log would hold every fuzzed request in this process's memory (the helper keeps stdout lines).
     logging: { level: 'info', events: 'stdout', access: join(dir, 'access.log') },

@@ -15,7 +15,7 @@
 // once or waits a moment. FUZZ_SEED, FUZZ_CONNECTIONS and FUZZ_PARALLEL as in
 // scripts/fuzz-harness.ts; a seed replays with FUZZ_SEED=<seed> FUZZ_CONNECTIONS=1 FUZZ_PARALLEL=1.
 import { seededRandom } from '../test/helpers/seeded.js'
-import { connectTo, runFuzz, sendThenLeave, SPOOF, startFuzzSetup } from './fuzz-harness.js'
+import { connectTo, LOCKED_HOST, runFuzz, sendThenLeave, SPOOF, startFuzzSetup } from './fuzz-harness.js'
 
 const setup = await startFuzzSetup('http1')
 const host = setup.url.host
@@ -37,6 +37,11 @@ const ODD_TARGETS = [
   '*', `http://${host}/p/x`, 'http://evil/s/secret', '/p/x#f', `/p/${'a'.repeat(9000)}`, '/nowhere', 'p/x', '/p/x%00', '/p/ x', 'example.com:443',
 ]
 const ODD_VERSIONS = ['HTTP/1.0', 'HTTP/1.2', 'HTTP/2.0', 'http/1.1', 'HTTP/1.1 x', '']
+/** Spellings of the host whose routes need a scope, and of hosts that only look like it. */
+const LOCKED_HOSTS = [
+  LOCKED_HOST, 'LOCKED.fuzz', `${LOCKED_HOST}.`, `${LOCKED_HOST}:80`, `${LOCKED_HOST}.:1`, 'locked%2efuzz', 'LOCKED%2Efuzz', '%6cocked.fuzz',
+  `x.${LOCKED_HOST}`, `${LOCKED_HOST}..`, `.${LOCKED_HOST}`, `${LOCKED_HOST}\t`, `${LOCKED_HOST} `, `[${LOCKED_HOST}]`, `${LOCKED_HOST}@evil`, `evil@${LOCKED_HOST}`,
+]
 
 /** One request's bytes; `pick(list)` and `random(n)` come from the connection's seed. */
 function request(random: (n: number) => number): string {
@@ -48,8 +53,10 @@ function request(random: (n: number) => number): string {
   // A WebSocket route mostly gets handshakes; what follows one (the next request's bytes) is the tunnel's.
   if (target.startsWith('/w/') && random(4) > 0) lines.push(...HANDSHAKE)
   const hosts = random(20)
-  if (hosts > 1) lines.push(`host: ${host}`)
-  else if (hosts === 1) lines.push(`host: ${host}`, 'host: evil')
+  if (hosts > 3) lines.push(`host: ${host}`)
+  else if (hosts === 3) lines.push(`host: ${pick(LOCKED_HOSTS)}`)
+  else if (hosts === 2) lines.push(`host: ${host}`, `host: ${pick(LOCKED_HOSTS)}`)
+  else if (hosts === 1) lines.push(`host: ${random(2) ? host : pick(LOCKED_HOSTS)}`, 'host: evil')
   // The body, and the framing that announces it (honestly or not).
   const kind = random(8)
   const body = kind < 3 ? '' : kind < 5 ? pick(SMUGGLED) : kind < 7 ? 'x'.repeat(random(10) === 0 ? 4000 + random(2000) : random(500)) : String.fromCharCode(...Array.from({ length: random(64) }, () => random(256)))

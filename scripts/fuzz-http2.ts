@@ -15,7 +15,7 @@
 // FUZZ_PARALLEL=1 (a find that needs earlier connections, or timing, may need the whole run again).
 import { frame, headerBlock, PREFACE, u32 } from '../test/helpers/h2-frames.js'
 import { seededRandom } from '../test/helpers/seeded.js'
-import { connectTo, runFuzz, sendThenLeave, SPOOF, startFuzzSetup } from './fuzz-harness.js'
+import { connectTo, LOCKED_HOST, runFuzz, sendThenLeave, SPOOF, startFuzzSetup } from './fuzz-harness.js'
 
 const setup = await startFuzzSetup('http2')
 const authority = setup.url.host
@@ -41,6 +41,13 @@ const HEADER_BLOCKS = [
   request('POST', '/s/x', ['x-user-id', SPOOF]),
   request('GET', '/p/x', ['x-user-id', SPOOF], ['x-forwarded-user', SPOOF]),
   request('OPTIONS', '*'),
+  // The host whose routes need a scope, spelled as a service might still read it.
+  ...[LOCKED_HOST, `LOCKED.fuzz:443`, `${LOCKED_HOST}.`, 'locked%2efuzz'].flatMap((name) => [
+    [[':method', 'GET'], [':scheme', scheme], [':authority', name], [':path', '/p/x']] as Fields,
+    [[':method', 'GET'], [':scheme', scheme], [':authority', authority], [':path', '/h/x'], ['host', name]] as Fields,
+    [[':method', 'GET'], [':scheme', scheme], [':path', '/p/x'], ['host', name]] as Fields,
+    [[':method', 'CONNECT'], [':protocol', 'websocket'], [':scheme', scheme], [':authority', name], [':path', '/w/x'], ['sec-websocket-version', '13']] as Fields,
+  ]),
 ].map(headerBlock)
 const TRAILER_BLOCKS = ([[['x-trailer', '1']], [['grpc-status', '0']], [[':path', '/x']], [['content-length', '5']]] as Fields[]).map(headerBlock)
 
