@@ -7,7 +7,7 @@ import { canonicalHostName, HostTable, requestHostName } from './hosts.js'
 export interface CompiledRoute {
   readonly id: string
   readonly pattern: string
-  /** The host names (canonical, `*.` for a wildcard) whose requests this route serves; undefined: hosts no route names. */
+  /** The host names (canonical, `*.` for a wildcard) whose requests this route serves; undefined: every host that has no routes of its own. */
   readonly hosts: readonly string[] | undefined
   readonly methods: ReadonlySet<string>
   readonly auth: 'required' | 'public' | 'certificate'
