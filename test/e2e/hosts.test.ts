@@ -146,3 +146,52 @@ describe('routes by host', () => {
     assert.deepEqual(other.reached, ['web'])
   })
 })
+
+describe('routes by host behind a trusted proxy', () => {
+  let api: RecordingUpstream
+  let web: RecordingUpstream
+  let gw: StartedGateway
+
+  before(async () => {
+    ;[api, web] = await Promise.all([startUpstream(), startUpstream()])
+    gw = await startGateway(
+      baseConfig({
+        // The tests' connections come from loopback: they play the proxy.
+        server: { trustedProxies: ['127.0.0.1'] },
+        upstreams: [
+          { id: 'api', url: api.url },
+          { id: 'web', url: web.url },
+        ],
+        routes: [
+          { id: 'api', hosts: ['api.example.com'], path: '/p/**', methods: ['GET'], upstream: 'api', auth: 'public' },
+          { id: 'web', path: '/p/**', methods: ['GET'], upstream: 'web', auth: 'public' },
+        ],
+      }),
+    )
+  })
+
+  after(async () => {
+    await gw?.stop()
+    await Promise.all([api?.close(), web?.close()])
+  })
+
+  test("the proxy's X-Forwarded-Host must name the host the route was chosen by", async () => {
+    const same = await send(gw.url, '/p/1', { headers: { host: 'api.example.com', 'x-forwarded-host': 'API.example.com:443' } })
+    assert.equal(same.status, 200)
+    assert.equal(api.received.at(-1)?.headers['x-forwarded-host'], 'API.example.com:443')
+    // A proxy that rewrote Host, or passed a client's X-Forwarded-Host on: the route was chosen
+    // for one host, the upstream would be told another.
+    const before = api.received.length + web.received.length
+    for (const [host, xfh] of [
+      ['gateway.internal', 'api.example.com'],
+      ['api.example.com', 'www.example.com'],
+    ]) {
+      const r = await send(gw.url, '/p/1', { headers: { host, 'x-forwarded-host': xfh } })
+      assert.equal(r.status, 400, `${host} / ${xfh}`)
+      assert.equal(r.body.code, 'ERR_SANITIZE_REJECTED')
+    }
+    assert.equal(api.received.length + web.received.length, before, 'nothing reached an upstream')
+    const event = await gw.waitFor((l) => l.event === 'sanitize.rejected' && l.reason === 'forwarded_host_mismatch')
+    assert.equal(event.route, 'web')
+  })
+})

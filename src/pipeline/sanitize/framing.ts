@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { GatewayError } from '../../errors/gateway-error.js'
+import { requestHostName, UNROUTABLE } from '../route/hosts.js'
 
 const DIGITS = /^[0-9]+$/
 
@@ -98,6 +99,20 @@ export function checkHttp2Host(headers: IncomingHttpHeaders, rawHeaders: readonl
   const value = headers.host
   if (value === undefined) throw rejected('missing_host', 'An HTTP/2 request must carry :authority or a Host header.')
   if (!HOST.test(value)) throw rejected('invalid_host', detail)
+}
+
+/**
+ * With routes by host (route/hosts.ts), the route was chosen by the Host the gateway received,
+ * and the upstream is told a trusted proxy's X-Forwarded-Host. Both must name the same host, or
+ * one host's request would run under another host's routes (a proxy that rewrites Host, or one
+ * that passes a client's X-Forwarded-Host on). The first element of a list is the client's.
+ */
+export function checkForwardedHost(forwardedHost: string, host: string | undefined): void {
+  const first = forwardedHost.split(',', 1)[0].trim()
+  const named = requestHostName(first)
+  if (named === UNROUTABLE || named !== requestHostName(host)) {
+    throw rejected('forwarded_host_mismatch', 'X-Forwarded-Host names another host than Host.')
+  }
 }
 
 /**

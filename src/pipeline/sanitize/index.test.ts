@@ -16,9 +16,10 @@ const DEFAULT_STRIP = IdentitySchema.properties.stripHeaders.default as string[]
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736'
 const OUR_PARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`
 
-function config(overrides: { stripHeaders?: string[]; headers?: Partial<Config['identity']['headers']> } = {}): Config {
+function config(overrides: { stripHeaders?: string[]; headers?: Partial<Config['identity']['headers']>; routes?: Array<{ hosts?: string[] }> } = {}): Config {
   return {
     server: { maxBodyBytes: 0 },
+    routes: overrides.routes ?? [{}],
     identity: {
       stripHeaders: overrides.stripHeaders ?? DEFAULT_STRIP,
       headers: { subject: 'x-auth-subject', clientId: 'x-auth-client-id', scopes: 'x-auth-scopes', issuer: 'x-auth-issuer', ...overrides.headers },
@@ -304,4 +305,22 @@ test('property: a client identity header never reaches the upstream, however its
     }),
     { numRuns: 3000 },
   )
+})
+
+test('with routes by host, a trusted proxy\'s X-Forwarded-Host must name the host the route was chosen by', () => {
+  const byHost = config({ routes: [{ hosts: ['api.example'] }, {}] })
+  const trusted = { peer: '10.0.0.1', trusted: ['10.0.0.0/8'], cfg: byHost }
+  // The same host, however spelled: forwarded as the proxy wrote it.
+  assert.equal(run(['Host', 'api.example', 'X-Forwarded-Host', 'API.example:443'], trusted)['x-forwarded-host'], 'API.example:443')
+  assert.equal(run(['Host', 'api.example:8080', 'X-Forwarded-Host', 'api.example., other.example'], trusted)['x-forwarded-host'], 'api.example., other.example')
+  // Another host: the route was chosen for one host, the upstream would be told another.
+  for (const xfh of ['admin.example', 'api.example.evil', 'api%2eexample', '', 'other.example, api.example']) {
+    assert.equal(rejectionReason(() => run(['Host', 'api.example', 'X-Forwarded-Host', xfh], trusted)), 'forwarded_host_mismatch', xfh)
+  }
+  // A proxy that rewrote Host to its upstream's name while the client asked for api.example.
+  assert.equal(rejectionReason(() => run(['Host', 'gateway.internal', 'X-Forwarded-Host', 'api.example'], trusted)), 'forwarded_host_mismatch')
+  // Not from a trusted proxy: the client's X-Forwarded-Host is dropped, as always, and the Host is forwarded.
+  assert.equal(run(['Host', 'api.example', 'X-Forwarded-Host', 'admin.example'], { cfg: byHost })['x-forwarded-host'], 'api.example')
+  // Without routes by host the trusted value passes as before.
+  assert.equal(run(['Host', 'gateway.internal', 'X-Forwarded-Host', 'api.example'], { peer: '10.0.0.1', trusted: ['10.0.0.0/8'] })['x-forwarded-host'], 'api.example')
 })

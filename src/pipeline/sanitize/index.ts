@@ -4,7 +4,7 @@ import type { Deps, RequestContext, Stage } from '../stage.js'
 import { normalizeIp } from '../../http/client-address.js'
 import { peerCertificateOf } from '../../http/peer-certificate.js'
 import { appendForwarded, forwardedFor, forwardedProto } from './forwarded.js'
-import { checkDeclaredLength, checkFraming, checkHost, checkHttp2Host } from './framing.js'
+import { checkDeclaredLength, checkForwardedHost, checkFraming, checkHost, checkHttp2Host } from './framing.js'
 import { createHeaderMatcher } from './header-matcher.js'
 import { connectionListed, HOP_BY_HOP } from './hop-by-hop.js'
 
@@ -56,6 +56,8 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
     ? { cert: identity.headers.clientCertificate.toLowerCase(), chain: identity.headers.clientCertificateChain.toLowerCase() }
     : undefined
   const maxBodyBytes = config.server.maxBodyBytes
+  // Routes by host choose by the Host received; the upstream is told the trusted proxy's X-Forwarded-Host.
+  const routesByHost = config.routes.some((r) => r.hosts !== undefined)
 
   return {
     name: 'sanitize',
@@ -107,7 +109,9 @@ export function createSanitizeStage(config: Config, _deps: Deps, resolver: Clien
       const trusted = resolver.trusts(peer)
       out['x-forwarded-for'] = forwardedFor(h['x-forwarded-for'], peer, trusted)
       out['x-forwarded-proto'] = forwardedProto(h['x-forwarded-proto'], trusted, ownProto(ctx))
-      const host = (trusted ? h['x-forwarded-host'] : undefined) ?? h.host
+      const forwardedHost = trusted ? h['x-forwarded-host'] : undefined
+      if (routesByHost && forwardedHost !== undefined) checkForwardedHost(Array.isArray(forwardedHost) ? forwardedHost[0] : forwardedHost, h.host)
+      const host = forwardedHost ?? h.host
       if (host !== undefined) out['x-forwarded-host'] = host
       // RFC 7239 Forwarded: believed (and extended) only from a trusted proxy, dropped otherwise.
       const forwarded = h.forwarded
