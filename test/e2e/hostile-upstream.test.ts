@@ -1,5 +1,6 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
@@ -12,6 +13,8 @@ import { baseConfig, startGateway, type StartedGateway } from '../helpers/gatewa
 
 /** A generous bound so a broken gateway fails the test instead of hanging it. */
 const bounded = () => ({ signal: AbortSignal.timeout(20_000) })
+
+const BIG_BODY_BYTES = 8 * 1024 * 1024
 
 /** What the raw upstream answers to GET /hostile/<name>, as latin1 bytes. */
 const ANSWERS: Record<string, string> = {
@@ -34,6 +37,8 @@ const ANSWERS: Record<string, string> = {
   'bad-first-chunk': 'HTTP/1.1 200 OK\r\nX-A: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPOISON',
   // A head, then the connection closes before the first of its 10 bytes (see `then-close` below).
   'then-close': 'HTTP/1.1 200 OK\r\nX-A: a\r\nContent-Length: 10\r\n\r\n',
+  // More than the sockets between upstream and client hold: a client that does not read pauses it.
+  big: `HTTP/1.1 200 OK\r\nContent-Length: ${BIG_BODY_BYTES}\r\n\r\n${'x'.repeat(BIG_BODY_BYTES)}`,
 }
 
 let upstream: Server
@@ -67,6 +72,20 @@ before(async () => {
         const second = setTimeout(() => s.write('HTTP/1.1 102 Processing\r\n\r\n'), 350)
         const final = setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'), 700)
         s.on('close', () => (clearTimeout(second), clearTimeout(final)))
+        return
+      }
+      if (name === 'trickle') {
+        // A chunk every 150 ms, six of them: slow, but never silent for bodyTimeoutMs (300 ms).
+        s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n')
+        let sent = 0
+        const timer = setInterval(() => {
+          if (++sent <= 6) s.write('1\r\nx\r\n')
+          else {
+            clearInterval(timer)
+            s.write('0\r\n\r\n')
+          }
+        }, 150)
+        s.on('close', () => clearInterval(timer))
         return
       }
       if (name === 'processing') {
@@ -230,6 +249,36 @@ test('an upstream stalling mid-body past bodyTimeoutMs cuts the client connectio
   const event = await securityEvent('forward.timeout', r.headers.get('x-request-id')!)
   assert.equal(event.code, 'ERR_FORWARD_TIMEOUT')
   assert.equal(event.reason, 'body_timeout')
+})
+
+test('bodyTimeoutMs is silence between body chunks: a body that trickles in for longer than that completes', async () => {
+  const r = await fetch(`${gw.url}/stall/trickle`, bounded())
+  assert.equal(r.status, 200)
+  assert.equal(await r.text(), 'xxxxxx')
+})
+
+test('a body the client reads slowly is not timed out: the upstream is paused for the client, not silent', async () => {
+  const socket = connect(Number(new URL(gw.url).port), '127.0.0.1')
+  try {
+    await once(socket, 'connect')
+    socket.write('GET /stall/big HTTP/1.1\r\nHost: gw\r\nConnection: close\r\nX-Request-Id: slow-reader-0001\r\n\r\n')
+    // Take the first bytes, then read nothing for three times bodyTimeoutMs (300 ms): the sockets
+    // fill up, the gateway stops reading the upstream, and its body timer finds a client to wait for.
+    await once(socket, 'data')
+    socket.pause()
+    await new Promise((r) => setTimeout(r, 900))
+    let bytes = 0
+    socket.on('data', (d: Buffer) => (bytes += d.length))
+    socket.resume()
+    await once(socket, 'end')
+    assert.ok(bytes >= BIG_BODY_BYTES - 64 * 1024, `the whole body came (${bytes} bytes after the pause)`)
+    assert.equal(
+      gw.events().find((e) => e.event === 'forward.timeout' && e.requestId === 'slow-reader-0001'),
+      undefined,
+    )
+  } finally {
+    socket.destroy()
+  }
 })
 
 test('more concurrent requests than the pool has connections wait their turn and are all answered', async () => {

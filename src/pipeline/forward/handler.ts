@@ -65,6 +65,34 @@ const CLIENT_GONE = Object.assign(new Error('client closed the connection'), { c
 /** Errors after which the request was certainly not sent: no connection was made. */
 const CONNECT_FAILURES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN'])
 
+/**
+ * Timeouts. Over HTTP/1.1, the handler times the upstream's answer itself, with one native timer
+ * per request: `headersMs` from the moment the request is handed to a connection (onConnect)
+ * to the final head, then `bodyMs` of silence between body chunks. undici's own timers for these
+ * are turned off on such pools (forward/index.ts). undici keeps one timer per connection and
+ * replaces it, rather than restarting it, whenever the next one has another length or kind: its
+ * keep-alive timer before each request, the headers timer, then the body timer when the two
+ * lengths differ (the defaults are 15 and 30 s). A replaced timer stays in its one-second timer
+ * wheel until the next tick, so under load thousands of them outlive the requests, end up in
+ * V8's old space, and its collections then showed in the tail of the equal-load benchmark
+ * (docs/benchmarks.md). A native timer that is cleared is gone at once. What times out is
+ * unchanged: the same errors (undici's HeadersTimeoutError, BodyTimeoutError) go through the same
+ * path to a 504, and a body paused because the client reads slowly is not timed out (as undici
+ * does not time out a paused parser).
+ */
+export interface AnswerTimeouts {
+  readonly headersMs: number
+  readonly bodyMs: number
+}
+
+function onHeadersTimeout(handler: ForwardHandler): void {
+  handler.timedOut(new errors.HeadersTimeoutError())
+}
+
+function onBodyTimeout(handler: ForwardHandler): void {
+  handler.timedOut(new errors.BodyTimeoutError())
+}
+
 const enum State {
   Waiting,
   Streaming,
@@ -85,6 +113,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   private readonly startedAt = performance.now()
   /** When the first interim (1xx) answer came, if one did. */
   private interimAt = 0
+  /** The running timeout of "Timeouts" above, over HTTP/1.1. */
+  private timer: NodeJS.Timeout | undefined = undefined
   /** The answer's head, not written yet: over HTTP/1.1 until its first body byte or its end, over
    *  HTTP/2 only a gRPC Trailers-Only answer's, until the end (onHeaders says why). */
   private heldHead: string[] | undefined = undefined
@@ -108,6 +138,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     private web?: GrpcWebMode,
     /** The request body, when it may feed an HTTP/2 stream: cut before undici closes that stream (body-limit.ts). */
     private readonly body?: UpstreamBody,
+    /** Over HTTP/1.1: the answer's timeouts, applied here ("Timeouts" above); undefined leaves them to undici. */
+    private readonly timeouts?: AnswerTimeouts,
   ) {
     const res = ctx.res as TrackedResponse
     res[kHandler] = this
@@ -126,6 +158,31 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // on a saturated upstream thus do not make the pool reconnect for each of them.
     if (this.clientGone) throw CLIENT_GONE
     this.abort = abort
+    const t = this.timeouts
+    if (t !== undefined && t.headersMs > 0) {
+      // Sent again to another target (replicas): its time starts over.
+      if (this.timer !== undefined) clearTimeout(this.timer)
+      this.timer = setTimeout(onHeadersTimeout, t.headersMs, this).unref()
+    }
+  }
+
+  /** A timeout of "Timeouts" above fired: the request fails as undici's own timer would fail it. */
+  timedOut(err: Error): void {
+    this.timer = undefined
+    if (this.state === State.Done) return
+    // A body paused for a client that reads slowly is waiting on the client, not the upstream.
+    if (this.state === State.Streaming && this.ctx.res.writableNeedDrain) {
+      this.timer = setTimeout(onBodyTimeout, this.timeouts!.bodyMs, this).unref()
+      return
+    }
+    this.abort?.(err)
+  }
+
+  private stopTimer(): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer)
+      this.timer = undefined
+    }
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
@@ -138,9 +195,14 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     // 1xx are interim answers on the upstream hop only (node answers the client's 100-continue).
     if (statusCode < 200) {
-      if (this.interimAt === 0) this.interimAt = performance.now()
+      if (this.interimAt === 0) {
+        this.interimAt = performance.now()
+        // As undici does: the final head has headersMs from the first interim one.
+        this.timer?.refresh()
+      }
       return true
     }
+    this.stopTimer()
     const ctx = this.ctx
     ctx.upstreamMs = Math.round((performance.now() - this.startedAt) * 100) / 100
     ctx.status = statusCode
@@ -198,6 +260,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     this.state = State.Streaming
     this.resume = resume
+    const t = this.timeouts
+    if (t !== undefined && t.bodyMs > 0) this.timer = setTimeout(onBodyTimeout, t.bodyMs, this).unref()
     return true
   }
 
@@ -208,6 +272,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
    * it is relayed by onHeaders like an ordinary response.
    */
   onUpgrade(statusCode: number, rawHeaders: Buffer[], socket: Socket): void {
+    this.stopTimer()
     if (this.state === State.Done) return void socket.destroy()
     this.state = State.Done
     const ctx = this.ctx
@@ -250,6 +315,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // A bodiless answer (204, 304, HEAD) is complete already: a body the parser still hands over
     // is dropped, never written after end (which would emit an unhandled 'error' on the response).
     if (this.state === State.Done) return true
+    this.timer?.refresh()
     const res = this.ctx.res
     if (this.heldHead !== undefined) {
       res.writeHead(res.statusCode, this.heldHead)
@@ -281,6 +347,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   private finish(): void {
     this.state = State.Done
+    this.stopTimer()
     const req = this.ctx.req
     // The upstream answered in full before the client finished sending its body (an early 401 or
     // 413): undici stops sending it and destroys the request stream, after which node would stop
@@ -307,6 +374,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // undici calls this before it closes the upstream stream: the body's HTTP/2 stream is ended as
     // failed first, never as complete (body-limit.ts says why).
     this.body?.cut(err)
+    this.stopTimer()
     // The client already has a complete bodiless response (onHeaders); undici only objects to
     // its Content-Length, which described the representation, not a body.
     if (this.state === State.Done) return

@@ -44,6 +44,7 @@ interface Target {
   /** The upstream URL's path ("" or "/base"), prepended to every request path. */
   readonly prefix: string
   readonly headersTimeoutMs: number
+  readonly bodyTimeoutMs: number
   /** Reached over HTTP/2: request bodies go as an UpstreamBody, which can cut its stream (body-limit.ts). */
   readonly http2: boolean
 }
@@ -76,8 +77,10 @@ function createTarget(u: UpstreamConfig, onHealth: (change: HealthChange) => voi
     ...(u.http2 && !h2c ? { allowH2: true } : {}),
     connections: u.connections,
     connectTimeout: u.connectTimeoutMs,
-    headersTimeout: u.headersTimeoutMs,
-    bodyTimeout: u.bodyTimeoutMs,
+    // Over HTTP/1.1 the handler times the answer itself (handler.ts, "Timeouts"), so undici's own
+    // timers are off there. HTTP/2 streams keep undici's (a native timer per stream).
+    headersTimeout: u.http2 ? u.headersTimeoutMs : 0,
+    bodyTimeout: u.http2 ? u.bodyTimeoutMs : 0,
     keepAliveTimeout: u.keepAliveTimeoutMs,
     // A Keep-Alive hint from the upstream may shorten the idle time, never lengthen it past config.
     keepAliveMaxTimeout: u.keepAliveTimeoutMs,
@@ -88,7 +91,7 @@ function createTarget(u: UpstreamConfig, onHealth: (change: HealthChange) => voi
   const origins = [url.origin, ...(u.replicas ?? []).map((r) => new URL(r).origin)]
   const pool = replicated ? new BalancedPool(origins, options) : new Pool(url.origin, options)
   const health = u.healthCheck === undefined ? undefined : monitorHealth(u, origins, pool, tls, onHealth)
-  return { id: u.id, pool, replicated, health, prefix: basePathOf(url), headersTimeoutMs: u.headersTimeoutMs, http2: u.http2 === true }
+  return { id: u.id, pool, replicated, health, prefix: basePathOf(url), headersTimeoutMs: u.headersTimeoutMs, bodyTimeoutMs: u.bodyTimeoutMs, http2: u.http2 === true }
 }
 
 /** How long closing waits for queued upstream requests before destroying the pools. */
@@ -183,16 +186,17 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
         // Streamed, never buffered: undici reads the client's request as it arrives.
         body,
         upgrade: handshake ? 'websocket' : undefined,
-        // The route's own timeouts (upstreamTimeouts); undefined leaves the pool's.
-        headersTimeout: route.headersTimeoutMs,
-        bodyTimeout: route.bodyTimeoutMs,
+        // The route's own timeouts (upstreamTimeouts) over HTTP/2; undefined leaves the pool's.
+        // Over HTTP/1.1 the handler applies them.
+        ...(target.http2 ? { headersTimeout: route.headersTimeoutMs, bodyTimeout: route.bodyTimeoutMs } : {}),
       }
+      const headersTimeoutMs = route.headersTimeoutMs ?? target.headersTimeoutMs
+      const timeouts = target.http2 ? undefined : { headersMs: headersTimeoutMs, bodyMs: route.bodyTimeoutMs ?? target.bodyTimeoutMs }
       return new Promise<void>((resolve, reject) => {
         // Only a request without a body may be sent again: a body already read cannot be.
         const retry = target.replicated && opts.body === null ? (h: ForwardHandler) => target.pool.dispatch(opts, h) : undefined
-        const headersTimeoutMs = route.headersTimeoutMs ?? target.headersTimeoutMs
         const cuttable = body instanceof UpstreamBody ? body : undefined
-        target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id, headersTimeoutMs, dropFields, handshake ? tunnel : undefined, retry, web, cuttable))
+        target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id, headersTimeoutMs, dropFields, handshake ? tunnel : undefined, retry, web, cuttable, timeouts))
       })
     },
     async close(): Promise<void> {
