@@ -3,7 +3,8 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
-import { baseConfig, startGateway, type StartedGateway } from '../helpers/gateway.js'
+import { connect as h2connect } from 'node:http2'
+import { baseConfig, HTTP2_LISTENERS_ACKNOWLEDGED, startGateway, type StartedGateway } from '../helpers/gateway.js'
 
 /**
  * Upstreams that break HTTP/1.1 on purpose, written byte by byte on a raw socket: what the
@@ -102,6 +103,12 @@ before(async () => {
   const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`
   gw = await startGateway(
     baseConfig({
+      // HTTP/1.1, and a second listener that also speaks HTTP/2 (h2c) for HTTP/2 clients.
+      listeners: [
+        { host: '127.0.0.1', port: 0 },
+        { host: '127.0.0.1', port: 0, h2c: true },
+      ],
+      security: HTTP2_LISTENERS_ACKNOWLEDGED,
       upstreams: [
         { id: 'hostile', url },
         { id: 'stall', url, bodyTimeoutMs: 300 },
@@ -278,6 +285,31 @@ test('a body the client reads slowly is not timed out: the upstream is paused fo
     )
   } finally {
     socket.destroy()
+  }
+})
+
+test('a body an HTTP/2 client reads slowly is not timed out either', async () => {
+  const h2cUrl = (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[1]
+  const session = h2connect(h2cUrl)
+  try {
+    const stream = session.request({ ':path': '/stall/big', 'x-request-id': 'slow-reader-0002' })
+    // The stream's flow-control window fills, the gateway's writes to it queue up, and the
+    // gateway stops reading the upstream while the client takes nothing for 900 ms.
+    await once(stream, 'response')
+    await once(stream, 'data')
+    stream.pause()
+    await new Promise((r) => setTimeout(r, 900))
+    let bytes = 0
+    stream.on('data', (d: Buffer) => (bytes += d.length))
+    stream.resume()
+    await once(stream, 'end')
+    assert.ok(bytes >= BIG_BODY_BYTES - 64 * 1024, `the whole body came (${bytes} bytes after the pause)`)
+    assert.equal(
+      gw.events().find((e) => e.event === 'forward.timeout' && e.requestId === 'slow-reader-0002'),
+      undefined,
+    )
+  } finally {
+    session.close()
   }
 })
 

@@ -30,6 +30,11 @@ function onClientClose(this: TrackedResponse): void {
   this[kHandler]?.clientClosed()
 }
 
+/** The client's socket (or HTTP/2 stream) took what was written: the upstream may send on. */
+function onClientDrain(this: TrackedResponse): void {
+  this[kHandler]?.drained()
+}
+
 /** The first value of a (lower-case) field in a flat [name, value, …] header list. */
 function fieldValue(headers: readonly string[], name: string): string | undefined {
   for (let i = 0; i < headers.length; i += 2) if (headers[i].toLowerCase() === name) return headers[i + 1]
@@ -115,6 +120,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   private interimAt = 0
   /** The running timeout of "Timeouts" above, over HTTP/1.1. */
   private timer: NodeJS.Timeout | undefined = undefined
+  /** onData returned false: undici holds the upstream until the client drains. */
+  private paused = false
   /** The answer's head, not written yet: over HTTP/1.1 until its first body byte or its end, over
    *  HTTP/2 only a gRPC Trailers-Only answer's, until the end (onHeaders says why). */
   private heldHead: string[] | undefined = undefined
@@ -171,7 +178,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.timer = undefined
     if (this.state === State.Done) return
     // A body paused for a client that reads slowly is waiting on the client, not the upstream.
-    if (this.state === State.Streaming && this.ctx.res.writableNeedDrain) {
+    if (this.state === State.Streaming && this.paused) {
       this.timer = setTimeout(onBodyTimeout, this.timeouts!.bodyMs, this).unref()
       return
     }
@@ -322,8 +329,15 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       this.heldHead = undefined
     }
     if (this.base64 !== undefined ? res.write(this.base64.push(chunk), 'latin1') : res.write(chunk)) return true
-    res.once('drain', this.resume!)
+    this.paused = true
+    res.once('drain', onClientDrain)
     return false
+  }
+
+  /** The client caught up (onClientDrain): undici reads the upstream again. */
+  drained(): void {
+    this.paused = false
+    this.resume?.()
   }
 
   onComplete(trailers?: Array<Buffer | string> | Record<string, string | string[] | undefined> | null): void {
