@@ -10,7 +10,9 @@
 // its Content-Length, both framings, two lengths, broken chunks, 1xx answers (many of them), a
 // body on a 204 or 304, a head cut off, a close-delimited HTTP/1.0 body, NUL, obs-fold or 70 KiB
 // in the head, a status line of garbage, a stall past bodyTimeoutMs. Bytes a response did not
-// account for carry `POISON`.
+// account for carry `POISON`. They arrive with or before the end of the response they follow:
+// sent later, after a complete response, they would be the next request's answer to any HTTP/1.1
+// client (see the split below).
 //
 // With FUZZ_UPSTREAM=http2 the upstream speaks HTTP/2 instead (scripts/fuzz-upstream-h2.ts), and
 // the requests are POSTs that carry their id as body. With FUZZ_CLIENT=http2 the clients speak
@@ -30,8 +32,11 @@ import { seededRandom } from '../test/helpers/seeded.js'
 import { runFuzz } from './fuzz-harness.js'
 import { startBrokenHttp2Upstream } from './fuzz-upstream-h2.js'
 
-/** What the upstream writes for request `id`: an honest answer, or one of the broken ones. */
-function answer(id: string, random: (n: number) => number): { bytes: string; then: 'keep' | 'close' | 'stall' } {
+/**
+ * What the upstream writes for request `id`: an honest answer, or one of the broken ones.
+ * `complete`: where a well-formed first response ends when more bytes follow it.
+ */
+function answer(id: string, random: (n: number) => number): { bytes: string; then: 'keep' | 'close' | 'stall'; complete?: number } {
   // Bracketed, so a body cut short (a broken chunk, say) is never read as another id.
   const body = `[id=${id}]`
   const ok = (head = ''): string => `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n${head}content-length: ${body.length}\r\n\r\n${body}`
@@ -41,9 +46,9 @@ function answer(id: string, random: (n: number) => number): { bytes: string; the
     case 0:
       return { bytes: random(2) === 0 ? ok() : `HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`, then: 'keep' }
     case 1:
-      return { bytes: ok() + extra(), then: 'keep' }
+      return { bytes: ok() + extra(), then: 'keep', complete: ok().length }
     case 2:
-      return { bytes: ok() + poison, then: 'keep' } // a body longer than its Content-Length
+      return { bytes: ok() + poison, then: 'keep', complete: ok().length } // a body longer than its Content-Length
     case 3:
       return { bytes: `HTTP/1.1 200 OK\r\ncontent-length: ${body.length + 20}\r\n\r\n${body}`, then: random(2) === 0 ? 'close' : 'stall' }
     case 4:
@@ -80,8 +85,10 @@ function answer(id: string, random: (n: number) => number): { bytes: string; the
       return { bytes: `HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n${extra()}`, then: 'keep' }
     case 20:
       return { bytes: `HTTP/1.0 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n${extra()}`, then: 'keep' }
-    case 21:
-      return { bytes: `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\n\n${body}${extra()}`, then: 'keep' }
+    case 21: {
+      const first = `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\n\n${body}`
+      return { bytes: first + extra(), then: 'keep', complete: first.length }
+    }
     default:
       return { bytes: `garbage\r\n\r\n${poison}`, then: 'keep' }
   }
@@ -100,10 +107,15 @@ const upstream = createServer((socket: Socket) => {
       pending = pending.slice(end + 4)
       const id = /^GET \/p\/(\d+) /.exec(head)?.[1]
       if (id === undefined) return socket.destroy()
-      const { bytes, then } = answer(id, seededRandom(Number(id)))
+      const { bytes, then, complete } = answer(id, seededRandom(Number(id)))
       // Split at a random point now and then, so the gateway reads a response in two parts.
       const random = seededRandom(Number(id) + 1)
-      const cut = random(3) === 0 ? random(bytes.length) : bytes.length
+      let cut = random(3) === 0 ? random(bytes.length) : bytes.length
+      // Never right after a complete first response, though: bytes that come a while after a
+      // response ended, once the next request may be on its way, are that request's answer to any
+      // HTTP/1.1 client (RFC 9112 §9.3: responses are matched to requests by order alone). No
+      // intermediary can tell them apart; one that arrives with the end of the first is caught.
+      if (cut === complete) cut--
       socket.write(bytes.slice(0, cut), 'latin1')
       if (cut < bytes.length) setTimeout(() => socket.writable && socket.write(bytes.slice(cut), 'latin1'), random(5))
       if (then === 'close') socket.end()
