@@ -4,6 +4,7 @@ import { once } from 'node:events'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { connect as h2connect } from 'node:http2'
+import type { Readable } from 'node:stream'
 import { baseConfig, HTTP2_LISTENERS_ACKNOWLEDGED, startGateway, type StartedGateway } from '../helpers/gateway.js'
 
 /**
@@ -271,22 +272,30 @@ test('a body the client reads slowly is not timed out: the upstream is paused fo
     socket.write('GET /stall/big HTTP/1.1\r\nHost: gw\r\nConnection: close\r\nX-Request-Id: slow-reader-0001\r\n\r\n')
     // Take the first bytes, then read nothing for three times bodyTimeoutMs (300 ms): the sockets
     // fill up, the gateway stops reading the upstream, and its body timer finds a client to wait for.
-    await once(socket, 'data')
-    socket.pause()
-    await new Promise((r) => setTimeout(r, 900))
-    let bytes = 0
-    socket.on('data', (d: Buffer) => (bytes += d.length))
-    socket.resume()
-    await once(socket, 'end')
-    assert.ok(bytes >= BIG_BODY_BYTES - 64 * 1024, `the whole body came (${bytes} bytes after the pause)`)
-    assert.equal(
-      gw.events().find((e) => e.event === 'forward.timeout' && e.requestId === 'slow-reader-0001'),
-      undefined,
-    )
+    await readSlowly(socket, 'slow-reader-0001')
   } finally {
     socket.destroy()
   }
 })
+
+/**
+ * Takes the big body's first bytes, reads nothing for three times bodyTimeoutMs, then reads the
+ * rest: all of it must come, and no forward.timeout be recorded for the request.
+ */
+async function readSlowly(body: Readable, requestId: string): Promise<void> {
+  await once(body, 'data')
+  body.pause()
+  await new Promise((r) => setTimeout(r, 900))
+  let bytes = 0
+  body.on('data', (d: Buffer) => (bytes += d.length))
+  body.resume()
+  await once(body, 'end')
+  assert.ok(bytes >= BIG_BODY_BYTES - 64 * 1024, `the whole body came (${bytes} bytes after the pause)`)
+  assert.equal(
+    gw.events().find((e) => e.event === 'forward.timeout' && e.requestId === requestId),
+    undefined,
+  )
+}
 
 test('a body an HTTP/2 client reads slowly is not timed out either', async () => {
   const h2cUrl = (gw.lines.find((l) => l.msg === 'listening')!.urls as string[])[1]
@@ -296,18 +305,7 @@ test('a body an HTTP/2 client reads slowly is not timed out either', async () =>
     // The stream's flow-control window fills, the gateway's writes to it queue up, and the
     // gateway stops reading the upstream while the client takes nothing for 900 ms.
     await once(stream, 'response')
-    await once(stream, 'data')
-    stream.pause()
-    await new Promise((r) => setTimeout(r, 900))
-    let bytes = 0
-    stream.on('data', (d: Buffer) => (bytes += d.length))
-    stream.resume()
-    await once(stream, 'end')
-    assert.ok(bytes >= BIG_BODY_BYTES - 64 * 1024, `the whole body came (${bytes} bytes after the pause)`)
-    assert.equal(
-      gw.events().find((e) => e.event === 'forward.timeout' && e.requestId === 'slow-reader-0002'),
-      undefined,
-    )
+    await readSlowly(stream, 'slow-reader-0002')
   } finally {
     session.close()
   }
