@@ -4,6 +4,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { Pool } from 'undici'
 import { percentiles, type LoadResult, type LoadSpec } from './load.js'
+import { rotate } from './target.js'
 
 export interface PacedSettings {
   /** Requests per second, started on a fixed schedule whatever the server's answers do. */
@@ -150,8 +151,7 @@ export async function startPacedDriver(): Promise<PacedDriver> {
 /** The driver process's side: one job at a time, answered with its result. */
 export function servePacedJobs(): void {
   process.on('message', (job: Job) => {
-    let i = 0
-    const authorization = job.authorizations.length > 0 ? () => job.authorizations[i++ % job.authorizations.length] : undefined
+    const authorization = job.authorizations.length > 0 ? rotate(job.authorizations) : undefined
     drivePaced(job.url, { path: job.path, authorization }, job.settings).then(
       (result) => process.send!(result),
       (err: Error) => {

@@ -126,6 +126,11 @@ export function table(rows: readonly RowResult[]): string {
       base && r.status === 'ok' ? fmt(run.p99Ms / base.p99Ms, 2) : '-',
     ]
   })
+  return columns(head, body)
+}
+
+/** Rows as aligned text columns under a dashed rule: the first left-aligned, the rest right-aligned. */
+function columns(head: string[], body: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)))
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n')
@@ -152,10 +157,8 @@ export function equalLoadTable(rows: readonly RowResult[]): string | undefined {
       fmt(e.driverLagMaxMs, 1),
     ]
   })
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)))
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')
   const problems = those.filter((r) => r.equalLoad!.problem).map((r) => `  ${r.id}: ${r.equalLoad!.problem}`)
-  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line), ...problems].join('\n')
+  return [columns(head, body), ...problems].join('\n')
 }
 
 export function verdicts(checks: readonly CheckResult[]): string {

@@ -285,6 +285,41 @@ function concludeEqualLoad(live: Live): EqualLoadResult | undefined {
   return { rate: live.equalRate, run, rounds, driverLagMaxMs, ...(problem && { problem }) }
 }
 
+/**
+ * The equal-load rounds, in the paced driver's own process: a 1 s warm-up per row, not counted
+ * (the first paced run would otherwise pay for compiling the driver's path, and only the first
+ * row would pay), then `equalRounds` interleaved rounds.
+ */
+async function equalLoadPhase(plan: { rows: Live[]; rate: number }, upstreamUrl: string): Promise<void> {
+  log(`- equal load: ${plan.rows.map((l) => l.target.id).join(', ')} offered ${plan.rate} req/s each (${settings.equalSharePct}% of the slowest one's saturated req/s)`)
+  const driver = await startPacedDriver()
+  const paced = (live: Live, index: number, durationSec: number) =>
+    driver.run(live.running!.url, live.target.load('measure', { index, of: settings.rounds }), { rate: plan.rate, durationSec, connections: settings.connections })
+  try {
+    for (const live of plan.rows) {
+      live.equalRate = plan.rate
+      await paced(live, 0, 1)
+    }
+    const rounds = settings.equalRounds
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < plan.rows.length; i++) {
+        const live = plan.rows[(i + r) % plan.rows.length]
+        try {
+          await upstreamCall(upstreamUrl, 'row', `${live.target.id}:equal`)
+          const run = await paced(live, r % settings.rounds, settings.equalSec / rounds)
+          live.equalRuns.push(run)
+          log(`  equal load ${r + 1}/${rounds}  ${live.target.id.padEnd(14)} ${Math.round(run.rps)} req/s, p50 ${run.p50Ms.toFixed(2)} ms, p99 ${run.p99Ms.toFixed(2)} ms (driver lag at most ${run.driverLagMaxMs.toFixed(1)} ms)`)
+        } catch (err) {
+          live.failed = true
+          live.problems.push(`equal load: ${(err as Error).message}\n${live.running?.tail() ?? ''}`)
+        }
+      }
+    }
+  } finally {
+    await driver.close()
+  }
+}
+
 /** The rows an equal-load check compares, and the rate to offer each: a share of the slowest's
  *  saturated req/s, so that every one of them has spare capacity. */
 function equalLoadPlan(lives: readonly Live[]): { rows: Live[]; rate: number } | undefined {
@@ -359,37 +394,7 @@ async function main(): Promise<number> {
       }
     }
     const plan = equalLoadPlan(lives)
-    if (plan) {
-      log(`- equal load: ${plan.rows.map((l) => l.target.id).join(', ')} offered ${plan.rate} req/s each (${settings.equalSharePct}% of the slowest one's saturated req/s)`)
-      const driver = await startPacedDriver()
-      try {
-        // A paced warm-up per row, not counted: the first paced run would otherwise pay for
-        // compiling the driver's path, and only the first row would pay.
-        for (const live of plan.rows) {
-          const spec = live.target.load('measure', { index: 0, of: settings.rounds })
-          await driver.run(live.running!.url, spec, { rate: plan.rate, durationSec: 1, connections: settings.connections })
-        }
-        const rounds = settings.equalRounds
-        for (let r = 0; r < rounds; r++) {
-          for (let i = 0; i < plan.rows.length; i++) {
-            const live = plan.rows[(i + r) % plan.rows.length]
-            try {
-              await upstreamCall(upstream.url, 'row', `${live.target.id}:equal`)
-              const spec = live.target.load('measure', { index: r % settings.rounds, of: settings.rounds })
-              const run = await driver.run(live.running!.url, spec, { rate: plan.rate, durationSec: settings.equalSec / rounds, connections: settings.connections })
-              live.equalRuns.push(run)
-              live.equalRate = plan.rate
-              log(`  equal load ${r + 1}/${rounds}  ${live.target.id.padEnd(14)} ${Math.round(run.rps)} req/s, p50 ${run.p50Ms.toFixed(2)} ms, p99 ${run.p99Ms.toFixed(2)} ms (driver lag at most ${run.driverLagMaxMs.toFixed(1)} ms)`)
-            } catch (err) {
-              live.failed = true
-              live.problems.push(`equal load: ${(err as Error).message}\n${live.running?.tail() ?? ''}`)
-            }
-          }
-        }
-      } finally {
-        await driver.close()
-      }
-    }
+    if (plan) await equalLoadPhase(plan, upstream.url)
     for (const live of lives) {
       await live.running?.stop()
       const row = conclude(live)

@@ -54,17 +54,21 @@ describe('routes by host', () => {
 
   /** Sends one HTTP/1.1 request with the given Host; returns the reply and which upstream got it. */
   async function viaHttp1(path: string, host: string, headers: Record<string, string> = {}): Promise<Reply & { reached: string[] }> {
-    const before = [api.received.length, admin.received.length, web.received.length]
+    const before = receivedCounts()
     const reply = await send(gw.url, path, { headers: { host, ...headers } })
     return { ...reply, reached: reachedSince(before) }
   }
 
+  const receivedCounts = (): number[] => [api, admin, web].map((u) => u.received.length)
+
+  /** The upstreams that received a request since `before` (receivedCounts). */
   function reachedSince(before: number[]): string[] {
-    return (['api', 'admin', 'web'] as const).filter((_, i) => [api, admin, web][i].received.length > before[i])
+    const now = receivedCounts()
+    return (['api', 'admin', 'web'] as const).filter((_, i) => now[i] > before[i])
   }
 
   async function viaHttp2(path: string, authority: string, headers: OutgoingHttpHeaders = {}): Promise<{ status: number; headers: IncomingHttpHeaders; reached: string[] }> {
-    const before = [api.received.length, admin.received.length, web.received.length]
+    const before = receivedCounts()
     const session = h2connect(gw.url)
     try {
       const stream = session.request({ ':method': 'GET', ':path': path, ':authority': authority, ...headers })

@@ -72,8 +72,8 @@ const CONNECT_FAILURES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'UND_ERR_
 
 /**
  * Timeouts. Over HTTP/1.1, the handler times the upstream's answer itself, with one native timer
- * per request: `headersMs` from the moment the request is handed to a connection (onConnect)
- * to the final head, then `bodyMs` of silence between body chunks. undici's own timers for these
+ * per request: `headersTimeoutMs` from the moment the request is handed to a connection
+ * (onConnect) to the final head, then `bodyTimeoutMs` of silence between body chunks. undici's own timers for these
  * are turned off on such pools (forward/index.ts). undici keeps one timer per connection and
  * replaces it, rather than restarting it, whenever the next one has another length or kind: its
  * keep-alive timer before each request, the headers timer, then the body timer when the two
@@ -85,11 +85,6 @@ const CONNECT_FAILURES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'UND_ERR_
  * path to a 504, and a body paused because the client reads slowly is not timed out (as undici
  * does not time out a paused parser).
  */
-export interface AnswerTimeouts {
-  readonly headersMs: number
-  readonly bodyMs: number
-}
-
 function onHeadersTimeout(handler: ForwardHandler): void {
   handler.timedOut(new errors.HeadersTimeoutError())
 }
@@ -145,8 +140,9 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     private web?: GrpcWebMode,
     /** The request body, when it may feed an HTTP/2 stream: cut before undici closes that stream (body-limit.ts). */
     private readonly body?: UpstreamBody,
-    /** Over HTTP/1.1: the answer's timeouts, applied here ("Timeouts" above); undefined leaves them to undici. */
-    private readonly timeouts?: AnswerTimeouts,
+    /** Over HTTP/1.1: the body timeout, applied here with headersTimeoutMs ("Timeouts" above).
+     *  Undefined over HTTP/2, where undici applies both. */
+    private readonly bodyTimeoutMs?: number,
   ) {
     const res = ctx.res as TrackedResponse
     res[kHandler] = this
@@ -165,11 +161,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // on a saturated upstream thus do not make the pool reconnect for each of them.
     if (this.clientGone) throw CLIENT_GONE
     this.abort = abort
-    const t = this.timeouts
-    if (t !== undefined && t.headersMs > 0) {
+    if (this.bodyTimeoutMs !== undefined && this.headersTimeoutMs > 0) {
       // Sent again to another target (replicas): its time starts over.
       if (this.timer !== undefined) clearTimeout(this.timer)
-      this.timer = setTimeout(onHeadersTimeout, t.headersMs, this).unref()
+      this.timer = setTimeout(onHeadersTimeout, this.headersTimeoutMs, this).unref()
     }
   }
 
@@ -179,7 +174,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     if (this.state === State.Done) return
     // A body paused for a client that reads slowly is waiting on the client, not the upstream.
     if (this.state === State.Streaming && this.paused) {
-      this.timer = setTimeout(onBodyTimeout, this.timeouts!.bodyMs, this).unref()
+      this.timer = setTimeout(onBodyTimeout, this.bodyTimeoutMs!, this).unref()
       return
     }
     this.abort?.(err)
@@ -204,7 +199,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     if (statusCode < 200) {
       if (this.interimAt === 0) {
         this.interimAt = performance.now()
-        // As undici does: the final head has headersMs from the first interim one.
+        // As undici does: the final head has headersTimeoutMs from the first interim one.
         this.timer?.refresh()
       }
       return true
@@ -267,8 +262,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     this.state = State.Streaming
     this.resume = resume
-    const t = this.timeouts
-    if (t !== undefined && t.bodyMs > 0) this.timer = setTimeout(onBodyTimeout, t.bodyMs, this).unref()
+    const bodyMs = this.bodyTimeoutMs
+    if (bodyMs !== undefined && bodyMs > 0) this.timer = setTimeout(onBodyTimeout, bodyMs, this).unref()
     return true
   }
 

@@ -191,12 +191,12 @@ export function createForwardStage(config: Config, deps: Deps, options: ForwardO
         ...(target.http2 ? { headersTimeout: route.headersTimeoutMs, bodyTimeout: route.bodyTimeoutMs } : {}),
       }
       const headersTimeoutMs = route.headersTimeoutMs ?? target.headersTimeoutMs
-      const timeouts = target.http2 ? undefined : { headersMs: headersTimeoutMs, bodyMs: route.bodyTimeoutMs ?? target.bodyTimeoutMs }
+      const bodyTimeoutMs = target.http2 ? undefined : (route.bodyTimeoutMs ?? target.bodyTimeoutMs)
       return new Promise<void>((resolve, reject) => {
         // Only a request without a body may be sent again: a body already read cannot be.
         const retry = target.replicated && opts.body === null ? (h: ForwardHandler) => target.pool.dispatch(opts, h) : undefined
         const cuttable = body instanceof UpstreamBody ? body : undefined
-        target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id, headersTimeoutMs, dropFields, handshake ? tunnel : undefined, retry, web, cuttable, timeouts))
+        target.pool.dispatch(opts, new ForwardHandler(ctx, resolve, reject, logger, target.id, headersTimeoutMs, dropFields, handshake ? tunnel : undefined, retry, web, cuttable, bodyTimeoutMs))
       })
     },
     async close(): Promise<void> {
