@@ -4,7 +4,7 @@ import { createSecureContext } from 'node:tls'
 import { parseTrustedProxies } from '../http/client-address.js'
 import { issuerFromDiscoveryUrl } from '../pipeline/authn/issuer.js'
 import { showValue } from './env-refs.js'
-import { canonicalHostName } from '../pipeline/route/hosts.js'
+import { canonicalHostName, routeHostGroups } from '../pipeline/route/hosts.js'
 import { matchesExactly, patternProblem, patternShape, routeId, routeMethods } from './route-pattern.js'
 import { ServerSchema, type Config, type ListenerTlsConfig, type UpstreamConfig } from './schema.js'
 import { limitsSemanticIssues } from '../pipeline/limits/config.js'
@@ -316,7 +316,7 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
       // Routes compete only within a host group (route/hosts.ts): the same path may have a route
       // per host.
       const shape = patternShape(r.path)
-      const groups = r.hosts === undefined ? [''] : [...new Set(r.hosts.map(canonicalHostName))]
+      const groups = r.hosts === undefined ? [''] : routeHostGroups(r.hosts)
       dead: for (const g of groups) {
         for (const m of r.methods) {
           const prev = seenRoutes.get(`${g} ${m} ${shape}`)
@@ -329,9 +329,11 @@ export function semanticIssues(config: Config, resolvedPaths: ReadonlySet<string
       }
       for (const g of groups) for (const m of routeMethods(r.methods)) if (!seenRoutes.has(`${g} ${m} ${shape}`)) seenRoutes.set(`${g} ${m} ${shape}`, i)
     }
+    const listedAt = new Map<string, number>()
     r.hosts?.forEach((h, j) => {
-      const first = r.hosts!.findIndex((other) => canonicalHostName(other) === canonicalHostName(h))
-      if (first !== j) add(`${p}/hosts/${j}`, `${show(h, `${p}/hosts/${j}`)} is listed already (at /routes/${i}/hosts/${first}; names compare without letter case and trailing dot)`)
+      const first = listedAt.get(canonicalHostName(h))
+      if (first === undefined) listedAt.set(canonicalHostName(h), j)
+      else add(`${p}/hosts/${j}`, `${show(h, `${p}/hosts/${j}`)} is listed already (at /routes/${i}/hosts/${first}; names compare without letter case and trailing dot)`)
     })
   })
 

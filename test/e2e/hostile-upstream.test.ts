@@ -266,9 +266,8 @@ test('bodyTimeoutMs is silence between body chunks: a body that trickles in for 
 })
 
 test('a body the client reads slowly is not timed out: the upstream is paused for the client, not silent', async () => {
-  const socket = connect(Number(new URL(gw.url).port), '127.0.0.1')
+  const socket = await connectToGateway()
   try {
-    await once(socket, 'connect')
     socket.write('GET /stall/big HTTP/1.1\r\nHost: gw\r\nConnection: close\r\nX-Request-Id: slow-reader-0001\r\n\r\n')
     // Take the first bytes, then read nothing for three times bodyTimeoutMs (300 ms): the sockets
     // fill up, the gateway stops reading the upstream, and its body timer finds a client to wait for.

@@ -19,6 +19,14 @@ export function canonicalHostName(name: string): string {
   return lower.endsWith('.') ? lower.slice(0, -1) : lower
 }
 
+/**
+ * A route's `hosts` as the groups it joins: each entry in canonical form, listed once. The router
+ * builds its groups from this, and the config check of dead routes compares routes by it.
+ */
+export function routeHostGroups(hosts: readonly string[]): string[] {
+  return [...new Set(hosts.map(canonicalHostName))]
+}
+
 /** requestHostName of a Host no group may take (see there). */
 export const UNROUTABLE = ''
 

@@ -2,7 +2,7 @@ import { routeId, routeMethods } from '../../config/route-pattern.js'
 import type { RouteConfig } from '../../config/schema.js'
 import { admittedName } from '../authn/certificate.js'
 import { compileCors, type CompiledCors } from './cors.js'
-import { canonicalHostName, HostTable, requestHostName } from './hosts.js'
+import { HostTable, requestHostName, routeHostGroups } from './hosts.js'
 
 export interface CompiledRoute {
   readonly id: string
@@ -59,7 +59,7 @@ export function compileRoute(r: RouteConfig, index: number): CompiledRoute {
   return Object.freeze({
     id: routeId(r, index),
     pattern: r.path,
-    hosts: r.hosts === undefined ? undefined : [...new Set(r.hosts.map(canonicalHostName))],
+    hosts: r.hosts === undefined ? undefined : routeHostGroups(r.hosts),
     methods: new Set(routeMethods(r.methods)),
     auth: r.auth,
     certificates: r.certificates ? new Set(r.certificates.map(admittedName)) : undefined,
